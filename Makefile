@@ -1,0 +1,99 @@
+# The two commands a person needs: `make run` and `make test`. Everything else serves them.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+REDIS_HOST ?= 127.0.0.1
+REDIS_PORT ?= 6379
+B ?=
+
+.PHONY: run test install translations extract-messages db seed lint services browser-deps test-unit test-sqlite test-postgresql test-browser bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@touch $(STAMP)
+
+# Catalogs are compiled from the committed .po files (the .mo files are not committed).
+translations: install
+	@$(BIN)/pybabel compile -q -d marketplace/translations -D messages --statistics 2>&1 | grep -v '^$$' || true
+
+# Re-extract messages after changing user-facing text, then translate the new zh_Hans_CN entries.
+extract-messages: install
+	$(BIN)/pybabel extract -q -F babel.cfg -k _ -k lazy_gettext -k _l --no-location --sort-output -o marketplace/translations/messages.pot .
+	$(BIN)/pybabel update -q -N -i marketplace/translations/messages.pot -d marketplace/translations --no-wrap
+
+db: install
+	$(BIN)/alembic upgrade head
+
+seed: db translations
+	$(BIN)/flask --app wsgi seed
+
+run: seed
+	@echo
+	@echo "  粤农通 marketplace: http://$(HOST):$(PORT)/"
+	@echo "  Demo logins (password for all: nongye-2026) are listed in README.md:"
+	@$(BIN)/python -m seed.loader --logins | sed 's/^/    /'
+	@echo "  SMS codes (dev outbox): http://$(HOST):$(PORT)/dev/sms"
+	@echo
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 --access-logfile - wsgi:app
+
+# PostgreSQL and Redis are started here if they are down (the machine normally runs them).
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  echo "PostgreSQL is down: starting it"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start || true; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "ERROR: PostgreSQL is not reachable on 127.0.0.1:5432 and could not be started." >&2; exit 1; }; }
+	@redis-cli -h $(REDIS_HOST) -p $(REDIS_PORT) ping >/dev/null 2>&1 || { \
+	  echo "Redis is down: starting it"; \
+	  mkdir -p /var/lib/redis /var/log/redis; \
+	  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log || true; \
+	  for i in $$(seq 1 20); do redis-cli -h $(REDIS_HOST) -p $(REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.5; done; \
+	  redis-cli -h $(REDIS_HOST) -p $(REDIS_PORT) ping >/dev/null 2>&1 || { echo "ERROR: Redis is not reachable on $(REDIS_HOST):$(REDIS_PORT) and could not be started." >&2; exit 1; }; }
+
+# Debian's Chromium and a CJK font for the browser tests (Playwright never downloads a browser).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'WenQuanYi Micro Hei'; then \
+	  echo "Installing Debian's chromium and fonts-wqy-microhei for the browser tests"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "ERROR: run as root (apt-get) or install chromium fonts-wqy-microhei yourself" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy services
+
+test-unit: install translations
+	$(BIN)/pytest tests/unit -q
+
+test-sqlite: install translations
+	TEST_DATABASE=sqlite $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider
+
+test-postgresql: install translations services
+	TEST_DATABASE=postgresql PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider
+
+test-browser: install translations browser-deps
+	$(BIN)/pytest tests/browser -q -p no:cacheprovider
+
+test: install translations services lint
+	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgresql
+	$(MAKE) --no-print-directory test-browser
+
+bench: install translations services
+	@for f in bench/$(if $(B),$(B),*).py; do \
+	  [ -f "$$f" ] || { echo "no benchmark $$f"; exit 1; }; \
+	  echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) instance test-artifacts .pytest_cache .ruff_cache .mypy_cache

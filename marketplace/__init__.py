@@ -1,0 +1,110 @@
+"""The Flask application: the way in from HTTP, the CLI and the task queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, has_request_context, request, session
+from flask_babel import get_locale
+from flask_babel import gettext as babel_gettext
+
+from marketplace.config import PROJECT_ROOT, Config
+from marketplace.db import Database, get_session
+from marketplace.extensions import api as smorest_api
+from marketplace.extensions import babel, csrf, limiter, login_manager
+from services.i18n import install_translator
+
+LOCALE_COOKIE = "lang"
+
+
+def select_locale() -> str:
+    """The user's chosen language: session choice, then profile, then browser, then Chinese."""
+    from flask import current_app
+    from flask_login import current_user
+
+    supported = current_app.config["LANGUAGES"]
+    chosen = session.get(LOCALE_COOKIE) or request.cookies.get(LOCALE_COOKIE)
+    if chosen in supported:
+        return chosen
+    if current_user and getattr(current_user, "is_authenticated", False) and current_user.locale in supported:
+        return current_user.locale
+    best = request.accept_languages.best_match(["zh", "zh_CN", "zh-CN", "en"])
+    if best and best.startswith("en"):
+        return "en"
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def _translator(message: str) -> str:
+    return babel_gettext(message) if has_request_context() else message
+
+
+def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
+    """Build the application. `config` is a Config instance or overrides for the default one."""
+    if config is None or isinstance(config, dict):
+        overrides = config or {}
+        config = Config()
+        for key, value in overrides.items():
+            setattr(config, key, value)
+    app = Flask(
+        __name__,
+        instance_path=config.INSTANCE_PATH,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder="static",
+    )
+    app.config.from_object(config)
+
+    Database(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False)).init_app(app)
+
+    babel.init_app(
+        app,
+        locale_selector=select_locale,
+        default_translation_directories=str(PROJECT_ROOT / "marketplace" / "translations"),
+    )
+    install_translator(_translator)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    smorest_api.init_app(app)
+
+    from marketplace import auth, errors, web
+    from marketplace.api import register_api
+    from marketplace.tasks import init_celery
+
+    auth.init_app(app)
+    errors.init_app(app)
+    web.init_app(app)
+    register_api(app, smorest_api)
+    init_celery(app)
+
+    from marketplace import cli
+
+    cli.init_app(app)
+
+    @app.context_processor
+    def inject_globals() -> dict[str, Any]:
+        return {"current_locale": str(get_locale() or "zh_Hans_CN")}
+
+    @app.after_request
+    def security_headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.path.startswith("/api/docs"):
+            csp = (
+                "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline' https:;"
+                " script-src 'self' https://cdn.jsdelivr.net; worker-src blob:; font-src https: data:"
+            )
+        else:
+            csp = (
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+                " form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
+            )
+        response.headers.setdefault("Content-Security-Policy", csp)
+        if "lang_cookie" in g:
+            response.set_cookie(
+                LOCALE_COOKIE, g.lang_cookie, max_age=365 * 86400, httponly=True, samesite="Lax"
+            )
+        return response
+
+    app.get_session = get_session  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,18 @@
+"""JSON API (flask-smorest): blueprints under /api/v1, OpenAPI document at /api/openapi.json."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from marketplace.extensions import csrf
+
+
+def register_api(app: Flask, api: Api) -> None:
+    from marketplace.api.auth.routes import blp as auth_blp
+    from marketplace.api.places.routes import blp as places_blp
+
+    for blp in (auth_blp, places_blp):
+        # Bearer tokens, not cookies, authenticate the API: no CSRF token to carry.
+        csrf.exempt(blp)
+        api.register_blueprint(blp, url_prefix=f"/api/v1{blp.url_prefix or ''}")

@@ -1,0 +1,134 @@
+"""Configuration: one class reading the environment, with working local defaults.
+
+Every setting is documented in docs/deploy.md. Nothing here assumes a single process:
+sessions live in signed cookies, rate-limit counters in Redis when REDIS_URL is set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _instance_path() -> Path:
+    return Path(os.environ.get("INSTANCE_PATH", str(DEFAULT_INSTANCE)))
+
+
+def load_or_create_secret_key(instance_path: Path) -> str:
+    """SECRET_KEY from the environment, else one generated once into instance/secret_key.
+
+    Several processes on one machine share the file; on several machines set SECRET_KEY.
+    """
+    env = os.environ.get("SECRET_KEY")
+    if env:
+        return env
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        # O_EXCL: two processes starting together must not write two different keys.
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+    return key_file.read_text().strip()
+
+
+class Config:
+    """Production and development settings, read from the environment."""
+
+    def __init__(self) -> None:
+        self.INSTANCE_PATH = str(_instance_path())
+        self.SECRET_KEY = load_or_create_secret_key(Path(self.INSTANCE_PATH))
+        self.DATABASE_URL = os.environ.get(
+            "DATABASE_URL", f"sqlite:///{Path(self.INSTANCE_PATH) / 'marketplace.db'}"
+        )
+        self.SQL_ECHO = _bool("SQL_ECHO", False)
+        self.REDIS_URL = os.environ.get("REDIS_URL", "")
+
+        # Locale and time: Simplified Chinese first, English second, China Standard Time.
+        self.BABEL_DEFAULT_LOCALE = os.environ.get("DEFAULT_LOCALE", "zh_Hans_CN")
+        self.BABEL_DEFAULT_TIMEZONE = os.environ.get("TIMEZONE", "Asia/Shanghai")
+        self.LANGUAGES = ["zh_Hans_CN", "en"]
+
+        # Sessions: signed, HttpOnly, SameSite cookies. Secure whenever served over HTTPS.
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.PREFERRED_URL_SCHEME = "https" if self.SESSION_COOKIE_SECURE else "http"
+        self.MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 8 * 1024 * 1024))
+        self.WTF_CSRF_TIME_LIMIT = None  # a farmer may leave a form open for hours
+
+        # Rate limits: shared across processes through Redis; memory only for one dev process.
+        self.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
+        self.RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "gdm")
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+        self.LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "20 per minute")
+        self.SMS_RATE_LIMIT = os.environ.get("SMS_RATE_LIMIT", "10 per hour")
+
+        # Task queue: Celery on Redis in production, eager (inline) in the embedded default.
+        self.CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+        self.CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "")
+
+        # SMS: "outbox" writes messages to a table shown on /dev/sms.
+        self.SMS_GATEWAY = os.environ.get("SMS_GATEWAY", "outbox")
+        self.SMS_CODE_TTL_SECONDS = int(os.environ.get("SMS_CODE_TTL_SECONDS", 300))
+        self.SMS_CODE_MAX_ATTEMPTS = int(os.environ.get("SMS_CODE_MAX_ATTEMPTS", 5))
+        self.SMS_CODES_PER_PHONE_PER_HOUR = int(os.environ.get("SMS_CODES_PER_PHONE_PER_HOUR", 5))
+        self.SMS_CODE_RESEND_SECONDS = int(os.environ.get("SMS_CODE_RESEND_SECONDS", 60))
+        self.LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", 5))
+        self.LOGIN_LOCK_SECONDS = int(os.environ.get("LOGIN_LOCK_SECONDS", 900))
+        self.API_TOKEN_TTL_DAYS = int(os.environ.get("API_TOKEN_TTL_DAYS", 90))
+
+        # Developer pages (SMS outbox). Never on in production.
+        self.DEV_PAGES = _bool("DEV_PAGES", True)
+
+        # OpenAPI (flask-smorest): document at /api/openapi.json, docs page at /api/docs.
+        self.API_TITLE = "Guangdong Rural Marketplace API"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/api"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_REDOC_PATH = "docs"
+        self.OPENAPI_REDOC_URL = os.environ.get(
+            "OPENAPI_REDOC_URL",
+            "https://cdn.jsdelivr.net/npm/redoc@2.1.5/bundles/redoc.standalone.js",
+        )
+        self.API_SPEC_OPTIONS = {
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer"},
+                }
+            }
+        }
+        self.TESTING = False
+
+
+class TestingConfig(Config):
+    """Settings for the test suite: DATABASE_URL comes from the test harness."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.TESTING = True
+        self.WTF_CSRF_ENABLED = False
+        self.DEV_PAGES = True
+        self.DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+        self.RATELIMIT_STORAGE_URI = os.environ.get("TEST_RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_KEY_PREFIX = f"gdm-test-{os.getpid()}"

@@ -1,0 +1,71 @@
+"""Engine and sessionmaker built in the app factory; one session per request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, echo: bool = False) -> Engine:
+    """An engine with the settings each backend needs for a web app."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    kwargs: dict = {"echo": echo}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            from sqlalchemy.pool import StaticPool
+
+            kwargs["poolclass"] = StaticPool
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            if url not in ("sqlite://", "sqlite:///:memory:"):
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+class Database:
+    """What the app keeps of the database: the engine and how to open a session."""
+
+    def __init__(self, url: str, echo: bool = False) -> None:
+        self.engine = make_engine(url, echo)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # Tests replace this to hand every request the test's transactional session.
+        self.session_factory: Callable[[], Session] = self.sessionmaker
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["database"] = self
+        app.teardown_appcontext(self._close_session)
+
+    @staticmethod
+    def _close_session(exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            if exc is not None:
+                session.rollback()
+            session.close()
+
+
+def get_db() -> Database:
+    return current_app.extensions["database"]
+
+
+def get_session() -> Session:
+    """The request's session, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = get_db().session_factory()
+    return g.db_session

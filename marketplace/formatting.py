@@ -1,0 +1,60 @@
+"""Template filters: money from integer fen, times in Asia/Shanghai, masked phone numbers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask
+from flask_babel import format_datetime
+
+from services.validation import mask_phone
+
+
+def money(fen: int | None) -> str:
+    """¥12.50 from 1250 fen. Integer arithmetic only: no float ever touches money."""
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    yuan, cents = divmod(abs(int(fen)), 100)
+    return f"{sign}¥{yuan:,}.{cents:02d}"
+
+
+def local_time(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm") -> str:
+    """A UTC datetime shown in the configured zone (Asia/Shanghai)."""
+    if value is None:
+        return ""
+    return format_datetime(value, fmt)
+
+
+def register_filters(app: Flask) -> None:
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["mask_phone"] = mask_phone
+    app.jinja_env.globals["role_label"] = role_label
+    app.jinja_env.globals["node_kind_label"] = node_kind_label
+
+
+def role_label(role: object) -> str:
+    from flask_babel import gettext
+
+    labels = {
+        "buyer": gettext("Buyer"),
+        "farmer": gettext("Farmer"),
+        "agent": gettext("Village agent"),
+        "county_staff": gettext("County center staff"),
+        "dc_staff": gettext("Distribution center staff"),
+        "merchant": gettext("Merchant"),
+        "admin": gettext("Platform admin"),
+    }
+    return labels.get(getattr(role, "value", str(role)), str(role))
+
+
+def node_kind_label(kind: object) -> str:
+    from flask_babel import gettext
+
+    labels = {
+        "county_center": gettext("County service center"),
+        "village_point": gettext("Village service point"),
+        "distribution_center": gettext("Distribution center"),
+    }
+    return labels.get(getattr(kind, "value", str(kind)), str(kind))

@@ -1,0 +1,166 @@
+"""Accounts: users, their roles with scopes, SMS codes and outbox, API tokens, audit trail."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, utcnow
+
+
+class Role(enum.StrEnum):
+    BUYER = "buyer"
+    FARMER = "farmer"
+    AGENT = "agent"
+    COUNTY_STAFF = "county_staff"
+    DC_STAFF = "dc_staff"
+    MERCHANT = "merchant"
+    ADMIN = "admin"
+
+
+# Which scope each role needs: an agent runs a village point, county staff work for a county,
+# DC staff for a distribution center. The others act on their own behalf or province-wide.
+ROLE_SCOPE = {
+    Role.AGENT: "node",
+    Role.DC_STAFF: "node",
+    Role.COUNTY_STAFF: "county",
+    Role.BUYER: None,
+    Role.FARMER: None,
+    Role.MERCHANT: None,
+    Role.ADMIN: None,
+}
+
+
+def _enum(e: type[enum.Enum], length: int = 32) -> Enum:
+    return Enum(e, native_enum=False, length=length, values_callable=lambda x: [m.value for m in x])
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(11), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    display_name: Mapped[str] = mapped_column(String(40), default="")
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    phone_verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Bumped when the password changes so that every other logged-in session ends.
+    auth_version: Mapped[int] = mapped_column(default=1)
+
+    grants: Mapped[list[RoleGrant]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="RoleGrant.id",
+        foreign_keys="RoleGrant.user_id",
+    )
+
+    @property
+    def roles(self) -> set[Role]:
+        return {g.role for g in self.grants}
+
+    def has_role(self, role: Role) -> bool:
+        return any(g.role == role for g in self.grants)
+
+    # The interface Flask-Login expects, without importing it into the model layer.
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.auth_version}"
+
+    def __repr__(self) -> str:
+        return f"<User {self.id}>"
+
+
+class RoleGrant(Base):
+    """One role held by a user, with its scope where the role has one."""
+
+    __tablename__ = "role_grants"
+    __table_args__ = (UniqueConstraint("user_id", "role", "node_id", "county_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True, default=None)
+    county_code: Mapped[str | None] = mapped_column(ForeignKey("divisions.code"), index=True, default=None)
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="grants", foreign_keys=[user_id])
+    node = relationship("Node", lazy="joined")
+    county = relationship("Division", lazy="joined")
+
+
+class SmsPurpose(enum.StrEnum):
+    REGISTER = "register"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 (a purpose, not a password)
+
+
+class SmsCode(Base):
+    """A one-time verification code sent by SMS. Only its hash is stored."""
+
+    __tablename__ = "sms_codes"
+    __table_args__ = (Index("ix_sms_codes_phone_created", "phone", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(11))
+    purpose: Mapped[SmsPurpose] = mapped_column(_enum(SmsPurpose))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    consumed_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    requester_ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class SmsMessage(Base):
+    """The outbox of the default SMS gateway: what would have been sent, shown on /dev/sms."""
+
+    __tablename__ = "sms_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(11), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for API clients. The secret is shown once; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class AuditEvent(Base):
+    """Who changed what, when: every write through a service that edits shared data."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True, default=None)
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,21 @@
+"""HTML blueprints, one package per feature."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from marketplace.formatting import register_filters
+
+
+def init_app(app: Flask) -> None:
+    from marketplace.web.auth import bp as auth_bp
+    from marketplace.web.dev import bp as dev_bp
+    from marketplace.web.main import bp as main_bp
+    from marketplace.web.places import bp as places_bp
+
+    register_filters(app)
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp, url_prefix="/auth")
+    app.register_blueprint(places_bp)
+    if app.config.get("DEV_PAGES"):
+        app.register_blueprint(dev_bp, url_prefix="/dev")

@@ -1,0 +1,45 @@
+"""Home, language switch and each role's workspace."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import abort, current_app, g, redirect, render_template, request, session, url_for
+from flask_login import login_required
+
+from marketplace.auth import actor
+from marketplace.db import get_session
+from marketplace.web.main import bp
+from services import places, workspace
+
+
+@bp.get("/")
+def home():  # type: ignore[no-untyped-def]
+    user = actor()
+    return render_template(
+        "main/home.html",
+        stats=places.network_summary(get_session()),
+        workspaces=workspace.workspaces_for(user) if user else [],
+    )
+
+
+@bp.post("/lang")
+def set_language():  # type: ignore[no-untyped-def]
+    lang = request.form.get("lang", "")
+    if lang not in current_app.config["LANGUAGES"]:
+        abort(400)
+    session["lang"] = lang
+    g.lang_cookie = lang
+    target = request.form.get("next") or url_for("main.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/"):
+        target = url_for("main.home")  # never an open redirect
+    return redirect(target)
+
+
+@bp.get("/workspace")
+@login_required
+def workspace_index():  # type: ignore[no-untyped-def]
+    user = actor()
+    spaces = workspace.workspaces_for(user)
+    return render_template("main/workspace.html", workspaces=spaces)

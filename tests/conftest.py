@@ -1,0 +1,228 @@
+"""Test harness: one database per run (SQLite or PostgreSQL), built with `alembic upgrade head`;
+each test runs inside a transaction that is rolled back, with savepoints for the services' commits.
+
+Choose the backend with TEST_DATABASE=sqlite|postgresql (make test runs both).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from marketplace import create_app
+from marketplace.config import PROJECT_ROOT, TestingConfig
+from marketplace.db import make_engine
+from marketplace.extensions import limiter
+from marketplace.models import Role, RoleGrant, User
+from services import accounts, places
+from services.sms import OutboxSmsGateway
+
+SEED_DATA = PROJECT_ROOT / "seed" / "data"
+PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_PASSWORD = "nongye-2026"
+
+
+def backend() -> str:
+    return os.environ.get("TEST_DATABASE", "sqlite")
+
+
+def _create_pg_database(name: str) -> str:
+    admin = make_engine(PG_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_pg_database(name: str) -> None:
+    admin = make_engine(PG_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def new_database(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A factory for empty databases of the chosen backend, dropped at the end of the run."""
+    created: list[str] = []
+
+    def make(label: str = "db") -> str:
+        if backend() == "postgresql":
+            name = f"gdm_test_{label}_{uuid.uuid4().hex[:10]}"
+            created.append(name)
+            return _create_pg_database(name)
+        path = tmp_path_factory.mktemp(label) / "test.db"
+        return f"sqlite:///{path}"
+
+    yield make
+    for name in created:
+        _drop_pg_database(name)
+
+
+def alembic_config(url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.attributes["database_url"] = url
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def migrate(url: str, target: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), target)
+
+
+@pytest.fixture(scope="session")
+def database_url(new_database) -> str:  # type: ignore[no-untyped-def]
+    url = new_database("main")
+    migrate(url)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        # Guangdong's real divisions are reference data: loaded once per run, committed.
+        places.import_divisions(
+            session, places.read_division_files(SEED_DATA / "divisions.csv", SEED_DATA / "coordinates.csv")
+        )
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose commits become savepoints of one outer transaction rolled back after."""
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    yield session
+    session.close()
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def _app(database_url: str):  # type: ignore[no-untyped-def]
+    config = TestingConfig()
+    config.DATABASE_URL = database_url
+    return create_app(config)
+
+
+@pytest.fixture()
+def app(_app, session: Session):  # type: ignore[no-untyped-def]
+    """The app, every request of which uses the test's session."""
+    db = _app.extensions["database"]
+    db.session_factory = lambda: session
+    limiter.reset()
+    with _app.app_context():
+        yield _app
+    db.session_factory = db.sessionmaker
+
+
+@pytest.fixture()
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+@pytest.fixture()
+def policy() -> accounts.AuthPolicy:
+    return accounts.AuthPolicy()
+
+
+@pytest.fixture()
+def sms(session: Session) -> OutboxSmsGateway:
+    return OutboxSmsGateway(session)
+
+
+# --- data helpers -----------------------------------------------------------------------------
+
+_phone_counter = iter(range(10_000_000))
+
+
+def next_phone() -> str:
+    return f"139{next(_phone_counter) + 10_000_000:08d}"[:11]
+
+
+@pytest.fixture()
+def make_user(session: Session):  # type: ignore[no-untyped-def]
+    """make_user(Role.AGENT, node_id=…) → a saved user with that role (and scope)."""
+
+    def make(
+        *roles: Role,
+        node_id: int | None = None,
+        county_code: str | None = None,
+        phone: str | None = None,
+        password: str = TEST_PASSWORD,
+        name: str = "",
+    ) -> User:
+        user = accounts.create_user(
+            session, phone=phone or next_phone(), password=password, display_name=name, roles=()
+        )
+        for role in roles or (Role.BUYER,):
+            scope = {"node": {"node_id": node_id}, "county": {"county_code": county_code}}.get(
+                str(accounts.ROLE_SCOPE[role]), {}
+            )
+            session.add(RoleGrant(user_id=user.id, role=role, **scope))
+        session.commit()
+        session.refresh(user)
+        return user
+
+    return make
+
+
+@pytest.fixture()
+def admin(make_user) -> User:  # type: ignore[no-untyped-def]
+    return make_user(Role.ADMIN, name="省平台管理员")
+
+
+# Real places used across tests (codes from seed/data/divisions.csv).
+MEIXIAN = "441403"  # 梅州市梅县区
+PINGYUAN = "441426"  # 梅州市平远县
+YINGDE = "441881"  # 清远市英德市
+
+
+@pytest.fixture()
+def first_village(session: Session):  # type: ignore[no-untyped-def]
+    """The first rural village (村委会) of a county, by code."""
+    from sqlalchemy import select
+
+    from marketplace.models import Division, DivisionLevel
+
+    def pick(county_code: str, offset: int = 0) -> Division:
+        return session.scalars(
+            select(Division)
+            .where(
+                Division.level == DivisionLevel.VILLAGE,
+                Division.code.startswith(county_code),
+                Division.name.endswith("村委会"),
+            )
+            .order_by(Division.code)
+            .offset(offset)
+            .limit(1)
+        ).one()
+
+    return pick
+
+
+def login(client, phone: str, password: str = TEST_PASSWORD):  # type: ignore[no-untyped-def]
+    return client.post("/auth/login", data={"phone": phone, "password": password})
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = PROJECT_ROOT / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path

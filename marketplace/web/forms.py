@@ -1,0 +1,24 @@
+"""Helpers shared by the HTML blueprints' forms."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+
+from services.errors import ServiceError
+
+
+def show_service_error(form: FlaskForm, exc: ServiceError) -> str | None:
+    """Put a service's field errors on the form's fields; return the message for the rest.
+
+    The form keeps what the user typed, so re-rendering it shows their input with the errors.
+    """
+    leftover = []
+    for field_name, messages in exc.field_errors.items():
+        field = getattr(form, field_name, None)
+        if field is None:
+            leftover.extend(str(m) for m in messages)
+            continue
+        field.errors = [*field.errors, *(str(m) for m in messages)]
+    if not exc.field_errors or leftover:
+        return " ".join(leftover) or str(exc.message)
+    return None

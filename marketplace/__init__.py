@@ -25,9 +25,10 @@ def select_locale() -> str:
     supported = current_app.config["LANGUAGES"]
     chosen = session.get(LOCALE_COOKIE) or request.cookies.get(LOCALE_COOKIE)
     if chosen in supported:
-        return chosen
-    if current_user and getattr(current_user, "is_authenticated", False) and current_user.locale in supported:
-        return current_user.locale
+        return str(chosen)
+    profile_locale = getattr(current_user, "locale", None)
+    if getattr(current_user, "is_authenticated", False) and profile_locale in supported:
+        return str(profile_locale)
     best = request.accept_languages.best_match(["zh", "zh_CN", "zh-CN", "en"])
     if best and best.startswith("en"):
         return "en"

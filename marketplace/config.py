@@ -124,6 +124,8 @@ class Config:
 class TestingConfig(Config):
     """Settings for the test suite: DATABASE_URL comes from the test harness."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     def __init__(self) -> None:
         super().__init__()
         self.TESTING = True

@@ -10,17 +10,23 @@ from datetime import timedelta
 from celery import Celery, Task
 from flask import Flask
 
-celery_app = Celery("marketplace")
+
+class FlaskTask(Task):
+    """Runs every task inside the app context of the app Celery was bound to."""
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        flask_app = self.app.conf.get("flask_app")
+        if flask_app is None:
+            raise RuntimeError("init_celery(app) was not called")
+        with flask_app.app_context():
+            return self.run(*args, **kwargs)
+
+
+celery_app = Celery("marketplace", task_cls=FlaskTask)
 
 
 def init_celery(app: Flask) -> Celery:
-    """Bind Celery to the app: tasks run inside an app context; eager when no broker is set."""
-
-    class FlaskTask(Task):
-        def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            with app.app_context():
-                return self.run(*args, **kwargs)
-
+    """Bind Celery to the app: tasks run inside its app context; eager when no broker is set."""
     broker = app.config.get("CELERY_BROKER_URL") or ""
     celery_app.conf.update(
         broker_url=broker or "memory://",
@@ -38,7 +44,7 @@ def init_celery(app: Flask) -> Celery:
             }
         },
     )
-    celery_app.Task = FlaskTask
+    celery_app.conf.flask_app = app
     app.extensions["celery"] = celery_app
     return celery_app
 

@@ -1,0 +1,66 @@
+"""The production task path: a task sent through the real Redis broker, run by a Celery worker."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from marketplace import create_app
+from marketplace.config import TestingConfig
+from marketplace.models import SmsCode, SmsPurpose, utcnow
+from marketplace.tasks import celery_app, purge_expired_sms_codes
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture()
+def worker(database_url):  # type: ignore[no-untyped-def]
+    from celery.contrib.testing.worker import start_worker
+
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: `make services` starts it")
+    config = TestingConfig()
+    config.DATABASE_URL = database_url
+    config.CELERY_BROKER_URL = REDIS_URL
+    config.CELERY_RESULT_BACKEND = REDIS_URL
+    app = create_app(config)
+    saved = dict(celery_app.conf)
+    celery_app.conf.update(task_ignore_result=False)
+    with start_worker(celery_app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
+        yield app
+    celery_app.conf.update(saved)
+
+
+class TestTaskQueue:
+    def test_a_queued_task_runs_in_a_worker_and_commits(self, worker, engine):
+        old, fresh = utcnow() - timedelta(days=2), utcnow()
+        with Session(engine) as s:
+            for created in (old, fresh):
+                s.add(
+                    SmsCode(
+                        phone="13700000001",
+                        purpose=SmsPurpose.REGISTER,
+                        code_hash="x",
+                        created_at=created,
+                        expires_at=created + timedelta(minutes=5),
+                    )
+                )
+            s.commit()
+        try:
+            assert celery_app.conf.task_always_eager is False
+            result = purge_expired_sms_codes.delay()
+            assert result.get(timeout=20) >= 1
+            with Session(engine) as s:
+                left = s.scalars(select(SmsCode.created_at).where(SmsCode.phone == "13700000001")).all()
+            assert [t.replace(microsecond=0) for t in left] == [fresh.replace(microsecond=0)]
+        finally:
+            with Session(engine) as s:
+                s.execute(delete(SmsCode).where(SmsCode.phone == "13700000001"))
+                s.commit()

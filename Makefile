@@ -27,7 +27,7 @@ translations: install
 
 # Re-extract messages after changing user-facing text, then translate the new zh_Hans_CN entries.
 extract-messages: install
-	$(BIN)/pybabel extract -q -F babel.cfg -k _ -k lazy_gettext -k _l --no-location --sort-output -o marketplace/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k lazy_gettext -k _l --no-location --sort-output -o marketplace/translations/messages.pot .
 	$(BIN)/pybabel update -q -N -i marketplace/translations/messages.pot -d marketplace/translations --no-wrap
 
 db: install
@@ -43,7 +43,7 @@ run: seed
 	@$(BIN)/python -m seed.loader --logins | sed 's/^/    /'
 	@echo "  SMS codes (dev outbox): http://$(HOST):$(PORT)/dev/sms"
 	@echo
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 --access-logfile - wsgi:app
+	DEV_PAGES=1 $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 --access-logfile - wsgi:app
 
 # PostgreSQL and Redis are started here if they are down (the machine normally runs them).
 services:

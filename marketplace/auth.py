@@ -21,6 +21,10 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(login_id: str) -> User | None:
+        # The API authenticates by bearer token only: a browser's session cookie must not
+        # authorize a cross-site request there (the API has no CSRF token).
+        if request.path.startswith("/api/"):
+            return None
         return accounts.load_login_user(get_session(), login_id)
 
     @login_manager.request_loader

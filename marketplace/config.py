@@ -97,8 +97,8 @@ class Config:
         self.LOGIN_LOCK_SECONDS = int(os.environ.get("LOGIN_LOCK_SECONDS", 900))
         self.API_TOKEN_TTL_DAYS = int(os.environ.get("API_TOKEN_TTL_DAYS", 90))
 
-        # Developer pages (SMS outbox). Never on in production.
-        self.DEV_PAGES = _bool("DEV_PAGES", True)
+        # Developer pages (SMS outbox, shows every code sent). Off unless asked for: `make run` sets it.
+        self.DEV_PAGES = _bool("DEV_PAGES", False)
 
         # OpenAPI (flask-smorest): document at /api/openapi.json, docs page at /api/docs.
         self.API_TITLE = "Guangdong Rural Marketplace API"

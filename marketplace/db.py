@@ -34,6 +34,13 @@ def make_engine(url: str, echo: bool = False) -> Engine:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # pysqlite's own transaction handling breaks SAVEPOINT and transactional DDL;
+            # let SQLAlchemy emit BEGIN itself (the recipe in SQLAlchemy's SQLite docs).
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -44,20 +51,27 @@ class Database:
     def __init__(self, url: str, echo: bool = False) -> None:
         self.engine = make_engine(url, echo)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        # Tests replace this to hand every request the test's transactional session.
+        # Tests replace this to hand every request the test's transactional session, which
+        # then outlives the request (lend_session).
         self.session_factory: Callable[[], Session] = self.sessionmaker
+        self._lent: Session | None = None
+
+    def lend_session(self, session: Session | None) -> None:
+        """Serve every request from `session` (kept open across requests); None to stop."""
+        self._lent = session
+        self.session_factory = (lambda: session) if session is not None else self.sessionmaker
 
     def init_app(self, app: Flask) -> None:
         app.extensions["database"] = self
         app.teardown_appcontext(self._close_session)
 
-    @staticmethod
-    def _close_session(exc: BaseException | None) -> None:
+    def _close_session(self, exc: BaseException | None) -> None:
         session = g.pop("db_session", None)
         if session is not None:
             if exc is not None:
                 session.rollback()
-            session.close()
+            if session is not self._lent:
+                session.close()
 
 
 def get_db() -> Database:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -83,11 +83,11 @@ def init_app(app: Flask) -> None:
         if status == 422 and isinstance(errors, dict) and len(errors) == 1:
             errors = next(iter(errors.values()))  # {"json": {...}} → {...}
         message = _messages().get(status, exc.description or "")
-        response = error_response(status, message, None, errors)
-        if isinstance(response, tuple) and hasattr(exc, "get_headers"):
-            for key, value in exc.get_headers():
-                if key.lower() in ("retry-after", "allow", "www-authenticate"):
-                    response[0].headers[key] = value
+        body, status = error_response(status, message, None, errors)
+        response = make_response(body, status)
+        for key, value in exc.get_headers():
+            if key.lower() in ("retry-after", "allow", "www-authenticate"):
+                response.headers[key] = value
         return response
 
     @app.errorhandler(InternalServerError)

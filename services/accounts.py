@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -331,16 +332,28 @@ def reset_password(
     return user
 
 
-def update_profile(session: Session, user: User, *, display_name: str, locale: str | None) -> User:
-    user.display_name = check_text(display_name, "display_name", max_len=40)
+def update_profile(session: Session, user: User | None, *, display_name: str, locale: str | None) -> User:
+    """Change one's own display name and preferred language."""
+    user = authz.require_user(user)
+    display_name = check_text(display_name, "display_name", max_len=40)
     if locale not in (None, "", "zh_Hans_CN", "en"):
         raise ValidationError(_("Unknown language."), field_errors={"locale": [_("Unknown language.")]})
+    user.display_name = display_name
     user.locale = locale or None
     session.commit()
     return user
 
 
 # --- roles and scopes ---------------------------------------------------------------------
+
+
+def grantable_roles(actor: User | None) -> list[Role]:
+    """The roles an actor may hand out: any for admins, village agents for county staff."""
+    if authz.is_admin(actor):
+        return list(Role)
+    if authz.staff_county_codes(actor):
+        return [Role.AGENT]
+    return []
 
 
 def grant_role(
@@ -357,30 +370,35 @@ def grant_role(
 
     Admins grant anything. County staff appoint agents for village points in their county.
     """
-    actor = authz.require_user(actor)
+    actor = authz.require_staff(actor)
+    # Who may grant this role at all comes first: a refusal must not depend on the input.
+    if role not in grantable_roles(actor):
+        raise Forbidden()
     user = get_user(session, user_id)
     scope = ROLE_SCOPE[role]
     node: Node | None = None
     if scope == "node":
-        if node_id is None:
-            raise ValidationError(_("Choose the service point or center for this role."))
-        node = session.get(Node, node_id)
         wanted = NodeKind.VILLAGE_POINT if role == Role.AGENT else NodeKind.DISTRIBUTION_CENTER
+        node = session.get(Node, node_id) if node_id is not None else None
         if node is None or node.kind != wanted:
-            raise ValidationError(_("Choose the service point or center for this role."))
+            msg = (
+                _("Choose the village service point for this agent.")
+                if role == Role.AGENT
+                else _("Choose the distribution center for this role.")
+            )
+            raise ValidationError(msg, field_errors={"node_id": [msg]})
         county_code = None
     elif scope == "county":
         division = session.get(Division, county_code) if county_code else None
         if division is None or division.level != DivisionLevel.COUNTY:
-            raise ValidationError(_("Choose the county for this role."))
+            msg = _("Choose the county for this role.")
+            raise ValidationError(msg, field_errors={"county_code": [msg]})
         node_id = None
     else:
         node_id = county_code = None
 
-    allowed = authz.is_admin(actor) or (
-        role == Role.AGENT and node is not None and node.county_code in authz.staff_county_codes(actor)
-    )
-    if not allowed:
+    in_own_county = node is not None and node.county_code in authz.staff_county_codes(actor)
+    if not (authz.is_admin(actor) or in_own_county):
         raise Forbidden()
 
     existing = session.scalar(
@@ -416,17 +434,24 @@ def grant_role(
     return grant
 
 
-def revoke_role(session: Session, actor: User | None, grant_id: int) -> None:
-    actor = authz.require_user(actor)
-    grant = session.get(RoleGrant, grant_id)
-    if grant is None:
-        raise NotFound()
-    allowed = authz.is_admin(actor) or (
+def can_revoke(actor: User | None, grant: RoleGrant) -> bool:
+    """Admins take away any role; county staff the agents of their county's village points."""
+    if authz.is_admin(actor):
+        return True
+    return (
         grant.role == Role.AGENT
         and grant.node is not None
         and grant.node.county_code in authz.staff_county_codes(actor)
     )
-    if not allowed:
+
+
+def revoke_role(session: Session, actor: User | None, grant_id: int, *, user_id: int | None = None) -> None:
+    """Take a role away. `user_id`, when given, must be the grant's holder."""
+    actor = authz.require_staff(actor)
+    grant = session.get(RoleGrant, grant_id)
+    if grant is None or (user_id is not None and grant.user_id != user_id):
+        raise NotFound()
+    if not can_revoke(actor, grant):
         raise Forbidden()
     if grant.role == Role.ADMIN and grant.user_id == actor.id:
         raise Conflict(_("You cannot remove your own administrator role."))
@@ -446,11 +471,12 @@ def revoke_role(session: Session, actor: User | None, grant_id: int) -> None:
 def list_users(
     session: Session, actor: User | None, *, phone_prefix: str = "", limit: int = 50
 ) -> list[User]:
-    """Users for the role-management page: admins and county staff only."""
+    """Users for the role-management page, newest first: admins and county staff only."""
     authz.require_staff(actor)
-    stmt = select(User).order_by(User.id).limit(limit)
-    if phone_prefix:
-        digits = "".join(c for c in phone_prefix if c.isdigit())[:11]
+    stmt = select(User).order_by(User.id.desc()).limit(limit)
+    prefix = unicodedata.normalize("NFKC", phone_prefix or "")  # full-width digits too
+    digits = "".join(c for c in prefix if c in "0123456789")[:11]
+    if digits:
         stmt = stmt.where(User.phone.startswith(digits, autoescape=True))
     return list(session.scalars(stmt))
 
@@ -473,11 +499,12 @@ def issue_api_token(
 ) -> tuple[str, ApiToken]:
     """Log in with phone and password and get a bearer token (shown once)."""
     now = _now(now)
+    name = check_text(name, "name", max_len=64)  # before logging in: bad input writes nothing
     user = authenticate(session, phone, password, policy, now=now)
     secret = "gdm_" + secrets.token_urlsafe(32)
     token = ApiToken(
         user_id=user.id,
-        name=check_text(name, "name", max_len=64),
+        name=name,
         token_hash=_token_hash(secret),
         created_at=now,
         expires_at=now + timedelta(days=policy.token_ttl_days),
@@ -513,18 +540,30 @@ def count_users(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(User)) or 0
 
 
+def purge_expired_codes(session: Session, *, now: datetime | None = None, keep_hours: int = 24) -> int:
+    """Delete codes older than `keep_hours` (they no longer count for rate limits)."""
+    cutoff = _now(now) - timedelta(hours=keep_hours)
+    result = session.execute(delete(SmsCode).where(SmsCode.created_at < cutoff))
+    session.commit()
+    return result.rowcount or 0
+
+
 __all__ = [
     "SELF_SERVICE_ROLES",
     "AuthPolicy",
     "authenticate",
     "authenticate_token",
+    "can_revoke",
+    "count_users",
     "create_user",
     "find_user_by_phone",
     "get_user",
     "grant_role",
+    "grantable_roles",
     "issue_api_token",
     "list_users",
     "load_login_user",
+    "purge_expired_codes",
     "register",
     "request_sms_code",
     "reset_password",
@@ -532,13 +571,3 @@ __all__ = [
     "revoke_role",
     "update_profile",
 ]
-
-
-def purge_expired_codes(session: Session, *, now: datetime | None = None, keep_hours: int = 24) -> int:
-    """Delete codes older than `keep_hours` (they no longer count for rate limits)."""
-    from sqlalchemy import delete
-
-    cutoff = _now(now) - timedelta(hours=keep_hours)
-    result = session.execute(delete(SmsCode).where(SmsCode.created_at < cutoff))
-    session.commit()
-    return result.rowcount or 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from marketplace.models import (
@@ -40,6 +42,8 @@ NODE_DIVISION_LEVEL = {
     NodeKind.VILLAGE_POINT: DivisionLevel.VILLAGE,
     NodeKind.DISTRIBUTION_CENTER: DivisionLevel.COUNTY,
 }
+
+CODE_RE = re.compile(r"^\d{2,12}$", re.ASCII)
 
 # Fields a node's own operator (agent, DC staff) may change; the rest need county staff or admin.
 OPERATOR_FIELDS = {"phone", "opening_hours", "description"}
@@ -105,11 +109,32 @@ def import_divisions(
     return len(new)
 
 
+def _is_code(code: Any) -> bool:
+    return isinstance(code, str) and CODE_RE.match(code) is not None
+
+
 def get_division(session: Session, code: str) -> Division:
-    division = session.get(Division, code)
+    division = session.get(Division, code) if _is_code(code) else None
     if division is None:
         raise NotFound(_("Unknown division code."))
     return division
+
+
+def browse_divisions(
+    session: Session, *, parent_code: str | None = None, level: DivisionLevel | None = None
+) -> list[Division]:
+    """Divisions for a picker or an API client: a division's children, or one level's divisions.
+
+    Without either, the cities. Towns and villages come only under a parent (there are 26,000
+    villages)."""
+    if parent_code is None and level is None:
+        parent_code = "44"
+    if parent_code is None and level in (DivisionLevel.TOWN, DivisionLevel.VILLAGE):
+        msg = _("Give parent_code to list towns or villages.")
+        raise ValidationError(msg, field_errors={"parent_code": [msg]})
+    if parent_code is not None:
+        get_division(session, parent_code)
+    return list_divisions(session, parent_code=parent_code, level=level)
 
 
 def list_divisions(
@@ -129,14 +154,25 @@ def counties_with_points(session: Session) -> list[Division]:
     return list(session.scalars(select(Division).where(Division.code.in_(sub)).order_by(Division.code)))
 
 
-def division_path(session: Session, code: str) -> list[Division]:
-    """The chain city → county → town → village ending at `code` (province left out)."""
+def division_chain(division: Division | None) -> list[Division]:
+    """City → county → town → village down to `division` (province left out)."""
     chain: list[Division] = []
-    division = session.get(Division, code)
     while division is not None and division.level != DivisionLevel.PROVINCE:
         chain.append(division)
         division = division.parent
     return list(reversed(chain))
+
+
+def division_path(session: Session, code: str) -> list[Division]:
+    """The chain city → county → town → village ending at `code` (province left out)."""
+    return division_chain(session.get(Division, code))
+
+
+def counties_by_city(session: Session) -> list[tuple[Division, list[Division]]]:
+    """Every county-level division, grouped under its city: the choices for served counties."""
+    cities = list_divisions(session, level=DivisionLevel.CITY)
+    counties = list_divisions(session, level=DivisionLevel.COUNTY)
+    return [(city, [c for c in counties if c.parent_code == city.code]) for city in cities]
 
 
 def _county_of(division: Division) -> str:
@@ -144,11 +180,12 @@ def _county_of(division: Division) -> str:
 
 
 def _centroid(session: Session, division: Division) -> tuple[float | None, float | None, bool]:
-    """The division's own position, else the nearest ancestor's (marked approximate)."""
+    """A stand-in position for a node without its own: the nearest division with coordinates
+    (the county's centroid for a village). Always marked approximate."""
     current: Division | None = division
     while current is not None:
         if current.longitude is not None and current.latitude is not None:
-            return current.longitude, current.latitude, current is not division
+            return current.longitude, current.latitude, True
         current = current.parent
     return None, None, True
 
@@ -157,10 +194,67 @@ def _centroid(session: Session, division: Division) -> tuple[float | None, float
 
 
 def get_node(session: Session, node_id: int, kind: NodeKind | None = None) -> Node:
-    node = session.get(Node, node_id)
+    # Ids beyond the column's range are simply unknown (PostgreSQL would refuse to compare them).
+    node = session.get(Node, node_id) if 0 < node_id < 2**31 else None
     if node is None or (kind is not None and node.kind != kind):
         raise NotFound(_("This service point or center does not exist."))
     return node
+
+
+def find_node(session: Session, kind: NodeKind, division_code: str) -> Node | None:
+    """The first node of a kind standing in a division: the natural key seed data matches on."""
+    return session.scalar(
+        select(Node).where(Node.kind == kind, Node.division_code == division_code).order_by(Node.id).limit(1)
+    )
+
+
+def parse_kind(raw: str | NodeKind | None) -> NodeKind:
+    """A node kind from user input; a clear message for anything else."""
+    try:
+        return NodeKind(str(raw))
+    except ValueError:
+        msg = _("Unknown kind of service point or center.")
+        raise ValidationError(msg, field_errors={"kind": [msg]}) from None
+
+
+@dataclass(frozen=True)
+class PlacedNode:
+    """A node with its place path (city → … → its division), for lists and detail pages."""
+
+    node: Node
+    path: list[Division]
+
+
+def _placed(nodes: Iterable[Node]) -> list[PlacedNode]:
+    return [PlacedNode(node=n, path=division_chain(n.division)) for n in nodes]
+
+
+def village_point_directory(session: Session, county_code: str | None = None) -> list[PlacedNode]:
+    """The public directory of active village points, optionally one county's, with place paths."""
+    return _placed(list_village_points(session, county_code=county_code or None))
+
+
+def public_village_point(session: Session, point_id: int) -> PlacedNode:
+    """One active village point for the public detail page (closed points are not shown)."""
+    point = get_node(session, point_id, NodeKind.VILLAGE_POINT)
+    if not point.active:
+        raise NotFound(_("This service point or center does not exist."))
+    return PlacedNode(node=point, path=division_chain(point.division))
+
+
+def list_centers(session: Session, kind: NodeKind) -> list[Node]:
+    """Active county service centers or distribution centers, by county."""
+    if kind == NodeKind.VILLAGE_POINT:
+        return list(list_village_points(session))
+    cls = NODE_CLASSES[kind]
+    return list(
+        session.scalars(
+            select(cls)
+            .where(cls.active.is_(True))
+            .options(selectinload(cls.served_counties))
+            .order_by(cls.county_code, cls.id)
+        )
+    )
 
 
 def list_village_points(
@@ -191,13 +285,54 @@ def list_managed_nodes(session: Session, actor: User | None, *, kind: NodeKind |
         own = authz.node_ids(actor, Role.AGENT) | authz.node_ids(actor, Role.DC_STAFF)
         if not counties and not own:
             raise Forbidden()
-        conditions = []
+        conditions: list[Any] = []
         if counties:
             conditions.append((Node.county_code.in_(counties)) & (Node.kind != NodeKind.DISTRIBUTION_CENTER))
         if own:
             conditions.append(Node.id.in_(own))
         stmt = stmt.where(or_(*conditions))
     return list(session.scalars(stmt))
+
+
+def _text(field: str, max_len: int, required: bool = False) -> Any:
+    def check(v: Any) -> str:
+        if v is not None and not isinstance(v, str):
+            msg = _("Enter text.")
+            raise ValidationError(msg, field_errors={field: [msg]})
+        return check_text(v, field, max_len=max_len, required=required)
+
+    return check
+
+
+def _flag(field: str) -> Any:
+    def check(v: Any) -> bool:
+        if isinstance(v, bool):
+            return v
+        text = str(v).strip().lower() if isinstance(v, str | int) else None
+        if text in ("1", "true", "y", "yes", "on"):
+            return True
+        if text in ("", "0", "false", "n", "no", "off"):
+            return False
+        msg = _("Choose yes or no.")
+        raise ValidationError(msg, field_errors={field: [msg]})
+
+    return check
+
+
+def _coordinate(field: str, low: float, high: float) -> Any:
+    def check(v: Any) -> float | None:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        try:
+            value = float(v) if not isinstance(v, bool) else float("nan")
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not low <= value <= high:  # also refuses NaN and infinities
+            msg = _("Must be a number between %(low)s and %(high)s (Guangdong).", low=low, high=high)
+            raise ValidationError(msg, field_errors={field: [msg]})
+        return value
+
+    return check
 
 
 def _clean_fields(data: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
@@ -212,28 +347,22 @@ def _clean_fields(data: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
             except ValidationError as exc:
                 errors.update(exc.field_errors)
 
-    run("name", lambda v: check_text(v, "name", max_len=80, required=True))
-    run("address", lambda v: check_text(v, "address", max_len=200))
-    run("description", lambda v: check_text(v, "description", max_len=1000))
-    run("phone", lambda v: normalize_contact_phone(v))
-    run("opening_hours", check_opening_hours)
-    run("has_cold_storage", bool)
-    run("active", bool)
-    for field, low, high in (("longitude", 109.0, 118.0), ("latitude", 20.0, 26.0)):
-
-        def coord(v: Any, field: str = field, low: float = low, high: float = high) -> float | None:
-            if v in (None, ""):
-                return None
-            try:
-                value = float(v)
-            except (TypeError, ValueError):
-                value = float("nan")
-            if not low <= value <= high:
-                msg = _("Must be a number between %(low)s and %(high)s (Guangdong).", low=low, high=high)
-                raise ValidationError(msg, field_errors={field: [msg]})
-            return value
-
-        run(field, coord)
+    run("name", _text("name", 80, required=True))
+    run("address", _text("address", 200))
+    run("description", _text("description", 1000))
+    run("phone", lambda v: normalize_contact_phone(_text("phone", 40)(v)))
+    run("opening_hours", lambda v: check_opening_hours(_text("opening_hours", 64)(v)))
+    run("has_cold_storage", _flag("has_cold_storage"))
+    run("active", _flag("active"))
+    run("longitude", _coordinate("longitude", 109.0, 118.0))
+    run("latitude", _coordinate("latitude", 20.0, 26.0))
+    if not errors and {"longitude", "latitude"} <= allowed:
+        given = [f for f in ("longitude", "latitude") if out.get(f) is not None]
+        # A position needs both numbers; one alone would pair with the other's old value.
+        if len(given) == 1:
+            missing = "latitude" if given == ["longitude"] else "longitude"
+            msg = _("Enter both longitude and latitude, or neither.")
+            errors[missing] = [msg]
     if errors:
         raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
     return out
@@ -246,7 +375,33 @@ def _audit(session: Session, actor: User, action: str, node: Node, changes: dict
             action=action,
             entity_type="node",
             entity_id=str(node.id),
-            changes={k: v for k, v in changes.items()},
+            changes=dict(changes),
+        )
+    )
+
+
+def creatable_kinds(actor: User | None) -> list[NodeKind]:
+    """The kinds of node an actor may open: every kind for admins, village points for county staff."""
+    if authz.is_admin(actor):
+        return list(NodeKind)
+    if authz.staff_county_codes(actor):
+        return [NodeKind.VILLAGE_POINT]
+    return []
+
+
+def _division_error(kind: NodeKind) -> ValidationError:
+    msg = (
+        _("Choose a village from the list.")
+        if kind == NodeKind.VILLAGE_POINT
+        else _("Choose a county or district from the list.")
+    )
+    return ValidationError(msg, field_errors={"division_code": [msg]})
+
+
+def _active_center(session: Session, county_code: str) -> CountyServiceCenter | None:
+    return session.scalar(
+        select(CountyServiceCenter).where(
+            CountyServiceCenter.county_code == county_code, CountyServiceCenter.active.is_(True)
         )
     )
 
@@ -262,36 +417,27 @@ def create_node(
     """Open a county center, village point or distribution center.
 
     Admins open anything; county staff open village points in their own county.
+    Everything is checked before anything is written.
     """
     actor = authz.require_user(actor)
+    kind = parse_kind(kind)
+    if kind not in creatable_kinds(actor):
+        raise Forbidden()
     division_code = str(data.get("division_code") or "").strip()
-    division = session.get(Division, division_code) if division_code else None
+    division = session.get(Division, division_code) if _is_code(division_code) else None
     if division is None or division.level != NODE_DIVISION_LEVEL[kind]:
-        msg = (
-            _("Choose a village from the list.")
-            if kind == NodeKind.VILLAGE_POINT
-            else _("Choose a county or district from the list.")
-        )
-        raise ValidationError(msg, field_errors={"division_code": [msg]})
+        raise _division_error(kind)
     county_code = _county_of(division)
-    allowed = authz.is_admin(actor) or (
-        kind == NodeKind.VILLAGE_POINT and county_code in authz.staff_county_codes(actor)
-    )
-    if not allowed:
+    if not (authz.is_admin(actor) or county_code in authz.staff_county_codes(actor)):
         raise Forbidden()
     fields = _clean_fields(data, OPERATOR_FIELDS | ADMIN_FIELDS)
     if "name" not in fields:
         msg = _("This field is required.")
         raise ValidationError(msg, field_errors={"name": [msg]})
-
-    if kind == NodeKind.COUNTY_CENTER:
-        existing = session.scalar(
-            select(CountyServiceCenter).where(
-                CountyServiceCenter.county_code == county_code, CountyServiceCenter.active.is_(True)
-            )
-        )
-        if existing is not None:
-            raise Conflict(_("This county already has a service center."))
+    served = _counties(session, served_county_codes) if kind == NodeKind.DISTRIBUTION_CENTER else []
+    center = _active_center(session, county_code)
+    if kind == NodeKind.COUNTY_CENTER and center is not None:
+        raise Conflict(_("This county already has a service center."))
 
     node = NODE_CLASSES[kind](division_code=division.code, county_code=county_code, updated_by_id=actor.id)
     for key, value in fields.items():
@@ -301,11 +447,8 @@ def create_node(
     else:
         node.coordinates_approximate = False
     if kind == NodeKind.VILLAGE_POINT:
-        node.county_center = session.scalar(
-            select(CountyServiceCenter).where(
-                CountyServiceCenter.county_code == county_code, CountyServiceCenter.active.is_(True)
-            )
-        )
+        node.county_center = center
+    session.add(node)
     if kind == NodeKind.COUNTY_CENTER:
         # Points opened before their county's center get it now.
         for point in session.scalars(
@@ -316,25 +459,41 @@ def create_node(
         ):
             point.county_center = node
     if kind == NodeKind.DISTRIBUTION_CENTER:
-        node.served_counties = _counties(session, served_county_codes)
-    session.add(node)
+        node.served_counties = served
     session.flush()
-    _audit(session, actor, "create", node, dict(fields, division_code=division.code))
+    changes = dict(fields, division_code=division.code)
+    if served:
+        changes["served_county_codes"] = [d.code for d in served]
+    _audit(session, actor, "create", node, changes)
     session.commit()
     return node
 
 
 def _counties(session: Session, codes: Iterable[str]) -> list[Division]:
-    codes = sorted({c.strip() for c in codes if c and c.strip()})
+    if isinstance(codes, str):
+        codes = [codes]
+    wanted = sorted({str(c).strip() for c in codes if c is not None and str(c).strip()})
+    if not all(_is_code(c) for c in wanted):
+        msg = _("Choose counties from the list.")
+        raise ValidationError(msg, field_errors={"served_county_codes": [msg]})
     found = list(
         session.scalars(
-            select(Division).where(Division.code.in_(codes), Division.level == DivisionLevel.COUNTY)
+            select(Division).where(Division.code.in_(wanted), Division.level == DivisionLevel.COUNTY)
         )
     )
-    if len(found) != len(codes):
+    if len(found) != len(wanted):
         msg = _("Choose counties from the list.")
         raise ValidationError(msg, field_errors={"served_county_codes": [msg]})
     return found
+
+
+def editable_fields(actor: User | None, node: Node) -> frozenset[str]:
+    """The fields of `node` the actor may change (empty when they may not touch it)."""
+    if authz.can_administer_node(actor, node):
+        return frozenset(OPERATOR_FIELDS | ADMIN_FIELDS)
+    if authz.can_operate_node(actor, node):
+        return frozenset(OPERATOR_FIELDS)
+    return frozenset()
 
 
 def update_node(
@@ -345,34 +504,38 @@ def update_node(
     *,
     served_county_codes: Iterable[str] | None = None,
 ) -> Node:
-    """Change a node's details within the actor's rights; records who changed what."""
+    """Change a node's details within the actor's rights; records who changed what.
+
+    Everything is checked before anything changes, so a refused or invalid edit writes nothing.
+    """
     actor = authz.require_user(actor)
     node = get_node(session, node_id)
-    if authz.can_administer_node(actor, node):
-        allowed = OPERATOR_FIELDS | ADMIN_FIELDS
-    elif authz.can_operate_node(actor, node):
-        allowed = OPERATOR_FIELDS
-        forbidden = (set(data) & ADMIN_FIELDS) - OPERATOR_FIELDS
-        changed = [f for f in forbidden if data[f] != getattr(node, f)]
-        if changed or served_county_codes is not None:
-            raise Forbidden(_("Only county staff or administrators can change these details."))
-    else:
+    allowed = editable_fields(actor, node)
+    if not allowed:
         raise Forbidden()
-    fields = _clean_fields(data, allowed)
+    if allowed != OPERATOR_FIELDS | ADMIN_FIELDS:
+        # An operator may send the other fields unchanged (a full form), never changed.
+        changed = [f for f in (set(data) & ADMIN_FIELDS) - allowed if data[f] != getattr(node, f)]
+        if changed:
+            raise Forbidden(_("Only county staff or administrators can change these details."))
+    fields = _clean_fields(data, set(allowed))
+    new_served: list[Division] | None = None
+    if served_county_codes is not None:
+        if node.kind != NodeKind.DISTRIBUTION_CENTER or not authz.is_admin(actor):
+            raise Forbidden(_("Only administrators can change the counties a distribution center serves."))
+        new_served = _counties(session, served_county_codes)
+
     changes = {k: v for k, v in fields.items() if getattr(node, k) != v}
     for key, value in changes.items():
         setattr(node, key, value)
     if {"longitude", "latitude"} & changes.keys():
-        node.coordinates_approximate = node.longitude is None
         if node.longitude is None or node.latitude is None:
             node.longitude, node.latitude, node.coordinates_approximate = _centroid(session, node.division)
-    if served_county_codes is not None:
-        if node.kind != NodeKind.DISTRIBUTION_CENTER or not authz.is_admin(actor):
-            raise Forbidden()
-        new = _counties(session, served_county_codes)
-        if [d.code for d in new] != [d.code for d in node.served_counties]:
-            changes["served_county_codes"] = [d.code for d in new]
-            node.served_counties = new
+        else:
+            node.coordinates_approximate = False
+    if new_served is not None and [d.code for d in new_served] != [d.code for d in node.served_counties]:
+        changes["served_county_codes"] = [d.code for d in new_served]
+        node.served_counties = new_served
     if changes:
         node.updated_by_id = actor.id
         _audit(session, actor, "update", node, changes)
@@ -395,10 +558,108 @@ def node_history(session: Session, actor: User | None, node_id: int) -> list[Aud
     )
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    event: AuditEvent
+    actor: User | None
+
+
+@dataclass(frozen=True)
+class NodeEditor:
+    """Everything the edit page needs: the node, what the actor may change, and its history."""
+
+    node: Node
+    path: list[Division]
+    fields: frozenset[str]
+    can_change_served_counties: bool
+    history: list[HistoryEntry]
+
+
+def node_editor(session: Session, actor: User | None, node_id: int) -> NodeEditor:
+    """The edit view of a node for an actor who may change at least part of it."""
+    actor = authz.require_user(actor)
+    node = get_node(session, node_id)
+    fields = editable_fields(actor, node)
+    if not fields:
+        raise Forbidden()
+    events = node_history(session, actor, node_id)
+    ids = {e.actor_id for e in events if e.actor_id is not None}
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    return NodeEditor(
+        node=node,
+        path=division_chain(node.division),
+        fields=fields,
+        can_change_served_counties=node.kind == NodeKind.DISTRIBUTION_CENTER and authz.is_admin(actor),
+        history=[HistoryEntry(event=e, actor=users.get(e.actor_id or 0)) for e in events],
+    )
+
+
+# --- the division picker of the "new node" page ---------------------------------------------
+
+PICKER_LEVELS = {
+    NodeKind.VILLAGE_POINT: (
+        DivisionLevel.CITY,
+        DivisionLevel.COUNTY,
+        DivisionLevel.TOWN,
+        DivisionLevel.VILLAGE,
+    ),
+    NodeKind.COUNTY_CENTER: (DivisionLevel.CITY, DivisionLevel.COUNTY),
+    NodeKind.DISTRIBUTION_CENTER: (DivisionLevel.CITY, DivisionLevel.COUNTY),
+}
+
+
+@dataclass(frozen=True)
+class PickerLevel:
+    level: DivisionLevel
+    options: list[Division]
+    selected: str = ""
+
+
+@dataclass(frozen=True)
+class DivisionPicker:
+    """City → county → town → village, one level at a time, within the actor's scope."""
+
+    kind: NodeKind
+    levels: list[PickerLevel]
+    division: Division | None  # the complete choice, once every level is picked
+
+    @property
+    def path(self) -> list[Division]:
+        return division_chain(self.division)
+
+
+def division_picker(
+    session: Session, actor: User | None, kind: str | NodeKind | None, selected: Mapping[str, str]
+) -> DivisionPicker:
+    """The options at each level given what is picked so far; a pick that does not belong under
+    the level above (or outside the actor's counties) is dropped, not an error."""
+    actor = authz.require_user(actor)
+    kind = parse_kind(kind)
+    if kind not in creatable_kinds(actor):
+        raise Forbidden()
+    scope = None if authz.is_admin(actor) else authz.staff_county_codes(actor)
+    levels: list[PickerLevel] = []
+    parent: str | None = "44"
+    division: Division | None = None
+    for level in PICKER_LEVELS[kind]:
+        if parent is None:
+            break
+        options = list_divisions(session, parent_code=parent)
+        if scope is not None and level == DivisionLevel.CITY:
+            options = [d for d in options if any(c.startswith(d.code) for c in scope)]
+        elif scope is not None and level == DivisionLevel.COUNTY:
+            options = [d for d in options if d.code in scope]
+        wanted = str(selected.get(level.value) or "").strip()
+        chosen = next((d for d in options if d.code == wanted), None)
+        levels.append(PickerLevel(level=level, options=options, selected=chosen.code if chosen else ""))
+        parent = chosen.code if chosen else None
+        division = chosen
+    complete = len(levels) == len(PICKER_LEVELS[kind]) and bool(levels[-1].selected)
+    return DivisionPicker(kind=kind, levels=levels, division=division if complete else None)
+
+
 def network_summary(session: Session) -> dict[str, int]:
     """How many active centers and points there are, for the home page."""
-    from sqlalchemy import func
-
     rows = session.execute(
         select(Node.kind, func.count(), func.count(func.distinct(Node.county_code)))
         .where(Node.active.is_(True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from marketplace.models import SmsMessage
@@ -33,3 +34,10 @@ def make_gateway(name: str, session: Session) -> SmsGateway:
     if name == "outbox":
         return OutboxSmsGateway(session)
     raise ValueError(f"unknown SMS gateway {name!r}; only 'outbox' ships with the code")
+
+
+def list_outbox(session: Session, *, limit: int = 50) -> list[SmsMessage]:
+    """The latest messages the outbox gateway wrote, newest first (for the /dev/sms page)."""
+    limit = max(1, min(int(limit), 500))
+    stmt = select(SmsMessage).order_by(SmsMessage.created_at.desc(), SmsMessage.id.desc()).limit(limit)
+    return list(session.scalars(stmt))

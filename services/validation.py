@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from services.errors import ValidationError
 from services.i18n import _
 
-PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
-HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
-LANDLINE_OR_MOBILE_RE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
+# re.ASCII: without it \d also matches Arabic-Indic and other Unicode digits.
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
+HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$", re.ASCII)
+LANDLINE_OR_MOBILE_RE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", re.ASCII)
+
+
+def _halfwidth(raw: str) -> str:
+    """Full-width digits and punctuation (１３８, －, ＋), as Chinese keyboards type them, as ASCII."""
+    return unicodedata.normalize("NFKC", raw)
 
 
 def normalize_phone(raw: str | None) -> str:
     """A Chinese mobile number: 11 digits starting 1[3-9]; spaces, dashes and +86 dropped."""
-    phone = re.sub(r"[\s-]", "", raw or "")
+    phone = re.sub(r"[\s-]", "", _halfwidth(raw or ""))
     if phone.startswith("+86"):
         phone = phone[3:]
     elif phone.startswith("0086"):
@@ -29,7 +36,7 @@ def normalize_phone(raw: str | None) -> str:
 
 def normalize_contact_phone(raw: str | None, field: str = "phone") -> str:
     """A service point's phone: a mobile number or a landline such as 0753-2222333."""
-    phone = re.sub(r"\s", "", raw or "")
+    phone = re.sub(r"\s", "", _halfwidth(raw or ""))
     if phone and not LANDLINE_OR_MOBILE_RE.match(phone):
         msg = _("Enter a mobile number or a landline such as 0753-2222333.")
         raise ValidationError(msg, field_errors={field: [msg]})
@@ -60,7 +67,7 @@ def check_password(password: str | None) -> str:
 
 def check_opening_hours(raw: str | None) -> str:
     """Opening hours as 08:00-20:00 (empty allowed)."""
-    hours = (raw or "").strip().replace("：", ":").replace("—", "-").replace("–", "-")
+    hours = _halfwidth(raw or "").strip().replace("：", ":").replace("—", "-").replace("–", "-")
     hours = hours.replace(" ", "")
     if hours and not HOURS_RE.match(hours):
         msg = _("Enter opening hours as 08:00-20:00.")

@@ -125,11 +125,12 @@ def _app(database_url: str):  # type: ignore[no-untyped-def]
 def app(_app, session: Session):  # type: ignore[no-untyped-def]
     """The app, every request of which uses the test's session."""
     db = _app.extensions["database"]
-    db.session_factory = lambda: session
+    db.lend_session(session)
     limiter.reset()
-    with _app.app_context():
-        yield _app
-    db.session_factory = db.sessionmaker
+    # No app context is held around the test: each request gets its own, with a fresh `g`,
+    # as in production (a test needing one outside a request opens it itself).
+    yield _app
+    db.lend_session(None)
 
 
 @pytest.fixture()

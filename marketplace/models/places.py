@@ -65,14 +65,16 @@ class Division(Base):
 
     @property
     def is_rural_village(self) -> bool:
-        return self.level == DivisionLevel.VILLAGE and self.name.endswith("村委会")
+        """村委会 / 村民委员会 are rural villages; 居委会 and 社区 are urban communities."""
+        return self.level == DivisionLevel.VILLAGE and self.name.endswith(("村委会", "村民委员会"))
 
     @property
     def short_name(self) -> str:
-        """村委会 / 居委会 suffixes dropped, as people say the name."""
-        for suffix in ("村民委员会", "居民委员会", "村委会", "居委会"):
+        """The name as people say it: 长教村委会 → 长教村, 东门社区居委会 → 东门社区."""
+        for suffix, spoken in (("村民委员会", "村"), ("村委会", "村"), ("居民委员会", "社区"), ("居委会", "社区")):
             if self.name.endswith(suffix) and len(self.name) > len(suffix):
-                return self.name[: -len(suffix)] + ("村" if "村" in suffix else "社区")
+                stem = self.name[: -len(suffix)]
+                return stem if stem.endswith(spoken) else stem + spoken
         return self.name
 
     def __repr__(self) -> str:

@@ -44,7 +44,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         subprocess.run([str(c) for c in cmd], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
     log = (instance / "server.log").open("w")
     proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4", "wsgi:app"],
+        [
+            str(BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "wsgi:app",
+        ],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,

@@ -44,3 +44,17 @@ class TestLazyServiceMessages:
             assert str(_("At most %(n)d characters.", n=40)) == "最多40个字符。"
         finally:
             install_translator(lambda s: s)
+
+
+class TestDivisionNames:
+    def test_village_committee_names_are_shortened_as_people_say_them(self):
+        from marketplace.models import Division, DivisionLevel
+
+        def village(name: str) -> Division:
+            return Division(code="441403100001", name=name, level=DivisionLevel.VILLAGE)
+
+        assert village("长教村委会").short_name == "长教村"
+        assert village("义容村村民委员会").short_name == "义容村"
+        assert village("东门社区居委会").short_name == "东门社区"
+        assert village("义容村村民委员会").is_rural_village
+        assert not village("东门社区居委会").is_rural_village

@@ -1,0 +1,169 @@
+"""Load the demo data through the services, idempotently: a second run adds and changes nothing.
+
+    python -m seed.loader            load into DATABASE_URL (the same as `flask --app wsgi seed`)
+    python -m seed.loader --logins   print the demo logins from the data file (no database)
+
+What is loaded (files in seed/data/):
+  divisions.csv, coordinates.csv   all of Guangdong's divisions with official codes
+  county_centers.json              one county service center per county with village points
+  village_points.json              village service points in real villages (村委会)
+  distribution_centers.json        city-side distribution centers and the counties they serve
+  demo_users.json                  one or more demo users per role; password DEMO_PASSWORD
+
+Existing rows are matched on natural keys (node kind + division code, user phone, role + scope)
+and left exactly as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from marketplace.models import NodeKind, Role, User
+from services import accounts, places
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEMO_PASSWORD = "nongye-2026"  # noqa: S105 (the published demo password)
+
+NODE_FILES = (
+    (NodeKind.COUNTY_CENTER, "county_centers.json", "county_code"),
+    (NodeKind.VILLAGE_POINT, "village_points.json", "village_code"),
+    (NodeKind.DISTRIBUTION_CENTER, "distribution_centers.json", "county_code"),
+)
+NODE_FIELDS = ("name", "address", "phone", "opening_hours", "description", "has_cold_storage")
+REPORT_KEYS = {
+    NodeKind.COUNTY_CENTER: "county_centers",
+    NodeKind.VILLAGE_POINT: "village_points",
+    NodeKind.DISTRIBUTION_CENTER: "distribution_centers",
+}
+
+
+def read_json(name: str, data_dir: Path = DATA_DIR) -> list[dict[str, Any]]:
+    with (data_dir / name).open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _scope(entry: dict[str, Any]) -> tuple[NodeKind | None, str | None]:
+    """The node a demo user's role is scoped to, as (kind, division code)."""
+    if entry.get("village_code"):
+        return NodeKind.VILLAGE_POINT, entry["village_code"]
+    if entry.get("distribution_center_county"):
+        return NodeKind.DISTRIBUTION_CENTER, entry["distribution_center_county"]
+    return None, None
+
+
+def _has_grant(user: User, role: Role, node_id: int | None, county_code: str | None) -> bool:
+    return any(g.role == role and g.node_id == node_id and g.county_code == county_code for g in user.grants)
+
+
+def _ensure_user(session: Session, entry: dict[str, Any], report: dict[str, int]) -> User:
+    user = accounts.find_user_by_phone(session, entry["phone"])
+    if user is None:
+        # The first admin cannot be granted by anyone: it is created with its role.
+        roles = (Role.ADMIN,) if entry["role"] == Role.ADMIN else ()
+        user = accounts.create_user(
+            session,
+            phone=entry["phone"],
+            password=DEMO_PASSWORD,
+            display_name=entry.get("display_name", ""),
+            roles=roles,
+        )
+        report["users"] += 1
+    return user
+
+
+def load_all(session: Session, data_dir: Path = DATA_DIR) -> dict[str, int]:
+    """Load divisions, nodes and demo users; returns how many of each were added."""
+    report = {"divisions": 0, **{k: 0 for k in REPORT_KEYS.values()}, "users": 0, "role_grants": 0}
+    report["divisions"] = places.import_divisions(
+        session, places.read_division_files(data_dir / "divisions.csv", data_dir / "coordinates.csv")
+    )
+
+    users = read_json("demo_users.json", data_dir)
+    admin_entry = next(u for u in users if u["role"] == Role.ADMIN)
+    admin = _ensure_user(session, admin_entry, report)
+
+    for kind, filename, key in NODE_FILES:
+        for entry in read_json(filename, data_dir):
+            if places.find_node(session, kind, entry[key]) is not None:
+                continue
+            data = {f: entry[f] for f in NODE_FIELDS if f in entry}
+            data["division_code"] = entry[key]
+            places.create_node(
+                session, admin, kind, data, served_county_codes=entry.get("served_county_codes", ())
+            )
+            report[REPORT_KEYS[kind]] += 1
+
+    for entry in users:
+        user = _ensure_user(session, entry, report)
+        role = Role(entry["role"])
+        node_id: int | None = None
+        county_code: str | None = entry.get("county_code") if role == Role.COUNTY_STAFF else None
+        scope_kind, division_code = _scope(entry)
+        if scope_kind is not None and division_code is not None:
+            node = places.find_node(session, scope_kind, division_code)
+            if node is None:
+                raise LookupError(f"demo user {entry['phone']}: no {scope_kind.value} in {division_code}")
+            node_id = node.id
+        session.refresh(user)  # grants made in this run
+        if _has_grant(user, role, node_id, county_code):
+            continue
+        accounts.grant_role(
+            session, admin, user_id=user.id, role=role, node_id=node_id, county_code=county_code
+        )
+        report["role_grants"] += 1
+    return report
+
+
+def demo_logins(data_dir: Path = DATA_DIR) -> list[tuple[str, str, str]]:
+    """(role, phone, scope) for each demo user, read from the data files only."""
+    names: dict[str, str] = {}
+    with (data_dir / "divisions.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["level"] in ("city", "county"):
+                names[row["code"]] = row["name"]
+    nodes = {
+        (kind, entry[key]): entry["name"]
+        for kind, filename, key in NODE_FILES
+        for entry in read_json(filename, data_dir)
+    }
+    lines = []
+    for entry in read_json("demo_users.json", data_dir):
+        kind, division_code = _scope(entry)
+        if kind is not None and division_code is not None:
+            county = division_code[:6]
+            scope = f"{nodes[(kind, division_code)]} ({names[county[:4]]}{names[county]})"
+        elif entry.get("county_code"):
+            code = entry["county_code"]
+            scope = f"{names[code[:4]]}{names[code]}"
+        else:
+            scope = "-"
+        lines.append((entry["role"], entry["phone"], scope))
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    if "--logins" in argv:
+        for role, phone, scope in demo_logins():
+            print(f"{role:<13} {phone}  {scope}")
+        return 0
+    from marketplace.config import Config
+    from marketplace.db import make_engine
+
+    engine = make_engine(Config().DATABASE_URL)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            for key, value in load_all(session).items():
+                print(f"{key}: {value}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,133 @@
+"""The demo data: loaded through the services, complete, and idempotent (a second run adds and
+changes nothing)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select
+
+from marketplace.config import PROJECT_ROOT
+from marketplace.models import AuditEvent, Node, NodeKind, Role, RoleGrant, User, distribution_center_counties
+from seed.loader import DEMO_PASSWORD, load_all, read_json
+from services import accounts
+
+
+def database_state(session) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
+    """Every row the loader may write, as plain tuples."""
+    session.expire_all()
+
+    def rows(model) -> list[tuple]:  # type: ignore[no-untyped-def]
+        cols = list(model.__table__.columns)
+        return sorted(session.execute(select(*cols)).all(), key=repr)
+
+    return {
+        "nodes": rows(Node),
+        "users": rows(User),
+        "grants": rows(RoleGrant),
+        "audit": rows(AuditEvent),
+        "dc_counties": sorted(session.execute(select(distribution_center_counties)).all()),
+    }
+
+
+@pytest.fixture()
+def seeded(session):  # type: ignore[no-untyped-def]
+    return load_all(session)
+
+
+def demo_users(session) -> dict[str, User]:  # type: ignore[no-untyped-def]
+    return {
+        u["phone"]: accounts.find_user_by_phone(session, u["phone"]) for u in read_json("demo_users.json")
+    }
+
+
+class TestLoadingTheDemoData:
+    def test_the_first_run_adds_the_network_and_the_demo_users(self, session, seeded):
+        points = read_json("village_points.json")
+        assert seeded["divisions"] == 0  # the harness imported them already
+        assert seeded["county_centers"] == len(read_json("county_centers.json")) >= 3
+        assert seeded["village_points"] == len(points) >= 20
+        assert seeded["distribution_centers"] == 2
+        assert seeded["users"] == len(read_json("demo_users.json"))
+        seeded_points = session.scalars(select(Node).where(Node.kind == NodeKind.VILLAGE_POINT)).all()
+        assert {p.division_code for p in seeded_points} >= {p["village_code"] for p in points}
+        assert len({p["village_code"][:4] for p in points}) >= 4
+        self.every_point_is_served_by_its_county_center(session)
+        self.the_audit_trail_names_the_admin(session, seeded)
+
+    def test_a_second_run_adds_nothing_and_changes_nothing(self, session, seeded):
+        before = database_state(session)
+        again = load_all(session)
+        assert set(again.values()) == {0}
+        assert database_state(session) == before
+
+    def every_point_is_served_by_its_county_center(self, session):  # type: ignore[no-untyped-def]
+        for entry in read_json("village_points.json"):
+            point = session.scalar(
+                select(Node).where(
+                    Node.kind == NodeKind.VILLAGE_POINT, Node.division_code == entry["village_code"]
+                )
+            )
+            assert point is not None and point.county_center is not None
+            assert point.county_center.county_code == entry["village_code"][:6]
+            assert point.coordinates_approximate is True
+
+    def the_audit_trail_names_the_admin(self, session, seeded):  # type: ignore[no-untyped-def]
+        """The data went through the services, so the audit trail names the seeded admin."""
+        admin = accounts.find_user_by_phone(session, "13800000001")
+        node_ids = session.scalars(select(Node.id).where(Node.updated_by_id == admin.id)).all()
+        audited = session.scalars(
+            select(AuditEvent.entity_id).where(
+                AuditEvent.entity_type == "node",
+                AuditEvent.action == "create",
+                AuditEvent.actor_id == admin.id,
+            )
+        ).all()
+        assert len(node_ids) == seeded["county_centers"] + seeded["village_points"] + 2
+        assert {str(i) for i in node_ids} <= set(audited)
+
+
+class TestDemoUsers:
+    def test_every_role_has_a_demo_user_who_can_log_in_with_the_right_scope(self, session, seeded, policy):
+        users = demo_users(session)
+        held = {g.role for u in users.values() for g in u.grants}
+        assert held == set(Role)
+        some = next(iter(users))
+        assert accounts.authenticate(session, some, DEMO_PASSWORD, policy).phone == some
+        for entry in read_json("demo_users.json"):
+            (grant,) = users[entry["phone"]].grants
+            assert grant.role == Role(entry["role"])
+            if entry["role"] == "agent":
+                assert grant.node.kind == NodeKind.VILLAGE_POINT
+                assert grant.node.division_code == entry["village_code"]
+            elif entry["role"] == "dc_staff":
+                assert grant.node.kind == NodeKind.DISTRIBUTION_CENTER
+                assert grant.node.county_code == entry["distribution_center_county"]
+            elif entry["role"] == "county_staff":
+                assert grant.county_code == entry["county_code"]
+            else:
+                assert grant.node_id is None and grant.county_code is None
+
+
+class TestLoginsListing:
+    def test_logins_are_printed_from_the_data_file_without_a_database(self, tmp_path):
+        env = dict(
+            os.environ, DATABASE_URL=f"sqlite:///{tmp_path}/absent/nowhere.db", INSTANCE_PATH=str(tmp_path)
+        )
+        out = subprocess.run(
+            [sys.executable, "-m", "seed.loader", "--logins"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.splitlines()
+        assert len(out) == len(read_json("demo_users.json"))
+        assert {line.split()[0] for line in out} == {r.value for r in Role}
+        agent = next(line for line in out if line.startswith("agent"))
+        assert "13800000021" in agent and "梅州市梅县区" in agent
+        assert not (tmp_path / "absent").exists()

@@ -23,7 +23,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 # Catalogs are compiled from the committed .po files (the .mo files are not committed).
 translations: install
-	@$(BIN)/pybabel compile -q -d marketplace/translations -D messages --statistics 2>&1 | grep -v '^$$' || true
+	@$(BIN)/pybabel compile -d marketplace/translations -D messages --statistics 2>&1 | grep -v '^$$' || true
 
 # Re-extract messages after changing user-facing text, then translate the new zh_Hans_CN entries.
 extract-messages: install

@@ -71,7 +71,12 @@ class Division(Base):
     @property
     def short_name(self) -> str:
         """The name as people say it: 长教村委会 → 长教村, 东门社区居委会 → 东门社区."""
-        for suffix, spoken in (("村民委员会", "村"), ("村委会", "村"), ("居民委员会", "社区"), ("居委会", "社区")):
+        for suffix, spoken in (
+            ("村民委员会", "村"),
+            ("村委会", "村"),
+            ("居民委员会", "社区"),
+            ("居委会", "社区"),
+        ):
             if self.name.endswith(suffix) and len(self.name) > len(suffix):
                 stem = self.name[: -len(suffix)]
                 return stem if stem.endswith(spoken) else stem + spoken

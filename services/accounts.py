@@ -8,8 +8,9 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -543,7 +544,9 @@ def count_users(session: Session) -> int:
 def purge_expired_codes(session: Session, *, now: datetime | None = None, keep_hours: int = 24) -> int:
     """Delete codes older than `keep_hours` (they no longer count for rate limits)."""
     cutoff = _now(now) - timedelta(hours=keep_hours)
-    result = session.execute(delete(SmsCode).where(SmsCode.created_at < cutoff))
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        delete(SmsCode).where(SmsCode.created_at < cutoff)
+    )
     session.commit()
     return result.rowcount or 0
 

@@ -118,7 +118,9 @@ def session(engine: Engine) -> Iterator[Session]:
 def _app(database_url: str):  # type: ignore[no-untyped-def]
     config = TestingConfig()
     config.DATABASE_URL = database_url
-    return create_app(config)
+    app = create_app(config)
+    yield app
+    app.extensions["database"].engine.dispose()
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ def show_service_error(form: FlaskForm, exc: ServiceError) -> str | None:
 
     The form keeps what the user typed, so re-rendering it shows their input with the errors.
     """
-    leftover = []
+    leftover: list[str] = []
     for field_name, messages in exc.field_errors.items():
         field = getattr(form, field_name, None)
         if field is None:

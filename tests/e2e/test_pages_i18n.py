@@ -94,3 +94,4 @@ class TestErrorPages:
             assert text in html
             assert "Traceback" not in html and "RuntimeError" not in html
         assert session.scalars(select(SmsMessage).where(SmsMessage.body == "half-written")).all() == []
+        app.extensions["database"].engine.dispose()

@@ -41,6 +41,8 @@ def twin_apps(database_url, session):  # type: ignore[no-untyped-def]
     yield apps
     for key, value in saved.items():
         setattr(limiter, key, value)
+    for app in apps:
+        app.extensions["database"].engine.dispose()
     client = redis.Redis.from_url(REDIS_URL)
     for key in client.scan_iter(f"*{prefix}*"):
         client.delete(key)

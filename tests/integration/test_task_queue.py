@@ -36,6 +36,7 @@ def worker(database_url):  # type: ignore[no-untyped-def]
     with start_worker(celery_app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
         yield app
     celery_app.conf.update(saved)
+    app.extensions["database"].engine.dispose()
 
 
 class TestTaskQueue:

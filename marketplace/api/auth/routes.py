@@ -31,7 +31,7 @@ blp = Blueprint("api_auth", __name__, description="Accounts and API tokens")
 # The same scopes as the log-in and registration pages: one budget per IP across web and API.
 LOGIN_LIMIT_SCOPE = "login"
 SMS_LIMIT_SCOPE = "sms-codes"
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def _login_limit() -> str:

@@ -239,6 +239,7 @@ def reset_password():  # type: ignore[no-untyped-def]
 @login_required
 def profile():  # type: ignore[no-untyped-def]
     user = actor()
+    assert user is not None  # login_required
     if request.method == "POST":
         form = ProfileForm()
     else:

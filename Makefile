@@ -39,7 +39,7 @@ seed: db translations
 run: seed
 	@echo
 	@echo "  粤农通 marketplace: http://$(HOST):$(PORT)/"
-	@echo "  Demo logins (password for all: nongye-2026) are listed in README.md:"
+	@echo "  Demo logins (password for all: nongye-2026):"
 	@$(BIN)/python -m seed.loader --logins | sed 's/^/    /'
 	@echo "  SMS codes (dev outbox): http://$(HOST):$(PORT)/dev/sms"
 	@echo

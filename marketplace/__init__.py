@@ -53,6 +53,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         static_folder="static",
     )
     app.config.from_object(config)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese as UTF-8, not \u escapes
 
     Database(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False)).init_app(app)
 

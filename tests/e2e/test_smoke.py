@@ -12,3 +12,22 @@ class TestHomePage:
         resp = client.get("/api/v1/no-such")
         assert resp.status_code == 404
         assert resp.get_json()["code"] == "not_found"
+
+
+class TestOpenApiDocument:
+    def test_documents_every_api_route_and_the_real_error_shape(self, client, app):
+        doc = client.get("/api/openapi.json").get_json()
+        documented = {path.replace("{", "<").replace("}", ">") for path in doc["paths"]}
+        routes = {
+            rule.rule.replace("<int:", "<").replace("<string:", "<")
+            for rule in app.url_map.iter_rules()
+            if rule.rule.startswith("/api/v1/")
+        }
+        assert routes and routes <= documented
+        error = doc["components"]["schemas"]["Error"]["properties"]
+        assert error["code"]["type"] == "string" and "message" in error
+
+    def test_json_carries_chinese_as_utf8(self, client):
+        resp = client.post("/api/v1/auth/tokens", json={"phone": "123", "password": "x"})
+        assert resp.status_code == 401
+        assert "手机号".encode() in resp.data

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from flask import url_for
 from flask_wtf import FlaskForm
 
 from services.errors import ServiceError
@@ -22,3 +25,15 @@ def show_service_error(form: FlaskForm, exc: ServiceError) -> str | None:
     if not exc.field_errors or leftover:
         return " ".join(leftover) or str(exc.message)
     return None
+
+
+def safe_next(target: str | None, fallback_endpoint: str = "main.workspace_index") -> str:
+    """Where to go next: a path on this site only, never another host (no open redirect)."""
+    fallback = url_for(fallback_endpoint)
+    target = (target or "").strip()
+    if not target or "\\" in target or any(ord(c) < 32 for c in target):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    return target

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, gettext
 from flask_login import login_required, login_user, logout_user
@@ -23,7 +21,7 @@ from marketplace.web.auth.forms import (
     RevokeRoleForm,
     UserSearchForm,
 )
-from marketplace.web.forms import show_service_error
+from marketplace.web.forms import safe_next, show_service_error
 from services import accounts, places
 from services.errors import ServiceError
 from services.validation import mask_phone
@@ -55,18 +53,6 @@ sms_code_limit = limiter.shared_limit(
 def _status(exc: ServiceError) -> int:
     """The status of a form page re-rendered after a service refused the input."""
     return exc.status if exc.status in (403, 404, 409, 429) else 422
-
-
-def safe_next(target: str | None) -> str:
-    """Where to go after logging in: a path on this site only, never another host."""
-    fallback = url_for("main.workspace_index")
-    target = (target or "").strip()
-    if not target or "\\" in target or any(ord(c) < 32 for c in target):
-        return fallback
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return fallback
-    return target
 
 
 def _code_sent(purpose: SmsPurpose, phone: str) -> str:
@@ -141,95 +127,98 @@ def logout():  # type: ignore[no-untyped-def]
 # --- registration and password reset by SMS code ----------------------------------------------
 
 
-@bp.route("/register", methods=["GET", "POST"])
-@sms_code_limit
-def register():  # type: ignore[no-untyped-def]
-    if actor() is not None:
-        return redirect(url_for("main.workspace_index"))
-    form = RegisterForm()
+def _code_then_form(
+    form: RegisterForm | ResetPasswordForm,
+    purpose: SmsPurpose,
+    template: str,
+    finish,  # type: ignore[no-untyped-def]
+    done_message: str,
+):
+    """One page in two steps: "send code" (step 1, or again in step 2), then the form itself.
+
+    `finish(form)` calls the service that uses up the code and returns the user to log in.
+    """
     step = 2 if request.form.get("step") == "2" else 1
     notice = error = None
     status = 200
     if request.method == "POST":
         if form.send_code.data:
-            notice, error, status = _send_code(form, SmsPurpose.REGISTER)
-            if notice and step == 1:
+            notice, error, status = _send_code(form, purpose)
+            if notice and step == 1 and isinstance(form, RegisterForm):
                 form.role_buyer.data = True  # step 1 has no checkboxes: start from the default
-                step = 2
-        else:
-            step = 2
-            if form.validate():
-                try:
-                    user = accounts.register(
-                        get_session(),
-                        phone=form.phone.data,
-                        code=form.code.data,
-                        password=form.password.data,
-                        display_name=form.display_name.data or "",
-                        roles=form.chosen_roles(),
-                        locale=str(get_locale() or "") or None,
-                        policy=auth_policy(),
-                    )
-                except ServiceError as exc:
-                    error = show_service_error(form, exc)
-                    status = _status(exc)
-                else:
-                    login_user(user)
-                    flash(gettext("Welcome! Your account is ready."), "info")
-                    return redirect(url_for("main.workspace_index"))
-            else:
-                status = 422
-    return render_template(
-        "auth/register.html",
-        form=form,
-        step=step,
-        notice=notice,
-        error=error,
-        dev_outbox=current_app.config.get("DEV_PAGES"),
-    ), status
-
-
-@bp.route("/reset", methods=["GET", "POST"])
-@sms_code_limit
-def reset_password():  # type: ignore[no-untyped-def]
-    form = ResetPasswordForm()
-    step = 2 if request.form.get("step") == "2" else 1
-    notice = error = None
-    status = 200
-    if request.method == "POST":
-        if form.send_code.data:
-            notice, error, status = _send_code(form, SmsPurpose.RESET_PASSWORD)
             if notice:
                 step = 2
         else:
             step = 2
             if form.validate():
                 try:
-                    user = accounts.reset_password(
-                        get_session(),
-                        phone=form.phone.data,
-                        code=form.code.data,
-                        new_password=form.password.data,
-                        policy=auth_policy(),
-                    )
+                    user = finish(form)
                 except ServiceError as exc:
                     error = show_service_error(form, exc)
                     status = _status(exc)
                 else:
-                    # Every other session has ended; this one continues under the new password.
                     login_user(user)
-                    flash(gettext("Your password has been changed."), "info")
+                    flash(done_message, "info")
                     return redirect(url_for("main.workspace_index"))
             else:
                 status = 422
     return render_template(
-        "auth/reset.html",
+        template,
         form=form,
         step=step,
         notice=notice,
         error=error,
         dev_outbox=current_app.config.get("DEV_PAGES"),
     ), status
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@sms_code_limit
+def register():  # type: ignore[no-untyped-def]
+    if actor() is not None:
+        return redirect(url_for("main.workspace_index"))
+
+    def finish(form: RegisterForm) -> User:
+        return accounts.register(
+            get_session(),
+            phone=form.phone.data,
+            code=form.code.data,
+            password=form.password.data,
+            display_name=form.display_name.data or "",
+            roles=form.chosen_roles(),
+            locale=str(get_locale() or "") or None,
+            policy=auth_policy(),
+        )
+
+    return _code_then_form(
+        RegisterForm(),
+        SmsPurpose.REGISTER,
+        "auth/register.html",
+        finish,
+        gettext("Welcome! Your account is ready."),
+    )
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+@sms_code_limit
+def reset_password():  # type: ignore[no-untyped-def]
+    def finish(form: ResetPasswordForm) -> User:
+        # Every other session ends; this one continues under the new password.
+        return accounts.reset_password(
+            get_session(),
+            phone=form.phone.data,
+            code=form.code.data,
+            new_password=form.password.data,
+            policy=auth_policy(),
+        )
+
+    return _code_then_form(
+        ResetPasswordForm(),
+        SmsPurpose.RESET_PASSWORD,
+        "auth/reset.html",
+        finish,
+        gettext("Your password has been changed."),
+    )
 
 
 # --- profile -------------------------------------------------------------------------------------

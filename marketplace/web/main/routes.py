@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from flask import abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, g, redirect, render_template, request, session
 from flask_login import login_required
 
 from marketplace.auth import actor
 from marketplace.db import get_session
+from marketplace.web.forms import safe_next
 from marketplace.web.main import bp
 from services import places, workspace
 
@@ -30,11 +29,7 @@ def set_language():  # type: ignore[no-untyped-def]
         abort(400)
     session["lang"] = lang
     g.lang_cookie = lang
-    target = request.form.get("next") or url_for("main.home")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/"):
-        target = url_for("main.home")  # never an open redirect
-    return redirect(target)
+    return redirect(safe_next(request.form.get("next"), "main.home"))
 
 
 @bp.get("/workspace")

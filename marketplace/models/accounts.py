@@ -104,6 +104,8 @@ class RoleGrant(Base):
 class SmsPurpose(enum.StrEnum):
     REGISTER = "register"
     RESET_PASSWORD = "reset_password"  # noqa: S105 (a purpose, not a password)
+    # A farmer without a smartphone reads this code out to the agent who enrolls them.
+    LISTING_CONSENT = "listing_consent"
 
 
 class SmsCode(Base):

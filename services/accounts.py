@@ -150,11 +150,19 @@ def request_sms_code(
     )
     minutes = max(1, policy.code_ttl_seconds // 60)
     # SMS text goes out in Chinese: the recipient may not have chosen a language yet.
-    gateway.send(phone, f"【粤农通】您的验证码是{code}，{minutes}分钟内有效。请勿告诉他人。")
+    if purpose == SmsPurpose.LISTING_CONSENT:
+        # Read out to the village agent by a farmer who agrees to have them list for them.
+        text = (
+            f"【粤农通】验证码{code}：村级服务点申请代您上架和管理农产品。"
+            f"同意才把验证码告诉服务点工作人员，{minutes}分钟内有效。"
+        )
+    else:
+        text = f"【粤农通】您的验证码是{code}，{minutes}分钟内有效。请勿告诉他人。"
+    gateway.send(phone, text)
     session.commit()
 
 
-def _consume_code(
+def consume_sms_code(
     session: Session,
     phone: str,
     purpose: SmsPurpose,
@@ -212,7 +220,7 @@ def register(
     if find_user_by_phone(session, phone) is not None:
         msg = _("This mobile number is already registered. Please log in.")
         raise Conflict(msg, field_errors={"phone": [msg]})
-    _consume_code(session, phone, SmsPurpose.REGISTER, code, policy, now)
+    consume_sms_code(session, phone, SmsPurpose.REGISTER, code, policy, now)
     user = User(
         phone=phone,
         password_hash=generate_password_hash(password),
@@ -320,7 +328,7 @@ def reset_password(
     if user is None:
         invalid = _("The verification code is wrong or has expired. Request a new one.")
         raise ValidationError(invalid, field_errors={"code": [invalid]})
-    _consume_code(session, phone, SmsPurpose.RESET_PASSWORD, code, policy, now)
+    consume_sms_code(session, phone, SmsPurpose.RESET_PASSWORD, code, policy, now)
     user.password_hash = generate_password_hash(new_password)
     user.auth_version += 1
     user.failed_logins = 0

@@ -11,11 +11,17 @@ def init_app(app: Flask) -> None:
     from marketplace.web.auth import bp as auth_bp
     from marketplace.web.dev import bp as dev_bp
     from marketplace.web.main import bp as main_bp
+    from marketplace.web.media import bp as media_bp
     from marketplace.web.places import bp as places_bp
+    from marketplace.web.sell import bp as sell_bp
+    from marketplace.web.shop import bp as shop_bp
 
     register_filters(app)
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(places_bp)
+    app.register_blueprint(shop_bp)
+    app.register_blueprint(sell_bp, url_prefix="/sell")
+    app.register_blueprint(media_bp, url_prefix="/media")
     if app.config.get("DEV_PAGES"):
         app.register_blueprint(dev_bp, url_prefix="/dev")

@@ -1,0 +1,3 @@
+"""Routes of the shop blueprint."""
+
+from marketplace.web.shop import bp  # noqa: F401

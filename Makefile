@@ -91,7 +91,7 @@ test: install translations services lint
 	$(MAKE) --no-print-directory test-browser
 
 bench: install translations services
-	@for f in bench/$(if $(B),$(B),*).py; do \
+	@for f in bench/$(if $(B),$(B),[!_]*).py; do \
 	  [ -f "$$f" ] || { echo "no benchmark $$f"; exit 1; }; \
 	  echo "== $$f"; $(BIN)/python $$f || exit 1; done
 

@@ -11,7 +11,7 @@ REDIS_HOST ?= 127.0.0.1
 REDIS_PORT ?= 6379
 B ?=
 
-.PHONY: run test install translations extract-messages db seed lint services browser-deps test-unit test-sqlite test-postgresql test-browser bench clean
+.PHONY: run test install translations extract-messages db seed lint services browser-deps bench-deps test-unit test-sqlite test-postgresql test-browser bench clean
 
 install: $(STAMP)
 
@@ -90,7 +90,15 @@ test: install translations services lint
 	$(MAKE) --no-print-directory test-postgresql
 	$(MAKE) --no-print-directory test-browser
 
-bench: install translations services
+# Debian's wrk drives the load of the benchmarks (a Python loop would be the bottleneck).
+bench-deps:
+	@if [ ! -x /usr/bin/wrk ]; then \
+	  echo "Installing Debian's wrk for the benchmarks"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "ERROR: run as root (apt-get) or install wrk yourself" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	fi
+
+bench: install translations services bench-deps
 	@for f in bench/$(if $(B),$(B),[!_]*).py; do \
 	  [ -f "$$f" ] || { echo "no benchmark $$f"; exit 1; }; \
 	  echo "== $$f"; $(BIN)/python $$f || exit 1; done

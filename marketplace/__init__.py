@@ -108,5 +108,9 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
             )
         return response
 
+    if app.config.get("WARM_UP"):
+        from services.search import text
+
+        text.tokenizer()
     app.get_session = get_session  # type: ignore[attr-defined]
     return app

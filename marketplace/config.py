@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,23 @@ class Config:
         self.LOGIN_LOCK_SECONDS = int(os.environ.get("LOGIN_LOCK_SECONDS", 900))
         self.API_TOKEN_TTL_DAYS = int(os.environ.get("API_TOKEN_TTL_DAYS", 90))
 
+        # Product photos: re-encoded files under MEDIA_ROOT, served at MEDIA_URL_PREFIX (a CDN's
+        # address in front of /media may replace it) with year-long cache lifetimes.
+        self.MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "local")
+        self.MEDIA_ROOT = os.environ.get("MEDIA_ROOT", str(Path(self.INSTANCE_PATH) / "media"))
+        self.MEDIA_URL_PREFIX = os.environ.get("MEDIA_URL_PREFIX", "/media").rstrip("/")
+        self.MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
+
+        # Shop list pages (home, category, search) are kept rendered per worker this long;
+        # 0 turns the cache off. Product pages are never cached.
+        self.SHOP_PAGE_CACHE_SECONDS = float(os.environ.get("SHOP_PAGE_CACHE_SECONDS", 30))
+        # Static files carry a content hash in their URL, so browsers may keep them a year.
+        self.SEND_FILE_MAX_AGE_DEFAULT = 365 * 86400
+
+        # Load the search dictionaries (jieba, pypinyin) when the app starts, not on the first
+        # search a buyer makes (about a second per process).
+        self.WARM_UP = _bool("WARM_UP", True)
+
         # Developer pages (SMS outbox, shows every code sent). Off unless asked for: `make run` sets it.
         self.DEV_PAGES = _bool("DEV_PAGES", False)
 
@@ -134,3 +152,9 @@ class TestingConfig(Config):
         self.DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "sqlite://")
         self.RATELIMIT_STORAGE_URI = os.environ.get("TEST_RATELIMIT_STORAGE_URI", "memory://")
         self.RATELIMIT_KEY_PREFIX = f"gdm-test-{os.getpid()}"
+        self.SHOP_PAGE_CACHE_SECONDS = 0.0
+        self.WARM_UP = False
+        # Never the developer's instance/media: tests that look at files set their own directory.
+        self.MEDIA_ROOT = os.environ.get(
+            "TEST_MEDIA_ROOT", str(Path(tempfile.gettempdir()) / f"gdm-test-media-{os.getpid()}")
+        )

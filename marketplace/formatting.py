@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app, url_for
 from flask_babel import format_datetime
 
 from services.validation import mask_phone
@@ -26,7 +29,22 @@ def local_time(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm") -> str:
     return format_datetime(value, fmt)
 
 
+def static_url(filename: str) -> str:
+    """A static file's URL with its content hash, so it can be cached for a year."""
+    return url_for("static", filename=filename, v=_static_hash(filename))
+
+
+@lru_cache(maxsize=64)
+def _static_hash(filename: str) -> str:
+    path = Path(current_app.static_folder or "") / filename
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    except OSError:
+        return "0"
+
+
 def register_filters(app: Flask) -> None:
+    app.jinja_env.globals["static_url"] = static_url
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["mask_phone"] = mask_phone

@@ -9,9 +9,13 @@ What is loaded (files in seed/data/):
   village_points.json              village service points in real villages (村委会)
   distribution_centers.json        city-side distribution centers and the counties they serve
   demo_users.json                  one or more demo users per role; password DEMO_PASSWORD
+  categories.json                  the two-level category tree (farm produce, goods for villages)
+  sellers.json                     seller profiles of the demo farmers, cooperatives and merchant
+  products.json                    Guangdong specialties from the sellers' villages, and goods
+                                   and farm inputs for the villages; each gets a generated photo
 
-Existing rows are matched on natural keys (node kind + division code, user phone, role + scope)
-and left exactly as they are.
+Existing rows are matched on natural keys (node kind + division code, user phone, role + scope,
+category slug, seller, product idempotency key "seed:<key>") and left exactly as they are.
 """
 
 from __future__ import annotations
@@ -19,16 +23,31 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.models import NodeKind, Role, User
-from services import accounts, places
+from marketplace.models import (
+    CertificationKind,
+    NodeKind,
+    Product,
+    ProductPhoto,
+    Role,
+    SellerKind,
+    SellerProfile,
+    StorageClass,
+    Unit,
+    User,
+)
+from seed import photos
+from services import accounts, browse, catalog, media, places
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEMO_PASSWORD = "nongye-2026"  # noqa: S105 (the published demo password)
+SEED_KEY_PREFIX = "seed:"
 
 NODE_FILES = (
     (NodeKind.COUNTY_CENTER, "county_centers.json", "county_code"),
@@ -77,8 +96,13 @@ def _ensure_user(session: Session, entry: dict[str, Any], report: dict[str, int]
     return user
 
 
-def load_all(session: Session, data_dir: Path = DATA_DIR) -> dict[str, int]:
-    """Load divisions, nodes and demo users; returns how many of each were added."""
+def load_all(
+    session: Session, data_dir: Path = DATA_DIR, *, storage: media.Storage | None = None
+) -> dict[str, int]:
+    """Load divisions, nodes, demo users and the catalog; returns how many of each were added.
+
+    Product photos are generated and stored only when a photo storage is given.
+    """
     report = {"divisions": 0, **{k: 0 for k in REPORT_KEYS.values()}, "users": 0, "role_grants": 0}
     report["divisions"] = places.import_divisions(
         session, places.read_division_files(data_dir / "divisions.csv", data_dir / "coordinates.csv")
@@ -117,6 +141,84 @@ def load_all(session: Session, data_dir: Path = DATA_DIR) -> dict[str, int]:
             session, admin, user_id=user.id, role=role, node_id=node_id, county_code=county_code
         )
         report["role_grants"] += 1
+    report.update(load_catalog(session, data_dir, storage=storage))
+    return report
+
+
+def _seller(session: Session, phone: str) -> User:
+    user = accounts.find_user_by_phone(session, phone)
+    if user is None:
+        raise LookupError(f"seller {phone} is not in demo_users.json")
+    return user
+
+
+def _listing(entry: dict[str, Any], category_ids: dict[str, int]) -> catalog.ListingInput:
+    harvest = entry.get("harvest") or (None, None)
+    return catalog.ListingInput(
+        name=entry["name"],
+        category_id=category_ids[entry["category"]],
+        unit=Unit(entry["unit"]),
+        price_fen=entry["price_fen"],
+        stock=entry["stock"],
+        description=entry.get("description", ""),
+        net_weight_g=entry.get("net_weight_g"),
+        storage_class=StorageClass(entry.get("storage_class", "ambient")),
+        origin_code=entry.get("origin_code"),
+        harvest_start=date.fromisoformat(harvest[0]) if harvest[0] else None,
+        harvest_end=date.fromisoformat(harvest[1]) if harvest[1] else None,
+        presale=bool(entry.get("presale", False)),
+        ships_from=date.fromisoformat(entry["ships_from"]) if entry.get("ships_from") else None,
+        certifications=tuple((CertificationKind(k), n) for k, n in entry.get("certifications", ())),
+    )
+
+
+def load_catalog(
+    session: Session, data_dir: Path = DATA_DIR, *, storage: media.Storage | None = None
+) -> dict[str, int]:
+    """Categories, seller profiles and products (with a generated photo each), through the
+    services and acting as each seller; a second run adds nothing."""
+    report = {"categories": 0, "seller_profiles": 0, "products": 0, "photos": 0}
+    report["categories"] = browse.import_categories(session, read_json("categories.json", data_dir))
+    category_ids = {c.slug: c.id for c in catalog.categories(session)}
+
+    sellers: dict[str, User] = {}
+    for entry in read_json("sellers.json", data_dir):
+        user = sellers[entry["phone"]] = _seller(session, entry["phone"])
+        if session.get(SellerProfile, user.id) is not None:
+            continue
+        catalog.save_seller_profile(
+            session,
+            user,
+            shop_name=entry["shop_name"],
+            division_code=entry["division_code"],
+            intro=entry.get("intro", ""),
+            kind=SellerKind(entry["kind"]),
+        )
+        report["seller_profiles"] += 1
+
+    seeded = {
+        (seller_id, key): product_id
+        for seller_id, key, product_id in session.execute(
+            select(Product.seller_id, Product.idempotency_key, Product.id).where(
+                Product.idempotency_key.like(SEED_KEY_PREFIX + "%")
+            )
+        )
+    }
+    with_photos = set(session.scalars(select(ProductPhoto.product_id).distinct()))
+    for entry in read_json("products.json", data_dir):
+        seller = sellers.get(entry["seller"]) or _seller(session, entry["seller"])
+        key = SEED_KEY_PREFIX + entry["key"]
+        product_id = seeded.get((seller.id, key))
+        if product_id is None:
+            product = catalog.create_product(
+                session, seller, _listing(entry, category_ids), idempotency_key=key
+            )
+            product_id = product.id
+            report["products"] += 1
+        if storage is not None and product_id not in with_photos:
+            image = photos.product_image(entry["category"], entry.get("color", "#7aa03c"), entry["key"])
+            media.add_photo(session, storage, seller, product_id, image)
+            report["photos"] += 1
     return report
 
 
@@ -155,10 +257,11 @@ def main(argv: list[str]) -> int:
     from marketplace.config import Config
     from marketplace.db import make_engine
 
-    engine = make_engine(Config().DATABASE_URL)
+    config = Config()
+    engine = make_engine(config.DATABASE_URL)
     try:
         with Session(engine, expire_on_commit=False) as session:
-            for key, value in load_all(session).items():
+            for key, value in load_all(session, storage=media.make_storage(vars(config))).items():
                 print(f"{key}: {value}")
     finally:
         engine.dispose()

@@ -3,10 +3,14 @@ and listings (create, edit, one-tap price and stock, pause and resume), each cha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeGuard
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +21,7 @@ from marketplace.models import (
     MAX_STOCK,
     AuditEvent,
     Category,
+    CategoryFlow,
     Certification,
     CertificationKind,
     Division,
@@ -37,14 +42,18 @@ from marketplace.models import (
     utcnow,
 )
 from services import authz, search
-from services.accounts import AuthPolicy, consume_sms_code, find_user_by_phone
-from services.errors import Conflict, Forbidden, NotFound, ValidationError
+from services.accounts import AuthPolicy, consume_sms_code, find_user_by_phone, request_sms_code
+from services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 from services.i18n import _
+from services.places import HistoryEntry, PickerLevel, list_divisions
+from services.sms import SmsGateway
 from services.validation import check_text, normalize_phone
 
 SELLER_ROLES = (Role.FARMER, Role.MERCHANT)
 # Net weight of one unit when the unit says it: a 斤 is 500 g, a 公斤 1000 g.
 UNIT_WEIGHT_G = {Unit.JIN: 500, Unit.KG: 1000}
+MAX_NET_WEIGHT_G = 1_000_000  # one tonne in one unit of sale: above that it is a typo
+MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2100, 12, 31)
 # What a seller may move a listing between with one tap (sold_out is set by stock reaching 0).
 STATUS_MOVES = {
     ProductStatus.DRAFT: {ProductStatus.ACTIVE},
@@ -56,6 +65,11 @@ STATUS_MOVES = {
 
 def _field_error(field: str, message: Any) -> ValidationError:
     return ValidationError(message, field_errors={field: [message]})
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    """A real integer: JSON's true/false are ints to Python, but not prices or stocks."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # --- sellers ----------------------------------------------------------------------------------
@@ -91,12 +105,34 @@ def save_seller_profile(
     if not any(actor.has_role(r) for r in SELLER_ROLES):
         raise Forbidden(_("Only farmers and merchants can sell."))
     kind = kind or (SellerKind.FARMER if actor.has_role(Role.FARMER) else SellerKind.MERCHANT)
-    profile = session.get(SellerProfile, actor.id) or SellerProfile(user_id=actor.id, kind=kind)
-    profile.kind = kind
-    _apply_profile(session, profile, shop_name=shop_name, division_code=division_code, intro=intro)
+    try:
+        kind = SellerKind(kind)
+    except ValueError:
+        raise _field_error("kind", _("Choose from the list.")) from None
+    existing = session.get(SellerProfile, actor.id)
+    profile = existing or SellerProfile(user_id=actor.id, kind=kind)
+    before = _profile_snapshot(profile) if existing is not None else {}
+    try:
+        profile.kind = kind
+        _apply_profile(session, profile, shop_name=shop_name, division_code=division_code, intro=intro)
+    except ServiceError:
+        session.rollback()  # the half-changed profile must not be flushed by a later commit
+        raise
     session.add(profile)
+    changes = _diff(before, _profile_snapshot(profile))
+    if changes:
+        _audit(session, actor, "save_profile", "seller_profile", actor.id, changes)
     session.commit()
     return profile
+
+
+def _profile_snapshot(profile: SellerProfile) -> dict[str, Any]:
+    return {
+        "kind": profile.kind.value if profile.kind else None,
+        "shop_name": profile.shop_name,
+        "division_code": profile.division_code,
+        "intro": profile.intro,
+    }
 
 
 def _apply_profile(
@@ -166,54 +202,123 @@ def enroll_farmer(
     actor = authz.require_user(actor)
     point = _agent_point(session, actor, point_id)
     phone = normalize_phone(phone)
-    village = session.get(Division, (village_code or "").strip())
+    now = now or utcnow()
+    errors: dict[str, list[Any]] = {}
+    if phone == actor.phone:
+        errors["phone"] = [_("Enter the farmer's mobile number, not your own.")]
+    village = session.get(Division, (village_code or "").strip()) if village_code else None
     # An agent serves the villages of their own town: the point's village and its neighbours.
     if (
         village is None
         or village.level != DivisionLevel.VILLAGE
         or village.code[:9] != point.division_code[:9]
     ):
-        raise _field_error("village_code", _("Choose a village served by your service point."))
-    display_name = check_text(display_name, "display_name", max_len=40, required=True)
-    consume_sms_code(session, phone, SmsPurpose.LISTING_CONSENT, code, policy, now or utcnow())
+        errors["village_code"] = [_("Choose a village served by your service point.")]
+    try:
+        display_name = check_text(display_name, "display_name", max_len=40, required=True)
+    except ValidationError as exc:
+        errors.update(exc.field_errors)
+    if errors:
+        raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
+    assert village is not None
     farmer = find_user_by_phone(session, phone)
-    if farmer is None:
-        # No password: the farmer can set one later with "forgot password" if they get a smartphone.
-        farmer = User(
-            phone=phone,
-            password_hash="!",  # noqa: S106 (matches no password: login is impossible until a reset)
-            display_name=display_name,
-            phone_verified_at=now or utcnow(),
-        )
-        session.add(farmer)
-        session.flush()
-    if not farmer.has_role(Role.FARMER):
-        session.add(RoleGrant(user_id=farmer.id, role=Role.FARMER, granted_by_id=actor.id))
-    profile = session.get(SellerProfile, farmer.id)
-    if profile is None:
-        profile = SellerProfile(user_id=farmer.id, kind=SellerKind.FARMER)
-        session.add(profile)
-        _apply_profile(session, profile, shop_name=display_name, division_code=village.code, intro="")
-    elif profile.division_code[:9] != point.division_code[:9]:
+    existing_profile = session.get(SellerProfile, farmer.id) if farmer is not None else None
+    if existing_profile is not None and existing_profile.division_code[:9] != point.division_code[:9]:
         raise Forbidden(_("This farmer lives outside the area of your service point."))
-    consent = session.scalar(
-        select(ListingConsent).where(
-            ListingConsent.farmer_id == farmer.id,
-            ListingConsent.agent_id == actor.id,
-            ListingConsent.revoked_at.is_(None),
+    # A wrong code is counted (and committed) by consume_sms_code; nothing else is written.
+    consume_sms_code(session, phone, SmsPurpose.LISTING_CONSENT, code, policy, now)
+    try:
+        if farmer is None:
+            # No password: the farmer can set one later with "forgot password" on a smartphone.
+            farmer = User(
+                phone=phone,
+                password_hash="!",  # noqa: S106 (matches no password: no login until a reset)
+                display_name=display_name,
+                phone_verified_at=now,
+                created_at=now,
+            )
+            session.add(farmer)
+            session.flush()
+        if not farmer.has_role(Role.FARMER):
+            farmer.grants.append(RoleGrant(role=Role.FARMER, granted_by_id=actor.id, created_at=now))
+        if existing_profile is None:
+            profile = SellerProfile(user_id=farmer.id, kind=SellerKind.FARMER)
+            _apply_profile(session, profile, shop_name=display_name, division_code=village.code, intro="")
+            session.add(profile)
+        consent = session.scalar(
+            select(ListingConsent).where(
+                ListingConsent.farmer_id == farmer.id,
+                ListingConsent.agent_id == actor.id,
+                ListingConsent.revoked_at.is_(None),
+            )
         )
-    )
-    if consent is None:
-        consent = ListingConsent(
-            farmer_id=farmer.id, agent_id=actor.id, point_id=point.id, granted_at=now or utcnow()
+        if consent is None or consent.point_id != point.id:
+            if consent is not None:
+                consent.revoked_at = now  # given at another of the agent's points: replaced
+            consent = ListingConsent(
+                farmer_id=farmer.id, agent_id=actor.id, point_id=point.id, granted_at=now
+            )
+            session.add(consent)
+        session.flush()
+        _audit(
+            session,
+            actor,
+            "enroll_farmer",
+            "user",
+            farmer.id,
+            {"point_id": point.id, "consent_id": consent.id},
         )
-        session.add(consent)
-    session.flush()
-    _audit(
-        session, actor, "enroll_farmer", "user", farmer.id, {"point_id": point.id, "consent_id": consent.id}
-    )
-    session.commit()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
     return consent
+
+
+def request_consent_code(
+    session: Session,
+    gateway: SmsGateway,
+    actor: User | None,
+    phone: str,
+    policy: AuthPolicy,
+    *,
+    ip: str = "",
+    now: datetime | None = None,
+) -> str:
+    """An agent asks for the consent code to be sent to a farmer's phone; returns the number."""
+    actor = authz.require_user(actor)
+    if not agent_point_ids(actor):
+        raise Forbidden(_("Only village agents can do this."))
+    phone = normalize_phone(phone)
+    if phone == actor.phone:
+        raise _field_error("phone", _("Enter the farmer's mobile number, not your own."))
+    request_sms_code(session, gateway, phone, SmsPurpose.LISTING_CONSENT, policy, now=now, ip=ip)
+    return phone
+
+
+@dataclass(frozen=True)
+class EnrollmentVillages:
+    """The villages an agent may enroll farmers from, per service point (the point's town)."""
+
+    point: Node
+    villages: list[Division]
+
+
+def enrollment_villages(session: Session, actor: User | None) -> list[EnrollmentVillages]:
+    actor = authz.require_user(actor)
+    points = sorted(agent_point_ids(actor))
+    if not points:
+        raise Forbidden(_("Only village agents can do this."))
+    result = []
+    for point_id in points:
+        point = session.get(Node, point_id)
+        if point is None or not point.active:
+            continue
+        villages = list_divisions(session, parent_code=point.division_code[:9])
+        # The point's own village first: most farmers an agent enrolls live there.
+        villages.sort(key=lambda d: (d.code != point.division_code, d.code))
+        result.append(EnrollmentVillages(point=point, villages=villages))
+    return result
 
 
 def active_consent(session: Session, agent: User | None, farmer_id: int) -> ListingConsent | None:
@@ -226,10 +331,14 @@ def active_consent(session: Session, agent: User | None, farmer_id: int) -> List
             ListingConsent.revoked_at.is_(None),
         )
     )
-    # The consent holds while the agent still runs the point it was given at.
-    if consent is not None and consent.point_id in agent_point_ids(agent):
-        return consent
-    return None
+    # The consent holds while the agent still runs the point it was given at, for a farmer who
+    # still lives in that point's town.
+    if consent is None or consent.point_id not in agent_point_ids(agent):
+        return None
+    profile = session.get(SellerProfile, farmer_id)
+    if profile is None or profile.division_code[:9] != consent.point.division_code[:9]:
+        return None
+    return consent
 
 
 def farmers_of_agent(session: Session, actor: User | None) -> list[ListingConsent]:
@@ -238,14 +347,25 @@ def farmers_of_agent(session: Session, actor: User | None) -> list[ListingConsen
     points = agent_point_ids(actor)
     if not points:
         raise Forbidden(_("Only village agents can do this."))
+    consents = session.scalars(
+        select(ListingConsent)
+        .where(
+            ListingConsent.agent_id == actor.id,
+            ListingConsent.revoked_at.is_(None),
+            ListingConsent.point_id.in_(points),
+        )
+        .order_by(ListingConsent.id)
+    )
+    return [c for c in consents if active_consent(session, actor, c.farmer_id) is not None]
+
+
+def consents_of_farmer(session: Session, actor: User | None) -> list[ListingConsent]:
+    """The agents who may list for the actor (a farmer), to see and end on the profile page."""
+    actor = authz.require_user(actor)
     return list(
         session.scalars(
             select(ListingConsent)
-            .where(
-                ListingConsent.agent_id == actor.id,
-                ListingConsent.revoked_at.is_(None),
-                ListingConsent.point_id.in_(points),
-            )
+            .where(ListingConsent.farmer_id == actor.id, ListingConsent.revoked_at.is_(None))
             .order_by(ListingConsent.id)
         )
     )
@@ -285,6 +405,17 @@ def get_public_product(session: Session, product_id: int) -> Product:
     return product
 
 
+def visible_product(session: Session, actor: User | None, product_id: int) -> Product:
+    """A listing as the asker may see it: on sale or sold out for anyone, any status for those
+    who may change it (a draft or a paused listing is "not found" to everyone else)."""
+    product = get_product(session, product_id)
+    if product.status in (ProductStatus.ACTIVE, ProductStatus.SOLD_OUT):
+        return product
+    if can_edit_product(session, actor, product):
+        return product
+    raise NotFound(_("This product does not exist."))
+
+
 def can_edit_product(session: Session, actor: User | None, product: Product) -> bool:
     if actor is None:
         return False
@@ -293,11 +424,15 @@ def can_edit_product(session: Session, actor: User | None, product: Product) -> 
     return active_consent(session, actor, product.seller_id) is not None
 
 
-def _require_edit(session: Session, actor: User | None, product: Product) -> User:
+def require_editor(session: Session, actor: User | None, product: Product) -> User:
+    """The actor, if they may change the listing (its seller, an agent with consent, an admin)."""
     actor = authz.require_user(actor)
     if not can_edit_product(session, actor, product):
         raise Forbidden(_("You cannot change this product."))
     return actor
+
+
+_require_edit = require_editor
 
 
 @dataclass(frozen=True)
@@ -334,19 +469,23 @@ def _check_listing(session: Session, data: ListingInput, seller: SellerProfile) 
     attempt("name", lambda: check_text(data.name, "name", max_len=60, required=True))
     attempt("description", lambda: check_text(data.description, "description", max_len=2000))
 
-    category = session.get(Category, data.category_id) if isinstance(data.category_id, int) else None
+    category = (
+        session.get(Category, data.category_id)
+        if _is_int(data.category_id) and 0 < data.category_id < 2**31
+        else None
+    )
     if category is None or category.parent_id is None:
         errors["category_id"] = [_("Choose a category from the list.")]
     else:
         clean["category_id"] = category.id
 
     def money() -> int:
-        if not isinstance(data.price_fen, int) or not 0 < data.price_fen <= MAX_PRICE_FEN:
+        if not _is_int(data.price_fen) or not 0 < data.price_fen <= MAX_PRICE_FEN:
             raise _field_error("price_fen", _("Enter a price between ¥0.01 and ¥100,000."))
         return data.price_fen
 
     def stock() -> int:
-        if not isinstance(data.stock, int) or not 0 <= data.stock <= MAX_STOCK:
+        if not _is_int(data.stock) or not 0 <= data.stock <= MAX_STOCK:
             raise _field_error("stock", _("Enter a stock between 0 and 1,000,000."))
         return data.stock
 
@@ -354,7 +493,7 @@ def _check_listing(session: Session, data: ListingInput, seller: SellerProfile) 
         fixed = UNIT_WEIGHT_G.get(data.unit)
         if fixed is not None:
             return fixed
-        if not isinstance(data.net_weight_g, int) or not 0 < data.net_weight_g <= 1_000_000:
+        if not _is_int(data.net_weight_g) or not 0 < data.net_weight_g <= MAX_NET_WEIGHT_G:
             raise _field_error("net_weight_g", _("Enter the net weight of one unit in grams."))
         return data.net_weight_g
 
@@ -371,7 +510,7 @@ def _check_listing(session: Session, data: ListingInput, seller: SellerProfile) 
         errors["storage_class"] = [_("Choose a storage class from the list.")]
 
     origin_code = data.origin_code or seller.division_code
-    origin = session.get(Division, origin_code)
+    origin = session.get(Division, origin_code) if isinstance(origin_code, str) else None
     if origin is None or origin.level == DivisionLevel.PROVINCE:
         errors["origin_code"] = [_("Choose where it comes from.")]
     else:
@@ -381,6 +520,10 @@ def _check_listing(session: Session, data: ListingInput, seller: SellerProfile) 
     if data.harvest_start and data.harvest_end and data.harvest_end < data.harvest_start:
         errors["harvest_end"] = [_("The harvest cannot end before it starts.")]
     clean["harvest_start"], clean["harvest_end"] = data.harvest_start, data.harvest_end
+    for field in ("harvest_start", "harvest_end", "ships_from"):
+        value = getattr(data, field)
+        if value is not None and not (isinstance(value, date) and MIN_DATE <= value <= MAX_DATE):
+            errors[field] = [_("Enter a date between 2000 and 2100.")]
     if data.presale and data.ships_from is None:
         errors["ships_from"] = [_("A pre-sale needs the date it ships from.")]
     clean["presale"], clean["ships_from"] = bool(data.presale), data.ships_from if data.presale else None
@@ -389,9 +532,16 @@ def _check_listing(session: Session, data: ListingInput, seller: SellerProfile) 
     for kind, number in data.certifications:
         try:
             cert_kind = CertificationKind(kind)
+        except ValueError:
+            errors["certifications"] = [_("Choose a certification from the list.")]
+            continue
+        try:
             certs[cert_kind] = check_text(number, "certifications", max_len=64, required=True)
-        except (ValueError, ValidationError):
-            errors["certifications"] = [_("Each certification needs its certificate number.")]
+        except ValidationError as exc:
+            message = exc.field_errors["certifications"][0]
+            if not (number or "").strip():
+                message = _("Each certification needs its certificate number.")
+            errors["certifications"] = [message]
     clean["certifications"] = certs
     if errors:
         raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
@@ -403,6 +553,8 @@ def _seller_for(
 ) -> tuple[SellerProfile, ListingConsent | None]:
     """Whose listing this is: the actor's own, or a farmer's the agent has consent for."""
     if seller_id is None or seller_id == actor.id:
+        if not any(actor.has_role(r) for r in SELLER_ROLES) and not authz.is_admin(actor):
+            raise Forbidden(_("Only farmers and merchants can sell."))
         profile = session.get(SellerProfile, actor.id)
         if profile is None:
             raise Conflict(_("Fill in your seller profile first."))
@@ -479,11 +631,15 @@ def update_product(session: Session, actor: User | None, product_id: int, data: 
     before = _snapshot(product)
     for key, value in clean.items():
         setattr(product, key, value)
+    # A changed number is changed in place: a new row for the same kind would collide with the
+    # old one (unique per product and kind) before the old one is deleted.
     current = {c.kind: c for c in product.certifications}
-    product.certifications = [
-        current[k] if k in current and current[k].number == n else Certification(kind=k, number=n)
-        for k, n in certs.items()
-    ]
+    kept: list[Certification] = []
+    for kind, number in certs.items():
+        cert = current.get(kind) or Certification(kind=kind, number=number)
+        cert.number = number
+        kept.append(cert)
+    product.certifications = kept
     _after_stock_change(product)
     changes = _diff(before, _snapshot(product))
     if changes:
@@ -506,9 +662,9 @@ def set_price_and_stock(
     product = get_product(session, product_id)
     actor = _require_edit(session, actor, product)
     errors: dict[str, list[Any]] = {}
-    if price_fen is not None and (not isinstance(price_fen, int) or not 0 < price_fen <= MAX_PRICE_FEN):
+    if price_fen is not None and (not _is_int(price_fen) or not 0 < price_fen <= MAX_PRICE_FEN):
         errors["price_fen"] = [_("Enter a price between ¥0.01 and ¥100,000.")]
-    if stock is not None and (not isinstance(stock, int) or not 0 <= stock <= MAX_STOCK):
+    if stock is not None and (not _is_int(stock) or not 0 <= stock <= MAX_STOCK):
         errors["stock"] = [_("Enter a stock between 0 and 1,000,000.")]
     if errors:
         raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
@@ -587,8 +743,249 @@ def product_history(session: Session, actor: User | None, product_id: int) -> li
 def categories(session: Session) -> list[Category]:
     """The whole category tree, parents before children, in display order."""
     return list(
-        session.scalars(select(Category).order_by(Category.parent_id.is_not(None), Category.position))
+        session.scalars(
+            select(Category).order_by(Category.parent_id.is_not(None), Category.position, Category.id)
+        )
     )
+
+
+def category_groups(
+    session: Session, flow: CategoryFlow | None = None
+) -> list[tuple[Category, list[Category]]]:
+    """Top categories with the categories a listing can be in, for a grouped picker.
+
+    With a flow (farm produce for farmers, goods for merchants), that flow's groups come first."""
+    tree = categories(session)
+    groups = [(top, [c for c in tree if c.parent_id == top.id]) for top in tree if top.parent_id is None]
+    groups = [(top, children) for top, children in groups if children]
+    if flow is not None:
+        groups.sort(key=lambda g: g[0].flow != flow)
+    return groups
+
+
+def flow_of(kind: SellerKind | None) -> CategoryFlow:
+    """What a seller mostly lists: farm produce, or (merchants) goods for the villages."""
+    return CategoryFlow.GOODS if kind == SellerKind.MERCHANT else CategoryFlow.FARM
+
+
+# --- whose listings (the seller, or an agent for a consenting farmer) --------------------------
+
+
+@dataclass(frozen=True)
+class SellingAs:
+    """Whose listings a page shows: the actor's own, or a farmer's the agent acts for."""
+
+    seller: User
+    profile: SellerProfile | None  # None: the actor has not filled in their seller profile yet
+    consent: ListingConsent | None  # set when an agent acts for the farmer
+
+    @property
+    def for_farmer(self) -> bool:
+        return self.consent is not None
+
+
+def selling_as(session: Session, actor: User | None, seller_id: int | None = None) -> SellingAs:
+    """The seller a "my listings" or "new listing" page acts for, after checking the right to."""
+    actor = authz.require_user(actor)
+    if seller_id is None or seller_id == actor.id:
+        if not any(actor.has_role(r) for r in SELLER_ROLES):
+            raise Forbidden(_("Only farmers and merchants can sell."))
+        return SellingAs(seller=actor, profile=session.get(SellerProfile, actor.id), consent=None)
+    consent = active_consent(session, actor, seller_id) if _is_int(seller_id) else None
+    if consent is None:
+        raise Forbidden(_("You may only list for farmers who gave their consent at your service point."))
+    return SellingAs(seller=consent.farmer, profile=get_seller_profile(session, seller_id), consent=consent)
+
+
+# --- text input as the pages take it (exact: Decimal, never float) ------------------------------
+
+_NUMBER_RE = re.compile(r"^[0-9]{1,9}(?:\.[0-9]+)?$", re.ASCII)
+WEIGHT_UNITS_G = {"jin": 500, "kg": 1000, "g": 1}
+
+
+def _plain_number(raw: str | None) -> str:
+    """Full-width digits (１２．５), currency signs, unit words and thousands separators removed."""
+    text = unicodedata.normalize("NFKC", raw or "").strip()
+    for junk in ("¥", "元", ",", " ", "RMB", "rmb"):
+        text = text.replace(junk, "")
+    return text.replace("。", ".")
+
+
+def parse_yuan(raw: str | None, field: str = "price_fen") -> int:
+    """A price typed in yuan ("12.5", "１２.５０", "¥12") as integer fen."""
+    text = _plain_number(raw)
+    if text.startswith("-") and _NUMBER_RE.match(text[1:]):
+        raise _field_error(field, _("Enter a price between ¥0.01 and ¥100,000."))
+    if not _NUMBER_RE.match(text) or len(text.partition(".")[2]) > 2:
+        raise _field_error(field, _("Enter the price in yuan, such as 12.50."))
+    fen = int(Decimal(text) * 100)
+    if not 0 < fen <= MAX_PRICE_FEN:
+        raise _field_error(field, _("Enter a price between ¥0.01 and ¥100,000."))
+    return fen
+
+
+def parse_count(raw: str | None, field: str = "stock") -> int:
+    """A stock typed as a whole number."""
+    text = _plain_number(raw)
+    if text.startswith("-") and text[1:].isdigit():
+        raise _field_error(field, _("Enter a stock between 0 and 1,000,000."))
+    if not text.isdigit() or not text.isascii() or len(text) > 9:
+        raise _field_error(field, _("Enter a whole number, such as 100."))
+    count = int(text)
+    if count > MAX_STOCK:
+        raise _field_error(field, _("Enter a stock between 0 and 1,000,000."))
+    return count
+
+
+def parse_weight_g(raw: str | None, unit: str, field: str = "net_weight_g") -> int | None:
+    """A net weight typed in 斤, kg or g as whole grams; None when left empty."""
+    text = _plain_number(raw)
+    if not text:
+        return None
+    factor = WEIGHT_UNITS_G.get(unit)
+    try:
+        grams = Decimal(text) * factor if factor and _NUMBER_RE.match(text) else None
+    except InvalidOperation:
+        grams = None
+    if grams is None or grams != grams.to_integral_value() or not 0 < grams <= MAX_NET_WEIGHT_G:
+        raise _field_error(field, _("Enter the net weight of one unit, such as 5 jin."))
+    return int(grams)
+
+
+# --- the steps of the listing form ----------------------------------------------------------
+
+
+def validate_listing(
+    session: Session,
+    actor: User | None,
+    data: ListingInput,
+    *,
+    seller_id: int | None = None,
+    fields: Collection[str] | None = None,
+) -> None:
+    """Check a listing without writing, reporting only `fields` (an early step of a form)."""
+    actor = authz.require_user(actor)
+    profile, _consent = _seller_for(session, actor, seller_id)
+    try:
+        _check_listing(session, data, profile)
+    except ValidationError as exc:
+        errors = {k: v for k, v in exc.field_errors.items() if fields is None or k in fields}
+        if errors:
+            raise ValidationError(_("Please correct the marked fields."), field_errors=errors) from None
+
+
+def save_draft(
+    session: Session,
+    actor: User | None,
+    data: ListingInput,
+    *,
+    seller_id: int | None = None,
+    idempotency_key: str,
+) -> Product:
+    """The listing form's draft: made once per form (the key), changed when the form is sent
+    again while it is still a draft, left alone once published."""
+    actor = authz.require_user(actor)
+    profile, _consent = _seller_for(session, actor, seller_id)
+    key = (idempotency_key or "").strip()[:64]
+    if not key:
+        raise _field_error("idempotency_key", _("This form has expired. Please start again."))
+    existing = session.scalar(
+        select(Product).where(Product.seller_id == profile.user_id, Product.idempotency_key == key)
+    )
+    if existing is None:
+        return create_product(
+            session, actor, data, seller_id=profile.user_id, publish=False, idempotency_key=key
+        )
+    if existing.status == ProductStatus.DRAFT:
+        return update_product(session, actor, existing.id, data)
+    return existing
+
+
+PATCHABLE = frozenset(f.name for f in dataclasses.fields(ListingInput))
+
+
+def listing_input_of(product: Product) -> ListingInput:
+    """A listing's current values, as the services take them."""
+    return ListingInput(
+        name=product.name,
+        category_id=product.category_id,
+        unit=product.unit,
+        price_fen=product.price_fen,
+        stock=product.stock,
+        description=product.description,
+        net_weight_g=product.net_weight_g,
+        storage_class=product.storage_class,
+        origin_code=product.origin_code,
+        harvest_start=product.harvest_start,
+        harvest_end=product.harvest_end,
+        presale=product.presale,
+        ships_from=product.ships_from,
+        certifications=tuple((c.kind, c.number) for c in product.certifications),
+    )
+
+
+def patch_product(
+    session: Session, actor: User | None, product_id: int, changes: Mapping[str, Any]
+) -> Product:
+    """Change some of a listing's fields, keeping the others (the API's PATCH)."""
+    product = get_product(session, product_id)
+    require_editor(session, actor, product)
+    unknown = sorted(set(changes) - PATCHABLE)
+    if unknown:
+        raise ValidationError(
+            _("Please correct the marked fields."), field_errors={k: [_("Unknown field.")] for k in unknown}
+        )
+    return update_product(
+        session, actor, product_id, dataclasses.replace(listing_input_of(product), **changes)
+    )
+
+
+def listing_history(session: Session, actor: User | None, product_id: int) -> list[HistoryEntry]:
+    """Who changed the listing and how, newest first, with the people who did it."""
+    events = product_history(session, actor, product_id)
+    ids = {e.actor_id for e in events if e.actor_id is not None}
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    return [HistoryEntry(event=e, actor=users.get(e.actor_id or 0)) for e in events]
+
+
+# --- the village picker of the seller profile -------------------------------------------------
+
+VILLAGE_PICKER_LEVELS = (DivisionLevel.CITY, DivisionLevel.COUNTY, DivisionLevel.TOWN, DivisionLevel.VILLAGE)
+
+
+@dataclass(frozen=True)
+class VillagePicker:
+    levels: list[PickerLevel]
+    division: Division | None  # the village, once every level is picked
+
+
+def village_picker(session: Session, selected: Mapping[str, str]) -> VillagePicker:
+    """City → county → town → village, one level at a time; a pick that does not belong under the
+    level above is dropped, not an error."""
+    levels: list[PickerLevel] = []
+    parent: str | None = "44"
+    division: Division | None = None
+    for level in VILLAGE_PICKER_LEVELS:
+        if parent is None:
+            break
+        options = list_divisions(session, parent_code=parent)
+        wanted = str(selected.get(level.value) or "").strip()
+        chosen = next((d for d in options if d.code == wanted), None)
+        levels.append(PickerLevel(level=level, options=options, selected=chosen.code if chosen else ""))
+        parent = chosen.code if chosen else None
+        division = chosen
+    complete = len(levels) == len(VILLAGE_PICKER_LEVELS) and bool(levels[-1].selected)
+    return VillagePicker(levels=levels, division=division if complete else None)
+
+
+def picker_selection(code: str | None) -> dict[str, str]:
+    """The picker's choices that lead to a division code (a saved profile's village)."""
+    code = code or ""
+    return {
+        level.value: code[:n]
+        for level, n in zip(VILLAGE_PICKER_LEVELS, (4, 6, 9, 12), strict=True)
+        if len(code) >= n
+    }
 
 
 # --- audit helpers ----------------------------------------------------------------------------

@@ -63,9 +63,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if requests.get(url + "/", timeout=1).status_code == 200:
+            if requests.get(url + "/", timeout=5).status_code == 200:
                 break
-        except requests.ConnectionError:
+        # A worker still importing the app (jieba, pypinyin: over a second) accepts but answers late.
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.2)
     else:
         proc.terminate()

@@ -31,3 +31,16 @@ class TestOpenApiDocument:
         resp = client.post("/api/v1/auth/tokens", json={"phone": "123", "password": "x"})
         assert resp.status_code == 401
         assert "手机号".encode() in resp.data
+
+
+class TestStaticFiles:
+    def test_stylesheet_url_carries_its_content_hash_and_is_cached_for_a_year(self, client):
+        html = client.get("/").get_data(as_text=True)
+        import re
+
+        href = re.search(r'href="(/static/css/site\.css\?v=[0-9a-f]{10})"', html)
+        assert href, "the stylesheet link has no content hash"
+        resp = client.get(href.group(1))
+        assert resp.status_code == 200
+        assert resp.cache_control.max_age == 365 * 86400
+        resp.close()

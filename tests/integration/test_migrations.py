@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 
 from marketplace.db import make_engine
 from marketplace.models import Base
+from marketplace.models.base import include_object
 from tests.conftest import alembic_config
 
 
@@ -30,6 +31,8 @@ class TestMigrationChain:
 
     def test_models_and_migrations_do_not_drift(self, engine):
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            ctx = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_object": include_object}
+            )
             diff = compare_metadata(ctx, Base.metadata)
         assert diff == [], f"models differ from migrations; autogenerate a revision: {diff}"

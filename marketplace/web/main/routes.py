@@ -1,4 +1,4 @@
-"""Home, language switch and each role's workspace."""
+"""Home (the shop front), language switch and each role's workspace."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.web.forms import safe_next
 from marketplace.web.main import bp
+from marketplace.web.shop.cache import cached
+from marketplace.web.shop.routes import shop_front
 from services import places, workspace
 
 
 @bp.get("/")
 def home():  # type: ignore[no-untyped-def]
+    """The shop front: search, categories and the newest products; then the roles, compact."""
     user = actor()
+    session = get_session()
     return render_template(
         "main/home.html",
-        stats=places.network_summary(get_session()),
+        front=shop_front(),
+        stats=cached("stats", (), lambda: places.network_summary(session)),
         workspaces=workspace.workspaces_for(user) if user else [],
     )
 

@@ -1,0 +1,670 @@
+"""Browsing the catalog as a buyer: category tree, filters, sorted keyset pages of product cards,
+the product page and the seller page. Queries live here; views and the API only shape them.
+
+Only products buyers may see are listed: active ones, and sold-out ones (shown as such).
+Pages are cut with an opaque keyset cursor (the last row's sort key and id, base64 JSON),
+never OFFSET: the next page costs the same on page 1 and page 500, and a product added while a
+buyer reads does not shift what they see next.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, func, insert, literal, select, tuple_, union_all
+from sqlalchemy.orm import Session, aliased
+
+from marketplace.models import (
+    MAX_PRICE_FEN,
+    Category,
+    CategoryFlow,
+    Certification,
+    CertificationKind,
+    CountyServiceCenter,
+    Division,
+    DivisionLevel,
+    Node,
+    Product,
+    ProductPhoto,
+    ProductStatus,
+    SellerProfile,
+    StorageClass,
+    Unit,
+)
+from services import catalog, search
+from services.errors import NotFound, ValidationError
+from services.i18n import _
+
+VISIBLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.SOLD_OUT)
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 50
+COUNTY_RE = re.compile(r"^\d{6}$", re.ASCII)
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.ASCII)
+
+
+class Sort(enum.StrEnum):
+    NEW = "new"
+    PRICE_ASC = "price_asc"
+    PRICE_DESC = "price_desc"
+    SALES = "sales"
+    RELEVANCE = "relevance"  # only with a search query
+
+
+# The sort key column and whether the order is descending; id breaks ties in the same direction,
+# which is what makes (key, id) a total order for the keyset.
+_SORT_KEYS: dict[Sort, tuple[Any, bool]] = {
+    Sort.NEW: (Product.published_at, True),
+    Sort.PRICE_ASC: (Product.price_fen, False),
+    Sort.PRICE_DESC: (Product.price_fen, True),
+    Sort.SALES: (Product.sales_count, True),
+}
+
+
+def _field_error(name: str, message: Any) -> ValidationError:
+    return ValidationError(message, field_errors={name: [message]})
+
+
+# --- what the pages show ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoRef:
+    """What a card needs of a photo (the same attribute names as ProductPhoto)."""
+
+    key: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProductCard:
+    """One product in a list: everything a card shows, loaded in the list's one query."""
+
+    id: int
+    name: str
+    price_fen: int
+    unit: Unit
+    net_weight_g: int
+    status: ProductStatus
+    storage_class: StorageClass
+    presale: bool
+    ships_from: date | None
+    seller_id: int
+    shop_name: str | None
+    village_name: str | None
+    county_code: str
+    county_name: str | None
+    has_gi: bool
+    photo: PhotoRef | None
+
+    @property
+    def sold_out(self) -> bool:
+        return self.status == ProductStatus.SOLD_OUT
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    items: list[ProductCard]
+    next_cursor: str | None
+    corrected: str | None = None
+    terms: tuple[str, ...] = ()
+    sort: Sort = Sort.NEW
+
+
+@dataclass(frozen=True)
+class CategoryBranch:
+    category: Category
+    children: list[Category] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CountyOption:
+    code: str
+    name: str
+    city_name: str
+    count: int
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    counties: list[CountyOption]
+    certifications: tuple[CertificationKind, ...] = tuple(CertificationKind)
+    storage_classes: tuple[StorageClass, ...] = tuple(StorageClass)
+
+
+@dataclass(frozen=True)
+class ProductDetail:
+    product: Product
+    seller: SellerProfile | None
+    origin_path: list[Division]  # city → county → town → village
+    county_center: Node | None
+    village_point: Node | None
+
+
+@dataclass(frozen=True)
+class SellerDetail:
+    profile: SellerProfile
+    path: list[Division]
+    products: ProductPage
+
+
+# --- categories ---------------------------------------------------------------------------------
+
+
+def category_tree(session: Session) -> list[CategoryBranch]:
+    """Top-level categories in display order, each with its children."""
+    rows = catalog.categories(session)
+    branches = {c.id: CategoryBranch(c) for c in rows if c.parent_id is None}
+    for c in rows:
+        if c.parent_id is not None and c.parent_id in branches:
+            branches[c.parent_id].children.append(c)
+    return list(branches.values())
+
+
+def get_category(session: Session, slug: str) -> CategoryBranch:
+    """A category by its slug, with its children (NotFound for an unknown slug)."""
+    category = session.scalar(select(Category).where(Category.slug == slug)) if _is_slug(slug) else None
+    if category is None:
+        raise NotFound(_("This category does not exist."))
+    children = list(
+        session.scalars(select(Category).where(Category.parent_id == category.id).order_by(Category.position))
+    )
+    return CategoryBranch(category, children)
+
+
+def _is_slug(slug: Any) -> bool:
+    return isinstance(slug, str) and SLUG_RE.match(slug) is not None
+
+
+def import_categories(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Add the categories not yet present, matched on slug (parents first); returns how many.
+
+    Rows: slug, name (Chinese), name_en, flow, position, and parent (a slug) for children.
+    Existing categories are left as they are, so running it twice adds nothing.
+    """
+    rows = list(rows)
+    existing = dict(session.execute(select(Category.slug, Category.id)).tuples().all())
+    added = 0
+    for row in sorted(rows, key=lambda r: r.get("parent") is not None):
+        slug = row["slug"]
+        if not _is_slug(slug):
+            raise ValidationError(_("Invalid category slug %(slug)s.", slug=slug))
+        if slug in existing:
+            continue
+        parent_slug = row.get("parent")
+        if parent_slug is not None and parent_slug not in existing:
+            raise ValidationError(_("Unknown parent category %(slug)s.", slug=parent_slug))
+        result = session.execute(
+            insert(Category).returning(Category.id),
+            [
+                {
+                    "slug": slug,
+                    "name": row["name"],
+                    "name_en": row["name_en"],
+                    "flow": CategoryFlow(row["flow"]),
+                    "position": int(row.get("position", 0)),
+                    "parent_id": existing[parent_slug] if parent_slug else None,
+                }
+            ],
+        )
+        existing[slug] = result.scalar_one()
+        added += 1
+    session.commit()
+    return added
+
+
+# --- the list -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Filters:
+    category_ids: tuple[int, ...] | None
+    county_code: str | None
+    certification: CertificationKind | None
+    storage_class: StorageClass | None
+    price_min_fen: int | None
+    price_max_fen: int | None
+    seller_id: int | None
+    flow: CategoryFlow | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = []
+        if self.category_ids is not None:
+            conds.append(Product.category_id.in_(self.category_ids))
+        if self.county_code is not None:
+            conds.append(Product.county_code == self.county_code)
+        if self.storage_class is not None:
+            conds.append(Product.storage_class == self.storage_class)
+        if self.price_min_fen is not None:
+            conds.append(Product.price_fen >= self.price_min_fen)
+        if self.price_max_fen is not None:
+            conds.append(Product.price_fen <= self.price_max_fen)
+        if self.seller_id is not None:
+            conds.append(Product.seller_id == self.seller_id)
+        if self.flow is not None:
+            conds.append(Product.category_id.in_(select(Category.id).where(Category.flow == self.flow)))
+        if self.certification is not None:
+            conds.append(
+                exists().where(
+                    Certification.product_id == Product.id, Certification.kind == self.certification
+                )
+            )
+        return conds
+
+
+def _price(name: str, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PRICE_FEN:
+        raise _field_error(name, _("Enter a price between ¥0 and ¥100,000."))
+    return value
+
+
+def _check_filters(
+    session: Session,
+    *,
+    category_slug: str | None,
+    county_code: str | None,
+    certification: str | CertificationKind | None,
+    storage_class: str | StorageClass | None,
+    price_min_fen: int | None,
+    price_max_fen: int | None,
+    seller_id: int | None,
+    flow: str | CategoryFlow | None = None,
+) -> _Filters:
+    errors: dict[str, list[Any]] = {}
+    flow_value: CategoryFlow | None = None
+    if flow:
+        try:
+            flow_value = CategoryFlow(flow)
+        except ValueError:
+            errors["flow"] = [_("Choose from the list.")]
+    category_ids: tuple[int, ...] | None = None
+    if category_slug:
+        category = (
+            session.scalar(select(Category.id).where(Category.slug == category_slug))
+            if _is_slug(category_slug)
+            else None
+        )
+        if category is None:
+            errors["category"] = [_("Choose a category from the list.")]
+        else:
+            children = session.scalars(select(Category.id).where(Category.parent_id == category))
+            category_ids = (category, *children)
+    if county_code and not (isinstance(county_code, str) and COUNTY_RE.match(county_code)):
+        errors["county"] = [_("Choose a county from the list.")]
+    cert: CertificationKind | None = None
+    if certification:
+        try:
+            cert = CertificationKind(certification)
+        except ValueError:
+            errors["certification"] = [_("Choose a certification from the list.")]
+    storage: StorageClass | None = None
+    if storage_class:
+        try:
+            storage = StorageClass(storage_class)
+        except ValueError:
+            errors["storage"] = [_("Choose a storage class from the list.")]
+    low = high = None
+    try:
+        low = _price("price_min", price_min_fen)
+    except ValidationError as exc:
+        errors.update(exc.field_errors)
+    try:
+        high = _price("price_max", price_max_fen)
+    except ValidationError as exc:
+        errors.update(exc.field_errors)
+    if low is not None and high is not None and low > high:
+        errors["price_max"] = [_("The highest price is below the lowest.")]
+    if seller_id is not None and (
+        isinstance(seller_id, bool) or not isinstance(seller_id, int) or not 0 < seller_id < 2**31
+    ):
+        errors["seller"] = [_("Unknown seller.")]
+    if errors:
+        raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
+    return _Filters(
+        category_ids=category_ids,
+        county_code=county_code or None,
+        certification=cert,
+        storage_class=storage,
+        price_min_fen=low,
+        price_max_fen=high,
+        seller_id=seller_id,
+        flow=flow_value,
+    )
+
+
+class InvalidCursor(ValidationError):
+    """A cursor this code did not make (edited, truncated, or for another sort)."""
+
+
+def encode_cursor(sort: Sort, key: Any, product_id: int) -> str:
+    if isinstance(key, datetime):
+        key = key.isoformat()
+    raw = json.dumps([sort.value, key, product_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, int]:
+    """The (sort key, id) a cursor stands for; InvalidCursor for anything else."""
+
+    def bad() -> InvalidCursor:
+        msg = _("This page link is no longer valid. Start again from the first page.")
+        return InvalidCursor(msg, field_errors={"after": [msg]})
+
+    if not isinstance(cursor, str) or len(cursor) > 200:
+        raise bad()
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise bad() from None
+    if not (isinstance(value, list) and len(value) == 3 and value[0] == sort.value):
+        raise bad()
+    _sort, key, product_id = value
+    if isinstance(product_id, bool) or not isinstance(product_id, int) or not 0 < product_id < 2**31:
+        raise bad()
+    if sort == Sort.NEW:
+        try:
+            key = datetime.fromisoformat(key) if isinstance(key, str) else None
+        except ValueError:
+            key = None
+        if key is None or key.tzinfo is None:
+            raise bad()
+    elif sort == Sort.RELEVANCE:
+        if isinstance(key, bool) or not isinstance(key, int | float) or not math.isfinite(key):
+            raise bad()
+    elif isinstance(key, bool) or not isinstance(key, int) or abs(key) >= 2**63:
+        raise bad()
+    return key, product_id
+
+
+def _parse_sort(sort: str | Sort | None, has_query: bool) -> Sort:
+    if sort is None or sort == "":
+        return Sort.RELEVANCE if has_query else Sort.NEW
+    try:
+        parsed = Sort(sort)
+    except ValueError:
+        raise _field_error("sort", _("Choose an order from the list.")) from None
+    if parsed == Sort.RELEVANCE and not has_query:
+        return Sort.NEW  # relevance needs a query; without one, newest first
+    return parsed
+
+
+def _parse_limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise _field_error("limit", _("Ask for between 1 and %(max)d products.", max=MAX_LIMIT))
+    return limit
+
+
+def find_products(
+    session: Session,
+    *,
+    q: str | None = None,
+    category_slug: str | None = None,
+    county_code: str | None = None,
+    certification: str | CertificationKind | None = None,
+    storage_class: str | StorageClass | None = None,
+    price_min_fen: int | None = None,
+    price_max_fen: int | None = None,
+    seller_id: int | None = None,
+    flow: str | CategoryFlow | None = None,
+    sort: str | Sort | None = None,
+    after: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> ProductPage:
+    """One page of product cards buyers may see, filtered and sorted, after the cursor `after`.
+
+    With `q`, only products matching the search, by relevance unless another sort is asked;
+    `flow` keeps farm produce or goods for the villages only.
+    Raises ValidationError for bad filters and InvalidCursor (a ValidationError) for a bad cursor.
+    """
+    filters = _check_filters(
+        session,
+        category_slug=category_slug,
+        county_code=county_code,
+        certification=certification,
+        storage_class=storage_class,
+        price_min_fen=price_min_fen,
+        price_max_fen=price_max_fen,
+        seller_id=seller_id,
+        flow=flow,
+    )
+    limit = _parse_limit(limit)
+    query = (q or "").strip()
+    sort_by = _parse_sort(sort, bool(query))
+    keyset = decode_cursor(after, sort_by) if after else None
+
+    match = search.matches(session, query) if query else None
+    if query and match is None:
+        return ProductPage([], None, None, (), sort_by)
+
+    conds = filters.conditions()
+    if match is not None:
+        ranked = match.subquery
+        if sort_by == Sort.RELEVANCE:
+            key_col: Any = ranked.c.rank
+            descending = True
+        else:
+            key_col, descending = _SORT_KEYS[sort_by]
+        stmt = (
+            select(Product.id.label("id"), key_col.label("k"))
+            .join(ranked, ranked.c.product_id == Product.id)
+            .where(Product.status.in_(VISIBLE_STATUSES), *conds)
+        )
+        ids = _keyset(stmt, key_col, descending, keyset, limit).subquery("ids")
+    else:
+        key_col, descending = _SORT_KEYS[sort_by]
+        # One index-ordered range per status (status, key, id), merged: the database reads about
+        # `limit` index entries per status instead of sorting every visible product.
+        branches = [
+            _keyset(
+                select(Product.id.label("id"), key_col.label("k")).where(Product.status == status, *conds),
+                key_col,
+                descending,
+                keyset,
+                limit,
+            ).subquery(f"b_{status.value}")
+            for status in VISIBLE_STATUSES
+        ]
+        ids = union_all(*(select(b.c.id, b.c.k) for b in branches)).subquery("ids")
+
+    rows = session.execute(_card_select(ids, descending).limit(limit + 1)).all()
+    items = [_card(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(sort_by, last.k, last.id)
+    return ProductPage(
+        items,
+        next_cursor,
+        corrected=match.corrected if match is not None else None,
+        terms=tuple(match.terms) if match is not None else (),
+        sort=sort_by,
+    )
+
+
+def _keyset(
+    stmt: Select[Any], key_col: Any, descending: bool, keyset: tuple[Any, int] | None, limit: int
+) -> Select[Any]:
+    if keyset is not None:
+        # Bound with the column's own type, so a datetime is stored-format UTC on SQLite too.
+        bound = tuple_(literal(keyset[0], key_col.type), literal(keyset[1], Product.id.type))
+        row = tuple_(key_col, Product.id)
+        stmt = stmt.where(row < bound if descending else row > bound)
+    if key_col is Product.published_at:
+        stmt = stmt.where(Product.published_at.is_not(None))
+    order = (key_col.desc(), Product.id.desc()) if descending else (key_col.asc(), Product.id.asc())
+    return stmt.order_by(*order).limit(limit + 1)
+
+
+_Village = aliased(Division, name="village")
+_County = aliased(Division, name="county")
+_Photo = aliased(ProductPhoto, name="photo")
+
+
+def _card_select(ids: Any, descending: bool) -> Select[Any]:
+    """The card columns of the products in `ids`, in the page's order, in one statement."""
+    first_photo = (
+        select(ProductPhoto.id)
+        .where(ProductPhoto.product_id == Product.id)
+        .order_by(ProductPhoto.position, ProductPhoto.id)
+        .limit(1)
+        .correlate(Product)
+        .scalar_subquery()
+    )
+    has_gi = (
+        exists()
+        .where(
+            Certification.product_id == Product.id,
+            Certification.kind == CertificationKind.GEOGRAPHICAL_INDICATION,
+        )
+        .correlate(Product)
+    )
+    order = (ids.c.k.desc(), ids.c.id.desc()) if descending else (ids.c.k.asc(), ids.c.id.asc())
+    return (
+        select(
+            ids.c.id,
+            ids.c.k,
+            Product.name,
+            Product.price_fen,
+            Product.unit,
+            Product.net_weight_g,
+            Product.status,
+            Product.storage_class,
+            Product.presale,
+            Product.ships_from,
+            Product.seller_id,
+            Product.county_code,
+            Product.origin_code,
+            SellerProfile.shop_name,
+            _Village.name.label("village_name"),
+            _County.name.label("county_name"),
+            has_gi.label("has_gi"),
+            _Photo.key.label("photo_key"),
+            _Photo.width.label("photo_width"),
+            _Photo.height.label("photo_height"),
+        )
+        .select_from(ids)
+        .join(Product, Product.id == ids.c.id)
+        .outerjoin(SellerProfile, SellerProfile.user_id == Product.seller_id)
+        .outerjoin(_Village, _Village.code == Product.origin_code)
+        .outerjoin(_County, _County.code == Product.county_code)
+        .outerjoin(_Photo, _Photo.id == first_photo)
+        .order_by(*order)
+    )
+
+
+def _spoken(name: str | None) -> str | None:
+    if name is None:
+        return None
+    return Division(name=name, level=DivisionLevel.VILLAGE).short_name
+
+
+def _card(row: Any) -> ProductCard:
+    return ProductCard(
+        id=row.id,
+        name=row.name,
+        price_fen=row.price_fen,
+        unit=row.unit,
+        net_weight_g=row.net_weight_g,
+        status=row.status,
+        storage_class=row.storage_class,
+        presale=row.presale,
+        ships_from=row.ships_from,
+        seller_id=row.seller_id,
+        shop_name=row.shop_name,
+        # Goods come from a county or city: only a town or village is worth naming beside it.
+        village_name=_spoken(row.village_name) if len(row.origin_code) >= 9 else None,
+        county_code=row.county_code,
+        county_name=row.county_name,
+        has_gi=bool(row.has_gi),
+        photo=PhotoRef(row.photo_key, row.photo_width, row.photo_height) if row.photo_key else None,
+    )
+
+
+def filter_options(session: Session, *, category_slug: str | None = None) -> FilterOptions:
+    """The choices of the filter form: counties that have visible products (in the category)."""
+    stmt = (
+        select(Product.county_code, func.count())
+        .where(Product.status.in_(VISIBLE_STATUSES))
+        .group_by(Product.county_code)
+    )
+    if category_slug:
+        branch = get_category(session, category_slug)
+        ids = [branch.category.id, *(c.id for c in branch.children)]
+        stmt = stmt.where(Product.category_id.in_(ids))
+    counts = dict(session.execute(stmt).tuples().all())
+    if not counts:
+        return FilterOptions([])
+    city = aliased(Division)
+    rows = session.execute(
+        select(Division.code, Division.name, city.name)
+        .outerjoin(city, city.code == Division.parent_code)
+        .where(Division.code.in_(counts))
+        .order_by(Division.code)
+    ).all()
+    return FilterOptions(
+        [CountyOption(code, name, city_name or "", counts[code]) for code, name, city_name in rows]
+    )
+
+
+# --- one product, one seller --------------------------------------------------------------------
+
+
+def _path(session: Session, code: str) -> list[Division]:
+    """City → county → town → village down to `code`, in one query (codes nest by prefix)."""
+    prefixes = [code[:n] for n in (4, 6, 9, 12) if len(code) >= n]
+    found = {d.code: d for d in session.scalars(select(Division).where(Division.code.in_(prefixes)))}
+    return [found[p] for p in prefixes if p in found]
+
+
+def product_page(session: Session, product_id: int) -> ProductDetail:
+    """A product buyers may see, with its origin path, county service center and seller."""
+    product = catalog.get_public_product(session, product_id)
+    seller = session.get(SellerProfile, product.seller_id)
+    center = session.scalar(
+        select(CountyServiceCenter)
+        .where(CountyServiceCenter.county_code == product.county_code, CountyServiceCenter.active.is_(True))
+        .order_by(CountyServiceCenter.id)
+        .limit(1)
+    )
+    point = seller.home_point if seller is not None and seller.home_point is not None else None
+    if point is not None and not point.active:
+        point = None
+    return ProductDetail(
+        product=product,
+        seller=seller,
+        origin_path=_path(session, product.origin_code),
+        county_center=center,
+        village_point=point,
+    )
+
+
+def seller_page(
+    session: Session,
+    seller_id: int,
+    *,
+    sort: str | Sort | None = None,
+    after: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> SellerDetail:
+    """A seller's public page: shop, village, and a page of their listings."""
+    profile = (
+        session.get(SellerProfile, seller_id)
+        if isinstance(seller_id, int) and not isinstance(seller_id, bool) and 0 < seller_id < 2**31
+        else None
+    )
+    if profile is None:
+        raise NotFound(_("This seller does not exist."))
+    products = find_products(session, seller_id=seller_id, sort=sort, after=after, limit=limit)
+    return SellerDetail(profile=profile, path=_path(session, profile.division_code), products=products)

@@ -20,6 +20,7 @@ from marketplace.api.auth.schemas import (
     UserQuerySchema,
     UserSummarySchema,
 )
+from marketplace.api.common import BEARER
 from marketplace.auth import actor, auth_policy, client_ip, sms_gateway
 from marketplace.db import get_session
 from marketplace.extensions import limiter
@@ -31,7 +32,6 @@ blp = Blueprint("api_auth", __name__, description="Accounts and API tokens")
 # The same scopes as the log-in and registration pages: one budget per IP across web and API.
 LOGIN_LIMIT_SCOPE = "login"
 SMS_LIMIT_SCOPE = "sms-codes"
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def _login_limit() -> str:

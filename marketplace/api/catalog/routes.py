@@ -26,13 +26,12 @@ from marketplace.api.catalog.schemas import (
     ProductSchema,
     StatusSchema,
 )
+from marketplace.api.common import BEARER, token_required
 from marketplace.auth import actor
 from marketplace.db import get_session
 from services import catalog, media
-from services.errors import Unauthorized
 
 blp = Blueprint("api_catalog", __name__, description="Catalog: categories, listings and their photos")
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 IDEMPOTENCY_HEADER = {
     "in": "header",
     "name": "Idempotency-Key",
@@ -40,18 +39,6 @@ IDEMPOTENCY_HEADER = {
     "schema": {"type": "string", "maxLength": 64},
     "description": "A key of the client's choice: repeating the request returns the product the first made",
 }
-
-
-def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """401 before the body is even read when there is no valid bearer token."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not request.headers.get("Authorization", "").startswith("Bearer ") or actor() is None:
-            raise Unauthorized()
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def photo_sized(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,13 +7,11 @@ a point's agent or a center's staff its phone, hours and description.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from flask import request
 from flask_smorest import Blueprint
 
+from marketplace.api.common import BEARER, token_required
 from marketplace.api.places.schemas import (
     CountyCenterSchema,
     DistributionCenterSchema,
@@ -30,22 +28,8 @@ from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.models import NodeKind
 from services import places
-from services.errors import Unauthorized
 
 blp = Blueprint("api_places", __name__, description="The network of places")
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-
-
-def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """401 before the body is even read when there is no valid bearer token."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not request.headers.get("Authorization", "").startswith("Bearer ") or actor() is None:
-            raise Unauthorized()
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 @blp.route("/divisions", methods=["GET"])

@@ -95,3 +95,16 @@ class TestErrorPages:
             assert "Traceback" not in html and "RuntimeError" not in html
         assert session.scalars(select(SmsMessage).where(SmsMessage.body == "half-written")).all() == []
         app.extensions["database"].engine.dispose()
+
+
+class TestCsrf:
+    def test_language_switch_needs_no_token_but_other_forms_do(self, database_url, session):
+        config = TestingConfig()
+        config.DATABASE_URL = database_url
+        config.WTF_CSRF_ENABLED = True
+        app = create_app(config)
+        app.extensions["database"].lend_session(session)
+        client = app.test_client()
+        assert client.post("/lang", data={"lang": "en"}).status_code == 302
+        assert client.post("/auth/login", data={"phone": "13800000001", "password": "x"}).status_code == 400
+        app.extensions["database"].engine.dispose()

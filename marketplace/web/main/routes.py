@@ -7,6 +7,7 @@ from flask_login import login_required
 
 from marketplace.auth import actor
 from marketplace.db import get_session
+from marketplace.extensions import csrf
 from marketplace.web.forms import safe_next
 from marketplace.web.main import bp
 from marketplace.web.shop.cache import cached
@@ -28,6 +29,8 @@ def home():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/lang")
+@csrf.exempt  # a forged switch only changes the language; without a token every page a
+# visitor without a session sees is the same for everyone, and so can be cached whole
 def set_language():  # type: ignore[no-untyped-def]
     lang = request.form.get("lang", "")
     if lang not in current_app.config["LANGUAGES"]:

@@ -6,13 +6,11 @@ language and query, and change only when a listing does. Rendering one costs a d
 each worker keeps what it rendered for SHOP_PAGE_CACHE_SECONDS (30 by default, 0 turns it off,
 and tests run with it off): a new listing or price shows on the lists within that time, and at
 once on the product page, which is never cached. Nothing user-specific is ever put in a
-fragment: the header, the language form's CSRF token and the workspace links are rendered for
-each request around it.
+fragment: the header and the workspace links are rendered for each request around it.
 
-For an anonymous visitor with no message waiting, the whole page around the fragment is the
-same too except for the language form's CSRF token, which is tied to the visitor's session: the
-page is cached with a placeholder there ("hole punching", as edge caches do it) and each request
-puts its own token in. Logged-in users always get a page rendered for them.
+For an anonymous visitor with no message waiting, the whole page is the same for everyone (the
+language switch carries no CSRF token, see main.set_language), so it is cached whole. Logged-in
+users always get a page rendered for them.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from typing import Any, TypeVar
 from flask import current_app, render_template, request, session
 from flask_babel import get_locale
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 
 T = TypeVar("T")
 MAX_ENTRIES = 512  # about 25 KB each: a bounded ~12 MB per worker
@@ -62,7 +59,6 @@ class FragmentCache:
 
 fragments = FragmentCache()
 pages = FragmentCache(max_entries=256)
-CSRF_HOLE = "csrf-hole-5e1f0c"  # nothing a page could contain otherwise
 
 
 def seconds() -> float:
@@ -89,7 +85,4 @@ def render_page(template: str, make_context: Callable[[], dict[str, Any]]) -> st
     if ttl <= 0 or getattr(current_user, "is_authenticated", False) or session.get("_flashes"):
         return render_template(template, **make_context())
     key = (template, str(get_locale()), request.full_path)
-    html = pages.get_or_make(
-        key, ttl, lambda: render_template(template, **make_context(), csrf_token=lambda: CSRF_HOLE)
-    )
-    return html.replace(CSRF_HOLE, generate_csrf())
+    return pages.get_or_make(key, ttl, lambda: render_template(template, **make_context()))

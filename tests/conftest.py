@@ -140,6 +140,59 @@ def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch):  # type: ignore[no-untyped-def]
+    """scrypt costs ~70 ms a hash; no test depends on the cost ."""
+    from functools import partial
+
+    from werkzeug.security import generate_password_hash
+
+    fast = partial(generate_password_hash, method="pbkdf2:sha256:1")
+    monkeypatch.setattr(accounts, "generate_password_hash", fast)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", fast("not-a-real-password"))
+
+
+def count(session: Session, model, *where) -> int:  # type: ignore[no-untyped-def]
+    """How many rows of `model` match `where`."""
+    from sqlalchemy import func, select
+
+    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def latest_sms_code(session: Session, phone: str) -> str:
+    """The 6-digit code of the newest SMS the outbox gateway wrote for `phone`."""
+    import re
+
+    from sqlalchemy import select
+
+    from marketplace.models import SmsMessage
+
+    body = session.scalars(
+        select(SmsMessage.body).where(SmsMessage.phone == phone).order_by(SmsMessage.id.desc())
+    ).first()
+    assert body is not None, "no SMS was written to the outbox"
+    match = re.search(r"\d{6}", body)
+    assert match is not None
+    return match.group()
+
+
+@pytest.fixture()
+def village_point(session: Session, admin, first_village):  # type: ignore[no-untyped-def]
+    """village_point(county_code, offset=0) → a village service point opened by the admin."""
+    from marketplace.models import NodeKind
+
+    def make(county: str, offset: int = 0):  # type: ignore[no-untyped-def]
+        village = first_village(county, offset)
+        return places.create_node(
+            session,
+            admin,
+            NodeKind.VILLAGE_POINT,
+            {"division_code": village.code, "name": f"{village.name}服务点"},
+        )
+
+    return make
+
+
 @pytest.fixture()
 def policy() -> accounts.AuthPolicy:
     return accounts.AuthPolicy()

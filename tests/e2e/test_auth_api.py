@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from functools import partial
-
 import pytest
-from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
+from sqlalchemy import select
 
-from marketplace.models import ApiToken, NodeKind, Role, RoleGrant, SmsCode, SmsMessage, User
-from services import accounts, places
-from tests.conftest import MEIXIAN, PINGYUAN, TEST_PASSWORD, next_phone
+from marketplace.models import ApiToken, Role, RoleGrant, SmsCode, SmsMessage, User
+from tests.conftest import MEIXIAN, PINGYUAN, TEST_PASSWORD, count, latest_sms_code, next_phone
 
 NEW_PASSWORD = "xin-mima-2026"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    """scrypt costs ~70 ms a hash; the flows under test do not depend on the cost."""
-    fast = partial(generate_password_hash, method="pbkdf2:sha256:1")
-    monkeypatch.setattr(accounts, "generate_password_hash", fast)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", fast("not-a-real-password"))
-
-
-def count(session, model, *where) -> int:
-    return session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def latest_code(session, phone: str) -> str:
-    body = session.scalars(
-        select(SmsMessage.body).where(SmsMessage.phone == phone).order_by(SmsMessage.id.desc())
-    ).first()
-    assert body is not None, "no SMS in the outbox"
-    return re.search(r"\d{6}", body).group()
 
 
 def token_for(client, user: User, password: str = TEST_PASSWORD) -> dict[str, str]:
@@ -49,20 +24,6 @@ def assert_error(resp, status: int, code: str) -> dict:
     assert body["code"] == code
     assert isinstance(body["message"], str) and body["message"]
     return body
-
-
-@pytest.fixture()
-def village_point(session, admin, first_village):
-    def make(county: str, offset: int = 0):
-        village = first_village(county, offset)
-        return places.create_node(
-            session,
-            admin,
-            NodeKind.VILLAGE_POINT,
-            {"division_code": village.code, "name": f"{village.name}服务点"},
-        )
-
-    return make
 
 
 class TestSmsCodes:
@@ -138,7 +99,7 @@ class TestRegister:
             "/api/v1/auth/register",
             json={
                 "phone": phone,
-                "code": latest_code(session, phone),
+                "code": latest_sms_code(session, phone),
                 "password": TEST_PASSWORD,
                 "display_name": "阿梅",
                 "roles": ["farmer"],
@@ -154,7 +115,7 @@ class TestRegister:
     def test_wrong_code_is_a_422_on_the_code_and_creates_nothing(self, client, session):
         phone = next_phone()
         client.post("/api/v1/auth/sms-codes", json={"phone": phone, "purpose": "register"})
-        wrong = f"{(int(latest_code(session, phone)) + 1) % 1_000_000:06d}"
+        wrong = f"{(int(latest_sms_code(session, phone)) + 1) % 1_000_000:06d}"
         resp = client.post(
             "/api/v1/auth/register", json={"phone": phone, "code": wrong, "password": TEST_PASSWORD}
         )
@@ -168,7 +129,7 @@ class TestRegister:
             "/api/v1/auth/register",
             json={
                 "phone": phone,
-                "code": latest_code(session, phone),
+                "code": latest_sms_code(session, phone),
                 "password": TEST_PASSWORD,
                 "roles": ["admin"],
             },
@@ -181,7 +142,7 @@ class TestRegister:
         client.post("/api/v1/auth/sms-codes", json={"phone": phone, "purpose": "register"})
         resp = client.post(
             "/api/v1/auth/register",
-            json={"phone": phone, "code": latest_code(session, phone), "password": "short"},
+            json={"phone": phone, "code": latest_sms_code(session, phone), "password": "short"},
         )
         assert "password" in assert_error(resp, 422, "validation_error")["errors"]
 
@@ -263,7 +224,7 @@ class TestPasswordReset:
             "/api/v1/auth/password-reset",
             json={
                 "phone": user.phone,
-                "code": latest_code(session, user.phone),
+                "code": latest_sms_code(session, user.phone),
                 "new_password": NEW_PASSWORD,
             },
         )
@@ -274,7 +235,11 @@ class TestPasswordReset:
     def test_reused_code_is_refused(self, client, session, make_user):
         user = make_user()
         client.post("/api/v1/auth/sms-codes", json={"phone": user.phone, "purpose": "reset_password"})
-        body = {"phone": user.phone, "code": latest_code(session, user.phone), "new_password": NEW_PASSWORD}
+        body = {
+            "phone": user.phone,
+            "code": latest_sms_code(session, user.phone),
+            "new_password": NEW_PASSWORD,
+        }
         assert client.post("/api/v1/auth/password-reset", json=body).status_code == 204
         again = dict(body, new_password="third-pass-99")
         assert_error(client.post("/api/v1/auth/password-reset", json=again), 422, "validation_error")
@@ -283,7 +248,7 @@ class TestPasswordReset:
     def test_unknown_number_and_wrong_code_answer_alike(self, client, session, make_user):
         user = make_user()
         client.post("/api/v1/auth/sms-codes", json={"phone": user.phone, "purpose": "reset_password"})
-        wrong = f"{(int(latest_code(session, user.phone)) + 1) % 1_000_000:06d}"
+        wrong = f"{(int(latest_sms_code(session, user.phone)) + 1) % 1_000_000:06d}"
         known = client.post(
             "/api/v1/auth/password-reset",
             json={"phone": user.phone, "code": wrong, "new_password": NEW_PASSWORD},

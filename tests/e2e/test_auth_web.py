@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from functools import partial
 
 import pytest
-from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
+from sqlalchemy import select
 
-from marketplace.models import NodeKind, Role, RoleGrant, SmsCode, SmsMessage, User, utcnow
-from services import accounts, places
-from tests.conftest import MEIXIAN, PINGYUAN, TEST_PASSWORD, login, next_phone
+from marketplace.models import Role, RoleGrant, SmsCode, SmsMessage, User, utcnow
+from tests.conftest import MEIXIAN, PINGYUAN, TEST_PASSWORD, count, latest_sms_code, login, next_phone
 
 NEW_PASSWORD = "xin-mima-2026"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    """scrypt costs ~70 ms a hash; the flows under test do not depend on the cost."""
-    fast = partial(generate_password_hash, method="pbkdf2:sha256:1")
-    monkeypatch.setattr(accounts, "generate_password_hash", fast)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", fast("not-a-real-password"))
 
 
 def text(resp) -> str:
@@ -31,18 +20,6 @@ def text(resp) -> str:
 
 def english(client) -> None:
     client.post("/lang", data={"lang": "en", "next": "/"})
-
-
-def count(session, model, *where) -> int:
-    return session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def latest_code(session, phone: str) -> str:
-    body = session.scalars(
-        select(SmsMessage.body).where(SmsMessage.phone == phone).order_by(SmsMessage.id.desc())
-    ).first()
-    assert body is not None, "no SMS in the outbox"
-    return re.search(r"\d{6}", body).group()
 
 
 def send_code(client, url: str, phone: str, step: str = "1"):
@@ -62,20 +39,6 @@ def register_data(phone: str, code: str, **extra) -> dict:
     }
     data.update(extra)
     return {k: v for k, v in data.items() if v is not None}
-
-
-@pytest.fixture()
-def village_point(session, admin, first_village):
-    def make(county: str, offset: int = 0):
-        village = first_village(county, offset)
-        return places.create_node(
-            session,
-            admin,
-            NodeKind.VILLAGE_POINT,
-            {"division_code": village.code, "name": f"{village.name}服务点"},
-        )
-
-    return make
 
 
 class TestRegisterPage:
@@ -105,7 +68,7 @@ class TestRegisterPage:
         phone = next_phone()
         send_code(client, "/auth/register", phone)
         resp = client.post(
-            "/auth/register", data=register_data(phone, latest_code(session, phone), role_farmer="y")
+            "/auth/register", data=register_data(phone, latest_sms_code(session, phone), role_farmer="y")
         )
         assert resp.status_code == 302
         assert resp.headers["Location"].endswith("/workspace")
@@ -125,7 +88,7 @@ class TestRegisterPage:
     def test_wrong_code_keeps_what_was_typed_and_creates_no_account(self, client, session):
         phone = next_phone()
         send_code(client, "/auth/register", phone)
-        code = latest_code(session, phone)
+        code = latest_sms_code(session, phone)
         wrong = f"{(int(code) + 1) % 1_000_000:06d}"
         resp = client.post("/auth/register", data=register_data(phone, wrong))
         html = text(resp)
@@ -138,7 +101,8 @@ class TestRegisterPage:
         phone = next_phone()
         send_code(client, "/auth/register", phone)
         resp = client.post(
-            "/auth/register", data=register_data(phone, latest_code(session, phone), password2="other-pass-1")
+            "/auth/register",
+            data=register_data(phone, latest_sms_code(session, phone), password2="other-pass-1"),
         )
         assert resp.status_code == 422
         assert count(session, User, User.phone == phone) == 0
@@ -156,7 +120,7 @@ class TestRegisterPage:
     def test_a_staff_role_cannot_be_slipped_in(self, client, session):
         phone = next_phone()
         send_code(client, "/auth/register", phone)
-        data = register_data(phone, latest_code(session, phone), role_admin="y", roles="admin")
+        data = register_data(phone, latest_sms_code(session, phone), role_admin="y", roles="admin")
         client.post("/auth/register", data=data)
         user = session.scalars(select(User).where(User.phone == phone)).one()
         assert user.roles == {Role.BUYER}
@@ -265,7 +229,7 @@ class TestResetPage:
         user = make_user()
         send_code(client, "/auth/reset", user.phone)
         data = register_data(
-            user.phone, latest_code(session, user.phone), password=NEW_PASSWORD, password2=NEW_PASSWORD
+            user.phone, latest_sms_code(session, user.phone), password=NEW_PASSWORD, password2=NEW_PASSWORD
         )
         resp = client.post("/auth/reset", data=data)
         assert resp.status_code == 302 and resp.headers["Location"].endswith("/workspace")
@@ -276,7 +240,7 @@ class TestResetPage:
     def test_a_used_code_does_not_work_twice(self, client, session, make_user):
         user = make_user()
         send_code(client, "/auth/reset", user.phone)
-        code = latest_code(session, user.phone)
+        code = latest_sms_code(session, user.phone)
         data = register_data(user.phone, code, password=NEW_PASSWORD, password2=NEW_PASSWORD)
         assert client.post("/auth/reset", data=data).status_code == 302
         client.post("/auth/logout")
@@ -291,7 +255,7 @@ class TestResetPage:
         row.expires_at = utcnow() - timedelta(seconds=1)  # as if the time had run out
         session.commit()
         data = register_data(
-            user.phone, latest_code(session, user.phone), password=NEW_PASSWORD, password2=NEW_PASSWORD
+            user.phone, latest_sms_code(session, user.phone), password=NEW_PASSWORD, password2=NEW_PASSWORD
         )
         resp = client.post("/auth/reset", data=data)
         assert resp.status_code == 422

@@ -13,7 +13,6 @@ from marketplace.models import Product, ProductPhoto, ProductStatus
 from services import accounts, catalog
 from tests.conftest import TEST_PASSWORD
 from tests.integration.test_catalog import World, build_world, consent, listing, row
-from tests.integration.test_catalog import fast_password_hashing as fast_password_hashing
 from tests.unit.test_media import jpeg
 
 

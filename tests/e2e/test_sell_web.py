@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from marketplace.models import (
     ListingConsent,
@@ -26,9 +26,8 @@ from marketplace.models import (
     User,
 )
 from services import catalog, media
-from tests.conftest import login
+from tests.conftest import count, latest_sms_code, login
 from tests.integration.test_catalog import World, build_world, consent, listing, row
-from tests.integration.test_catalog import fast_password_hashing as fast_password_hashing
 from tests.unit.test_media import jpeg
 
 
@@ -50,10 +49,6 @@ def html(resp) -> str:  # type: ignore[no-untyped-def]
 
 def english(client) -> None:  # type: ignore[no-untyped-def]
     client.post("/lang", data={"lang": "en", "next": "/"})
-
-
-def count(session, model, *where) -> int:  # type: ignore[no-untyped-def]
-    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
 def input_value(page: str, name: str) -> str | None:
@@ -502,13 +497,6 @@ class TestEditPage:
         assert row(session, product.id)["origin_code"] == world.neighbour.code
 
 
-def latest_code(session, phone: str) -> str:  # type: ignore[no-untyped-def]
-    body = session.scalars(
-        select(SmsMessage.body).where(SmsMessage.phone == phone).order_by(SmsMessage.id.desc())
-    ).first()
-    return re.search(r"\d{6}", body).group()  # type: ignore[union-attr, arg-type]
-
-
 class TestAgentPages:
     PHONE = "13712349999"
 
@@ -528,7 +516,7 @@ class TestAgentPages:
             data={
                 "step": "2",
                 "phone": self.PHONE,
-                "code": latest_code(session, self.PHONE),
+                "code": latest_sms_code(session, self.PHONE),
                 "display_name": "钟阿婆",
                 "village_code": world.neighbour.code,
                 "submit": "1",
@@ -551,7 +539,7 @@ class TestAgentPages:
     def test_a_wrong_code_keeps_the_input_and_enrolls_nobody(self, client, session, world):
         login(client, world.agent.phone)
         client.post("/sell/farmers", data={"step": "1", "phone": self.PHONE, "send_code": "1"})
-        code = latest_code(session, self.PHONE)
+        code = latest_sms_code(session, self.PHONE)
         wrong = f"{(int(code) + 1) % 1_000_000:06d}"
         resp = client.post(
             "/sell/farmers",

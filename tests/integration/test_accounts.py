@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from functools import partial
 
 import pytest
-from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
+from sqlalchemy import select
 
 from marketplace.models import (
     ApiToken,
@@ -25,48 +22,14 @@ from marketplace.models import (
 from services import accounts, places
 from services import sms as sms_service
 from services.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
-from tests.conftest import MEIXIAN, PINGYUAN, TEST_PASSWORD, next_phone
+from tests.conftest import MEIXIAN, PINGYUAN, TEST_PASSWORD, count, latest_sms_code, next_phone
 
 NEW_PASSWORD = "xin-mima-2026"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    """scrypt costs ~70 ms a hash; the rules under test do not depend on the cost."""
-    fast = partial(generate_password_hash, method="pbkdf2:sha256:1")
-    monkeypatch.setattr(accounts, "generate_password_hash", fast)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", fast("not-a-real-password"))
-
-
-def count(session, model, *where) -> int:
-    return session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def sent_code(session, phone: str) -> str:
-    body = session.scalars(
-        select(SmsMessage.body).where(SmsMessage.phone == phone).order_by(SmsMessage.id.desc())
-    ).first()
-    assert body is not None, "no SMS was written to the outbox"
-    return re.search(r"\d{6}", body).group()
-
-
 def send(session, sms_gateway, policy, phone, purpose=SmsPurpose.REGISTER, now=None) -> str:
     accounts.request_sms_code(session, sms_gateway, phone, purpose, policy, now=now)
-    return sent_code(session, phone)
-
-
-@pytest.fixture()
-def village_point(session, admin, first_village):
-    def make(county: str, offset: int = 0):
-        village = first_village(county, offset)
-        return places.create_node(
-            session,
-            admin,
-            NodeKind.VILLAGE_POINT,
-            {"division_code": village.code, "name": f"{village.name}服务点"},
-        )
-
-    return make
+    return latest_sms_code(session, phone)
 
 
 @pytest.fixture()

@@ -4,17 +4,14 @@ price and stock, status moves, drafts, visibility and the audit trail. Bad input
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
 from marketplace.models import (
     MAX_PRICE_FEN,
@@ -43,17 +40,11 @@ from services import accounts, catalog, places
 from services.accounts import AuthPolicy
 from services.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from services.sms import OutboxSmsGateway
+from tests.conftest import count, latest_sms_code
 
 # This module's own county (the conftest's and the places tests' counties are others').
 COUNTY = "441423"  # 梅州市丰顺县
 OTHER_COUNTY = "441424"  # 梅州市五华县
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):  # type: ignore[no-untyped-def]
-    """scrypt costs ~70 ms a hash; these tests make many users and never depend on the cost."""
-    fast = partial(generate_password_hash, method="pbkdf2:sha256:1")
-    monkeypatch.setattr(accounts, "generate_password_hash", fast)
 
 
 @dataclass
@@ -188,10 +179,6 @@ def consent(session: Session, agent: User, farmer: User, point: Node) -> Listing
     session.add(record)
     session.commit()
     return record
-
-
-def count(session: Session, model: Any, *where: Any) -> int:
-    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
 def row(session: Session, product_id: int) -> dict[str, Any]:
@@ -524,21 +511,13 @@ class TestAgentListsForAFarmer:
         assert catalog.consents_of_farmer(session, world.farmer) == []
 
 
-def latest_code(session: Session, phone: str) -> str:
-    body = session.scalars(
-        select(SmsMessage.body).where(SmsMessage.phone == phone).order_by(SmsMessage.id.desc())
-    ).first()
-    assert body is not None
-    return re.search(r"\d{6}", body).group()  # type: ignore[union-attr]
-
-
 class TestEnrollingAFarmer:
     PHONE = "13712340001"
 
     def enroll(self, session: Session, world: World, **kwargs: Any) -> ListingConsent:
         args: dict[str, Any] = {
             "phone": self.PHONE,
-            "code": latest_code(session, self.PHONE),
+            "code": latest_sms_code(session, self.PHONE),
             "display_name": "钟阿婆",
             "village_code": world.neighbour.code,
             "policy": AuthPolicy(),
@@ -580,7 +559,7 @@ class TestEnrollingAFarmer:
     def test_a_wrong_or_expired_code_writes_nothing(self, session, world, when):
         self.send(session, world)
         before = (count(session, User), count(session, ListingConsent), count(session, SellerProfile))
-        code = latest_code(session, self.PHONE)
+        code = latest_sms_code(session, self.PHONE)
         kwargs: dict[str, Any] = {}
         if when == "wrong":
             kwargs["code"] = "000000" if code != "000000" else "111111"

@@ -12,7 +12,6 @@ from marketplace.models import AuditEvent, ProductPhoto
 from services import catalog, media
 from services.errors import Forbidden, NotFound, ValidationError
 from tests.integration.test_catalog import World, build_world, consent, listing
-from tests.integration.test_catalog import fast_password_hashing as fast_password_hashing
 from tests.unit.test_media import jpeg, png_header
 
 

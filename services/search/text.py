@@ -386,7 +386,10 @@ def _name_fields(
             starts.add(base + start)
             word_sylls = tuple(sylls[base + start : base + end])
             fields[PARTS].add(word)
-            fields[INITIALS].add(initials(word_sylls))
+            if word not in lexicon().places:
+                # lz is both 荔枝 and 连州: on a produce market the product word is what is
+                # meant; the place still matches as the prefix of the name's initials (lzcx…).
+                fields[INITIALS].add(initials(word_sylls))
             words.update((word, p, initials(word_sylls)) for p in full_pinyin(word_sylls) if all(word_sylls))
             if end in ends and ends[end] <= start:
                 # The head of a word: 菠萝 of 徐闻菠萝 is a pineapple, 菠萝 of 菠萝蜜 is not.

@@ -421,3 +421,13 @@ class TestApi:
     def test_documented_in_openapi(self, client):
         paths = client.get("/api/openapi.json").get_json()["paths"]
         assert "/api/v1/search" in paths and "/api/v1/search/suggest" in paths
+
+
+
+class TestInitialsPreferProductWords:
+    def test_lz_ranks_lychee_above_products_named_after_lianzhou(self, shop):
+        place = shop.add("连州菜心", "连州", category="蔬菜")
+        lychee = shop.add("增城挂绿荔枝")
+        ranked = [p.id for p, _ in search.search_products(shop.session, "lz")]
+        assert lychee.id in ranked and place.id in ranked
+        assert ranked.index(lychee.id) < ranked.index(place.id)

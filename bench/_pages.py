@@ -59,7 +59,7 @@ from marketplace.models import (  # noqa: E402
     utcnow,
 )
 from seed.loader import read_json  # noqa: E402
-from services import browse, catalog, places  # noqa: E402
+from services import catalog, places  # noqa: E402
 
 PRODUCTS = 10_000
 SELLERS = 60
@@ -209,7 +209,7 @@ def build_database(url: str, count: int = PRODUCTS, seed: int = 20261126) -> dic
         places.import_divisions(
             session, places.read_division_files(SEED_DATA / "divisions.csv", SEED_DATA / "coordinates.csv")
         )
-        browse.import_categories(session, read_json("categories.json"))
+        catalog.import_categories(session, read_json("categories.json"))
         categories = {c.slug: c.id for c in catalog.categories(session)}
         villages = _villages()
         names = _county_names()

@@ -43,7 +43,7 @@ from marketplace.models import (
     User,
 )
 from seed import photos
-from services import accounts, browse, catalog, media, places
+from services import accounts, catalog, media, places
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEMO_PASSWORD = "nongye-2026"  # noqa: S105 (the published demo password)
@@ -178,7 +178,7 @@ def load_catalog(
     """Categories, seller profiles and products (with a generated photo each), through the
     services and acting as each seller; a second run adds nothing."""
     report = {"categories": 0, "seller_profiles": 0, "products": 0, "photos": 0}
-    report["categories"] = browse.import_categories(session, read_json("categories.json", data_dir))
+    report["categories"] = catalog.import_categories(session, read_json("categories.json", data_dir))
     category_ids = {c.slug: c.id for c in catalog.categories(session)}
 
     sellers: dict[str, User] = {}

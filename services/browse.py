@@ -15,12 +15,11 @@ import enum
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, insert, literal, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, exists, func, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session, aliased
 
 from marketplace.models import (
@@ -48,7 +47,6 @@ VISIBLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.SOLD_OUT)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 COUNTY_RE = re.compile(r"^\d{6}$", re.ASCII)
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.ASCII)
 
 
 class Sort(enum.StrEnum):
@@ -172,54 +170,15 @@ def category_tree(session: Session) -> list[CategoryBranch]:
 
 def get_category(session: Session, slug: str) -> CategoryBranch:
     """A category by its slug, with its children (NotFound for an unknown slug)."""
-    category = session.scalar(select(Category).where(Category.slug == slug)) if _is_slug(slug) else None
+    category = None
+    if catalog.is_slug(slug):
+        category = session.scalar(select(Category).where(Category.slug == slug))
     if category is None:
         raise NotFound(_("This category does not exist."))
     children = list(
         session.scalars(select(Category).where(Category.parent_id == category.id).order_by(Category.position))
     )
     return CategoryBranch(category, children)
-
-
-def _is_slug(slug: Any) -> bool:
-    return isinstance(slug, str) and SLUG_RE.match(slug) is not None
-
-
-def import_categories(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Add the categories not yet present, matched on slug (parents first); returns how many.
-
-    Rows: slug, name (Chinese), name_en, flow, position, and parent (a slug) for children.
-    Existing categories are left as they are, so running it twice adds nothing.
-    """
-    rows = list(rows)
-    existing = dict(session.execute(select(Category.slug, Category.id)).tuples().all())
-    added = 0
-    for row in sorted(rows, key=lambda r: r.get("parent") is not None):
-        slug = row["slug"]
-        if not _is_slug(slug):
-            raise ValidationError(_("Invalid category slug %(slug)s.", slug=slug))
-        if slug in existing:
-            continue
-        parent_slug = row.get("parent")
-        if parent_slug is not None and parent_slug not in existing:
-            raise ValidationError(_("Unknown parent category %(slug)s.", slug=parent_slug))
-        result = session.execute(
-            insert(Category).returning(Category.id),
-            [
-                {
-                    "slug": slug,
-                    "name": row["name"],
-                    "name_en": row["name_en"],
-                    "flow": CategoryFlow(row["flow"]),
-                    "position": int(row.get("position", 0)),
-                    "parent_id": existing[parent_slug] if parent_slug else None,
-                }
-            ],
-        )
-        existing[slug] = result.scalar_one()
-        added += 1
-    session.commit()
-    return added
 
 
 # --- the list -----------------------------------------------------------------------------------
@@ -292,7 +251,7 @@ def _check_filters(
     if category_slug:
         category = (
             session.scalar(select(Category.id).where(Category.slug == category_slug))
-            if _is_slug(category_slug)
+            if catalog.is_slug(category_slug)
             else None
         )
         if category is None:

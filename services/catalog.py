@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeGuard
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -1027,3 +1027,47 @@ def _audit(
             changes=changes,
         )
     )
+
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.ASCII)
+
+
+def is_slug(slug: Any) -> bool:
+    return isinstance(slug, str) and SLUG_RE.match(slug) is not None
+
+
+def import_categories(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Add the categories not yet present, matched on slug (parents first); returns how many.
+
+    Rows: slug, name (Chinese), name_en, flow, position, and parent (a slug) for children.
+    Existing categories are left as they are, so running it twice adds nothing.
+    """
+    rows = list(rows)
+    existing = dict(session.execute(select(Category.slug, Category.id)).tuples().all())
+    added = 0
+    for row in sorted(rows, key=lambda r: r.get("parent") is not None):
+        slug = row["slug"]
+        if not is_slug(slug):
+            raise ValidationError(_("Invalid category slug %(slug)s.", slug=slug))
+        if slug in existing:
+            continue
+        parent_slug = row.get("parent")
+        if parent_slug is not None and parent_slug not in existing:
+            raise ValidationError(_("Unknown parent category %(slug)s.", slug=parent_slug))
+        result = session.execute(
+            insert(Category).returning(Category.id),
+            [
+                {
+                    "slug": slug,
+                    "name": row["name"],
+                    "name_en": row["name_en"],
+                    "flow": CategoryFlow(row["flow"]),
+                    "position": int(row.get("position", 0)),
+                    "parent_id": existing[parent_slug] if parent_slug else None,
+                }
+            ],
+        )
+        existing[slug] = result.scalar_one()
+        added += 1
+    session.commit()
+    return added

@@ -73,7 +73,7 @@ class Shop:
 
 
 def build_shop(session: Session, make_user, first_village) -> Shop:  # type: ignore[no-untyped-def]
-    browse.import_categories(session, read_json("categories.json"))
+    catalog.import_categories(session, read_json("categories.json"))
     categories = {c.slug: c.id for c in catalog.categories(session)}
     meixian = make_user(Role.FARMER, name="梅县柚农")
     catalog.save_seller_profile(
@@ -356,7 +356,7 @@ class TestCategories:
             browse.get_category(session, "DROP TABLE")
 
     def test_importing_twice_adds_nothing(self, session, shop):
-        assert browse.import_categories(session, read_json("categories.json")) == 0
+        assert catalog.import_categories(session, read_json("categories.json")) == 0
 
 
 class TestProductPage:

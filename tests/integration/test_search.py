@@ -423,7 +423,6 @@ class TestApi:
         assert "/api/v1/search" in paths and "/api/v1/search/suggest" in paths
 
 
-
 class TestInitialsPreferProductWords:
     def test_lz_ranks_lychee_above_products_named_after_lianzhou(self, shop):
         place = shop.add("连州菜心", "连州", category="蔬菜")

@@ -17,7 +17,7 @@ from marketplace.models import (
     StorageClass,
     Unit,
 )
-from services import browse
+from services import browse, catalog
 
 _ERRORS = {
     "required": _l("This field is required."),
@@ -50,7 +50,7 @@ def _price(**kwargs: Any) -> fields.Integer:
 
 class ProductQuerySchema(_Base):
     category = fields.String(
-        validate=validate.Regexp(browse.SLUG_RE, error=_l("Not a valid category slug.")),
+        validate=validate.Regexp(catalog.SLUG_RE, error=_l("Not a valid category slug.")),
         error_messages=_ERRORS,
         metadata={"description": "Category slug; a top category includes its children", "example": "citrus"},
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, literal, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, case, exists, func, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session, aliased
 
 from marketplace.models import (
@@ -47,6 +47,7 @@ VISIBLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.SOLD_OUT)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 COUNTY_RE = re.compile(r"^\d{6}$", re.ASCII)
+SOLD_OUT_PENALTY = 1_000_000
 
 
 class Sort(enum.StrEnum):
@@ -411,7 +412,11 @@ def find_products(
     if match is not None:
         ranked = match.subquery
         if sort_by == Sort.RELEVANCE:
-            key_col: Any = ranked.c.rank
+            # What can be bought first: a sold-out match goes below every available one (ranks
+            # are far below this offset), and the key stays one number for the cursor.
+            key_col: Any = ranked.c.rank - case(
+                (Product.status == ProductStatus.SOLD_OUT, SOLD_OUT_PENALTY), else_=0
+            )
             descending = True
         else:
             key_col, descending = _SORT_KEYS[sort_by]

@@ -429,3 +429,18 @@ class TestSellerPage:
         buyer = make_user(Role.BUYER)
         with pytest.raises(NotFound):
             browse.seller_page(session, buyer.id)
+
+
+class TestSearchResultsPutWhatCanBeBoughtFirst:
+    def test_a_sold_out_match_comes_after_available_ones_and_paging_still_sees_each_once(self, session, shop):
+        # The shortest name is the best text match, but it is sold out.
+        shop.add("荔枝", "citrus", 990, stock=0)
+        for i in range(5):
+            shop.add(f"增城挂绿荔枝礼盒{i}", "citrus", 2990 + i)
+        first = browse.find_products(session, q="荔枝", limit=20).items
+        flags = [c.sold_out for c in first]
+        assert False in flags and True in flags
+        assert flags == sorted(flags), "a sold-out product came before one that can be bought"
+        pages = all_pages(session, 2, q="荔枝")
+        seen = [c.id for page in pages for c in page]
+        assert seen == [c.id for c in first]

@@ -194,6 +194,14 @@ def village_point(session: Session, admin, first_village):  # type: ignore[no-un
 
 
 @pytest.fixture()
+def net(session: Session, admin, first_village):  # type: ignore[no-untyped-def]
+    """Two counties of 梅州市 with centers, village points A and B in one, C in the other, a DC."""
+    from tests.integration.test_places import build_network
+
+    return build_network(session, admin, first_village)
+
+
+@pytest.fixture()
 def policy() -> accounts.AuthPolicy:
     return accounts.AuthPolicy()
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -146,6 +146,16 @@ def _posted_text(doc: Document) -> str:
     return " ".join(f"{token}/{rank}" for token, rank in doc.postings())
 
 
+def _boolean_query(terms: Sequence[Term], render: Callable[[Cond], str], and_: str, or_: str) -> str:
+    """Every term, each by any of its alternatives, each alternative all of its conditions,
+    in the backend's own query syntax (FTS5 MATCH, PostgreSQL tsquery)."""
+    groups = []
+    for term in terms:
+        alts = [f" {and_} ".join(render(c) for c in alt.conds) for alt in term.alts]
+        groups.append("(" + f" {or_} ".join(f"({a})" for a in alts) + ")")
+    return f" {and_} ".join(groups)
+
+
 class SQLiteBackend:
     id_col = fts_documents.c.rowid
     name_len = fts_documents.c.name_len
@@ -157,11 +167,7 @@ class SQLiteBackend:
 
     def fts_query(self, terms: Sequence[Term]) -> str:
         """FTS5 query: every term, each by any of its alternatives (column filters per field)."""
-        groups = []
-        for term in terms:
-            alts = [" AND ".join(self._cond(c) for c in alt.conds) for alt in term.alts]
-            groups.append("(" + " OR ".join(f"({a})" for a in alts) + ")")
-        return " AND ".join(groups)
+        return _boolean_query(terms, self._cond, "AND", "OR")
 
     def match(self, terms: Sequence[Term]) -> ColumnElement[bool]:
         return literal_column(TABLE).op("MATCH", is_comparison=True)(literal(self.fts_query(terms)))
@@ -225,11 +231,7 @@ class PostgresBackend:
         return f"'{_PG_TAGS[cond.field]}:{cond.token}'" + (":*" if cond.prefix else "")
 
     def tsquery(self, terms: Sequence[Term]) -> str:
-        groups = []
-        for term in terms:
-            alts = [" & ".join(self._lexeme(c) for c in alt.conds) for alt in term.alts]
-            groups.append("(" + " | ".join(f"({a})" for a in alts) + ")")
-        return " & ".join(groups)
+        return _boolean_query(terms, self._lexeme, "&", "|")
 
     @staticmethod
     def tsvector(doc: Document) -> str:

@@ -16,15 +16,8 @@ from tests.integration.test_places import (
     COUNTY_X,
     COUNTY_Y,
     SHENZHEN_LONGGANG,
-    Network,
-    build_network,
     snapshot,
 )
-
-
-@pytest.fixture()
-def net(session, admin, first_village) -> Network:  # type: ignore[no-untyped-def]
-    return build_network(session, admin, first_village)
 
 
 @pytest.fixture()

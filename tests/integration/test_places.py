@@ -73,11 +73,6 @@ def counts(session: Session) -> tuple[int, int]:
     )
 
 
-@pytest.fixture()
-def net(session, admin, first_village) -> Network:  # type: ignore[no-untyped-def]
-    return build_network(session, admin, first_village)
-
-
 class TestOpeningNodes:
     def test_a_village_point_gets_its_county_center_and_an_approximate_position(self, session, net):
         assert net.point_a.county_code == COUNTY_X

@@ -6,10 +6,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, utcnow
+from .base import Base, str_enum, utcnow
 
 
 class Role(enum.StrEnum):
@@ -33,10 +33,6 @@ ROLE_SCOPE = {
     Role.MERCHANT: None,
     Role.ADMIN: None,
 }
-
-
-def _enum(e: type[enum.Enum], length: int = 32) -> Enum:
-    return Enum(e, native_enum=False, length=length, values_callable=lambda x: [m.value for m in x])
 
 
 class User(Base):
@@ -90,7 +86,7 @@ class RoleGrant(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    role: Mapped[Role] = mapped_column(_enum(Role))
+    role: Mapped[Role] = mapped_column(str_enum(Role))
     node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True, default=None)
     county_code: Mapped[str | None] = mapped_column(ForeignKey("divisions.code"), index=True, default=None)
     granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
@@ -116,7 +112,7 @@ class SmsCode(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     phone: Mapped[str] = mapped_column(String(11))
-    purpose: Mapped[SmsPurpose] = mapped_column(_enum(SmsPurpose))
+    purpose: Mapped[SmsPurpose] = mapped_column(str_enum(SmsPurpose))
     code_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

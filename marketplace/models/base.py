@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -52,3 +53,8 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}
+
+
+def str_enum(e: type[enum.Enum], length: int = 32) -> Enum:
+    """A string column holding a StrEnum's values (portable: a VARCHAR, not a native enum)."""
+    return Enum(e, native_enum=False, length=length, values_callable=lambda x: [m.value for m in x])

@@ -10,7 +10,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -20,11 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, utcnow
-
-
-def _enum(e: type[enum.Enum], length: int = 32) -> Enum:
-    return Enum(e, native_enum=False, length=length, values_callable=lambda x: [m.value for m in x])
+from .base import Base, str_enum, utcnow
 
 
 class SellerKind(enum.StrEnum):
@@ -39,7 +34,7 @@ class SellerProfile(Base):
     __tablename__ = "seller_profiles"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    kind: Mapped[SellerKind] = mapped_column(_enum(SellerKind))
+    kind: Mapped[SellerKind] = mapped_column(str_enum(SellerKind))
     shop_name: Mapped[str] = mapped_column(String(60))
     # A farmer's village (12-digit code); a merchant's county or city.
     division_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"), index=True)
@@ -68,7 +63,7 @@ class Category(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True, default=None)
     name: Mapped[str] = mapped_column(String(40))  # Simplified Chinese
     name_en: Mapped[str] = mapped_column(String(60))
-    flow: Mapped[CategoryFlow] = mapped_column(_enum(CategoryFlow, 16))
+    flow: Mapped[CategoryFlow] = mapped_column(str_enum(CategoryFlow, 16))
     position: Mapped[int] = mapped_column(default=0)
 
     parent: Mapped[Category | None] = relationship(remote_side=[id])
@@ -117,6 +112,7 @@ class Product(Base):
         CheckConstraint(f"stock >= 0 AND stock <= {MAX_STOCK}", name="stock_range"),
         CheckConstraint("net_weight_g > 0", name="net_weight_positive"),
         CheckConstraint("sales_count >= 0", name="sales_nonnegative"),
+        CheckConstraint("reserved >= 0", name="reserved_nonnegative"),
         UniqueConstraint("seller_id", "idempotency_key"),
         # Browse queries: active products by newest, price and sales, with id as the keyset tie-break.
         Index("ix_products_status_published", "status", "published_at", "id"),
@@ -134,17 +130,23 @@ class Product(Base):
     # Where it comes from: a village for farm produce, a county or city for goods.
     origin_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"), index=True)
     county_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"))
-    unit: Mapped[Unit] = mapped_column(_enum(Unit, 16))
+    unit: Mapped[Unit] = mapped_column(str_enum(Unit, 16))
     net_weight_g: Mapped[int]
     price_fen: Mapped[int]
+    # Units a buyer can still order. A checkout takes its units out of `stock` at once and holds
+    # them in `reserved` until the payment succeeds (they are sold) or fails or expires (they
+    # come back). services.orders.reservations keeps the two in step.
     stock: Mapped[int] = mapped_column(default=0)
-    storage_class: Mapped[StorageClass] = mapped_column(_enum(StorageClass, 16), default=StorageClass.AMBIENT)
+    reserved: Mapped[int] = mapped_column(default=0, server_default="0")
+    storage_class: Mapped[StorageClass] = mapped_column(
+        str_enum(StorageClass, 16), default=StorageClass.AMBIENT
+    )
     harvest_start: Mapped[date | None] = mapped_column(Date, default=None)
     harvest_end: Mapped[date | None] = mapped_column(Date, default=None)
     # Pre-sale (预售): sold before harvest against an announced quantity, shipped from a date.
     presale: Mapped[bool] = mapped_column(Boolean, default=False)
     ships_from: Mapped[date | None] = mapped_column(Date, default=None)
-    status: Mapped[ProductStatus] = mapped_column(_enum(ProductStatus, 16), default=ProductStatus.DRAFT)
+    status: Mapped[ProductStatus] = mapped_column(str_enum(ProductStatus, 16), default=ProductStatus.DRAFT)
     sales_count: Mapped[int] = mapped_column(default=0)
     # Who typed it in: the seller, or an agent acting under a consent record.
     listed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -175,7 +177,7 @@ class Certification(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[CertificationKind] = mapped_column(_enum(CertificationKind))
+    kind: Mapped[CertificationKind] = mapped_column(str_enum(CertificationKind))
     number: Mapped[str] = mapped_column(String(64))
 
     product: Mapped[Product] = relationship(back_populates="certifications")

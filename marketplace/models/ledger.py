@@ -1,0 +1,117 @@
+"""Money as a double-entry ledger: accounts, balanced transactions of signed entries, and the
+payout batches that settle what the platform owes its sellers.
+
+Entries are signed fen: debit positive, credit negative; every transaction's entries sum to zero.
+A balance is always the sum of an account's entries, never a stored number.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, str_enum, utcnow
+
+
+class AccountKind(enum.StrEnum):
+    ASSET = "asset"
+    LIABILITY = "liability"
+    REVENUE = "revenue"
+    EXPENSE = "expense"
+
+
+class LedgerAccount(Base):
+    """One account: a fixed platform account (code only) or one per seller or agent (owner_id)."""
+
+    __tablename__ = "ledger_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # e.g. "buyer_payments_clearing", "seller_payable:42", "cash_held:17"
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[AccountKind] = mapped_column(str_enum(AccountKind, 16))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LedgerTransaction(Base):
+    """One business event's money movement. `key` makes posting it twice a no-op."""
+
+    __tablename__ = "ledger_transactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(96), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    memo: Mapped[str] = mapped_column(String(200), default="")
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True, default=None)
+    sub_order_id: Mapped[int | None] = mapped_column(ForeignKey("sub_orders.id"), index=True, default=None)
+    payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True, default=None)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    entries: Mapped[list[LedgerEntry]] = relationship(
+        back_populates="transaction", lazy="selectin", order_by="LedgerEntry.id", cascade="all, delete-orphan"
+    )
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint("amount_fen <> 0", name="amount_nonzero"),
+        Index("ix_ledger_entries_account", "account_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(
+        ForeignKey("ledger_transactions.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    amount_fen: Mapped[int]  # debit > 0, credit < 0
+
+    transaction: Mapped[LedgerTransaction] = relationship(back_populates="entries")
+    account: Mapped[LedgerAccount] = relationship(lazy="joined")
+
+
+class PayoutBatchStatus(enum.StrEnum):
+    OPEN = "open"  # built, exported for the bank, not yet confirmed paid
+    PAID = "paid"  # staff confirmed the bank paid it; the ledger carries the payouts
+
+
+class PayoutBatch(Base):
+    """Seller settlement: what is owed for sub-orders delivered before a cut-off, one file for the bank."""
+
+    __tablename__ = "payout_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cutoff: Mapped[datetime]
+    status: Mapped[PayoutBatchStatus] = mapped_column(
+        str_enum(PayoutBatchStatus, 16), default=PayoutBatchStatus.OPEN
+    )
+    total_fen: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    paid_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    payouts: Mapped[list[Payout]] = relationship(
+        back_populates="batch", lazy="selectin", order_by="Payout.id", cascade="all, delete-orphan"
+    )
+
+
+class Payout(Base):
+    """One seller's line in a payout batch."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("payout_batches.id", ondelete="CASCADE"), index=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    amount_fen: Mapped[int]
+    sub_order_count: Mapped[int] = mapped_column(default=0)
+
+    batch: Mapped[PayoutBatch] = relationship(back_populates="payouts")
+    seller = relationship("User", lazy="joined")

@@ -1,0 +1,244 @@
+"""Carts, delivery addresses, orders and their per-seller sub-orders, order lines, the state
+history of each sub-order, and the stock reservations that keep a checkout from overselling.
+
+One checkout is one `Order` (one payment) split into one `SubOrder` per seller, each with its own
+fulfilment. Sub-orders move through the state machine in services.orders.states.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, str_enum, utcnow
+from .catalog import StorageClass, Unit
+
+
+class CartItem(Base):
+    """A logged-in buyer's cart line. Guests keep theirs in the session; it is merged at login."""
+
+    __tablename__ = "cart_items"
+    __table_args__ = (
+        UniqueConstraint("user_id", "product_id"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    quantity: Mapped[int]
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    product = relationship("Product", lazy="joined")
+
+
+class Address(Base):
+    """A delivery address: a village or town (市/县/镇/村 by division code) plus the street detail."""
+
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    recipient: Mapped[str] = mapped_column(String(40))
+    phone: Mapped[str] = mapped_column(String(11))
+    division_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"))
+    detail: Mapped[str] = mapped_column(String(120))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Addresses an order points at are kept (orders copy the text anyway); a deleted one is hidden.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    division = relationship("Division", lazy="joined")
+
+
+class DeliveryMethod(enum.StrEnum):
+    HOME = "home"  # delivered to the address
+    PICKUP = "pickup"  # collected at a village service point or a distribution center
+
+
+class PaymentMethod(enum.StrEnum):
+    CARD = "card"
+    WECHAT_PAY = "wechat_pay"
+    ALIPAY = "alipay"
+    CASH = "cash"  # cash on pickup, collected by the village agent (proxy orders)
+
+
+class Order(Base):
+    """One checkout: one payment for the sub-orders of every seller in the cart."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("buyer_id", "idempotency_key"),
+        CheckConstraint("items_fen >= 0 AND shipping_fen >= 0", name="amounts_nonnegative"),
+        CheckConstraint("total_fen = items_fen + shipping_fen", name="total_adds_up"),
+        Index("ix_orders_buyer_created", "buyer_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The public order number buyers read out on the phone: date + sequence digits.
+    number: Mapped[str] = mapped_column(String(24), unique=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # Who pressed the button: the buyer, or (later) a village agent placing a proxy order.
+    placed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    payment_method: Mapped[PaymentMethod] = mapped_column(str_enum(PaymentMethod, 16))
+    delivery_method: Mapped[DeliveryMethod] = mapped_column(str_enum(DeliveryMethod, 16))
+    pickup_node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True, default=None)
+    # The address as it was at checkout: later edits to the address book do not move parcels.
+    recipient: Mapped[str] = mapped_column(String(40))
+    recipient_phone: Mapped[str] = mapped_column(String(11))
+    division_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"))
+    address_detail: Mapped[str] = mapped_column(String(120), default="")
+    items_fen: Mapped[int]
+    shipping_fen: Mapped[int]
+    total_fen: Mapped[int]
+    # Pre-sale orders are authorised now and captured when the goods are dispatched.
+    presale: Mapped[bool] = mapped_column(default=False)
+    # Unpaid orders give their stock back after this moment (services.orders.reservations).
+    pay_by: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    buyer = relationship("User", foreign_keys=[buyer_id], lazy="joined")
+    pickup_node = relationship("Node", lazy="joined")
+    division = relationship("Division", lazy="joined")
+    sub_orders: Mapped[list[SubOrder]] = relationship(
+        back_populates="order", lazy="selectin", order_by="SubOrder.id", cascade="all, delete-orphan"
+    )
+    payment = relationship("Payment", back_populates="order", uselist=False, lazy="selectin")
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    ACCEPTED = "accepted"
+    HANDED_IN = "handed_in"
+    IN_TRANSIT = "in_transit"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUND_REQUESTED = "refund_requested"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+
+
+class SubOrder(Base):
+    """One seller's part of an order, fulfilled on its own."""
+
+    __tablename__ = "sub_orders"
+    __table_args__ = (
+        UniqueConstraint("order_id", "seller_id"),
+        CheckConstraint("total_fen = items_fen + shipping_fen", name="total_adds_up"),
+        CheckConstraint("refunded_fen >= 0 AND refunded_fen <= total_fen", name="refund_within_total"),
+        CheckConstraint("commission_fen >= 0 AND commission_fen <= items_fen", name="commission_range"),
+        Index("ix_sub_orders_seller_status", "seller_id", "status", "id"),
+        Index("ix_sub_orders_status_updated", "status", "status_changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    # e.g. 2026112600001234-2: the order number and the seller's position in it.
+    number: Mapped[str] = mapped_column(String(28), unique=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[OrderStatus] = mapped_column(
+        str_enum(OrderStatus, 24), default=OrderStatus.PENDING_PAYMENT
+    )
+    status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    items_fen: Mapped[int]
+    shipping_fen: Mapped[int]
+    total_fen: Mapped[int]
+    # The platform's cut of items_fen, fixed at checkout so later rate changes do not rewrite it.
+    commission_fen: Mapped[int] = mapped_column(default=0)
+    refunded_fen: Mapped[int] = mapped_column(default=0)
+    weight_g: Mapped[int] = mapped_column(default=0)
+    storage_class: Mapped[StorageClass] = mapped_column(str_enum(StorageClass, 16))
+    decline_reason: Mapped[str] = mapped_column(String(200), default="")
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set when the seller's money for this sub-order goes into a payout batch.
+    payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True, default=None)
+
+    order: Mapped[Order] = relationship(back_populates="sub_orders", lazy="joined")
+    seller = relationship("User", foreign_keys=[seller_id], lazy="joined")
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="sub_order", lazy="selectin", order_by="OrderLine.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[OrderEvent]] = relationship(
+        back_populates="sub_order", lazy="select", order_by="OrderEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class OrderLine(Base):
+    """A product in a sub-order, with its name, unit and price copied at checkout."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("line_fen = unit_price_fen * quantity", name="line_adds_up"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sub_order_id: Mapped[int] = mapped_column(ForeignKey("sub_orders.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    unit: Mapped[Unit] = mapped_column(str_enum(Unit, 16))
+    unit_price_fen: Mapped[int]
+    quantity: Mapped[int]
+    line_fen: Mapped[int]
+    net_weight_g: Mapped[int]
+    presale: Mapped[bool] = mapped_column(default=False)
+
+    sub_order: Mapped[SubOrder] = relationship(back_populates="lines")
+    product = relationship("Product", lazy="joined")
+
+
+class OrderEvent(Base):
+    """One applied transition of a sub-order: from, to, who and when (the order's history)."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sub_order_id: Mapped[int] = mapped_column(ForeignKey("sub_orders.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[OrderStatus | None] = mapped_column(str_enum(OrderStatus, 24), default=None)
+    to_status: Mapped[OrderStatus] = mapped_column(str_enum(OrderStatus, 24))
+    # None when the system moved it (a webhook, the expiry job).
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    sub_order: Mapped[SubOrder] = relationship(back_populates="events")
+    actor = relationship("User", lazy="joined")
+
+
+class ReservationStatus(enum.StrEnum):
+    HELD = "held"  # taken out of stock, waiting for the payment
+    COMMITTED = "committed"  # paid: the units are sold
+    RELEASED = "released"  # payment failed, cancelled or expired: the units went back
+
+
+class StockReservation(Base):
+    """Units of one product held for one order line until payment succeeds, fails or expires."""
+
+    __tablename__ = "stock_reservations"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_stock_reservations_status_expires", "status", "expires_at"),
+        Index("ix_stock_reservations_product_status", "product_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id", ondelete="CASCADE"), unique=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    quantity: Mapped[int]
+    status: Mapped[ReservationStatus] = mapped_column(
+        str_enum(ReservationStatus, 16), default=ReservationStatus.HELD
+    )
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,759 @@
+"""The double-entry ledger and seller payouts.
+
+Every money event is one balanced transaction of signed fen entries (debit > 0, credit < 0),
+posted under a unique key so a repeated webhook posts nothing twice. Accounts:
+
+    buyer_payments_clearing        asset      money collected through the gateway, not yet paid out
+    cash_held:{agent_id}           asset      cash a village agent collected for the platform
+    seller_payable:{seller_id}     liability  what the platform owes a seller
+    agent_commission_payable:{id}  liability  what the platform owes a village agent
+    platform_commission            revenue    the platform's cut of item prices
+    logistics_fees                 revenue    shipping charged to buyers
+    refunds                        expense    money returned to buyers (contra-revenue)
+
+The posting functions (`post`, `post_sub_order_paid`, `post_refund`, `post_payout`) flush but never
+commit: the use case that calls them owns the transaction. The payout use cases commit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, object_session
+
+from marketplace.models import (
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    OrderStatus,
+    Payout,
+    PayoutBatch,
+    PayoutBatchStatus,
+    Refund,
+    SellerProfile,
+    SubOrder,
+    User,
+    utcnow,
+)
+from services import authz
+from services.errors import Conflict, NotFound, ServiceError, ValidationError
+from services.i18n import _
+
+CLEARING = "buyer_payments_clearing"
+PLATFORM_COMMISSION = "platform_commission"
+LOGISTICS_FEES = "logistics_fees"
+REFUNDS = "refunds"
+FIXED_ACCOUNTS = {
+    CLEARING: AccountKind.ASSET,
+    PLATFORM_COMMISSION: AccountKind.REVENUE,
+    LOGISTICS_FEES: AccountKind.REVENUE,
+    REFUNDS: AccountKind.EXPENSE,
+}
+# Per-owner account families: code prefix → kind.
+OWNER_ACCOUNTS = {
+    "seller_payable": AccountKind.LIABILITY,
+    "cash_held": AccountKind.ASSET,
+    "agent_commission_payable": AccountKind.LIABILITY,
+}
+
+# Sub-orders whose seller may be paid: delivered (a completed one later partly refunded keeps
+# its completed_at and is still owed the rest).
+PAYABLE_STATUSES = (OrderStatus.COMPLETED, OrderStatus.PARTIALLY_REFUNDED)
+MAX_HOLDING_DAYS = 365
+_CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class UnbalancedTransaction(ServiceError):
+    """A posting whose amounts do not sum to zero (or has too few lines): a bug in the caller."""
+
+    status = 500
+    code = "unbalanced_transaction"
+
+
+class LedgerError(ServiceError):
+    """A posting that contradicts what the ledger already holds (e.g. a refund before payment)."""
+
+    status = 409
+    code = "ledger_conflict"
+
+
+class RefundTooLarge(ServiceError):
+    status = 409
+    code = "refund_too_large"
+
+
+# --- accounts and lines -----------------------------------------------------------------------
+
+
+def seller_payable_code(seller_id: int) -> str:
+    return f"seller_payable:{seller_id}"
+
+
+def cash_held_code(agent_id: int) -> str:
+    return f"cash_held:{agent_id}"
+
+
+def agent_commission_code(agent_id: int) -> str:
+    return f"agent_commission_payable:{agent_id}"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a posting: the account (code, kind, owner user id) and signed fen, debit > 0.
+
+    `post` also takes plain tuples in this field order: (code, kind, owner_id, amount_fen).
+    """
+
+    code: str
+    kind: AccountKind
+    owner_id: int | None
+    amount_fen: int
+
+    @classmethod
+    def fixed(cls, code: str, amount_fen: int) -> Line:
+        return cls(code, FIXED_ACCOUNTS[code], None, amount_fen)
+
+    @classmethod
+    def owned(cls, family: str, owner_id: int, amount_fen: int) -> Line:
+        return cls(f"{family}:{owner_id}", OWNER_ACCOUNTS[family], owner_id, amount_fen)
+
+
+LineLike = Line | tuple[str, AccountKind, int | None, int]
+
+
+def _check_account(line: Line) -> None:
+    """A known account code must come with its own kind (and, per owner, its owner's id)."""
+    family, _sep, owner = line.code.partition(":")
+    kind = FIXED_ACCOUNTS.get(line.code) if not owner else OWNER_ACCOUNTS.get(family)
+    if kind is not None and line.kind != kind:
+        raise UnbalancedTransaction(
+            _("Account %(code)s is a %(kind)s account.", code=line.code, kind=kind.value)
+        )
+    if owner and family in OWNER_ACCOUNTS and owner != str(line.owner_id):
+        raise UnbalancedTransaction(
+            _("Account %(code)s belongs to user %(owner)s.", code=line.code, owner=owner)
+        )
+
+
+def check_lines(lines: Sequence[LineLike]) -> list[Line]:
+    """The lines to post: zero amounts dropped; at least two left, whole fen, summing to zero."""
+    checked: list[Line] = []
+    for raw in lines:
+        if isinstance(raw, Line):
+            line = raw
+        else:
+            code, kind, owner_id, amount_fen = raw
+            line = Line(code, AccountKind(kind), owner_id, amount_fen)
+        amount = line.amount_fen
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise UnbalancedTransaction(_("Ledger amounts must be whole fen."))
+        if not line.code or len(line.code) > 64:
+            raise UnbalancedTransaction(_("A ledger line needs an account code of at most 64 characters."))
+        _check_account(line)
+        if amount != 0:
+            checked.append(line)
+    if len(checked) < 2:
+        raise UnbalancedTransaction(_("A ledger transaction needs at least two non-zero lines."))
+    total = sum(line.amount_fen for line in checked)
+    if total != 0:
+        raise UnbalancedTransaction(
+            _("A ledger transaction must balance; its amounts add up to %(fen)s fen.", fen=total)
+        )
+    return checked
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    """INSERT … ON CONFLICT for the session's dialect (both support it, spelled the same)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _ensure_accounts(session: Session, lines: Sequence[Line]) -> dict[str, int]:
+    """Account ids by code, creating the missing ones. Two processes may create the same
+    account at once: ON CONFLICT DO NOTHING lets both go on and then read the one row."""
+    wanted: dict[str, Line] = {}
+    for line in lines:
+        wanted.setdefault(line.code, line)
+    codes = sorted(wanted)  # one order everywhere, so concurrent inserts cannot deadlock
+    found = {a.code: a for a in session.scalars(select(LedgerAccount).where(LedgerAccount.code.in_(codes)))}
+    missing = [c for c in codes if c not in found]
+    if missing:
+        rows = [
+            {"code": c, "kind": wanted[c].kind, "owner_id": wanted[c].owner_id, "created_at": utcnow()}
+            for c in missing
+        ]
+        session.execute(_insert(session)(LedgerAccount).on_conflict_do_nothing(index_elements=["code"]), rows)
+        found.update(
+            (a.code, a) for a in session.scalars(select(LedgerAccount).where(LedgerAccount.code.in_(missing)))
+        )
+    for code, line in wanted.items():
+        if found[code].kind != line.kind:
+            raise UnbalancedTransaction(
+                _("Account %(code)s is a %(kind)s account.", code=code, kind=found[code].kind.value)
+            )
+    return {code: account.id for code, account in found.items()}
+
+
+def _transaction(session: Session, key: str) -> LedgerTransaction | None:
+    return session.scalar(select(LedgerTransaction).where(LedgerTransaction.key == key))
+
+
+# --- posting ----------------------------------------------------------------------------------
+
+
+def post(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    lines: Sequence[LineLike],
+    order_id: int | None = None,
+    sub_order_id: int | None = None,
+    payout_id: int | None = None,
+    memo: str = "",
+    details: dict[str, Any] | None = None,
+) -> LedgerTransaction:
+    """Post one balanced transaction under `key`; if `key` was posted before, return that one."""
+    if not key or len(key) > 96 or not kind or len(kind) > 32:
+        raise ValueError("a posting needs a key of at most 96 and a kind of at most 32 characters")
+    checked = check_lines(lines)
+    existing = _transaction(session, key)
+    if existing is not None:
+        return existing
+    account_ids = _ensure_accounts(session, checked)
+    txn = LedgerTransaction(
+        key=key,
+        kind=kind,
+        memo=memo[:200],
+        order_id=order_id,
+        sub_order_id=sub_order_id,
+        payout_id=payout_id,
+        details=dict(details or {}),
+        entries=[
+            LedgerEntry(account_id=account_ids[line.code], amount_fen=line.amount_fen) for line in checked
+        ],
+    )
+    try:
+        # A savepoint: when another process posted the same key meanwhile, only this insert
+        # is undone and the caller's transaction goes on with the other process's posting.
+        with session.begin_nested():
+            session.add(txn)
+    except IntegrityError:
+        existing = _transaction(session, key)
+        if existing is None:
+            raise
+        return existing
+    return txn
+
+
+def post_sub_order_paid(
+    session: Session, sub_order: SubOrder, *, via: str = "gateway", agent_id: int | None = None
+) -> LedgerTransaction:
+    """The buyer's money for one sub-order came in: owed to the seller, commission, shipping."""
+    if via == "gateway":
+        into = Line.fixed(CLEARING, sub_order.total_fen)
+    elif via == "cash" and agent_id is not None:
+        into = Line.owned("cash_held", agent_id, sub_order.total_fen)
+    else:
+        raise ValueError("via must be 'gateway', or 'cash' with an agent_id")
+    seller_net = sub_order.items_fen - sub_order.commission_fen
+    return post(
+        session,
+        key=f"paid:{sub_order.id}",
+        kind="sub_order_paid",
+        lines=[
+            into,
+            Line.owned("seller_payable", sub_order.seller_id, -seller_net),
+            Line.fixed(PLATFORM_COMMISSION, -sub_order.commission_fen),
+            Line.fixed(LOGISTICS_FEES, -sub_order.shipping_fen),
+        ],
+        order_id=sub_order.order_id,
+        sub_order_id=sub_order.id,
+        memo=sub_order.number,
+        details={"via": via, "agent_id": agent_id},
+    )
+
+
+class Parts(NamedTuple):
+    """A sub-order's money in the three parts a refund takes back from, in fen."""
+
+    seller: int  # items_fen − commission_fen: the seller's net
+    commission: int
+    shipping: int
+
+    @classmethod
+    def of(cls, sub_order: SubOrder) -> Parts:
+        return cls(
+            sub_order.items_fen - sub_order.commission_fen, sub_order.commission_fen, sub_order.shipping_fen
+        )
+
+    def minus(self, other: Parts) -> Parts:
+        return Parts(*(a - b for a, b in zip(self, other, strict=True)))
+
+
+NO_PARTS = Parts(0, 0, 0)
+
+
+def allocate_refund(
+    sub_order: SubOrder | Parts, amount_fen: int, *, already_refunded: Parts = NO_PARTS
+) -> Parts:
+    """Split a refund of `amount_fen` over what remains of each part, in proportion.
+
+    `already_refunded` is what earlier refunds of the same sub-order took from each part (seller
+    net, commission, shipping), as the ledger recorded them: the split is over `parts −
+    already_refunded`. Largest remainder rounding makes the parts add up to exactly `amount_fen`,
+    and no part gets more than remains of it, so any sequence of partial refunds stays within
+    every part. Pure: no database.
+    """
+    parts = sub_order if isinstance(sub_order, Parts) else Parts.of(sub_order)
+    if any(p < 0 for p in parts) or any(a < 0 or a > p for a, p in zip(already_refunded, parts, strict=True)):
+        raise ValueError("already_refunded must lie within each part")
+    remaining = parts.minus(already_refunded)
+    left = sum(remaining)
+    if amount_fen < 0:
+        raise ValueError("a refund amount is not negative")
+    if amount_fen > left:
+        raise RefundTooLarge(
+            _("Only %(yuan)s yuan of this order can still be refunded.", yuan=str(yuan(left)))
+        )
+    if amount_fen == 0:
+        return NO_PARTS
+    shares = [amount_fen * r // left for r in remaining]
+    remainders = [amount_fen * r % left for r in remaining]
+    # Each part got floor(exact share); the fen left over go to the largest fractions. A part
+    # with no fraction never gets one, so none goes above its exact share rounded up (≤ remaining).
+    for i in sorted(range(3), key=lambda i: (-remainders[i], i))[: amount_fen - sum(shares)]:
+        shares[i] += 1
+    return Parts(*shares)
+
+
+def refunded_parts(session: Session, sub_order: SubOrder) -> Parts:
+    """What the ledger's refunds of this sub-order took back from each part so far."""
+    rows = session.execute(
+        select(LedgerAccount.code, func.sum(LedgerEntry.amount_fen))
+        .select_from(LedgerEntry)
+        .join(LedgerEntry.account)
+        .join(LedgerEntry.transaction)
+        .where(
+            LedgerTransaction.kind == "refund",
+            LedgerTransaction.sub_order_id == sub_order.id,
+            LedgerAccount.code.in_(
+                [seller_payable_code(sub_order.seller_id), PLATFORM_COMMISSION, LOGISTICS_FEES]
+            ),
+        )
+        .group_by(LedgerAccount.code)
+    ).all()
+    by_code = {code: int(total or 0) for code, total in rows}
+    return Parts(
+        by_code.get(seller_payable_code(sub_order.seller_id), 0),
+        by_code.get(PLATFORM_COMMISSION, 0),
+        by_code.get(LOGISTICS_FEES, 0),
+    )
+
+
+def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
+    """Money returned to the buyer for one sub-order, taken back from seller, commission and
+    shipping in proportion to what remains of each."""
+    key = f"refund:{refund.id}"
+    existing = _transaction(session, key)
+    if existing is not None:
+        return existing
+    sub_order: SubOrder = refund.sub_order
+    # Two refunds of one sub-order at once would both read the same "already refunded".
+    session.execute(select(SubOrder.id).where(SubOrder.id == sub_order.id).with_for_update())
+    paid = _transaction(session, f"paid:{sub_order.id}")
+    if paid is None:
+        raise LedgerError(_("This order's payment is not in the ledger yet, so it cannot be refunded."))
+    # The money goes back out of the account it came into (the gateway's, or the agent's cash).
+    source = next(e.account for e in paid.entries if e.amount_fen > 0)
+    amount = refund.amount_fen
+    seller, commission, shipping = allocate_refund(
+        sub_order, amount, already_refunded=refunded_parts(session, sub_order)
+    )
+    return post(
+        session,
+        key=key,
+        kind="refund",
+        lines=[
+            Line.fixed(REFUNDS, amount),
+            Line(source.code, source.kind, source.owner_id, -amount),
+            Line.owned("seller_payable", sub_order.seller_id, seller),
+            Line.fixed(PLATFORM_COMMISSION, commission),
+            Line.fixed(LOGISTICS_FEES, shipping),
+            Line.fixed(REFUNDS, -amount),
+        ],
+        order_id=sub_order.order_id,
+        sub_order_id=sub_order.id,
+        memo=sub_order.number,
+        details={
+            "refund_id": refund.id,
+            "seller_fen": seller,
+            "commission_fen": commission,
+            "shipping_fen": shipping,
+        },
+    )
+
+
+def post_payout(session: Session, payout: Payout) -> LedgerTransaction:
+    """The bank paid a seller their payout: the platform owes them that much less."""
+    return post(
+        session,
+        key=f"payout:{payout.id}",
+        kind="payout",
+        lines=[
+            Line.owned("seller_payable", payout.seller_id, payout.amount_fen),
+            Line.fixed(CLEARING, -payout.amount_fen),
+        ],
+        payout_id=payout.id,
+        details={"batch_id": payout.batch_id},
+    )
+
+
+# --- balances ---------------------------------------------------------------------------------
+
+
+def balance(session: Session, code: str) -> int:
+    """An account's balance: the sum of its entries, debit-positive (0 for an unknown account)."""
+    total = session.scalar(
+        select(func.sum(LedgerEntry.amount_fen))
+        .select_from(LedgerEntry)
+        .join(LedgerEntry.account)
+        .where(LedgerAccount.code == code)
+    )
+    return int(total or 0)
+
+
+def balances(session: Session) -> dict[str, int]:
+    """Every account's balance by code, debit-positive."""
+    rows = session.execute(
+        select(LedgerAccount.code, func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
+        .outerjoin(LedgerEntry, LedgerEntry.account_id == LedgerAccount.id)
+        .group_by(LedgerAccount.code)
+    ).all()
+    return {code: int(total) for code, total in rows}
+
+
+def trial_balance(session: Session) -> int:
+    """The sum of every entry in the ledger: always 0 when the books are right."""
+    return int(session.scalar(select(func.sum(LedgerEntry.amount_fen))) or 0)
+
+
+def seller_payable(session: Session, seller_id: int) -> int:
+    """What the platform owes a seller now (positive when owed)."""
+    return -balance(session, seller_payable_code(seller_id))
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    code: str
+    kind: AccountKind
+    owner_id: int | None
+    owner_name: str  # the shop name, else the user's name; "" for platform accounts
+    balance_fen: int  # debit-positive
+
+    @property
+    def family(self) -> str:
+        return self.code.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class FinanceOverview:
+    accounts: list[AccountBalance]  # platform accounts first, then per-owner ones by code
+    trial_balance_fen: int
+    batches: list[PayoutBatch]
+
+
+def finance_overview(session: Session, actor: User | None, *, batch_limit: int = 50) -> FinanceOverview:
+    """For the admins' finance page: every account's balance, the trial balance, recent batches."""
+    authz.require_admin(actor)
+    rows = session.execute(
+        select(
+            LedgerAccount.code,
+            LedgerAccount.kind,
+            LedgerAccount.owner_id,
+            SellerProfile.shop_name,
+            User.display_name,
+            func.coalesce(func.sum(LedgerEntry.amount_fen), 0),
+        )
+        .outerjoin(LedgerEntry, LedgerEntry.account_id == LedgerAccount.id)
+        .outerjoin(User, User.id == LedgerAccount.owner_id)
+        .outerjoin(SellerProfile, SellerProfile.user_id == LedgerAccount.owner_id)
+        .group_by(
+            LedgerAccount.code,
+            LedgerAccount.kind,
+            LedgerAccount.owner_id,
+            SellerProfile.shop_name,
+            User.display_name,
+        )
+    ).all()
+    accounts = [
+        AccountBalance(code, kind, owner_id, shop or name or "", int(total))
+        for code, kind, owner_id, shop, name, total in rows
+    ]
+    fixed = list(FIXED_ACCOUNTS)
+    accounts.sort(key=lambda a: (0, fixed.index(a.code), "") if a.code in fixed else (1, 0, a.code))
+    return FinanceOverview(accounts, trial_balance(session), list_batches(session, actor, limit=batch_limit))
+
+
+# --- payouts ----------------------------------------------------------------------------------
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def _owed_by_sub_order(session: Session, sub_orders: Sequence[tuple[int, int]]) -> dict[int, int]:
+    """For (sub_order_id, seller_id) pairs: what the ledger says each seller is owed for that
+    sub-order (its payment net of its refunds), positive when owed."""
+    seller_of = dict(sub_orders)
+    owed: dict[int, int] = defaultdict(int)
+    for chunk in _chunks(list(seller_of)):
+        rows = session.execute(
+            select(LedgerTransaction.sub_order_id, LedgerAccount.code, func.sum(LedgerEntry.amount_fen))
+            .select_from(LedgerEntry)
+            .join(LedgerEntry.transaction)
+            .join(LedgerEntry.account)
+            .where(LedgerTransaction.sub_order_id.in_(chunk))
+            .group_by(LedgerTransaction.sub_order_id, LedgerAccount.code)
+        ).all()
+        for sub_order_id, code, total in rows:
+            if sub_order_id is not None and code == seller_payable_code(seller_of[sub_order_id]):
+                owed[sub_order_id] -= int(total or 0)
+    return owed
+
+
+def _check_holding_days(holding_days: Any) -> int:
+    if (
+        not isinstance(holding_days, int)
+        or isinstance(holding_days, bool)
+        or not 0 <= holding_days <= MAX_HOLDING_DAYS
+    ):
+        msg = _("Enter a whole number of days from 0 to %(max)d.", max=MAX_HOLDING_DAYS)
+        raise ValidationError(msg, field_errors={"holding_days": [msg]})
+    return holding_days
+
+
+def create_payout_batch(
+    session: Session, actor: User | None, *, now: datetime, holding_days: int = 7
+) -> PayoutBatch | None:
+    """Pay every seller what the ledger owes them for sub-orders completed at least
+    `holding_days` ago and not yet in a batch; None when there is nothing to pay."""
+    actor = authz.require_admin(actor)
+    holding_days = _check_holding_days(holding_days)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    cutoff = now - timedelta(days=holding_days)
+    # Locked in id order: a second admin building a batch at the same moment waits here, then
+    # sees these sub-orders taken (PostgreSQL re-checks payout_id IS NULL after the wait).
+    candidates = session.execute(
+        select(SubOrder.id, SubOrder.seller_id)
+        .where(
+            SubOrder.status.in_(PAYABLE_STATUSES),
+            SubOrder.completed_at.is_not(None),
+            SubOrder.completed_at <= cutoff,
+            SubOrder.payout_id.is_(None),
+        )
+        .order_by(SubOrder.id)
+        .with_for_update()
+    ).all()
+    owed = _owed_by_sub_order(session, [(row.id, row.seller_id) for row in candidates])
+    by_seller: dict[int, list[int]] = defaultdict(list)
+    for row in candidates:
+        by_seller[row.seller_id].append(row.id)
+    payable = {seller: ids for seller, ids in by_seller.items() if sum(owed.get(i, 0) for i in ids) > 0}
+    if not payable:
+        session.commit()  # ends the transaction and releases the row locks
+        return None
+
+    batch = PayoutBatch(cutoff=cutoff, created_by_id=actor.id, status=PayoutBatchStatus.OPEN)
+    for seller in sorted(payable):
+        ids = payable[seller]
+        batch.payouts.append(
+            Payout(seller_id=seller, amount_fen=sum(owed.get(i, 0) for i in ids), sub_order_count=len(ids))
+        )
+    batch.total_fen = sum(p.amount_fen for p in batch.payouts)
+    session.add(batch)
+    session.flush()
+    for payout in batch.payouts:
+        claimed = 0
+        for chunk in _chunks(payable[payout.seller_id]):
+            result = session.execute(
+                update(SubOrder)
+                .where(SubOrder.id.in_(chunk), SubOrder.payout_id.is_(None))
+                .values(payout_id=payout.id)
+                .execution_options(synchronize_session=False)
+            )
+            claimed += result.rowcount  # type: ignore[attr-defined]
+        # Where row locks do not exist (SQLite), this is what catches a concurrent batch.
+        if claimed != len(payable[payout.seller_id]):
+            session.rollback()
+            raise Conflict(_("Another payout batch was being built at the same time. Please try again."))
+    # The bulk UPDATE went around the identity map: sub-orders this session holds reload it.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, SubOrder):
+            session.expire(obj, ["payout_id"])
+    session.commit()
+    return batch
+
+
+def mark_batch_paid(session: Session, actor: User | None, batch_id: int) -> PayoutBatch:
+    """The bank has paid the batch: post each payout to the ledger. A second call changes nothing."""
+    actor = authz.require_admin(actor)
+    batch = session.scalar(
+        select(PayoutBatch)
+        .where(PayoutBatch.id == batch_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if batch is None:
+        raise NotFound(_("This payout batch does not exist."))
+    if batch.status == PayoutBatchStatus.PAID:
+        session.commit()
+        return batch
+    for payout in batch.payouts:
+        post_payout(session, payout)
+    batch.status = PayoutBatchStatus.PAID
+    batch.paid_by_id = actor.id
+    batch.paid_at = utcnow()
+    session.commit()
+    return batch
+
+
+def list_batches(session: Session, actor: User | None, *, limit: int = 50) -> list[PayoutBatch]:
+    """The newest payout batches first."""
+    authz.require_admin(actor)
+    return list(session.scalars(select(PayoutBatch).order_by(PayoutBatch.id.desc()).limit(limit)))
+
+
+def get_batch(session: Session, actor: User | None, batch_id: int) -> PayoutBatch:
+    authz.require_admin(actor)
+    batch = session.get(PayoutBatch, batch_id)
+    if batch is None:
+        raise NotFound(_("This payout batch does not exist."))
+    return batch
+
+
+# --- the bank's file --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayoutRow:
+    batch_id: int
+    seller_id: int
+    shop_name: str
+    phone: str  # unmasked: the bank needs it; pages mask it
+    amount_fen: int
+    sub_order_count: int
+
+
+def yuan(fen: int) -> Decimal:
+    """Exact yuan with two decimals from integer fen (12345 → Decimal('123.45'))."""
+    return Decimal(int(fen)).scaleb(-2)
+
+
+def payout_rows(batch: PayoutBatch) -> list[PayoutRow]:
+    """A batch's payouts with each seller's shop name and phone, by seller id."""
+    session = object_session(batch)
+    shops: dict[int, str] = {}
+    if session is not None and batch.payouts:
+        seller_ids = [p.seller_id for p in batch.payouts]
+        for chunk in _chunks(seller_ids):
+            rows = session.execute(
+                select(SellerProfile.user_id, SellerProfile.shop_name).where(SellerProfile.user_id.in_(chunk))
+            )
+            shops.update((user_id, shop_name) for user_id, shop_name in rows)
+    return [
+        PayoutRow(
+            batch_id=batch.id,
+            seller_id=p.seller_id,
+            shop_name=shops.get(p.seller_id) or p.seller.display_name or "",
+            phone=p.seller.phone,
+            amount_fen=p.amount_fen,
+            sub_order_count=p.sub_order_count,
+        )
+        for p in sorted(batch.payouts, key=lambda p: p.seller_id)
+    ]
+
+
+EXPORT_HEADER = ("批次号", "卖家编号", "店铺名", "收款人手机号", "金额（元）", "子订单数")
+
+
+def _cell_text(text: str) -> str:
+    """Text a spreadsheet will not run as a formula (CSV injection): a leading = + - @ is quoted."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def export_batch_csv(batch: PayoutBatch) -> bytes:
+    """The batch for the bank as CSV: UTF-8 with a BOM so that Excel reads the Chinese right."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_HEADER)
+    for row in payout_rows(batch):
+        writer.writerow(
+            [
+                row.batch_id,
+                row.seller_id,
+                _cell_text(row.shop_name),
+                _cell_text(row.phone),
+                f"{yuan(row.amount_fen):.2f}",
+                row.sub_order_count,
+            ]
+        )
+    return out.getvalue().encode("utf-8-sig")
+
+
+def export_batch_xlsx(batch: PayoutBatch) -> bytes:
+    """The batch for the bank as an Excel workbook: amounts as numbers, a total row at the end."""
+    # Imported here: openpyxl is only needed by this export, not on every request.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    rows = payout_rows(batch)
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = f"付款批次{batch.id}"
+    ws.append(list(EXPORT_HEADER))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+
+    def text_cell(r: int, c: int, value: str) -> None:
+        cell = ws.cell(row=r, column=c)
+        cell.value = value
+        cell.data_type = "s"  # never a formula, even when it starts with '='
+        cell.number_format = "@"
+
+    for r, row in enumerate(rows, start=2):
+        ws.cell(row=r, column=1, value=row.batch_id)
+        ws.cell(row=r, column=2, value=row.seller_id)
+        text_cell(r, 3, row.shop_name)
+        text_cell(r, 4, row.phone)
+        ws.cell(row=r, column=5, value=yuan(row.amount_fen)).number_format = "0.00"
+        ws.cell(row=r, column=6, value=row.sub_order_count)
+    total_row = len(rows) + 2
+    ws.cell(row=total_row, column=1, value="合计").font = Font(bold=True)
+    total = ws.cell(row=total_row, column=5, value=yuan(sum(r.amount_fen for r in rows)))
+    total.number_format = "0.00"
+    total.font = Font(bold=True)
+    ws.cell(row=total_row, column=6, value=sum(r.sub_order_count for r in rows)).font = Font(bold=True)
+    for column, width in zip("ABCDEF", (10, 10, 28, 16, 14, 10), strict=True):
+        ws.column_dimensions[column].width = width
+    ws.freeze_panes = "A2"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()

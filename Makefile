@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# The local Stripe server `make run` starts beside the app (a private port, fresh state each run).
+LOCALSTRIPE_PORT ?= 8420
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 REDIS_HOST ?= 127.0.0.1
 REDIS_PORT ?= 6379
@@ -28,7 +30,7 @@ translations: install
 # Re-extract messages after changing user-facing text, then translate the new zh_Hans_CN entries.
 extract-messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k lazy_gettext -k _l --no-location --sort-output -o marketplace/translations/messages.pot .
-	$(BIN)/pybabel update -q -N -i marketplace/translations/messages.pot -d marketplace/translations --no-wrap
+	$(BIN)/pybabel update -N -i marketplace/translations/messages.pot -d marketplace/translations --no-wrap
 
 db: install
 	$(BIN)/alembic upgrade head
@@ -42,8 +44,14 @@ run: seed
 	@echo "  Demo logins (password for all: nongye-2026):"
 	@$(BIN)/python -m seed.loader --logins | sed 's/^/    /'
 	@echo "  SMS codes (dev outbox): http://$(HOST):$(PORT)/dev/sms"
+	@echo "  Payments: localstripe on http://127.0.0.1:$(LOCALSTRIPE_PORT) (test card 4242 4242 4242 4242)"
 	@echo
-	DEV_PAGES=1 $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 --access-logfile - wsgi:app
+	@$(BIN)/python tests/localstripe_server.py --port $(LOCALSTRIPE_PORT) --from-scratch --quiet --idempotency \
+	  --state-file instance/localstripe.pickle --exit-with-parent \
+	  --webhook-url http://$(HOST):$(PORT)/webhooks/stripe --webhook-secret-file instance/stripe_webhook_secret & \
+	  ls_pid=$$!; trap 'kill $$ls_pid 2>/dev/null' EXIT INT TERM; \
+	  STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT) DEV_PAGES=1 \
+	  $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 --access-logfile - wsgi:app
 
 # PostgreSQL and Redis are started here if they are down (the machine normally runs them).
 services:

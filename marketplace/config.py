@@ -26,16 +26,16 @@ def _instance_path() -> Path:
     return Path(os.environ.get("INSTANCE_PATH", str(DEFAULT_INSTANCE)))
 
 
-def load_or_create_secret_key(instance_path: Path) -> str:
-    """SECRET_KEY from the environment, else one generated once into instance/secret_key.
+def load_or_create_secret_key(instance_path: Path, name: str = "SECRET_KEY", prefix: str = "") -> str:
+    """The secret `name` from the environment, else one generated once into instance/<name>.
 
-    Several processes on one machine share the file; on several machines set SECRET_KEY.
+    Several processes on one machine share the file; on several machines set the variable.
     """
-    env = os.environ.get("SECRET_KEY")
+    env = os.environ.get(name)
     if env:
         return env
     instance_path.mkdir(parents=True, exist_ok=True)
-    key_file = instance_path / "secret_key"
+    key_file = instance_path / name.lower()
     if not key_file.exists():
         # O_EXCL: two processes starting together must not write two different keys.
         try:
@@ -44,7 +44,7 @@ def load_or_create_secret_key(instance_path: Path) -> str:
             pass
         else:
             with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
+                fh.write(prefix + secrets.token_hex(32))
     return key_file.read_text().strip()
 
 
@@ -105,6 +105,31 @@ class Config:
         self.MEDIA_URL_PREFIX = os.environ.get("MEDIA_URL_PREFIX", "/media").rstrip("/")
         self.MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
 
+        # Payments: the Stripe HTTP API at STRIPE_API_BASE. `make run` and `make test` start
+        # localstripe there; production sets https://api.stripe.com and real keys.
+        self.STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8420").rstrip("/")
+        self.STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "sk_test_localstripe")
+        self.STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe")
+        # Stripe.js for the card form: Stripe's own in production, localstripe's copy locally.
+        self.STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", f"{self.STRIPE_API_BASE}/js.stripe.com/v3/")
+        # Signs webhook deliveries; generated once into instance/ for local runs.
+        self.STRIPE_WEBHOOK_SECRET = load_or_create_secret_key(
+            Path(self.INSTANCE_PATH), "STRIPE_WEBHOOK_SECRET", prefix="whsec_"
+        )
+        self.STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", 10))
+        self.STRIPE_MAX_RETRIES = int(os.environ.get("STRIPE_MAX_RETRIES", 2))
+        # Pooled connections to the gateway per process: at least the worker's thread count.
+        self.STRIPE_HTTP_POOL_SIZE = int(os.environ.get("STRIPE_HTTP_POOL_SIZE", 32))
+        # Checkout: see services.orders.pricing.CheckoutSettings.
+        self.SHIPPING_FEE_RULES = os.environ.get("SHIPPING_FEE_RULES", "")
+        self.FREE_SHIPPING_FROM_FEN = int(os.environ.get("FREE_SHIPPING_FROM_FEN", 9900))
+        self.PLATFORM_COMMISSION_BPS = int(os.environ.get("PLATFORM_COMMISSION_BPS", 500))
+        self.PAYMENT_WINDOW_MINUTES = int(os.environ.get("PAYMENT_WINDOW_MINUTES", 30))
+        self.PAYMENT_CURRENCY = os.environ.get("PAYMENT_CURRENCY", "cny")
+        # Open payments are checked with the gateway after this long (the webhook safety net).
+        self.RECONCILE_AFTER_MINUTES = int(os.environ.get("RECONCILE_AFTER_MINUTES", 5))
+        self.PAYOUT_HOLDING_DAYS = int(os.environ.get("PAYOUT_HOLDING_DAYS", 7))
+
         # Shop list pages (home, category, search) are kept rendered per worker this long;
         # 0 turns the cache off. Product pages are never cached.
         self.SHOP_PAGE_CACHE_SECONDS = float(os.environ.get("SHOP_PAGE_CACHE_SECONDS", 30))
@@ -158,3 +183,7 @@ class TestingConfig(Config):
         self.MEDIA_ROOT = os.environ.get(
             "TEST_MEDIA_ROOT", str(Path(tempfile.gettempdir()) / f"gdm-test-media-{os.getpid()}")
         )
+        # The test harness starts a private localstripe and points this at it.
+        self.STRIPE_API_BASE = os.environ.get("TEST_STRIPE_API_BASE", "http://127.0.0.1:9")
+        self.STRIPE_WEBHOOK_SECRET = "whsec_test_" + "0" * 32
+        self.STRIPE_MAX_RETRIES = 1

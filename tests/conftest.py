@@ -115,9 +115,12 @@ def session(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture(scope="session")
-def _app(database_url: str):  # type: ignore[no-untyped-def]
+def _app(database_url: str, localstripe):  # type: ignore[no-untyped-def]
     config = TestingConfig()
     config.DATABASE_URL = database_url
+    # The real local Stripe server of this run; payment tests talk to it over HTTP.
+    config.STRIPE_API_BASE = localstripe.url
+    config.STRIPE_JS_URL = f"{localstripe.url}/js.stripe.com/v3/"
     app = create_app(config)
     yield app
     app.extensions["database"].engine.dispose()
@@ -138,6 +141,17 @@ def app(_app, session: Session):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
+
+
+@pytest.fixture()
+def gateway(_app):  # type: ignore[no-untyped-def]
+    """The app's payment gateway: a StripeGateway talking to this run's localstripe."""
+    return _app.extensions["payment_gateway"]
+
+
+@pytest.fixture()
+def checkout_settings(_app):  # type: ignore[no-untyped-def]
+    return _app.extensions["checkout_settings"]
 
 
 @pytest.fixture(autouse=True)
@@ -290,3 +304,13 @@ def artifacts_dir() -> Path:
     path = PROJECT_ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def localstripe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A private localstripe on 127.0.0.1 for the run (see tests/localstripe_server.py): .url, .flush()."""
+    from tests.localstripe_server import start_localstripe
+
+    server = start_localstripe(state_dir=tmp_path_factory.mktemp("localstripe"), idempotency=True)
+    yield server
+    server.stop()

@@ -50,7 +50,7 @@ from .orders import (
     StockReservation,
     SubOrder,
 )
-from .payments import Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
+from .payments import GatewayCustomer, Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
 from .places import (
     CODE_LENGTH,
     CountyServiceCenter,
@@ -83,6 +83,7 @@ __all__ = [
     "DistributionCenter",
     "Division",
     "DivisionLevel",
+    "GatewayCustomer",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",

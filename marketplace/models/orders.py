@@ -158,6 +158,8 @@ class SubOrder(Base):
     weight_g: Mapped[int] = mapped_column(default=0)
     storage_class: Mapped[StorageClass] = mapped_column(str_enum(StorageClass, 16))
     decline_reason: Mapped[str] = mapped_column(String(200), default="")
+    # The seller packed it and will bring it to the village point: the point can expect it.
+    ready_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     # Set when the seller's money for this sub-order goes into a payout batch.
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True, default=None)

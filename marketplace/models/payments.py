@@ -103,3 +103,14 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
     error: Mapped[str] = mapped_column(String(300), default="")
+
+
+class GatewayCustomer(Base):
+    """The gateway's Customer for one of our users: their PaymentIntents are listed under it,
+    which is how a PaymentIntent whose create response was lost is found again."""
+
+    __tablename__ = "gateway_customers"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

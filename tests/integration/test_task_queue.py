@@ -18,6 +18,20 @@ from marketplace.tasks import celery_app, purge_expired_sms_codes
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
+def _forget_connections() -> None:
+    """Celery keeps the result backend and broker pool it first built; an eager task run earlier
+    in the session built them for the in-memory set-up."""
+    for backend in (celery_app._backend_cache, vars(celery_app._local).pop("backend", None)):
+        client = getattr(backend, "client", None)
+        if client is not None:
+            client.connection_pool.disconnect()
+    celery_app._backend_cache = None
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    vars(celery_app.amqp).pop("_producer_pool", None)
+
+
 @pytest.fixture()
 def worker(database_url):  # type: ignore[no-untyped-def]
     from celery.contrib.testing.worker import start_worker
@@ -33,6 +47,7 @@ def worker(database_url):  # type: ignore[no-untyped-def]
     app = create_app(config)
     saved = dict(celery_app.conf)
     celery_app.conf.update(task_ignore_result=False)
+    _forget_connections()
     with start_worker(celery_app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
         yield app
     celery_app.conf.update(saved)

@@ -1,0 +1,62 @@
+"""The payment gateway's webhook: verify the signature, keep the event once, queue the work.
+
+Answers fast (the gateway retries slow or failed deliveries); the processing runs on the task
+queue (inline in the embedded default). A replayed event that was already processed is
+acknowledged and ignored; one that arrived but failed to process is queued again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import current_app, jsonify, request
+
+from marketplace.commerce import enqueue
+from marketplace.db import get_session
+from marketplace.extensions import csrf
+from marketplace.web.webhooks import bp
+from services.errors import ServiceError
+from services.i18n import _
+from services.payments import service as payments
+from services.payments.signature import verify_signature
+
+log = logging.getLogger(__name__)
+MAX_EVENT_BYTES = 256 * 1024
+
+
+def _error(status: int, code: str, message: Any):  # type: ignore[no-untyped-def]
+    return jsonify(code=code, message=str(message), errors={}), status
+
+
+@bp.post("/webhooks/stripe")
+@csrf.exempt  # authenticated by the gateway's signature, not a session
+def stripe_webhook():  # type: ignore[no-untyped-def]
+    if (request.content_length or 0) > MAX_EVENT_BYTES:
+        return _error(413, "too_large", _("The request is too large."))
+    payload = request.get_data(cache=False)
+    try:
+        secret = current_app.config["STRIPE_WEBHOOK_SECRET"]
+        verify_signature(payload, request.headers.get("Stripe-Signature"), secret)
+        event = json.loads(payload)
+        if not isinstance(event, dict):
+            raise ValueError("not an object")
+    except ServiceError as exc:
+        log.warning("webhook refused: %s", exc.code)
+        return _error(exc.status, exc.code, exc.message)
+    except ValueError:
+        return _error(400, "malformed", _("The request body is not valid JSON."))
+    session = get_session()
+    try:
+        event_id = payments.record_event(session, event)
+    except ServiceError as exc:
+        return _error(exc.status, exc.code, exc.message)
+    if event_id is None:
+        return jsonify(received=True, duplicate=True)
+    try:
+        enqueue("marketplace.tasks.process_payment_event", event_id)
+    except Exception:  # inline mode: the event is kept; the gateway's retry or the job redoes it
+        log.exception("processing webhook event %s failed", event_id)
+        return _error(503, "retry_later", _("Please try again later."))
+    return jsonify(received=True)

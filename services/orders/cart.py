@@ -1,0 +1,252 @@
+"""The cart: a guest's lives in their session (a plain {product_id: quantity} mapping the web
+layer keeps), a logged-in buyer's in `cart_items`; the guest's is merged in at login. Quotes
+price a cart from the database, never from what a form says."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from marketplace.models import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
+from services import authz
+from services.errors import NotFound, ValidationError
+from services.i18n import _
+
+from .pricing import CheckoutSettings, ParcelPrice, PricedLine, price_parcel
+
+MAX_LINE_QUANTITY = 999
+MAX_CART_LINES = 50
+
+
+def _quantity_error(message: Any) -> ValidationError:
+    return ValidationError(message, field_errors={"quantity": [message]})
+
+
+def parse_quantity(raw: Any, *, allow_zero: bool = False) -> int:
+    """A whole number of units, 1..999 (0 too where it means "remove")."""
+    if isinstance(raw, bool):
+        raise _quantity_error(_("Enter a whole number."))
+    if isinstance(raw, int):
+        value = raw
+    else:
+        text = str(raw if raw is not None else "").strip()
+        if not text.isdigit():
+            raise _quantity_error(_("Enter a whole number."))
+        value = int(text)
+    if value < (0 if allow_zero else 1):
+        raise _quantity_error(_("The quantity must be at least 1."))
+    if value > MAX_LINE_QUANTITY:
+        raise _quantity_error(_("At most %(n)d of one product per order.", n=MAX_LINE_QUANTITY))
+    return value
+
+
+def parse_items(raw: Any) -> dict[int, int]:
+    """A cart as {product_id: quantity} from a session or a JSON body; bad entries are refused."""
+    if not isinstance(raw, Mapping):
+        raise ValidationError(
+            _("The cart is not valid."), field_errors={"items": [_("The cart is not valid.")]}
+        )
+    items: dict[int, int] = {}
+    for key, qty in raw.items():
+        try:
+            product_id = int(key)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                _("The cart is not valid."), field_errors={"items": [_("The cart is not valid.")]}
+            ) from None
+        items[product_id] = parse_quantity(qty)
+    if len(items) > MAX_CART_LINES:
+        raise ValidationError(_("At most %(n)d different products per order.", n=MAX_CART_LINES))
+    return items
+
+
+def buyable_product(session: Session, product_id: int) -> Product:
+    product = session.get(Product, product_id)
+    if product is None or product.status not in (ProductStatus.ACTIVE, ProductStatus.SOLD_OUT):
+        raise NotFound(_("This product is not on sale."))
+    return product
+
+
+def add_to(items: Mapping[int, int], product_id: int, quantity: int) -> dict[int, int]:
+    """The cart with `quantity` more of the product (capped at the per-line maximum)."""
+    result = dict(items)
+    result[product_id] = min(MAX_LINE_QUANTITY, result.get(product_id, 0) + quantity)
+    if len(result) > MAX_CART_LINES:
+        raise ValidationError(_("At most %(n)d different products per order.", n=MAX_CART_LINES))
+    return result
+
+
+def set_in(items: Mapping[int, int], product_id: int, quantity: int) -> dict[int, int]:
+    result = dict(items)
+    if quantity <= 0:
+        result.pop(product_id, None)
+    else:
+        result[product_id] = quantity
+    return result
+
+
+# --- a logged-in buyer's cart -------------------------------------------------------------------
+
+
+def saved_cart(session: Session, user: User | None) -> dict[int, int]:
+    user = authz.require_user(user)
+    rows = session.execute(
+        select(CartItem.product_id, CartItem.quantity)
+        .where(CartItem.user_id == user.id)
+        .order_by(CartItem.id)
+    )
+    return {product_id: qty for product_id, qty in rows}
+
+
+def save_cart(session: Session, user: User | None, items: Mapping[int, int]) -> dict[int, int]:
+    """Make the saved cart exactly `items` (absolute, so a repeated request changes nothing)."""
+    user = authz.require_user(user)
+    current = {
+        ci.product_id: ci for ci in session.scalars(select(CartItem).where(CartItem.user_id == user.id))
+    }
+    for product_id, item in current.items():
+        if product_id not in items:
+            session.delete(item)
+    for product_id, qty in items.items():
+        if product_id in current:
+            current[product_id].quantity = qty
+        else:
+            session.add(CartItem(user_id=user.id, product_id=product_id, quantity=qty))
+    session.commit()
+    return dict(items)
+
+
+def merge_guest_cart(session: Session, user: User | None, guest: Mapping[int, int]) -> dict[int, int]:
+    """At login: the larger quantity of each product wins, so merging twice changes nothing."""
+    saved = saved_cart(session, user)
+    merged = dict(saved)
+    for product_id, qty in guest.items():
+        if session.get(Product, product_id) is None:
+            continue
+        merged[product_id] = max(qty, saved.get(product_id, 0))
+    if merged != saved:
+        save_cart(session, user, dict(list(merged.items())[:MAX_CART_LINES]))
+    return merged
+
+
+def forget_products(session: Session, user_id: int, product_ids: list[int]) -> None:
+    """Drop bought products from the saved cart (in the caller's transaction)."""
+    session.execute(delete(CartItem).where(CartItem.user_id == user_id, CartItem.product_id.in_(product_ids)))
+
+
+# --- quotes ------------------------------------------------------------------------------------
+
+
+@dataclass
+class QuoteLine:
+    product: Product
+    quantity: int
+    problem: Any = None  # why it cannot be bought as asked, in the user's language
+
+    @property
+    def unit_price_fen(self) -> int:
+        return self.product.price_fen
+
+    @property
+    def line_fen(self) -> int:
+        return self.product.price_fen * self.quantity
+
+
+@dataclass
+class SellerGroup:
+    seller_id: int
+    shop_name: str
+    lines: list[QuoteLine]
+    price: ParcelPrice
+
+
+@dataclass
+class Quote:
+    groups: list[SellerGroup] = field(default_factory=list)
+    problems: list[QuoteLine] = field(default_factory=list)
+    delivery: DeliveryMethod = DeliveryMethod.HOME
+
+    @property
+    def items_fen(self) -> int:
+        return sum(g.price.items_fen for g in self.groups)
+
+    @property
+    def shipping_fen(self) -> int:
+        return sum(g.price.shipping_fen for g in self.groups)
+
+    @property
+    def total_fen(self) -> int:
+        return self.items_fen + self.shipping_fen
+
+    @property
+    def lines(self) -> list[QuoteLine]:
+        return [line for g in self.groups for line in g.lines]
+
+    @property
+    def count(self) -> int:
+        return sum(line.quantity for line in self.lines) + sum(p.quantity for p in self.problems)
+
+    @property
+    def presale(self) -> bool:
+        return any(line.product.presale for line in self.lines)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.groups) and not self.problems
+
+
+def quote(
+    session: Session,
+    items: Mapping[int, int],
+    settings: CheckoutSettings,
+    delivery: DeliveryMethod = DeliveryMethod.HOME,
+) -> Quote:
+    """Price a cart as it stands now: one parcel per seller; lines that cannot be bought are
+    listed under `problems` with the reason (gone, paused, not enough stock)."""
+    result = Quote(delivery=delivery)
+    if not items:
+        return result
+    products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(list(items))))}
+    by_seller: dict[int, list[QuoteLine]] = {}
+    for product_id, qty in items.items():
+        product = products.get(product_id)
+        if product is None:
+            continue  # deleted: nothing to show
+        line = QuoteLine(product=product, quantity=qty)
+        if product.status != ProductStatus.ACTIVE or (product.stock == 0 and not product.presale):
+            line.problem = (
+                _("No longer on sale.") if product.status != ProductStatus.SOLD_OUT else _("Sold out.")
+            )
+        elif product.stock < qty:
+            line.problem = _("Only %(n)d left.", n=product.stock)
+        if line.problem is not None:
+            result.problems.append(line)
+        else:
+            by_seller.setdefault(product.seller_id, []).append(line)
+    shops = {
+        sp.user_id: sp.shop_name
+        for sp in session.scalars(select(SellerProfile).where(SellerProfile.user_id.in_(list(by_seller))))
+    }
+    for seller_id in sorted(by_seller):
+        lines = by_seller[seller_id]
+        price = price_parcel(
+            (
+                PricedLine(
+                    product_id=line.product.id,
+                    quantity=line.quantity,
+                    unit_price_fen=line.product.price_fen,
+                    net_weight_g=line.product.net_weight_g,
+                    storage_class=line.product.storage_class,
+                )
+                for line in lines
+            ),
+            delivery,
+            settings,
+        )
+        shop = shops.get(seller_id) or lines[0].product.seller.display_name
+        result.groups.append(SellerGroup(seller_id=seller_id, shop_name=shop, lines=lines, price=price))
+    return result

@@ -1,0 +1,423 @@
+"""Placing an order: the server prices the cart itself, takes the stock, and writes the order,
+one sub-order per seller, the reservations and the payment row in one short transaction.
+
+The call to the payment gateway happens after that commit (services.payments), so no stock
+row is ever locked while the gateway thinks. Every placement carries the client's
+idempotency key: a double tap or a retried request returns the order already placed.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from marketplace.models import (
+    Address,
+    DeliveryMethod,
+    Division,
+    DivisionLevel,
+    Node,
+    NodeKind,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    StockReservation,
+    SubOrder,
+    User,
+    utcnow,
+)
+from services import authz
+from services.errors import Conflict, NotFound, ValidationError
+from services.i18n import _
+from services.validation import check_text, normalize_phone
+
+from . import cart as carts
+from .pricing import CheckoutSettings
+from .reservations import take_stock
+
+CHINA = ZoneInfo("Asia/Shanghai")
+KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+ONLINE_METHODS = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
+
+
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+
+
+def _field(field: str, message: Any) -> ValidationError:
+    return ValidationError(message, field_errors={field: [message]})
+
+
+def check_idempotency_key(raw: Any) -> str:
+    key = str(raw or "").strip()
+    if not KEY_RE.match(key):
+        raise _field("idempotency_key", _("This form has expired. Please reload the page and try again."))
+    return key
+
+
+def new_idempotency_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+# --- addresses -----------------------------------------------------------------------------------
+
+
+@dataclass
+class AddressInput:
+    recipient: str | None = None
+    phone: str | None = None
+    division_code: str | None = None
+    detail: str | None = None
+
+
+def _check_address(session: Session, data: AddressInput) -> dict[str, Any]:
+    errors: dict[str, list[Any]] = {}
+    clean: dict[str, Any] = {}
+    for name, fn in (
+        ("recipient", lambda: check_text(data.recipient, "recipient", max_len=40, required=True)),
+        ("phone", lambda: normalize_phone(data.phone)),
+        ("detail", lambda: check_text(data.detail, "detail", max_len=120, required=True)),
+    ):
+        try:
+            clean[name] = fn()
+        except ValidationError as exc:
+            errors[name] = list(exc.field_errors.get(name) or exc.field_errors.get("phone") or [exc.message])
+    code = (data.division_code or "").strip()
+    division = session.get(Division, code) if code.isdigit() else None
+    if division is None or division.level not in (DivisionLevel.TOWN, DivisionLevel.VILLAGE):
+        errors["division_code"] = [_("Choose the town or village.")]
+    else:
+        clean["division_code"] = code
+    if errors:
+        raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
+    return clean
+
+
+def save_address(
+    session: Session, user: User | None, data: AddressInput, *, default: bool = False
+) -> Address:
+    """Add an address to the buyer's address book (the first one becomes the default)."""
+    user = authz.require_user(user)
+    clean = _check_address(session, data)
+    existing = addresses_of(session, user)
+    for a in existing:
+        if (a.recipient, a.phone, a.division_code, a.detail) == (
+            clean["recipient"],
+            clean["phone"],
+            clean["division_code"],
+            clean["detail"],
+        ):
+            return a  # the same address typed again
+    address = Address(user_id=user.id, is_default=default or not existing, **clean)
+    if address.is_default:
+        for a in existing:
+            a.is_default = False
+    session.add(address)
+    session.commit()
+    return address
+
+
+def addresses_of(session: Session, user: User | None) -> list[Address]:
+    user = authz.require_user(user)
+    return list(
+        session.scalars(
+            select(Address)
+            .where(Address.user_id == user.id, Address.deleted_at.is_(None))
+            .order_by(Address.is_default.desc(), Address.id.desc())
+        )
+    )
+
+
+def own_address(session: Session, user: User, address_id: Any) -> Address:
+    try:
+        address = session.get(Address, int(address_id))
+    except (TypeError, ValueError):
+        address = None
+    if address is None or address.user_id != user.id or address.deleted_at is not None:
+        raise _field("address_id", _("Choose one of your addresses."))
+    return address
+
+
+def pickup_points(session: Session, county_code: str | None = None) -> list[Node]:
+    stmt = select(Node).where(
+        Node.active.is_(True), Node.kind.in_([NodeKind.VILLAGE_POINT, NodeKind.DISTRIBUTION_CENTER])
+    )
+    if county_code:
+        stmt = stmt.where(Node.county_code == county_code)
+    return list(session.scalars(stmt.order_by(Node.county_code, Node.name)))
+
+
+# --- placing an order ----------------------------------------------------------------------------
+
+
+@dataclass
+class CheckoutInput:
+    items: Mapping[int, int]
+    idempotency_key: str
+    payment_method: str = PaymentMethod.CARD.value
+    delivery: str = DeliveryMethod.HOME.value
+    address_id: int | str | None = None
+    address: AddressInput | None = None  # a new address typed at checkout
+    pickup_node_id: int | str | None = None
+    pickup_contact: AddressInput | None = None  # name and phone for the pickup code
+
+
+@dataclass
+class Placed:
+    order: Order
+    created: bool  # False when the key had already placed it
+
+
+def _order_number(now: datetime) -> str:
+    return f"{now.astimezone(CHINA):%Y%m%d}{secrets.randbelow(10**10):010d}"
+
+
+def find_by_key(session: Session, buyer_id: int, key: str) -> Order | None:
+    return session.scalar(select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key))
+
+
+def _same_request(order: Order, items: Mapping[int, int]) -> bool:
+    placed: dict[int, int] = {}
+    for sub in order.sub_orders:
+        for line in sub.lines:
+            placed[line.product_id] = placed.get(line.product_id, 0) + line.quantity
+    return placed == dict(items)
+
+
+def _choice(enum_type: Any, raw: Any, field: str, message: Any) -> Any:
+    try:
+        return enum_type(str(raw or ""))
+    except ValueError:
+        raise _field(field, message) from None
+
+
+def place_order(
+    session: Session,
+    buyer: User | None,
+    data: CheckoutInput,
+    settings: CheckoutSettings,
+    *,
+    placed_by: User | None = None,
+    now: datetime | None = None,
+) -> Placed:
+    """Place the buyer's order for `data.items`; the same idempotency key returns the same order."""
+    buyer = authz.require_user(buyer)
+    key = check_idempotency_key(data.idempotency_key)
+    items = carts.parse_items(data.items)
+    existing = find_by_key(session, buyer.id, key)
+    if existing is not None:
+        if not _same_request(existing, items):
+            raise Conflict(_("This checkout was already used for another order. Please reload the page."))
+        return Placed(existing, False)
+    if not items:
+        raise _field("items", _("Your cart is empty."))
+
+    method = _choice(PaymentMethod, data.payment_method, "payment_method", _("Choose how to pay."))
+    if method not in ONLINE_METHODS:
+        # Cash on pickup is for proxy orders a village agent places and collects for.
+        raise _field("payment_method", _("Choose how to pay."))
+    delivery = _choice(DeliveryMethod, data.delivery, "delivery", _("Choose home delivery or pickup."))
+    ship = _destination(session, buyer, data, delivery)
+
+    quote = carts.quote(session, items, settings, delivery)
+    known = {line.product.id for line in quote.lines} | {line.product.id for line in quote.problems}
+    if set(items) - known:
+        raise _field("items", _("This product is not on sale."))
+    if quote.problems:
+        first = quote.problems[0]
+        raise OutOfStock(
+            _("%(name)s: %(problem)s", name=first.product.name, problem=first.problem),
+            field_errors={f"items.{p.product.id}": [p.problem] for p in quote.problems},
+        )
+    if any(line.product.seller_id == buyer.id for line in quote.lines):
+        raise _field("items", _("You cannot buy your own products."))
+    presale = quote.presale
+    if presale:
+        # One authorisation is captured once, at dispatch: a pre-sale is checked out on its own,
+        # one seller's pre-sale goods only, and by card (wallets cannot hold an authorisation).
+        if len(quote.groups) > 1 or not all(line.product.presale for line in quote.lines):
+            raise _field(
+                "items", _("Pre-sale items are paid for separately. Please check them out on their own.")
+            )
+        if method != PaymentMethod.CARD:
+            raise _field("payment_method", _("Pre-sale items can only be paid by card."))
+
+    now = now or utcnow()
+    pay_by = now + settings.payment_window
+    order = Order(
+        number=_order_number(now),
+        buyer_id=buyer.id,
+        placed_by_id=(placed_by or buyer).id,
+        idempotency_key=key,
+        payment_method=method,
+        delivery_method=delivery,
+        items_fen=quote.items_fen,
+        shipping_fen=quote.shipping_fen,
+        total_fen=quote.total_fen,
+        presale=presale,
+        pay_by=pay_by,
+        created_at=now,
+        **ship,
+    )
+    for position, group in enumerate(quote.groups, start=1):
+        sub = SubOrder(
+            number=f"{order.number}-{position}",
+            seller_id=group.seller_id,
+            status=OrderStatus.PENDING_PAYMENT,
+            status_changed_at=now,
+            items_fen=group.price.items_fen,
+            shipping_fen=group.price.shipping_fen,
+            total_fen=group.price.total_fen,
+            commission_fen=group.price.commission_fen,
+            weight_g=group.price.weight_g,
+            storage_class=group.price.storage_class,
+        )
+        for line in group.lines:
+            sub.lines.append(
+                OrderLine(
+                    product_id=line.product.id,
+                    name=line.product.name,
+                    unit=line.product.unit,
+                    unit_price_fen=line.product.price_fen,
+                    quantity=line.quantity,
+                    line_fen=line.line_fen,
+                    net_weight_g=line.product.net_weight_g,
+                    presale=line.product.presale,
+                )
+            )
+        order.sub_orders.append(sub)
+    order.payment = Payment(
+        method=method,
+        amount_fen=order.total_fen,
+        currency=settings.currency,
+        capture_method="manual" if presale else "automatic",
+        status=PaymentStatus.CREATING,
+        idempotency_key=f"pay-{order.number}",
+        created_at=now,
+    )
+    session.add(order)
+    try:
+        session.flush()  # a concurrent request with the same key waits here, then fails
+    except IntegrityError:
+        session.rollback()
+        existing = find_by_key(session, buyer.id, key)
+        if existing is None:
+            raise
+        return Placed(existing, False)
+
+    short = take_stock(session, items)
+    if short:
+        session.rollback()
+        raise _out_of_stock(session, short[0])
+    for sub in order.sub_orders:
+        session.add(
+            OrderEvent(
+                sub_order_id=sub.id,
+                from_status=None,
+                to_status=OrderStatus.PENDING_PAYMENT,
+                actor_id=(placed_by or buyer).id,
+                created_at=now,
+            )
+        )
+        for order_line in sub.lines:
+            session.add(
+                StockReservation(
+                    order_id=order.id,
+                    line_id=order_line.id,
+                    product_id=order_line.product_id,
+                    quantity=order_line.quantity,
+                    expires_at=pay_by,
+                    created_at=now,
+                )
+            )
+    carts.forget_products(session, buyer.id, list(items))
+    session.commit()
+    for line in quote.lines:
+        session.expire(line.product, ["stock", "reserved", "status"])
+    return Placed(order, True)
+
+
+def _out_of_stock(session: Session, product_id: int) -> OutOfStock:
+    from marketplace.models import Product
+
+    product = session.get(Product, product_id)
+    name = product.name if product else ""
+    left = product.stock if product else 0
+    message = (
+        _("%(name)s: only %(n)d left.", name=name, n=left) if left else _("%(name)s: sold out.", name=name)
+    )
+    return OutOfStock(message, field_errors={f"items.{product_id}": [message]})
+
+
+def _destination(
+    session: Session, buyer: User, data: CheckoutInput, delivery: DeliveryMethod
+) -> dict[str, Any]:
+    if delivery == DeliveryMethod.PICKUP:
+        try:
+            node = session.get(Node, int(data.pickup_node_id or 0))
+        except (TypeError, ValueError):
+            node = None
+        if (
+            node is None
+            or not node.active
+            or node.kind not in (NodeKind.VILLAGE_POINT, NodeKind.DISTRIBUTION_CENTER)
+        ):
+            raise _field("pickup_node_id", _("Choose a pickup point."))
+        contact = data.pickup_contact or AddressInput()
+        errors: dict[str, list[Any]] = {}
+        try:
+            recipient = check_text(contact.recipient, "recipient", max_len=40, required=True)
+        except ValidationError as exc:
+            errors.update(exc.field_errors)
+        try:
+            phone = normalize_phone(contact.phone)
+        except ValidationError as exc:
+            errors.update(exc.field_errors)
+        if errors:
+            raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
+        return {
+            "pickup_node_id": node.id,
+            "recipient": recipient,
+            "recipient_phone": phone,
+            "division_code": node.division_code,
+            "address_detail": node.address or node.name,
+        }
+    if data.address_id not in (None, ""):
+        address = own_address(session, buyer, data.address_id)
+        clean = {
+            "recipient": address.recipient,
+            "phone": address.phone,
+            "division_code": address.division_code,
+            "detail": address.detail,
+        }
+    elif data.address is not None:
+        clean = _check_address(session, data.address)
+    else:
+        raise _field("address_id", _("Choose or enter a delivery address."))
+    return {
+        "recipient": clean["recipient"],
+        "recipient_phone": clean["phone"],
+        "division_code": clean["division_code"],
+        "address_detail": clean["detail"],
+        "pickup_node_id": None,
+    }
+
+
+def get_order(session: Session, number: str) -> Order:
+    order = session.scalar(select(Order).where(Order.number == str(number)))
+    if order is None:
+        raise NotFound(_("Order not found."))
+    return order

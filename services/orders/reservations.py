@@ -1,0 +1,186 @@
+"""Stock reservations: units leave `products.stock` the moment an order is placed (a
+conditional UPDATE, so two buyers can never both take the last unit) and wait in
+`products.reserved` until the payment succeeds (committed: sold) or fails or expires
+(released: back on sale). Rows are always touched in product-id order, so concurrent carts
+lock them in the same order and cannot deadlock."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.orm import Session
+
+from marketplace.models import (
+    Order,
+    Product,
+    ProductStatus,
+    ReservationStatus,
+    StockReservation,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+
+def take_stock(session: Session, wanted: Mapping[int, int]) -> list[int]:
+    """Take the quantities out of stock, all or nothing; returns the product ids that had too
+    little (then nothing is taken: the caller rolls back). Runs in the caller's transaction."""
+    short: list[int] = []
+    for product_id in sorted(wanted):
+        qty = wanted[product_id]
+        result = session.execute(
+            update(Product)
+            .where(Product.id == product_id, Product.stock >= qty, Product.status == ProductStatus.ACTIVE)
+            .values(
+                stock=Product.stock - qty,
+                reserved=Product.reserved + qty,
+                # Sold out at 0, except pre-sales, which sell against an announced harvest.
+                status=case(
+                    (and_(Product.stock == qty, Product.presale.is_(False)), ProductStatus.SOLD_OUT.value),
+                    else_=Product.status,
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            short.append(product_id)
+            break  # the transaction is rolled back anyway
+    return short
+
+
+def _put_back(session: Session, product_id: int, qty: int) -> None:
+    session.execute(
+        update(Product)
+        .where(Product.id == product_id)
+        .values(
+            stock=Product.stock + qty,
+            reserved=Product.reserved - qty,
+            status=case(
+                (
+                    and_(Product.status == ProductStatus.SOLD_OUT.value, Product.presale.is_(False)),
+                    ProductStatus.ACTIVE.value,
+                ),
+                else_=Product.status,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _sold(session: Session, product_id: int, qty: int) -> None:
+    session.execute(
+        update(Product)
+        .where(Product.id == product_id)
+        .values(reserved=Product.reserved - qty, sales_count=Product.sales_count + qty)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _held(session: Session, order_id: int) -> list[StockReservation]:
+    rows = session.scalars(
+        select(StockReservation)
+        .where(StockReservation.order_id == order_id, StockReservation.status == ReservationStatus.HELD)
+        .order_by(StockReservation.product_id, StockReservation.id)
+        .with_for_update(of=StockReservation)
+    )
+    return list(rows)
+
+
+def commit_order_stock(session: Session, order: Order, now: datetime | None = None) -> None:
+    """The order is paid: its held units are sold. In the caller's transaction."""
+    now = now or utcnow()
+    for res in _held(session, order.id):
+        _sold(session, res.product_id, res.quantity)
+        res.status = ReservationStatus.COMMITTED
+        res.settled_at = now
+    _expire_products(session, order)
+
+
+def release_order_stock(session: Session, order: Order, now: datetime | None = None) -> int:
+    """The order will not be paid: its held units go back on sale. Returns units released."""
+    now = now or utcnow()
+    released = 0
+    for res in _held(session, order.id):
+        _put_back(session, res.product_id, res.quantity)
+        res.status = ReservationStatus.RELEASED
+        res.settled_at = now
+        released += res.quantity
+    _expire_products(session, order)
+    return released
+
+
+def retake_order_stock(session: Session, order: Order, now: datetime | None = None) -> bool:
+    """A payment arrived for an order whose hold had already been released: take the units
+    again if they are still there (then they are sold at once). False if they are not."""
+    rows = list(
+        session.scalars(
+            select(StockReservation)
+            .where(
+                StockReservation.order_id == order.id, StockReservation.status == ReservationStatus.RELEASED
+            )
+            .order_by(StockReservation.product_id)
+        )
+    )
+    wanted: dict[int, int] = {}
+    for res in rows:
+        wanted[res.product_id] = wanted.get(res.product_id, 0) + res.quantity
+    if not wanted:
+        return True
+    nested = session.begin_nested()
+    if take_stock(session, wanted):
+        nested.rollback()
+        return False
+    nested.commit()
+    now = now or utcnow()
+    for res in rows:
+        res.status = ReservationStatus.HELD
+    session.flush()
+    commit_order_stock(session, order, now)
+    return True
+
+
+def _expire_products(session: Session, order: Order) -> None:
+    # Core UPDATEs bypass the identity map: make loaded products read their new numbers.
+    for sub in order.sub_orders:
+        for line in sub.lines:
+            if line.product is not None:
+                session.expire(line.product, ["stock", "reserved", "status", "sales_count"])
+
+
+def reconcile_reserved(
+    session: Session, product_ids: Iterable[int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """Recompute `products.reserved` from the held reservations; log and fix any mismatch.
+
+    Returns {product_id: (was, now)} for the products that were wrong. Commits.
+    """
+    held = (
+        select(StockReservation.product_id, func.sum(StockReservation.quantity).label("qty"))
+        .where(StockReservation.status == ReservationStatus.HELD)
+        .group_by(StockReservation.product_id)
+        .subquery()
+    )
+    stmt = (
+        select(Product.id, Product.reserved, func.coalesce(held.c.qty, 0))
+        .outerjoin(held, held.c.product_id == Product.id)
+        .where(Product.reserved != func.coalesce(held.c.qty, 0))
+    )
+    if product_ids is not None:
+        stmt = stmt.where(Product.id.in_(list(product_ids)))
+    wrong: dict[int, tuple[int, int]] = {}
+    for product_id, was, should in session.execute(stmt).all():
+        log.warning("reserved mismatch on product %s: %s recorded, %s held", product_id, was, should)
+        # Only the reserved figure is fixed: stock is what buyers can take and was correct
+        # when each reservation moved it.
+        session.execute(
+            update(Product)
+            .where(Product.id == product_id)
+            .values(reserved=int(should))
+            .execution_options(synchronize_session=False)
+        )
+        wrong[product_id] = (int(was), int(should))
+    session.commit()
+    return wrong

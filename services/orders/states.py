@@ -1,0 +1,140 @@
+"""The sub-order state machine: one transition table, one function that applies a move.
+
+Each move names the parties allowed to make it. Pages and the API only offer the moves
+`allowed_moves` returns, and `apply` refuses anything else, so an illegal move cannot happen
+through any door.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from marketplace.models import OrderEvent, OrderStatus, SubOrder, User, utcnow
+from services.errors import Conflict
+from services.i18n import _
+
+
+class Party(enum.StrEnum):
+    BUYER = "buyer"
+    SELLER = "seller"
+    STAFF = "staff"  # platform and county staff, the village point's agent, DC staff
+    SYSTEM = "system"  # payment webhooks, the expiry job, the refund flow
+
+
+S = OrderStatus
+B, SE, ST, SY = Party.BUYER, Party.SELLER, Party.STAFF, Party.SYSTEM
+
+TRANSITIONS: Mapping[OrderStatus, Mapping[OrderStatus, frozenset[Party]]] = {
+    S.PENDING_PAYMENT: {
+        S.PAID: frozenset({SY}),
+        S.CANCELLED: frozenset({B, ST, SY}),
+    },
+    S.PAID: {
+        S.ACCEPTED: frozenset({SE, ST}),
+        # Declined by the seller or cancelled by the buyer before acceptance: the money goes back.
+        S.REFUND_REQUESTED: frozenset({B, SE, ST, SY}),
+        # A pre-sale authorisation released before anything was captured.
+        S.CANCELLED: frozenset({SY}),
+    },
+    S.ACCEPTED: {
+        S.HANDED_IN: frozenset({SE, ST}),
+        S.REFUND_REQUESTED: frozenset({SE, ST, SY}),
+        S.CANCELLED: frozenset({SY}),  # the harvest failed before an authorised pre-sale was captured
+    },
+    S.HANDED_IN: {
+        S.IN_TRANSIT: frozenset({ST}),
+        S.REFUND_REQUESTED: frozenset({ST}),
+    },
+    S.IN_TRANSIT: {
+        S.READY_FOR_PICKUP: frozenset({ST}),
+        S.OUT_FOR_DELIVERY: frozenset({ST}),
+        S.REFUND_REQUESTED: frozenset({ST}),
+    },
+    S.READY_FOR_PICKUP: {
+        S.COMPLETED: frozenset({B, ST}),
+        S.REFUND_REQUESTED: frozenset({B, ST}),
+    },
+    S.OUT_FOR_DELIVERY: {
+        S.COMPLETED: frozenset({B, ST}),
+        S.REFUND_REQUESTED: frozenset({B, ST}),
+    },
+    S.COMPLETED: {
+        S.REFUND_REQUESTED: frozenset({B, ST}),
+    },
+    S.REFUND_REQUESTED: {
+        S.REFUNDED: frozenset({SY}),
+        S.PARTIALLY_REFUNDED: frozenset({SY}),
+        S.COMPLETED: frozenset({ST}),  # staff turned an after-sale request down
+    },
+    S.PARTIALLY_REFUNDED: {
+        S.REFUND_REQUESTED: frozenset({B, ST}),
+        S.REFUNDED: frozenset({SY}),
+        S.PARTIALLY_REFUNDED: frozenset({SY}),  # a further partial refund
+    },
+    S.REFUNDED: {},
+    S.CANCELLED: {},
+}
+
+# Buyers may ask for money back only for goods they have (after-sale) or before the seller
+# accepted; in between, the seller or staff decide.
+TERMINAL = frozenset(s for s, moves in TRANSITIONS.items() if not moves)
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+    @classmethod
+    def default_message(cls) -> Any:
+        return _("This order cannot be changed that way now.")
+
+
+def can_move(current: OrderStatus, target: OrderStatus, parties: frozenset[Party] | set[Party]) -> bool:
+    return bool(TRANSITIONS[current].get(target, frozenset()) & set(parties))
+
+
+def allowed_moves(current: OrderStatus, parties: frozenset[Party] | set[Party]) -> list[OrderStatus]:
+    """The moves these parties may make from `current`, in table order."""
+    return [target for target, who in TRANSITIONS[current].items() if who & set(parties)]
+
+
+def apply(
+    session: Session,
+    sub_order: SubOrder,
+    target: OrderStatus,
+    *,
+    party: Party | frozenset[Party] | set[Party],
+    actor: User | None = None,
+    note: str = "",
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> OrderEvent:
+    """Move the sub-order to `target` and record who and when; raises IllegalTransition.
+
+    The caller's use case commits. Concurrent movers are serialised by the caller locking the
+    row (or by the conditional status check each use case does before calling).
+    """
+    parties = {party} if isinstance(party, Party) else set(party)
+    current = sub_order.status
+    if not can_move(current, target, parties):
+        raise IllegalTransition()
+    now = now or utcnow()
+    event = OrderEvent(
+        sub_order_id=sub_order.id,
+        from_status=current,
+        to_status=target,
+        actor_id=actor.id if actor is not None else None,
+        note=note[:200],
+        details=details or {},
+        created_at=now,
+    )
+    session.add(event)
+    sub_order.status = target
+    sub_order.status_changed_at = now
+    if target == S.COMPLETED:
+        sub_order.completed_at = now
+    return event

@@ -68,11 +68,12 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     smorest_api.init_app(app)
 
-    from marketplace import auth, errors, web
+    from marketplace import auth, commerce, errors, web
     from marketplace.api import register_api
     from marketplace.tasks import init_celery
 
     auth.init_app(app)
+    commerce.init_app(app)
     errors.init_app(app)
     web.init_app(app)
     register_api(app, smorest_api)
@@ -97,10 +98,14 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
                 " script-src 'self' https://cdn.jsdelivr.net; worker-src blob:; font-src https: data:"
             )
         else:
+            # The card payment page adds Stripe.js's origin (web.cart sets g.csp_extra_origin).
+            extra = f" {g.csp_extra_origin}" if g.get("csp_extra_origin") else ""
             csp = (
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+                f"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'{extra};"
                 " form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
             )
+            if extra:
+                csp += f"; frame-src 'self'{extra}; connect-src 'self'{extra}"
         response.headers.setdefault("Content-Security-Policy", csp)
         if "lang_cookie" in g:
             response.set_cookie(

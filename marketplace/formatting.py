@@ -50,6 +50,7 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.filters["mask_phone"] = mask_phone
     app.jinja_env.globals["role_label"] = role_label
     app.jinja_env.globals["node_kind_label"] = node_kind_label
+    app.jinja_env.globals["order_status_label"] = order_status_label
 
 
 def role_label(role: object) -> str:
@@ -76,3 +77,24 @@ def node_kind_label(kind: object) -> str:
         "distribution_center": gettext("Distribution center"),
     }
     return labels.get(getattr(kind, "value", str(kind)), str(kind))
+
+
+def order_status_label(status: object) -> str:
+    """A sub-order's status in words (every OrderStatus; pages and chips use this one list)."""
+    from flask_babel import gettext
+
+    labels = {
+        "pending_payment": gettext("Awaiting payment"),
+        "paid": gettext("Paid, awaiting the seller"),
+        "accepted": gettext("Accepted by the seller"),
+        "handed_in": gettext("Handed in at the service point"),
+        "in_transit": gettext("In transit"),
+        "ready_for_pickup": gettext("Ready for pickup"),
+        "out_for_delivery": gettext("Out for delivery"),
+        "completed": gettext("Completed"),
+        "cancelled": gettext("Cancelled"),
+        "refund_requested": gettext("Refund requested"),
+        "refunded": gettext("Refunded"),
+        "partially_refunded": gettext("Partially refunded"),
+    }
+    return labels.get(getattr(status, "value", str(status)), str(status))

@@ -12,10 +12,11 @@ def register_api(app: Flask, api: Api) -> None:
     from marketplace.api.auth.routes import blp as auth_blp
     from marketplace.api.browse.routes import blp as browse_blp
     from marketplace.api.catalog.routes import blp as catalog_blp
+    from marketplace.api.orders.routes import blp as orders_blp
     from marketplace.api.places.routes import blp as places_blp
     from marketplace.api.search.routes import blp as search_blp
 
-    for blp in (auth_blp, places_blp, catalog_blp, browse_blp, search_blp):
+    for blp in (auth_blp, places_blp, catalog_blp, browse_blp, search_blp, orders_blp):
         # Bearer tokens, not cookies, authenticate the API: no CSRF token to carry.
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix=f"/api/v1{blp.url_prefix or ''}")

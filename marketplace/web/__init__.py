@@ -9,12 +9,16 @@ from marketplace.formatting import register_filters
 
 def init_app(app: Flask) -> None:
     from marketplace.web.auth import bp as auth_bp
+    from marketplace.web.cart import bp as cart_bp
     from marketplace.web.dev import bp as dev_bp
+    from marketplace.web.finance import bp as finance_bp
     from marketplace.web.main import bp as main_bp
     from marketplace.web.media import bp as media_bp
+    from marketplace.web.orders import bp as orders_bp
     from marketplace.web.places import bp as places_bp
     from marketplace.web.sell import bp as sell_bp
     from marketplace.web.shop import bp as shop_bp
+    from marketplace.web.webhooks import bp as webhooks_bp
 
     register_filters(app)
     app.register_blueprint(main_bp)
@@ -22,6 +26,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(places_bp)
     app.register_blueprint(shop_bp)
     app.register_blueprint(sell_bp, url_prefix="/sell")
+    app.register_blueprint(cart_bp, url_prefix="/cart")
     app.register_blueprint(media_bp, url_prefix="/media")
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(orders_bp, url_prefix="/orders")
+    app.register_blueprint(finance_bp, url_prefix="/finance")
     if app.config.get("DEV_PAGES"):
         app.register_blueprint(dev_bp, url_prefix="/dev")

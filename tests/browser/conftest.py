@@ -1,5 +1,7 @@
 """Browser tests: `make run`'s server (migrated, seeded, under gunicorn) driven by headless
-Debian Chromium through Playwright at a 360×740 phone viewport. Screenshots go to test-artifacts/.
+Debian Chromium through Playwright at a 360×740 phone viewport. The server pays through its own
+localstripe (which also serves the fake Stripe.js) and gets its webhooks. Screenshots go to
+test-artifacts/.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import pytest
 import requests
 
 from marketplace.config import PROJECT_ROOT
+from tests.localstripe_server import LocalStripe, start_localstripe
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+WEBHOOK_SECRET = "whsec_browser_" + "0" * 32
 BIN = Path(sys.executable).parent
 
 
@@ -28,8 +32,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A seeded server on a private port and a fresh SQLite file, the way `make run` starts it."""
+def browser_localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStripe]:
+    """The server's own localstripe (payments and the fake Stripe.js the card form loads)."""
+    server = start_localstripe(state_dir=tmp_path_factory.mktemp("browser-localstripe"), idempotency=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, browser_localstripe: LocalStripe) -> Iterator[str]:
+    """A seeded server on a private port and a fresh SQLite file, the way `make run` starts it,
+    paying through its own localstripe, which delivers its webhooks back to it."""
     instance = tmp_path_factory.mktemp("instance")
     port = _free_port()
     env = dict(
@@ -39,6 +52,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         DEV_PAGES="1",
         # The whole browser run logs in many times from one IP.
         LOGIN_RATE_LIMIT="1000 per minute",
+        STRIPE_API_BASE=browser_localstripe.url,
+        STRIPE_JS_URL=f"{browser_localstripe.url}/js.stripe.com/v3/",
+        STRIPE_SECRET_KEY=browser_localstripe.secret_key,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
     )
     for cmd in ([BIN / "alembic", "upgrade", "head"], [BIN / "flask", "--app", "wsgi", "seed"]):
         subprocess.run([str(c) for c in cmd], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
@@ -71,7 +88,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     else:
         proc.terminate()
         raise RuntimeError(f"server did not start; see {instance / 'server.log'}")
+    webhook = browser_localstripe.register_webhook(f"{url}/webhooks/stripe", WEBHOOK_SECRET)
     yield url
+    browser_localstripe.unregister_webhook(webhook)
     proc.terminate()
     proc.wait(timeout=10)
     log.close()

@@ -21,6 +21,7 @@ from marketplace.web.auth.forms import (
     RevokeRoleForm,
     UserSearchForm,
 )
+from marketplace.web.cart.routes import merge_guest_cart
 from marketplace.web.forms import safe_next, show_service_error
 from services import accounts, places
 from services.errors import ServiceError
@@ -106,6 +107,7 @@ def login():  # type: ignore[no-untyped-def]
                 status = _status(exc)
             else:
                 login_user(user, remember=bool(form.remember.data))
+                merge_guest_cart(user)  # what they put in the cart as a guest stays there
                 return redirect(safe_next(request.args.get("next")))
         else:
             status = 422

@@ -80,9 +80,13 @@ def cached(name: str, args: Iterable[str], make: Callable[[], T]) -> T:
 def render_page(template: str, make_context: Callable[[], dict[str, Any]]) -> str:
     """render_template(template, **make_context()), from the page cache for anonymous visitors.
 
-    The context must depend only on the language and the URL (they are the cache key)."""
+    The context must depend only on the language and the URL (they are the cache key); a guest
+    with something in the cart sees its count in the header, so theirs is rendered afresh."""
     ttl = seconds()
-    if ttl <= 0 or getattr(current_user, "is_authenticated", False) or session.get("_flashes"):
+    personal = (
+        getattr(current_user, "is_authenticated", False) or session.get("_flashes") or session.get("cart")
+    )
+    if ttl <= 0 or personal:
         return render_template(template, **make_context())
     key = (template, str(get_locale()), request.full_path)
     return pages.get_or_make(key, ttl, lambda: render_template(template, **make_context()))

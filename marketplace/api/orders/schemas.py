@@ -1,0 +1,370 @@
+"""Marshmallow schemas of the orders API. Shapes only: the services check the rules (quantities,
+stock, addresses, who may move what). Money is integer fen in fields ending in _fen; a request
+never carries a price (unknown fields are refused), the server prices every order itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from marketplace.api.catalog.schemas import BaseSchema
+from marketplace.auth import actor
+from marketplace.db import get_session
+from marketplace.models import (
+    DeliveryMethod,
+    OrderStatus,
+    PaymentMethod,
+    PaymentStatus,
+    StorageClass,
+    Unit,
+)
+from services.orders import manage
+from services.validation import mask_phone
+
+_ERRORS = {
+    "required": _l("This field is required."),
+    "null": _l("This field is required."),
+    "invalid": _l("Not a valid value."),
+}
+_INT_ERRORS = {**_ERRORS, "invalid": _l("Enter a whole number.")}
+
+
+def _text(**kwargs: Any) -> fields.String:
+    return fields.String(error_messages=_ERRORS, **kwargs)
+
+
+def _int(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, error_messages=_INT_ERRORS, **kwargs)
+
+
+def _enum(enum: type, **kwargs: Any) -> fields.Enum:
+    return fields.Enum(
+        enum,
+        by_value=True,
+        error_messages={**_ERRORS, "unknown": _l("Not one of the allowed values.")},
+        **kwargs,
+    )
+
+
+# Ids beyond a 32-bit integer would overflow the database's integer type: refused as invalid.
+MAX_ID = 2**31 - 1
+
+
+def _id(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(
+        strict=True,
+        error_messages=_INT_ERRORS,
+        validate=validate.Range(min=1, max=MAX_ID, error=_l("Not a valid value.")),
+        **kwargs,
+    )
+
+
+def _reason(**kwargs: Any) -> fields.String:
+    return _text(
+        validate=validate.Length(max=200, error=_l("At most 200 characters.")),
+        metadata={"description": "At most 200 characters, no HTML"},
+        **kwargs,
+    )
+
+
+def _key(description: str) -> fields.String:
+    return _text(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": description, "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+    )
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+class ItemSchema(BaseSchema):
+    product_id = _id(required=True)
+    quantity = _int(required=True, metadata={"minimum": 1, "maximum": 999})
+
+
+def _items(**kwargs: Any) -> fields.List:
+    return fields.List(
+        fields.Nested(ItemSchema),
+        error_messages={**_ERRORS, "invalid": _l("Enter a list.")},
+        metadata={"description": "Each product once: [{product_id, quantity}]"},
+        **kwargs,
+    )
+
+
+def _each_product_once(items: list[dict[str, Any]]) -> None:
+    # Runs on what loaded: an item whose product_id failed is reported on its own already.
+    ids = [item["product_id"] for item in items if "product_id" in item]
+    if len(ids) != len(set(ids)):
+        raise ValidationError(_l("List each product once."))
+
+
+class CartPutSchema(BaseSchema):
+    items = _items(required=True)
+
+    @validates("items")
+    def once(self, value: list[dict[str, Any]], **kwargs: Any) -> None:
+        _each_product_once(value)
+
+
+class CartQuerySchema(BaseSchema):
+    delivery = _enum(
+        DeliveryMethod,
+        load_default=DeliveryMethod.HOME,
+        metadata={"description": "Shipping is quoted for home delivery or pickup at a point"},
+    )
+
+
+class AddressSchema(BaseSchema):
+    recipient = _text(required=True, metadata={"example": "陈小姐"})
+    phone = _text(required=True, metadata={"example": "13912345678"})
+    division_code = _text(required=True, metadata={"description": "The town or village (9 or 12 digits)"})
+    detail = _text(required=True, metadata={"description": "Street and number", "example": "幸福路8号"})
+
+
+class ContactSchema(BaseSchema):
+    recipient = _text(required=True, metadata={"description": "Who collects the parcel"})
+    phone = _text(required=True, metadata={"description": "Receives the pickup code"})
+
+
+class PlaceOrderSchema(BaseSchema):
+    items = _items(required=True)
+    idempotency_key = _key("Or the Idempotency-Key header: a repeated request returns the same order")
+    payment_method = _enum(PaymentMethod, load_default=PaymentMethod.CARD)
+    delivery = _enum(DeliveryMethod, load_default=DeliveryMethod.HOME)
+    address = fields.Nested(
+        AddressSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "home delivery: a new address (or address_id)"},
+    )
+    address_id = _id(
+        load_default=None, allow_none=True, metadata={"description": "One of the buyer's addresses"}
+    )
+    pickup_node_id = _id(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "pickup: a village point or distribution center"},
+    )
+    pickup_contact = fields.Nested(ContactSchema, load_default=None, allow_none=True)
+
+    @validates("items")
+    def once(self, value: list[dict[str, Any]], **kwargs: Any) -> None:
+        _each_product_once(value)
+
+
+class PaymentRequestSchema(BaseSchema):
+    payment_method = _text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=100),
+        metadata={
+            "description": "A PaymentMethod id (pm_…) the client tokenised: confirm with it. "
+            "Without it: the PaymentIntent and its client_secret / next_action."
+        },
+    )
+
+
+class SubOrdersQuerySchema(BaseSchema):
+    status = _enum(OrderStatus, load_default=None)
+    # A query string is text: "12" is the number 12 here.
+    seller_id = fields.Integer(
+        load_default=None,
+        error_messages=_INT_ERRORS,
+        validate=validate.Range(min=1, max=MAX_ID, error=_l("Not a valid value.")),
+        metadata={"description": "Village agents: a consenting farmer's orders"},
+    )
+    role = fields.String(
+        load_default="seller",
+        validate=validate.OneOf(["seller", "staff"], error=_l("Not one of the allowed values.")),
+        metadata={"description": "seller: orders to fulfil; staff: the orders in the caller's reach"},
+    )
+
+
+class TransitionSchema(BaseSchema):
+    to = _enum(
+        OrderStatus,
+        required=True,
+        metadata={"description": "accepted, in_transit, ready_for_pickup, out_for_delivery or completed"},
+    )
+    note = _reason(load_default="")
+
+
+class ReasonSchema(BaseSchema):
+    reason = _reason(required=True)
+
+
+class StaffRefundSchema(BaseSchema):
+    amount_fen = _int(
+        load_default=None,
+        allow_none=True,
+        metadata={"minimum": 1, "description": "In fen; absent or null: all that is left"},
+    )
+    reason = _reason(required=True)
+    idempotency_key = _key("Or the Idempotency-Key header: a repeated request refunds once")
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+class QuoteLineSchema(Schema):
+    product_id = fields.Function(lambda line: line.product.id)
+    name = fields.Function(lambda line: line.product.name)
+    unit = fields.Function(lambda line: line.product.unit.value, metadata={"enum": [u.value for u in Unit]})
+    unit_price_fen = fields.Integer()
+    quantity = fields.Integer()
+    line_fen = fields.Integer()
+    presale = fields.Function(lambda line: line.product.presale)
+    problem = fields.Function(
+        lambda line: str(line.problem) if line.problem is not None else None,
+        metadata={"description": "Why it cannot be bought as asked (sold out, only n left)"},
+    )
+
+
+class SellerGroupSchema(Schema):
+    seller_id = fields.Integer()
+    shop_name = fields.String()
+    lines = fields.List(fields.Nested(QuoteLineSchema))
+    items_fen = fields.Function(lambda g: g.price.items_fen)
+    shipping_fen = fields.Function(lambda g: g.price.shipping_fen)
+    total_fen = fields.Function(lambda g: g.price.total_fen)
+    weight_g = fields.Function(lambda g: g.price.weight_g)
+    storage_class = fields.Function(lambda g: g.price.storage_class.value)
+
+
+class CartSchema(Schema):
+    items = fields.List(fields.Nested(ItemSchema), metadata={"description": "The saved cart"})
+    delivery = fields.Enum(DeliveryMethod, by_value=True)
+    groups = fields.List(fields.Nested(SellerGroupSchema), metadata={"description": "One parcel per seller"})
+    problems = fields.List(
+        fields.Nested(QuoteLineSchema), metadata={"description": "Lines that cannot be bought"}
+    )
+    items_fen = fields.Integer()
+    shipping_fen = fields.Integer()
+    total_fen = fields.Integer()
+
+
+class OrderLineSchema(Schema):
+    product_id = fields.Integer()
+    name = fields.String()
+    unit = fields.Enum(Unit, by_value=True)
+    unit_price_fen = fields.Integer()
+    quantity = fields.Integer()
+    line_fen = fields.Integer()
+    net_weight_g = fields.Integer()
+    presale = fields.Boolean()
+
+
+class OrderEventSchema(Schema):
+    from_status = fields.Enum(OrderStatus, by_value=True, allow_none=True)
+    to_status = fields.Enum(OrderStatus, by_value=True)
+    note = fields.String()
+    created_at = fields.DateTime()
+
+
+def _is_buyer(order: Any) -> bool:
+    user = actor()
+    return user is not None and user.id in (order.buyer_id, order.placed_by_id)
+
+
+def _phone(order: Any) -> str:
+    """The buyer sees their number; sellers and staff a masked one."""
+    return str(order.recipient_phone if _is_buyer(order) else mask_phone(order.recipient_phone))
+
+
+class SubOrderSchema(Schema):
+    number = fields.String(metadata={"example": "20261126000001234-1"})
+    order_number = fields.Function(lambda s: s.order.number)
+    seller_id = fields.Integer()
+    seller_name = fields.Function(lambda s: s.seller.display_name)
+    status = fields.Enum(OrderStatus, by_value=True)
+    status_changed_at = fields.DateTime()
+    items_fen = fields.Integer()
+    shipping_fen = fields.Integer()
+    total_fen = fields.Integer()
+    refunded_fen = fields.Integer()
+    weight_g = fields.Integer()
+    storage_class = fields.Enum(StorageClass, by_value=True)
+    decline_reason = fields.String()
+    ready_at = fields.DateTime(allow_none=True, metadata={"description": "The seller packed it"})
+    completed_at = fields.DateTime(allow_none=True)
+    presale = fields.Function(lambda s: s.order.presale)
+    delivery = fields.Function(lambda s: s.order.delivery_method.value)
+    pickup_node_id = fields.Function(lambda s: s.order.pickup_node_id)
+    recipient = fields.Function(lambda s: s.order.recipient)
+    recipient_phone = fields.Function(
+        lambda s: _phone(s.order), metadata={"description": "Masked but for the buyer"}
+    )
+    lines = fields.List(fields.Nested(OrderLineSchema))
+    moves = fields.Method(
+        "get_moves",
+        metadata={
+            "description": "The generic moves (POST …/transition) the caller may make now",
+            "type": "array",
+            "items": {"type": "string"},
+        },
+    )
+
+    def get_moves(self, sub: Any) -> list[str]:
+        who = manage.parties(get_session(), actor(), sub)
+        return [m.value for m in manage.moves_for(sub, who)]
+
+
+class SubOrderDetailSchema(SubOrderSchema):
+    events = fields.List(
+        fields.Nested(OrderEventSchema), metadata={"description": "The history, oldest first"}
+    )
+
+
+class OrderSchema(Schema):
+    number = fields.String(metadata={"example": "20261126000001234"})
+    created_at = fields.DateTime()
+    payment_method = fields.Enum(PaymentMethod, by_value=True)
+    payment_status = fields.Function(
+        lambda o: o.payment.status.value if o.payment is not None else None,
+        metadata={"enum": [s.value for s in PaymentStatus]},
+    )
+    pay_by = fields.DateTime(metadata={"description": "Unpaid after this moment, the stock goes back"})
+    delivery = fields.Enum(DeliveryMethod, by_value=True, attribute="delivery_method")
+    pickup_node_id = fields.Integer(allow_none=True)
+    pickup_node_name = fields.Function(lambda o: o.pickup_node.name if o.pickup_node is not None else None)
+    recipient = fields.String()
+    recipient_phone = fields.Function(_phone, metadata={"description": "Masked but for the buyer"})
+    division_code = fields.String()
+    division_name = fields.Function(lambda o: o.division.name if o.division is not None else None)
+    address_detail = fields.String()
+    presale = fields.Boolean()
+    items_fen = fields.Integer()
+    shipping_fen = fields.Integer()
+    total_fen = fields.Integer()
+    refunded_fen = fields.Function(lambda o: sum(s.refunded_fen for s in o.sub_orders))
+    sub_orders = fields.List(fields.Nested(SubOrderSchema))
+
+
+class PaymentSchema(Schema):
+    order_number = fields.Function(lambda p: p.order.number)
+    method = fields.Enum(PaymentMethod, by_value=True)
+    status = fields.Enum(
+        PaymentStatus,
+        by_value=True,
+        metadata={"description": "succeeded: paid; requires_capture: a pre-sale authorised (paid)"},
+    )
+    amount_fen = fields.Integer()
+    amount_received_fen = fields.Integer()
+    amount_refunded_fen = fields.Integer()
+    currency = fields.String()
+    client_secret = fields.String(
+        allow_none=True, metadata={"description": "For Stripe.js on the buyer's device"}
+    )
+    next_action = fields.Dict(
+        allow_none=True, metadata={"description": "A 3-D Secure page or a wallet QR code"}
+    )
+    last_error = fields.String(metadata={"description": "The gateway's code of the last failed attempt"})
+
+
+class PlacedOrderSchema(OrderSchema):
+    """The answer to placing an order: the order and, for its buyer, the payment to finish."""
+
+    payment = fields.Nested(PaymentSchema, allow_none=True)

@@ -1,0 +1,485 @@
+"""The buyer's cart, checkout and payment pages.
+
+A guest's cart lives in the session ({product_id: quantity}), a logged-in buyer's in the
+database; the guest's is merged in at login. Checkout needs a login. Every page works without
+JavaScript except the card form, which needs Stripe.js (the page says so); WeChat Pay shows its
+QR code rendered here and reloads itself until the payment lands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+from urllib.parse import urlsplit
+
+import qrcode
+import qrcode.image.svg
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext
+from flask_login import login_required
+from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.routing import BuildError
+
+from marketplace.auth import actor
+from marketplace.commerce import checkout_settings, payment_gateway
+from marketplace.db import get_session
+from marketplace.models import DeliveryMethod, Order, Payment, PaymentMethod, PaymentStatus, User, utcnow
+from marketplace.web.cart import bp
+from marketplace.web.cart.forms import CheckoutForm, QuantityForm, decode_items, encode_items
+from marketplace.web.forms import show_service_error
+from services import browse, catalog
+from services.errors import ServiceError, ValidationError
+from services.orders import cart as carts
+from services.orders import checkout, manage
+from services.orders.checkout import AddressInput, CheckoutInput
+from services.payments import service as payments
+from services.payments.gateway import GatewayError
+
+CART_KEY = "cart"  # the guest's cart in the session: {"<product id>": quantity}
+PICKER_PARAMS = tuple(level.value for level in catalog.VILLAGE_PICKER_LEVELS)
+OPEN = set(payments.OPEN)
+MAX_QR_TEXT = 1000  # a wallet's QR payload is a short URL; anything longer is not one
+
+
+def _me() -> User:
+    user = actor()
+    assert user is not None  # login_required
+    return user
+
+
+def _reraise_access(exc: ServiceError) -> None:
+    # Not a form error: the app's handler answers 401/403/404 with its page.
+    if exc.status in (401, 403, 404):
+        raise exc
+
+
+# --- whose cart -----------------------------------------------------------------------------------
+
+
+def guest_items() -> dict[int, int]:
+    """The guest's cart from the session; a damaged one is dropped, not an error."""
+    raw = session.get(CART_KEY)
+    if not raw:
+        return {}
+    try:
+        return carts.parse_items(raw)
+    except ValidationError:
+        session.pop(CART_KEY, None)
+        return {}
+
+
+def _items() -> dict[int, int]:
+    user = actor()
+    return carts.saved_cart(get_session(), user) if user is not None else guest_items()
+
+
+def _store(items: dict[int, int]) -> None:
+    user = actor()
+    if user is not None:
+        carts.save_cart(get_session(), user, items)
+    elif items:
+        session[CART_KEY] = {str(k): v for k, v in items.items()}
+    else:
+        session.pop(CART_KEY, None)
+
+
+def merge_guest_cart(user: User) -> None:
+    """At login: what the guest put in the cart joins the buyer's saved cart."""
+    guest = guest_items()
+    if guest:
+        carts.merge_guest_cart(get_session(), user, guest)
+    session.pop(CART_KEY, None)
+
+
+def _cart_count() -> int:
+    """Lines in the cart, for the top bar: the session for guests, one small query for users."""
+    user = actor()
+    if user is None:
+        return len(guest_items())
+    try:
+        return len(carts.saved_cart(get_session(), user))
+    except SQLAlchemyError:  # the error page after a database failure must still render
+        return 0
+
+
+@bp.app_context_processor
+def cart_nav() -> dict[str, Any]:
+    # A callable: only pages that show the top bar pay for it.
+    return {"cart_count": _cart_count}
+
+
+# --- the cart ------------------------------------------------------------------------------------
+
+
+def _render_cart(failed: tuple[int, QuantityForm] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    quote = carts.quote(get_session(), _items(), checkout_settings())
+    forms = {
+        line.product.id: QuantityForm(formdata=None, data={"quantity": str(line.quantity)})
+        for line in [*quote.lines, *quote.problems]
+    }
+    if failed is not None:
+        forms[failed[0]] = failed[1]
+    return render_template("cart/cart.html", quote=quote, forms=forms, logged_in=actor() is not None), status
+
+
+@bp.get("/")
+def view():  # type: ignore[no-untyped-def]
+    return _render_cart()
+
+
+@bp.post("/add/<int:product_id>")
+def add(product_id: int):  # type: ignore[no-untyped-def]
+    db = get_session()
+    product = carts.buyable_product(db, product_id)  # 404 for what is not on sale
+    form = QuantityForm()
+    try:
+        items = carts.add_to(_items(), product.id, carts.parse_quantity(form.quantity.data))
+    except ValidationError as exc:
+        # The product page again, with the message and what was typed.
+        detail = browse.product_page(db, product_id)
+        errors = [str(m) for m in exc.field_errors.get("quantity") or [exc.message]]
+        return render_template(
+            "shop/product.html",
+            d=detail,
+            p=detail.product,
+            cart_quantity=form.quantity.data or "",
+            cart_errors=errors,
+        ), 422
+    _store(items)
+    flash(gettext("%(name)s is in your cart.", name=product.name), "success")
+    return redirect(url_for("shop.product", product_id=product.id))
+
+
+@bp.post("/items/<int:product_id>")
+def update(product_id: int):  # type: ignore[no-untyped-def]
+    items = _items()
+    if product_id not in items:
+        return redirect(url_for(".view"))  # removed in another tab meanwhile
+    form = QuantityForm()
+    try:
+        quantity = carts.parse_quantity(form.quantity.data)
+    except ValidationError as exc:
+        form.quantity.errors = [str(m) for m in exc.field_errors.get("quantity") or [exc.message]]
+        return _render_cart(failed=(product_id, form), status=422)
+    _store(carts.set_in(items, product_id, quantity))
+    return redirect(url_for(".view") + f"#p{product_id}")
+
+
+@bp.post("/items/<int:product_id>/remove")
+def remove(product_id: int):  # type: ignore[no-untyped-def]
+    items = _items()
+    if product_id in items:
+        _store(carts.set_in(items, product_id, 0))
+        flash(gettext("Removed from your cart."), "success")
+    return redirect(url_for(".view"))
+
+
+# --- checkout ------------------------------------------------------------------------------------
+
+
+def _deepest(picker: catalog.VillagePicker) -> str:
+    return next((lvl.selected for lvl in reversed(picker.levels) if lvl.selected), "")
+
+
+def _checkout_input(form: CheckoutForm, picker: catalog.VillagePicker) -> CheckoutInput:
+    delivery = form.delivery.data or ""
+    new_address = form.address_id.data in (None, "", "new")
+    return CheckoutInput(
+        items=decode_items(form.items.data),  # type: ignore[arg-type]  # parse_items checks them
+        idempotency_key=form.key.data or "",
+        payment_method=form.payment_method.data or "",
+        delivery=delivery,
+        address_id=None if new_address else form.address_id.data,
+        address=AddressInput(
+            recipient=form.recipient.data,
+            phone=form.phone.data,
+            division_code=_deepest(picker),
+            detail=form.detail.data,
+        )
+        if new_address
+        else None,
+        pickup_node_id=form.pickup_node_id.data or None,
+        pickup_contact=AddressInput(recipient=form.pickup_recipient.data, phone=form.pickup_phone.data),
+    )
+
+
+def _show_checkout_error(form: CheckoutForm, exc: ServiceError) -> tuple[str | None, list[str]]:
+    """The service's errors on the form; returns (message for the top, village picker errors)."""
+    errors = dict(exc.field_errors)
+    place_errors = [str(m) for m in errors.pop("division_code", [])]
+    if form.delivery.data == DeliveryMethod.PICKUP.value:
+        # The pickup contact is checked under the address's field names.
+        for service_name, form_name in (("recipient", "pickup_recipient"), ("phone", "pickup_phone")):
+            if service_name in errors:
+                errors[form_name] = errors.pop(service_name)
+    exc.field_errors = errors
+    # A long form on a small screen: always say at the top that something needs fixing.
+    return show_service_error(form, exc) or str(exc.message), place_errors
+
+
+@bp.route("/checkout", methods=["GET", "POST"])
+@login_required
+def checkout_page():  # type: ignore[no-untyped-def]
+    db = get_session()
+    user = _me()
+    settings = checkout_settings()
+    items = carts.saved_cart(db, user)
+    addresses = checkout.addresses_of(db, user)
+    form = CheckoutForm()
+    if request.method == "GET":
+        if not items:
+            flash(gettext("Your cart is empty."), "info")
+            return redirect(url_for(".view"))
+        default = next((a for a in addresses if a.is_default), addresses[0] if addresses else None)
+        form.address_id.data = str(default.id) if default else "new"
+        form.recipient.data = form.pickup_recipient.data = user.display_name
+        form.phone.data = form.pickup_phone.data = user.phone
+        selection: dict[str, str] = {}
+    else:
+        selection = {k: request.form.get(k, "") for k in PICKER_PARAMS}
+    if request.method == "GET" or not form.key.data:
+        form.key.data = checkout.new_idempotency_key()
+    form.address_id.choices = [(str(a.id), a.id) for a in addresses] + [("new", "new")]  # type: ignore[assignment]
+    picker = catalog.village_picker(db, selection)
+    points = checkout.pickup_points(db)
+    counties = {p.county_code: p.county for p in points}
+    form.pickup_county.choices = [("", gettext("All counties"))] + [  # type: ignore[assignment]
+        (code, f"{c.parent.name if c.parent else ''}{c.name}") for code, c in counties.items()
+    ]
+    if form.pickup_county.data not in counties:
+        form.pickup_county.data = ""
+    shown_points = [
+        p for p in points if not form.pickup_county.data or p.county_code == form.pickup_county.data
+    ]
+    chosen_point = str(form.pickup_node_id.data or "")
+    if chosen_point and chosen_point not in {str(p.id) for p in shown_points}:
+        # Keep the chosen point on the list even when another county is shown.
+        shown_points += [p for p in points if str(p.id) == chosen_point]
+    form.pickup_node_id.choices = [(str(p.id), p.name) for p in shown_points]  # type: ignore[assignment]
+
+    error = None
+    place_errors: list[str] = []
+    status = 200
+    if request.method == "POST" and request.form.get("action") == "place":
+        data = _checkout_input(form, picker)
+        try:
+            placed = checkout.place_order(db, user, data, settings)
+        except ServiceError as exc:
+            _reraise_access(exc)
+            error, place_errors = _show_checkout_error(form, exc)
+            status = exc.status if exc.status == 409 else 422
+            if "idempotency_key" in exc.field_errors or exc.status == 409:
+                form.key.data = checkout.new_idempotency_key()
+        else:
+            if data.address is not None and form.save_address.data and placed.created:
+                # The order has the address; the address book is a convenience.
+                with contextlib.suppress(ServiceError):
+                    checkout.save_address(db, user, data.address)
+            return redirect(url_for(".pay", number=placed.order.number))
+        items = carts.saved_cart(db, user)
+    form.items.data = encode_items(items)
+    # Both deliveries priced: the page shows the one chosen (and, without CSS :has(), both).
+    quotes = {d.value: carts.quote(db, items, settings, d) for d in DeliveryMethod}
+    chosen = form.delivery.data if form.delivery.data in quotes else DeliveryMethod.HOME.value
+    return render_template(
+        "cart/checkout.html",
+        form=form,
+        quote=quotes[chosen],
+        quotes=quotes,
+        addresses=addresses,
+        picker=picker,
+        place_errors=place_errors,
+        points=shown_points,
+        error=error,
+        pay_minutes=int(settings.payment_window.total_seconds() // 60),
+    ), status
+
+
+# --- paying --------------------------------------------------------------------------------------
+
+
+def _own_order(number: str) -> Order:
+    """The buyer's own order; anyone else's (staff included) is not found here."""
+    user = _me()
+    order = manage.visible_order(get_session(), user, number)
+    if user.id not in (order.buyer_id, order.placed_by_id):
+        abort(404)
+    return order
+
+
+def _return_url(order: Order) -> str:
+    return url_for(".pay_return", number=order.number, _external=True)
+
+
+def _order_url(order: Order) -> str:
+    """The buyer's order page (web.orders), or the pay page where there is none."""
+    try:
+        return url_for("orders.order", order_number=order.number)
+    except BuildError:
+        return url_for(".pay", number=order.number)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def pay_state(order: Order, payment: Payment) -> str:
+    """What the pay page shows: paid, authorised (pre-sale), cancelled, expired, or the next step."""
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return "paid"
+    if payment.status == PaymentStatus.REQUIRES_CAPTURE:
+        return "authorised"
+    if payment.status not in OPEN:
+        return "cancelled"
+    if order.pay_by <= utcnow():
+        return "expired"
+    if payment.status == PaymentStatus.PROCESSING:
+        return "processing"
+    action = payment.next_action or {}
+    if payment.method == PaymentMethod.CARD:
+        if payment.status == PaymentStatus.REQUIRES_ACTION and payment.client_secret:
+            return "authenticate"
+        return "card"
+    if payment.method == PaymentMethod.WECHAT_PAY and _qr_text(action):
+        return "wechat"
+    if payment.method == PaymentMethod.ALIPAY and _alipay_url(action):
+        return "alipay"
+    return "wallet_retry"  # no QR code or redirect yet (the gateway was down), or the wallet failed
+
+
+def _qr_text(action: dict[str, Any]) -> str | None:
+    data = (action.get("wechat_pay_display_qr_code") or {}).get("data")
+    return data if isinstance(data, str) and 0 < len(data) <= MAX_QR_TEXT else None
+
+
+def _alipay_url(action: dict[str, Any]) -> str | None:
+    url = (action.get("alipay_handle_redirect") or {}).get("url")
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+
+
+def qr_svg(text: str) -> Markup:
+    """The QR code of `text` as inline SVG (drawn here: no image request, no Pillow)."""
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    return Markup(image.to_string(encoding="unicode"))  # noqa: S704 (made by qrcode, no user text)
+
+
+def _shop_names(order: Order) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for sub in order.sub_orders:
+        try:
+            names[sub.seller_id] = catalog.get_seller_profile(get_session(), sub.seller_id).shop_name
+        except ServiceError:
+            names[sub.seller_id] = sub.seller.display_name
+    return names
+
+
+def _render_pay(order: Order, *, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    payment = order.payment
+    state = pay_state(order, payment)
+    action = payment.next_action or {}
+    if state in ("card", "authenticate"):
+        # Stripe.js and its frames and calls: allowed on this page only.
+        origins = {
+            _origin(current_app.config["STRIPE_JS_URL"]),
+            _origin(current_app.config["STRIPE_API_BASE"]),
+        }
+        g.csp_extra_origin = " ".join(sorted(o for o in origins if o))
+    qr_text = _qr_text(action) if state == "wechat" else None
+    return render_template(
+        "cart/pay.html",
+        order=order,
+        payment=payment,
+        state=state,
+        error=error,
+        qr=qr_svg(qr_text) if qr_text else None,
+        qr_page=(action.get("wechat_pay_display_qr_code") or {}).get("hosted_instructions_url"),
+        alipay_url=_alipay_url(action) if state == "alipay" else None,
+        shops=_shop_names(order),
+        return_url=url_for(".pay_return", number=order.number),
+        order_url=_order_url(order),
+    ), status
+
+
+@bp.get("/orders/<number>/pay")
+@login_required
+def pay(number: str):  # type: ignore[no-untyped-def]
+    db = get_session()
+    order = _own_order(number)
+    payment = order.payment
+    state = pay_state(order, payment)
+    error = None
+    status = 200
+    # Wallets: the intent is created and confirmed at once (its answer holds the QR code or the
+    # redirect); each reload asks the gateway whether the buyer has paid. A card waiting for the
+    # bank's check or still processing is asked too (it may have finished in another tab).
+    wallet = payment.method in (PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
+    if state in ("authenticate", "processing") or (wallet and state in ("wechat", "alipay", "wallet_retry")):
+        try:
+            if payment.intent_id is None:
+                payments.ensure_intent(db, payment_gateway(), order, return_url=_return_url(order))
+            else:
+                payments.refresh(db, payment_gateway(), order)
+        except (GatewayError, payments.PaymentClosed) as exc:
+            error, status = str(exc.message), exc.status
+    return _render_pay(order, error=error, status=status)
+
+
+@bp.post("/orders/<number>/pay/card")
+@login_required
+def pay_card(number: str):  # type: ignore[no-untyped-def]
+    """pay.js posts the card's payment method here (tokenised by Stripe.js in the browser)."""
+    order = _own_order(number)
+    try:
+        payment = payments.confirm_with(
+            get_session(),
+            payment_gateway(),
+            order,
+            request.form.get("payment_method", ""),
+            return_url=_return_url(order),
+        )
+    except ServiceError as exc:
+        _reraise_access(exc)
+        # Declined, gateway down, closed: say so; the order stays payable while it is open.
+        return _render_pay(order, error=str(exc.message), status=exc.status)
+    if payment.status == PaymentStatus.REQUIRES_ACTION:
+        return redirect(url_for(".pay", number=order.number))  # the bank's check (3-D Secure) next
+    return redirect(url_for(".pay_return", number=order.number))
+
+
+@bp.get("/orders/<number>/return")
+@login_required
+def pay_return(number: str):  # type: ignore[no-untyped-def]
+    """Where the gateway (or pay.js) sends the buyer back: ask the gateway, show the outcome."""
+    order = _own_order(number)
+    error = None
+    status = 200
+    try:
+        payments.refresh(get_session(), payment_gateway(), order)
+    except GatewayError as exc:
+        error, status = str(exc.message), exc.status
+    payment = order.payment
+    return render_template(
+        "cart/return.html",
+        order=order,
+        payment=payment,
+        state=pay_state(order, payment),
+        error=error,
+        shops=_shop_names(order),
+        order_url=_order_url(order),
+    ), status
+
+
+@bp.post("/orders/<number>/cancel")
+@login_required
+def cancel(number: str):  # type: ignore[no-untyped-def]
+    order = _own_order(number)
+    try:
+        manage.cancel_unpaid(get_session(), payment_gateway(), _me(), order.number)
+    except ServiceError as exc:
+        _reraise_access(exc)
+        flash(str(exc.message), "error")
+    else:
+        flash(gettext("The order is cancelled. The goods are back on sale."), "success")
+    return redirect(url_for(".pay", number=order.number))

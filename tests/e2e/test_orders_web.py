@@ -1,0 +1,474 @@
+"""The order pages over HTTP against the real localstripe: buyers see and pay, cancel, confirm
+receipt and ask for refunds; sellers (and agents for their farmers) accept, pack, hand in and
+decline; staff move parcels along and refund all or part. Illegal moves are refused with the
+reason and change nothing; someone else's order is not found.
+
+Assertions look at status codes, data attributes and the database; English words only after
+switching the page language to English."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from marketplace.models import (
+    Order,
+    OrderEvent,
+    OrderStatus,
+    PaymentStatus,
+    Product,
+    Refund,
+    RefundStatus,
+    Role,
+    SubOrder,
+)
+from services.orders import manage
+from tests.conftest import MEIXIAN, count, login
+from tests.integration.test_catalog import consent
+from tests.orders_helpers import Market, build_market
+
+S = OrderStatus
+
+
+@pytest.fixture()
+def market(session, make_user, first_village) -> Market:  # type: ignore[no-untyped-def]
+    return build_market(session, make_user, first_village)
+
+
+@pytest.fixture()
+def as_user(app):  # type: ignore[no-untyped-def]
+    """as_user(user, english=False) → a test client logged in as the user (one per person)."""
+
+    def make(user, english: bool = False):  # type: ignore[no-untyped-def]
+        client = app.test_client()
+        resp = login(client, user.phone)
+        assert resp.status_code == 302, resp.get_data(as_text=True)
+        if english:
+            client.post("/lang", data={"lang": "en", "next": "/"})
+        return client
+
+    return make
+
+
+@pytest.fixture()
+def county_staff(make_user):  # type: ignore[no-untyped-def]
+    return make_user(Role.COUNTY_STAFF, county_code=MEIXIAN, name="梅县中心")
+
+
+@pytest.fixture()
+def paid(market, checkout_settings, gateway) -> SubOrder:  # type: ignore[no-untyped-def]
+    """A paid order of two 梅县金柚 from the Meixian farmer: its one sub-order."""
+    order = market.pay(market.place({"梅县金柚": 2}, checkout_settings), gateway)
+    (sub,) = order.sub_orders
+    assert sub.status == S.PAID
+    return sub
+
+
+def html(resp) -> str:  # type: ignore[no-untyped-def]
+    return resp.get_data(as_text=True)
+
+
+def status_of(session, sub: SubOrder) -> OrderStatus:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    found = session.get(SubOrder, sub.id)
+    assert found is not None
+    return found.status
+
+
+def moves_on(page: str, sub_number: str) -> set[str]:
+    """The generic move buttons offered on a page (all of them: pages show one sub-order's)."""
+    del sub_number
+    return set(re.findall(r'data-move="([a-z_]+)"', page))
+
+
+def move(client, sub: SubOrder, target: str, **extra: str):  # type: ignore[no-untyped-def]
+    return client.post(f"/orders/sub/{sub.number}/move", data={"target": target, **extra})
+
+
+def drive(session, market, sub: SubOrder, staff, gateway, *targets: OrderStatus) -> None:  # type: ignore[no-untyped-def]
+    """Move a sub-order along through the services (set-up for later steps)."""
+    for target in targets:
+        if target == S.HANDED_IN:
+            manage.hand_in(session, gateway, market.shop.meixian_farmer, sub.number)
+        elif target == S.ACCEPTED:
+            manage.move(session, market.shop.meixian_farmer, sub.number, target)
+        elif target == S.COMPLETED:
+            manage.move(session, market.buyer, sub.number, target)
+        else:
+            manage.move(session, staff, sub.number, target)
+
+
+class TestBuyerPages:
+    def test_my_orders_newest_first_with_a_status_chip_per_seller(
+        self, session, market, checkout_settings, gateway, as_user
+    ):
+        first = market.place({"梅县金柚": 1}, checkout_settings)
+        second = market.pay(market.place({"梅县蜜柚": 1, "英德红茶": 1}, checkout_settings), gateway)
+        page = html(as_user(market.buyer).get("/orders/"))
+        assert page.index(second.number) < page.index(first.number)
+        chips = re.findall(
+            r'data-sub="([^"]+)">[^<]*<span class="tag order-status[^"]*" data-status="(\w+)"', page
+        )
+        assert sorted(chips) == sorted(
+            [(s.number, "paid") for s in second.sub_orders]
+            + [(first.sub_orders[0].number, "pending_payment")]
+        )
+
+    def test_every_status_has_its_own_words(self, app):
+        from marketplace.formatting import order_status_label
+
+        with app.test_request_context("/"):
+            labels = {s: order_status_label(s) for s in OrderStatus}
+        assert all(label and label != s.value for s, label in labels.items())
+        assert len(set(labels.values())) == len(OrderStatus)
+
+    def test_the_detail_shows_address_lines_amounts_and_history(
+        self, session, market, paid, as_user, county_staff
+    ):
+        order = paid.order
+        page = html(as_user(market.buyer).get(f"/orders/{order.number}"))
+        assert "幸福路8号" in page and "陈小姐" in page and "13912345678" in page  # the owner's own number
+        assert f'data-product-id="{market.product("梅县金柚").id}"' in page
+        for fen in (order.items_fen, order.shipping_fen, order.total_fen):
+            assert f'data-fen="{fen}"' in page
+        assert re.search(r'<li data-status="paid">', page)  # the history
+        assert "<script" not in page  # works without JavaScript
+        # Staff see the order too, with the phone masked.
+        staff_page = html(as_user(county_staff).get(f"/orders/{order.number}"))
+        assert "139****5678" in staff_page and "13912345678" not in staff_page
+
+    def test_an_unpaid_order_offers_pay_and_cancel_and_cancelling_puts_the_stock_back(
+        self, session, market, checkout_settings, as_user
+    ):
+        order = market.place({"梅县金柚": 3}, checkout_settings)
+        pomelo = market.product("梅县金柚")
+        session.refresh(pomelo)
+        stock = pomelo.stock
+        client = as_user(market.buyer)
+        page = html(client.get(f"/orders/{order.number}"))
+        assert f'href="/cart/orders/{order.number}/pay"' in page
+        assert 'data-action="cancel"' in page
+        resp = client.post(f"/orders/{order.number}/cancel")
+        assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/orders/{order.number}")
+        session.expire_all()
+        assert status_of(session, order.sub_orders[0]) == S.CANCELLED
+        assert session.get(Product, pomelo.id).stock == stock + 3
+        page = html(client.get(f"/orders/{order.number}"))
+        assert 'data-action="pay"' not in page and 'data-action="cancel"' not in page
+        # Again: nothing changes, no error.
+        assert client.post(f"/orders/{order.number}/cancel").status_code == 302
+
+    def test_a_paid_order_cannot_be_cancelled_unpaid(self, session, market, paid, as_user):
+        client = as_user(market.buyer, english=True)
+        resp = client.post(f"/orders/{paid.order.number}/cancel")
+        assert resp.status_code == 409
+        assert "This order cannot be changed that way now." in html(resp)
+        assert status_of(session, paid) == S.PAID
+
+    def test_buyer_cancels_a_paid_sub_order_before_acceptance_and_gets_the_money_back(
+        self, session, market, paid, as_user
+    ):
+        client = as_user(market.buyer)
+        page = html(client.get(f"/orders/{paid.order.number}"))
+        assert 'data-action="refund-request"' in page
+        resp = client.post(f"/orders/sub/{paid.number}/refund-request", data={"reason": "买错了"})
+        assert resp.status_code == 302
+        assert status_of(session, paid) == S.REFUNDED
+        assert session.get(SubOrder, paid.id).refunded_fen == paid.total_fen
+
+
+class TestFulfilment:
+    def test_seller_accepts_packs_hands_in_staff_move_it_buyer_confirms_receipt(
+        self, session, market, paid, as_user, county_staff
+    ):
+        farmer = as_user(market.shop.meixian_farmer)
+        page = html(farmer.get("/orders/sell"))
+        assert f'data-sub="{paid.number}" data-status="paid"' in page
+        assert moves_on(page, paid.number) == {"accepted"}
+        assert 'data-action="decline"' in page
+        resp = move(farmer, paid, "accepted", next=f"/orders/sell#s{paid.number}")
+        assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/orders/sell#s{paid.number}")
+        assert status_of(session, paid) == S.ACCEPTED
+
+        page = html(farmer.get("/orders/sell"))
+        assert 'data-action="ready"' in page and 'data-action="hand-in"' in page
+        assert farmer.post(f"/orders/sub/{paid.number}/ready").status_code == 302
+        session.expire_all()
+        assert session.get(SubOrder, paid.id).ready_at is not None
+        assert 'data-action="ready"' not in html(farmer.get("/orders/sell"))
+        assert farmer.post(f"/orders/sub/{paid.number}/hand-in").status_code == 302
+        assert status_of(session, paid) == S.HANDED_IN
+
+        staff = as_user(county_staff)
+        page = html(staff.get("/orders/staff"))
+        assert f'data-sub="{paid.number}"' in page
+        assert moves_on(html(staff.get(f"/orders/sub/{paid.number}")), paid.number) == {"in_transit"}
+        assert move(staff, paid, "in_transit", note="梅县→广州 冷链车").status_code == 302
+        assert moves_on(html(staff.get(f"/orders/sub/{paid.number}")), paid.number) == {
+            "ready_for_pickup",
+            "out_for_delivery",
+        }
+        assert move(staff, paid, "ready_for_pickup").status_code == 302
+        assert status_of(session, paid) == S.READY_FOR_PICKUP
+
+        buyer = as_user(market.buyer)
+        page = html(buyer.get(f"/orders/{paid.order.number}"))
+        assert moves_on(page, paid.number) == {"completed"}
+        assert move(buyer, paid, "completed").status_code == 302
+        assert status_of(session, paid) == S.COMPLETED
+
+        history = [
+            e.to_status
+            for e in session.scalars(
+                select(OrderEvent).where(OrderEvent.sub_order_id == paid.id).order_by(OrderEvent.id)
+            )
+        ]
+        assert history == [
+            S.PENDING_PAYMENT,
+            S.PAID,
+            S.ACCEPTED,
+            S.HANDED_IN,
+            S.IN_TRANSIT,
+            S.READY_FOR_PICKUP,
+            S.COMPLETED,
+        ]
+        page = html(buyer.get(f"/orders/sub/{paid.number}"))
+        assert "梅县→广州 冷链车" in page
+        assert re.findall(r'<li data-status="(\w+)">', page) == [s.value for s in history]
+
+    def test_an_agent_fulfils_for_a_consenting_farmer(
+        self, session, market, paid, as_user, make_user, village_point
+    ):
+        point = village_point(MEIXIAN)
+        agent = make_user(Role.AGENT, node_id=point.id, name="村小二")
+        farmer = market.shop.meixian_farmer
+        consent(session, agent, farmer, point)
+        client = as_user(agent)
+        page = html(client.get("/orders/sell"))  # an agent who sells nothing sees their farmer's
+        assert f'data-sub="{paid.number}"' in page
+        assert f'href="/orders/sell?farmer={farmer.id}"' in page
+        assert move(client, paid, "accepted").status_code == 302
+        assert status_of(session, paid) == S.ACCEPTED
+        # Another farmer's orders are none of the agent's business.
+        other = market.shop.yingde_farmer
+        assert client.get(f"/orders/sell?farmer={other.id}").status_code == 404
+        assert client.get(f"/orders/sell?farmer={10**40}").status_code == 404
+
+    def test_the_status_filter(self, session, market, paid, checkout_settings, gateway, as_user):
+        other = market.pay(market.place({"梅县蜜柚": 1}, checkout_settings), gateway).sub_orders[0]
+        manage.move(session, market.shop.meixian_farmer, other.number, S.ACCEPTED)
+        client = as_user(market.shop.meixian_farmer)
+        page = html(client.get("/orders/sell?status=accepted"))
+        assert f'data-sub="{other.number}"' in page and f'data-sub="{paid.number}"' not in page
+        page = html(client.get("/orders/sell"))
+        assert f'data-sub="{other.number}"' in page and f'data-sub="{paid.number}"' in page
+        assert client.get("/orders/sell?status=bogus").status_code == 422
+
+    def test_seller_declines_a_paid_sub_order_and_localstripe_refunds_it(
+        self, session, market, paid, as_user, localstripe
+    ):
+        farmer = as_user(market.shop.meixian_farmer)
+        resp = farmer.post(f"/orders/sub/{paid.number}/decline", data={"reason": "台风把果子打落了"})
+        assert resp.status_code == 302
+        assert status_of(session, paid) == S.REFUNDED
+        sub = session.get(SubOrder, paid.id)
+        assert sub.refunded_fen == sub.total_fen and sub.decline_reason == "台风把果子打落了"
+        (refund,) = session.scalars(select(Refund).where(Refund.sub_order_id == paid.id))
+        assert refund.status == RefundStatus.SUCCEEDED and refund.amount_fen == sub.total_fen
+        at_gateway = requests.get(
+            f"{localstripe.url}/v1/refunds/{refund.gateway_refund_id}",
+            headers={"Authorization": "Bearer sk_test_orders"},
+            timeout=10,
+        ).json()
+        assert at_gateway["amount"] == sub.total_fen and at_gateway["status"] == "succeeded"
+        assert at_gateway["payment_intent"] == sub.order.payment.intent_id
+        # The buyer sees why, and the money back.
+        page = html(as_user(market.buyer).get(f"/orders/{paid.order.number}"))
+        assert "台风把果子打落了" in page and f'class="num refunded" data-fen="{sub.total_fen}"' in page
+
+    def test_declining_needs_a_reason_and_keeps_the_order(self, session, market, paid, as_user):
+        farmer = as_user(market.shop.meixian_farmer)
+        resp = farmer.post(f"/orders/sub/{paid.number}/decline", data={"reason": "  "})
+        assert resp.status_code == 422
+        assert 'class="field-error"' in html(resp)
+        assert status_of(session, paid) == S.PAID
+        assert count(session, Refund) == 0
+
+
+class TestRefunds:
+    def test_after_sale_request_then_a_partial_staff_refund(
+        self, session, market, paid, as_user, admin, gateway
+    ):
+        drive(
+            session, market, paid, admin, gateway, S.ACCEPTED, S.HANDED_IN, S.IN_TRANSIT, S.OUT_FOR_DELIVERY
+        )
+        drive(session, market, paid, admin, gateway, S.COMPLETED)
+        buyer = as_user(market.buyer)
+        resp = buyer.post(f"/orders/sub/{paid.number}/refund-request", data={"reason": "有两个柚子坏了"})
+        assert resp.status_code == 302
+        assert status_of(session, paid) == S.REFUND_REQUESTED
+
+        staff = as_user(admin)
+        page = html(staff.get(f"/orders/sub/{paid.number}"))
+        assert 'data-action="refund"' in page
+        assert moves_on(page, paid.number) == {"completed"}  # or turn the request down
+        key = re.search(r'name="key" type="hidden" value="([^"]+)"', page) or re.search(
+            r'name="key"[^>]*value="([^"]+)"', page
+        )
+        assert key is not None
+        form = {"amount": "12.50", "reason": "坏果两个", "key": key.group(1)}
+        assert staff.post(f"/orders/sub/{paid.number}/refund", data=form).status_code == 302
+        # The same form sent again (a double tap) refunds once.
+        assert staff.post(f"/orders/sub/{paid.number}/refund", data=form).status_code == 302
+        assert status_of(session, paid) == S.PARTIALLY_REFUNDED
+        sub = session.get(SubOrder, paid.id)
+        assert sub.refunded_fen == 1250
+        assert count(session, Refund, Refund.sub_order_id == paid.id) == 1
+        assert sub.order.payment.amount_refunded_fen == 1250
+
+        page = html(buyer.get(f"/orders/{paid.order.number}"))
+        assert 'class="num refunded" data-fen="1250"' in page
+        assert 'data-status="partially_refunded"' in page
+
+    def test_a_refund_over_what_is_left_is_a_form_error(self, session, market, paid, as_user, admin, gateway):
+        drive(
+            session, market, paid, admin, gateway, S.ACCEPTED, S.HANDED_IN, S.IN_TRANSIT, S.OUT_FOR_DELIVERY
+        )
+        drive(session, market, paid, admin, gateway, S.COMPLETED)
+        staff = as_user(admin, english=True)
+        too_much = f"{paid.total_fen // 100 + 1}.00"
+        for amount, status in ((too_much, 422), ("12.345", 422), ("abc", 422), ("-5", 422)):
+            resp = staff.post(
+                f"/orders/sub/{paid.number}/refund",
+                data={"amount": amount, "reason": "破损", "key": "k" * 20},
+            )
+            assert resp.status_code == status, amount
+            assert 'class="field-error"' in html(resp)
+            assert f'value="{amount}"' in html(resp)  # what was typed stays
+        resp = staff.post(
+            f"/orders/sub/{paid.number}/refund", data={"amount": "1", "reason": "", "key": "k" * 20}
+        )
+        assert resp.status_code == 422
+        assert status_of(session, paid) == S.COMPLETED
+        assert count(session, Refund) == 0
+
+    def test_empty_amount_refunds_all_that_is_left(self, session, market, paid, as_user, admin, gateway):
+        drive(session, market, paid, admin, gateway, S.ACCEPTED, S.HANDED_IN)
+        staff = as_user(admin)
+        resp = staff.post(
+            f"/orders/sub/{paid.number}/refund", data={"amount": "", "reason": "丢件", "key": "lost-parcel-1"}
+        )
+        assert resp.status_code == 302
+        assert status_of(session, paid) == S.REFUNDED
+        assert session.get(SubOrder, paid.id).refunded_fen == paid.total_fen
+
+
+class TestIllegalMoves:
+    def test_a_buyer_cannot_accept(self, session, market, paid, as_user):
+        buyer = as_user(market.buyer, english=True)
+        resp = move(buyer, paid, "accepted")
+        assert resp.status_code == 409
+        assert "This order cannot be changed that way now." in html(resp)
+        assert status_of(session, paid) == S.PAID
+
+    def test_a_completed_order_cannot_go_back_to_accepted(
+        self, session, market, paid, as_user, admin, gateway
+    ):
+        drive(
+            session, market, paid, admin, gateway, S.ACCEPTED, S.HANDED_IN, S.IN_TRANSIT, S.READY_FOR_PICKUP
+        )
+        drive(session, market, paid, admin, gateway, S.COMPLETED)
+        for client in (as_user(market.shop.meixian_farmer, english=True), as_user(admin, english=True)):
+            resp = move(client, paid, "accepted")
+            assert resp.status_code == 409
+            assert "This order cannot be changed that way now." in html(resp)
+        assert status_of(session, paid) == S.COMPLETED
+
+    @pytest.mark.parametrize("target", ["paid", "refunded", "handed_in", "bogus", ""])
+    def test_moves_with_money_attached_are_not_generic(self, session, market, paid, as_user, admin, target):
+        resp = move(as_user(admin), paid, target)
+        assert resp.status_code == 409
+        assert status_of(session, paid) == S.PAID
+
+    def test_a_seller_cannot_skip_to_in_transit_nor_hand_in_unaccepted(self, session, market, paid, as_user):
+        farmer = as_user(market.shop.meixian_farmer)
+        assert move(farmer, paid, "in_transit").status_code == 409
+        assert farmer.post(f"/orders/sub/{paid.number}/hand-in").status_code == 409
+        assert farmer.post(f"/orders/sub/{paid.number}/ready").status_code == 409
+        assert status_of(session, paid) == S.PAID
+
+    def test_a_buyer_cannot_decline_or_refund(self, session, market, paid, as_user):
+        buyer = as_user(market.buyer)
+        assert buyer.post(f"/orders/sub/{paid.number}/decline", data={"reason": "x"}).status_code == 403
+        resp = buyer.post(f"/orders/sub/{paid.number}/refund", data={"reason": "x", "key": "k" * 20})
+        assert resp.status_code == 403
+        assert status_of(session, paid) == S.PAID and count(session, Refund) == 0
+
+    def test_actions_need_the_csrf_token(self, session, app, market, paid, as_user, monkeypatch):
+        farmer = as_user(market.shop.meixian_farmer)
+        monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
+        assert move(farmer, paid, "accepted").status_code == 400
+        assert status_of(session, paid) == S.PAID
+
+    def test_pages_and_forms_carry_the_csrf_token(self, app, market, paid, as_user, monkeypatch):
+        farmer = as_user(market.shop.meixian_farmer)
+        monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
+        page = html(farmer.get("/orders/sell"))
+        forms = re.findall(r'<form method="post" action="/orders/.*?</form>', page, re.S)
+        assert forms and all('name="csrf_token"' in f for f in forms)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        resp = farmer.post(
+            f"/orders/sub/{paid.number}/move", data={"target": "accepted", "csrf_token": token}
+        )
+        assert resp.status_code == 302
+
+
+class TestNotYours:
+    def test_another_users_order_is_not_found(
+        self, session, market, paid, as_user, make_user, checkout_settings
+    ):
+        unpaid = market.place({"梅县蜜柚": 1}, checkout_settings)
+        stranger = as_user(make_user(Role.BUYER, name="路人"))
+        assert stranger.get(f"/orders/{paid.order.number}").status_code == 404
+        assert stranger.get(f"/orders/sub/{paid.number}").status_code == 404
+        assert move(stranger, paid, "completed").status_code == 404
+        assert (
+            stranger.post(f"/orders/sub/{paid.number}/refund-request", data={"reason": "x"}).status_code
+            == 404
+        )
+        assert stranger.post(f"/orders/{unpaid.number}/cancel").status_code == 404
+        assert stranger.get("/orders/no-such-order").status_code == 404
+        assert status_of(session, paid) == S.PAID
+        assert status_of(session, unpaid.sub_orders[0]) == S.PENDING_PAYMENT
+        assert f'data-order="{paid.order.number}"' not in html(stranger.get("/orders/"))
+
+    def test_another_seller_does_not_see_it(self, session, market, paid, as_user):
+        other = as_user(market.shop.yingde_farmer)
+        assert f'data-sub="{paid.number}"' not in html(other.get("/orders/sell"))
+        assert other.get(f"/orders/sub/{paid.number}").status_code == 404
+        assert move(other, paid, "accepted").status_code == 404
+        assert status_of(session, paid) == S.PAID
+
+    def test_the_staff_list_is_for_staff(self, market, as_user):
+        assert as_user(market.buyer).get("/orders/staff").status_code == 403
+
+    def test_pages_need_a_login(self, client, paid):
+        for url in ("/orders/", f"/orders/{paid.order.number}", "/orders/sell", "/orders/staff"):
+            resp = client.get(url)
+            assert resp.status_code == 302 and "/auth/login" in resp.headers["Location"]
+
+
+class TestWorkspaceLinks:
+    def test_each_role_finds_its_orders(self, market, as_user, county_staff):
+        assert 'href="/orders/sell"' in html(as_user(market.shop.meixian_farmer).get("/workspace"))
+        assert 'href="/orders/"' in html(as_user(market.buyer).get("/workspace"))
+        assert 'href="/orders/staff"' in html(as_user(county_staff).get("/workspace"))
+
+
+def test_paid_orders_are_in_the_database_as_the_pages_say(session, paid):
+    # Guards the fixtures: a paid order has a succeeded payment at localstripe.
+    order = session.get(Order, paid.order_id)
+    assert order.payment.status == PaymentStatus.SUCCEEDED

@@ -52,10 +52,12 @@ class User(Base):
     # Bumped when the password changes so that every other logged-in session ends.
     auth_version: Mapped[int] = mapped_column(default=1)
 
+    # Loaded when a role is asked about: most requests (a buyer's checkout, a seller shown on a
+    # page) never do.
     grants: Mapped[list[RoleGrant]] = relationship(
         back_populates="user",
         cascade="all, delete-orphan",
-        lazy="selectin",
+        lazy="select",
         order_by="RoleGrant.id",
         foreign_keys="RoleGrant.user_id",
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload, selectinload
 
 from marketplace.models import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
 from services import authz
@@ -204,13 +204,23 @@ def quote(
     items: Mapping[int, int],
     settings: CheckoutSettings,
     delivery: DeliveryMethod = DeliveryMethod.HOME,
+    *,
+    photos: bool = False,
 ) -> Quote:
     """Price a cart as it stands now: one parcel per seller; lines that cannot be bought are
     listed under `problems` with the reason (gone, paused, not enough stock)."""
     result = Quote(delivery=delivery)
     if not items:
         return result
-    products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(list(items))))}
+    # Pricing needs the product row only: its usual eager companions (seller, category, origin,
+    # certificates) load only if a page touches them, photos only when the page shows them.
+    options = [lazyload(Product.seller), lazyload(Product.category), lazyload(Product.origin)]
+    options += [
+        lazyload(Product.certifications),
+        selectinload(Product.photos) if photos else lazyload(Product.photos),
+    ]
+    stmt = select(Product).where(Product.id.in_(list(items))).options(*options)
+    products = {p.id: p for p in session.scalars(stmt)}
     by_seller: dict[int, list[QuoteLine]] = {}
     for product_id, qty in items.items():
         product = products.get(product_id)

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from marketplace.models import (
     GatewayCustomer,
@@ -54,6 +55,8 @@ OPEN = (
     PaymentStatus.REQUIRES_ACTION,
     PaymentStatus.PROCESSING,
 )
+# Intent statuses in which no money has moved yet: recorded as they are.
+WAITING = ("requires_payment_method", "requires_confirmation", "requires_action")
 PAYMENT_KEY = "payment_key"  # the metadata field that finds a PaymentIntent again
 
 
@@ -69,6 +72,9 @@ class PaymentClosed(Conflict):
 
 
 def payment_of(session: Session, order: Order) -> Payment:
+    loaded = order.__dict__.get("payment")  # placed in this session: no need to ask again
+    if isinstance(loaded, Payment):
+        return loaded
     payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
     if payment is None:
         raise NotFound(_("Order not found."))
@@ -168,13 +174,27 @@ def ensure_intent(
 def _adopt(session: Session, gateway: PaymentGateway, payment_id: int, intent: Intent) -> Payment:
     """Record `intent` as the payment's, unless another request recorded one first (then the
     newcomer, never confirmed, is cancelled so it cannot be paid later)."""
+    # The usual case, a new intent waiting for the buyer, is recorded by this one UPDATE; an
+    # intent that already moved money goes through apply_intent below.
+    waiting = intent.status in WAITING
+    values: dict[str, Any] = {"intent_id": intent.id, "client_secret": intent.client_secret}
+    if waiting:
+        values.update(
+            status=PaymentStatus(intent.status), next_action=intent.next_action, updated_at=utcnow()
+        )
     claimed = session.execute(
         update(Payment)
         .where(Payment.id == payment_id, Payment.intent_id.is_(None))
-        .values(intent_id=intent.id, client_secret=intent.client_secret)
+        .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     session.commit()
+    if claimed and waiting:
+        payment = session.get(Payment, payment_id)
+        assert payment is not None
+        for name, value in values.items():  # what the UPDATE wrote, without reading it back
+            set_committed_value(payment, name, value)
+        return payment
     if not claimed:
         payment = session.get(Payment, payment_id)
         assert payment is not None

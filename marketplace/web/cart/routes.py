@@ -113,7 +113,7 @@ def cart_nav() -> dict[str, Any]:
 
 
 def _render_cart(failed: tuple[int, QuantityForm] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    quote = carts.quote(get_session(), _items(), checkout_settings())
+    quote = carts.quote(get_session(), _items(), checkout_settings(), photos=True)
     forms = {
         line.product.id: QuantityForm(formdata=None, data={"quantity": str(line.quantity)})
         for line in [*quote.lines, *quote.problems]
@@ -280,7 +280,7 @@ def checkout_page():  # type: ignore[no-untyped-def]
         items = carts.saved_cart(db, user)
     form.items.data = encode_items(items)
     # Both deliveries priced: the page shows the one chosen (and, without CSS :has(), both).
-    quotes = {d.value: carts.quote(db, items, settings, d) for d in DeliveryMethod}
+    quotes = {d.value: carts.quote(db, items, settings, d, photos=True) for d in DeliveryMethod}
     chosen = form.delivery.data if form.delivery.data in quotes else DeliveryMethod.HOME.value
     return render_template(
         "cart/checkout.html",

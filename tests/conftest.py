@@ -314,3 +314,11 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     server = start_localstripe(state_dir=tmp_path_factory.mktemp("localstripe"), idempotency=True)
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def market(session, make_user, first_village):  # type: ignore[no-untyped-def]
+    """Two farmers' shop and a buyer (tests/orders_helpers.py), for order and payment tests."""
+    from tests.orders_helpers import build_market
+
+    return build_market(session, make_user, first_village)

@@ -270,22 +270,27 @@ def decline(
     if sub.status not in (OrderStatus.PAID, OrderStatus.ACCEPTED):
         raise IllegalTransition()
     sub.decline_reason = reason
-    order = sub.order
     session.commit()
-    if payments.payment_of(session, order).status == PaymentStatus.REQUIRES_CAPTURE:
-        # Nothing was taken yet: release the authorisation instead of refunding.
-        payments.void_authorisation(session, gateway, order, actor=actor, note=reason, now=now)
+    return _give_all_back(session, gateway, actor, sub, reason, next(iter(who)), f"decline-{sub.number}", now)
+
+
+def _give_all_back(
+    session: Session,
+    gateway: PaymentGateway,
+    actor: User,
+    sub: SubOrder,
+    reason: str,
+    party: Party,
+    key: str,
+    now: datetime | None,
+) -> SubOrder:
+    """All of a paid sub-order's money back: an authorised pre-sale's hold is released (nothing
+    was taken), anything else is refunded in full. `key` makes a repeated request a no-op."""
+    if payments.payment_of(session, sub.order).status == PaymentStatus.REQUIRES_CAPTURE:
+        payments.void_authorisation(session, gateway, sub.order, actor=actor, note=reason, now=now)
     else:
         payments.refund_sub_order(
-            session,
-            gateway,
-            actor,
-            sub.id,
-            None,
-            reason=reason,
-            party=next(iter(who)),
-            now=now,
-            idempotency_key=f"decline-{sub.number}",
+            session, gateway, actor, sub.id, None, reason=reason, party=party, now=now, idempotency_key=key
         )
     session.refresh(sub)
     return sub
@@ -320,22 +325,7 @@ def request_refund(
         raise IllegalTransition()
     if sub.status == OrderStatus.PAID:
         session.commit()
-        if payments.payment_of(session, sub.order).status == PaymentStatus.REQUIRES_CAPTURE:
-            payments.void_authorisation(session, gateway, sub.order, actor=actor, note=reason, now=now)
-        else:
-            payments.refund_sub_order(
-                session,
-                gateway,
-                actor,
-                sub.id,
-                None,
-                reason=reason,
-                party=Party.BUYER,
-                now=now,
-                idempotency_key=f"cancel-{sub.number}",
-            )
-        session.refresh(sub)
-        return sub
+        return _give_all_back(session, gateway, actor, sub, reason, Party.BUYER, f"cancel-{sub.number}", now)
     states.apply(session, sub, OrderStatus.REFUND_REQUESTED, party=who, actor=actor, note=reason, now=now)
     session.commit()
     return sub

@@ -32,15 +32,11 @@ from services.orders import cart as carts
 from services.orders.pricing import CheckoutSettings
 from services.payments.stripe import StripeGateway
 from tests.conftest import MEIXIAN, count, login
-from tests.orders_helpers import Market, build_market
+from tests.orders_helpers import Market
 
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
-
-@pytest.fixture()
-def market(session, make_user, first_village) -> Market:  # type: ignore[no-untyped-def]
-    return build_market(session, make_user, first_village)
 
 
 @pytest.fixture()

@@ -23,14 +23,10 @@ from marketplace.models import (
 from services import accounts
 from services.payments.gateway import GatewayUnavailable
 from tests.conftest import MEIXIAN, TEST_PASSWORD, count
-from tests.orders_helpers import Market, build_market
+from tests.orders_helpers import Market
 
 S = OrderStatus
 
-
-@pytest.fixture()
-def market(session, make_user, first_village) -> Market:  # type: ignore[no-untyped-def]
-    return build_market(session, make_user, first_village)
 
 
 @pytest.fixture()

@@ -28,14 +28,9 @@ from marketplace.models import (
 from services.orders import manage
 from tests.conftest import MEIXIAN, count, login
 from tests.integration.test_catalog import consent
-from tests.orders_helpers import Market, build_market
 
 S = OrderStatus
 
-
-@pytest.fixture()
-def market(session, make_user, first_village) -> Market:  # type: ignore[no-untyped-def]
-    return build_market(session, make_user, first_village)
 
 
 @pytest.fixture()

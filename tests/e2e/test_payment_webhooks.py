@@ -17,7 +17,6 @@ from services.orders.pricing import CheckoutSettings
 from services.payments import service as payments
 from services.payments.signature import sign_payload
 from tests.conftest import count
-from tests.orders_helpers import build_market
 
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0)
 
@@ -66,10 +65,6 @@ def inbox(localstripe, _app):  # type: ignore[no-untyped-def]
     localstripe.unregister_webhook(webhook_id)
     box.close()
 
-
-@pytest.fixture()
-def market(session, make_user, first_village):  # type: ignore[no-untyped-def]
-    return build_market(session, make_user, first_village)
 
 
 def deliver(client, body: bytes, signature: str | None):  # type: ignore[no-untyped-def]

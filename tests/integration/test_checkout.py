@@ -30,15 +30,10 @@ from services.orders.pricing import CheckoutSettings
 from services.payments import service as payments
 from services.payments.gateway import CardDeclined
 from tests.conftest import count
-from tests.orders_helpers import build_market
 
 KEYS = {n: f"refund-{uuid.uuid4().hex}" for n in range(1, 4)}
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
 
-
-@pytest.fixture()
-def market(session, make_user, first_village):  # type: ignore[no-untyped-def]
-    return build_market(session, make_user, first_village)
 
 
 def fresh(session, product: Product) -> Product:  # type: ignore[no-untyped-def]

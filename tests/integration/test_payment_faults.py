@@ -19,7 +19,6 @@ from services.payments.gateway import GatewayUnavailable
 from services.payments.stripe import StripeGateway
 from tests.conftest import count
 from tests.localstripe_server import start_localstripe
-from tests.orders_helpers import build_market
 
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0)
 
@@ -85,10 +84,6 @@ def proxy(forgetful_stripe):  # type: ignore[no-untyped-def]
     yield p
     p.close()
 
-
-@pytest.fixture()
-def market(session, make_user, first_village):  # type: ignore[no-untyped-def]
-    return build_market(session, make_user, first_village)
 
 
 def intents_of(forgetful_stripe, customer: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]

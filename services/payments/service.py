@@ -498,6 +498,8 @@ def refund_sub_order(
             if existing.sub_order_id != sub_order_id:
                 # A client's key reused for another sub-order must not pass for its refund.
                 raise Conflict(_("This refund key was already used for another order."))
+            if existing.status == RefundStatus.PENDING and existing.gateway_refund_id is None:
+                return _send_refund(session, gateway, existing, now=now)  # the last try failed
             return existing
     sub = session.scalar(
         select(SubOrder)
@@ -535,11 +537,19 @@ def refund_sub_order(
     )
     session.add(refund)
     session.commit()
+    return _send_refund(session, gateway, refund, now=now)
+
+
+def _send_refund(session: Session, gateway: PaymentGateway, refund: Refund, *, now: datetime) -> Refund:
+    """Ask the gateway for a recorded refund. If the call fails the refund stays pending and is
+    sent again with the same Idempotency-Key (a repeated request, the reconciliation job)."""
+    intent_id = refund.payment.intent_id
+    assert intent_id is not None
     result = gateway.create_refund(
-        payment_intent=payment.intent_id,
-        amount=amount,
+        payment_intent=intent_id,
+        amount=refund.amount_fen,
         idempotency_key=refund.idempotency_key,
-        metadata={"refund_key": refund.idempotency_key, "sub_order": sub.number},
+        metadata={"refund_key": refund.idempotency_key, "sub_order": refund.sub_order.number},
     )
     return settle_refund(session, refund.id, result.id, result.status, now=now)
 
@@ -661,6 +671,7 @@ class Reconciled:
     synced: int = 0
     adopted: int = 0
     expired: int = 0
+    refunds_sent: int = 0
     failed: int = 0
 
 
@@ -673,7 +684,8 @@ def reconcile(
 ) -> Reconciled:
     """The safety net under webhooks: ask the gateway about payments still open after
     `stale_after`; adopt intents whose create answer was lost; expire unpaid orders past their
-    pay-by time (cancelling the intent first, so a late payment cannot land)."""
+    pay-by time (cancelling the intent first, so a late payment cannot land); send again the
+    refunds the gateway never confirmed receiving."""
     now = now or utcnow()
     report = Reconciled()
     rows = session.execute(
@@ -713,4 +725,21 @@ def reconcile(
             report.failed += 1
         except PaymentClosed:
             session.rollback()  # it was paid at the last moment: applied above
+    stuck = session.scalars(
+        select(Refund)
+        .where(
+            Refund.status == RefundStatus.PENDING,
+            Refund.gateway_refund_id.is_(None),
+            Refund.created_at <= now - stale_after,
+        )
+        .order_by(Refund.id)
+    ).all()
+    for refund in stuck:
+        try:
+            _send_refund(session, gateway, refund, now=now)
+            report.refunds_sent += 1
+        except GatewayError:
+            session.rollback()
+            log.warning("refund %s still not accepted by the gateway; next run retries", refund.id)
+            report.failed += 1
     return report

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from marketplace.models import Order, OrderStatus, PaymentStatus
 from services import ledger
@@ -85,7 +86,6 @@ def proxy(forgetful_stripe):  # type: ignore[no-untyped-def]
     p.close()
 
 
-
 def intents_of(forgetful_stripe, customer: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     response = requests.get(
         f"{forgetful_stripe.url}/v1/payment_intents",
@@ -157,3 +157,49 @@ class TestGatewayDown:
         payments.confirm_with(session, gateway, order, "pm_card_visa")
         session.expire_all()
         assert payments.payment_of(session, order).status == PaymentStatus.SUCCEEDED
+
+
+class TestRefundWhileGatewayDown:
+    def _paid_sub(self, session, market, gateway):  # type: ignore[no-untyped-def]
+        order = market.place({"英德红茶": 1}, SETTINGS)
+        payments.confirm_with(session, gateway, order, "pm_card_visa")
+        session.expire_all()
+        return order, order.sub_orders[0]
+
+    def test_the_same_request_again_sends_it_once_the_gateway_is_back(self, session, market, gateway, admin):
+        from marketplace.models import Refund, RefundStatus
+        from services.orders import manage
+
+        order, sub = self._paid_sub(session, market, gateway)
+        down = StripeGateway("http://127.0.0.1:9", "sk_test_x", max_retries=0)
+        key = f"refund-{order.number}"
+        with pytest.raises(GatewayUnavailable):
+            manage.staff_refund(session, down, admin, sub.number, None, "茶叶受潮", key)
+        session.expire_all()
+        refund = session.scalars(select(Refund)).one()
+        assert (refund.status, refund.gateway_refund_id) == (RefundStatus.PENDING, None)
+        assert sub.status == OrderStatus.REFUND_REQUESTED and sub.refunded_fen == 0
+        assert ledger.balance(session, "buyer_payments_clearing") == order.total_fen
+        manage.staff_refund(
+            session, gateway, admin, sub.number, None, "茶叶受潮", key
+        )  # the staff taps again
+        session.expire_all()
+        assert count(session, Refund) == 1
+        assert (sub.status, sub.refunded_fen) == (OrderStatus.REFUNDED, sub.total_fen)
+        assert ledger.balance(session, "buyer_payments_clearing") == 0 and ledger.trial_balance(session) == 0
+
+    def test_the_reconciliation_job_sends_a_stuck_refund(self, session, market, gateway, admin):
+        from datetime import timedelta
+
+        from marketplace.models import utcnow
+        from services.orders import manage
+
+        order, sub = self._paid_sub(session, market, gateway)
+        down = StripeGateway("http://127.0.0.1:9", "sk_test_x", max_retries=0)
+        with pytest.raises(GatewayUnavailable):
+            manage.staff_refund(session, down, admin, sub.number, 1000, "少了半斤", f"refund-{order.number}")
+        report = payments.reconcile(session, gateway, now=utcnow() + timedelta(minutes=10))
+        assert report.refunds_sent == 1
+        session.expire_all()
+        assert (sub.status, sub.refunded_fen) == (OrderStatus.PARTIALLY_REFUNDED, 1000)
+        assert payments.reconcile(session, gateway, now=utcnow() + timedelta(minutes=10)).refunds_sent == 0

@@ -365,7 +365,9 @@ def _on_authorised(session: Session, order: Order, now: datetime) -> list[int]:
     gone: list[int] = []
     for sub in order.sub_orders:
         if sub.status == OrderStatus.CANCELLED:
-            # Cancelled by the expiry job before the money arrived.
+            # Cancelled by the expiry job, yet the gateway took the money (it was paid in the
+            # moment between our last look and the cancel). The one move out of cancelled: the
+            # money is real, so the order is paid, and refunded below if its goods are gone.
             sub.status = OrderStatus.PENDING_PAYMENT
             states.apply(
                 session, sub, OrderStatus.PAID, party=Party.SYSTEM, note="paid after expiry", now=now

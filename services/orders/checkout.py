@@ -34,6 +34,7 @@ from marketplace.models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
+    Product,
     StockReservation,
     SubOrder,
     User,
@@ -345,14 +346,10 @@ def place_order(
             )
     carts.forget_products(session, buyer.id, list(items))
     session.commit()
-    for line in quote.lines:
-        session.expire(line.product, ["stock", "reserved", "status"])
     return Placed(order, True)
 
 
 def _out_of_stock(session: Session, product_id: int) -> OutOfStock:
-    from marketplace.models import Product
-
     product = session.get(Product, product_id)
     name = product.name if product else ""
     left = product.stock if product else 0

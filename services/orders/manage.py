@@ -190,9 +190,10 @@ def _acting(
 ) -> tuple[User, SubOrder, set[Party]]:
     actor = authz.require_user(actor)
     sub = _sub_order(session, number, lock=True)
-    who = parties(session, actor, sub) & need
-    if not parties(session, actor, sub):
+    every = parties(session, actor, sub)
+    if not every:
         raise NotFound(_("Order not found."))
+    who = every & need
     if not who:
         raise authz.Forbidden()
     return actor, sub, who

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from marketplace.models import (
     Order,
@@ -48,6 +49,7 @@ def take_stock(session: Session, wanted: Mapping[int, int]) -> list[int]:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             short.append(product_id)
             break  # the transaction is rolled back anyway
+    _reread(session, wanted)
     return short
 
 
@@ -92,23 +94,25 @@ def _held(session: Session, order_id: int) -> list[StockReservation]:
 def commit_order_stock(session: Session, order: Order, now: datetime | None = None) -> None:
     """The order is paid: its held units are sold. In the caller's transaction."""
     now = now or utcnow()
-    for res in _held(session, order.id):
+    held = _held(session, order.id)
+    for res in held:
         _sold(session, res.product_id, res.quantity)
         res.status = ReservationStatus.COMMITTED
         res.settled_at = now
-    _expire_products(session, order)
+    _reread(session, {res.product_id for res in held})
 
 
 def release_order_stock(session: Session, order: Order, now: datetime | None = None) -> int:
     """The order will not be paid: its held units go back on sale. Returns units released."""
     now = now or utcnow()
     released = 0
-    for res in _held(session, order.id):
+    held = _held(session, order.id)
+    for res in held:
         _put_back(session, res.product_id, res.quantity)
         res.status = ReservationStatus.RELEASED
         res.settled_at = now
         released += res.quantity
-    _expire_products(session, order)
+    _reread(session, {res.product_id for res in held})
     return released
 
 
@@ -142,12 +146,12 @@ def retake_order_stock(session: Session, order: Order, now: datetime | None = No
     return True
 
 
-def _expire_products(session: Session, order: Order) -> None:
-    # Core UPDATEs bypass the identity map: make loaded products read their new numbers.
-    for sub in order.sub_orders:
-        for line in sub.lines:
-            if line.product is not None:
-                session.expire(line.product, ["stock", "reserved", "status", "sales_count"])
+def _reread(session: Session, product_ids: Iterable[int]) -> None:
+    """Core UPDATEs bypass the identity map: loaded products read their new numbers next time."""
+    for product_id in product_ids:
+        product = session.identity_map.get(identity_key(Product, product_id))
+        if product is not None:
+            session.expire(product, ["stock", "reserved", "status", "sales_count"])
 
 
 def reconcile_reserved(

@@ -184,6 +184,9 @@ class TestBuyerChecksOutOnAPhone:
         log_in(page)
         add_to_cart(page, server, POMELO, 2)
         page.goto(server + "/cart/checkout")
+        # Seen once in five runs: no pickup choice to click. Say where the page was if it recurs.
+        assert "/cart/checkout" in page.url, page.url
+        assert page.locator("input[name=delivery][value=pickup]").count() == 1, page.content()[:2000]
         page.click("label.choice:has(input[name=delivery][value=pickup])")
         county = page.locator("select[name=pickup_county]")
         county.select_option(county.locator("option", has_text="梅县区").first.get_attribute("value"))

@@ -44,8 +44,7 @@ if str(PROJECT_ROOT) not in sys.path:
 from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from marketplace.db import make_engine  # noqa: E402
-from marketplace.models import (  # noqa: E402
+from domain import (  # noqa: E402
     Certification,
     CertificationKind,
     Product,
@@ -56,8 +55,9 @@ from marketplace.models import (  # noqa: E402
     StorageClass,
     Unit,
     User,
-    utcnow,
+    clock,
 )
+from marketplace.db import make_engine  # noqa: E402
 from seed.loader import read_json  # noqa: E402
 from services import catalog, places  # noqa: E402
 
@@ -239,7 +239,7 @@ def build_database(url: str, count: int = PRODUCTS, seed: int = 20261126) -> dic
             sellers.append((user_id, division, county, merchant))
         farm_sellers = [s for s in sellers if not s[3]]
         goods_sellers = [s for s in sellers if s[3]]
-        now = utcnow()
+        now = clock.now()
         rows: list[dict[str, Any]] = []
         for _ in range(count):
             slug = rnd.choice(list(WORDS))

@@ -32,16 +32,16 @@ if str(PROJECT_ROOT) not in sys.path:
 from sqlalchemy import Engine, insert, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from marketplace.db import make_engine  # noqa: E402
-from marketplace.models import (  # noqa: E402
+from domain import (  # noqa: E402
     Category,
     CategoryFlow,
     Product,
     ProductStatus,
     StorageClass,
     Unit,
-    utcnow,
+    clock,
 )
+from marketplace.db import make_engine  # noqa: E402
 from services import accounts, places, search  # noqa: E402
 from services.search.text import place_stem as stem  # noqa: E402
 
@@ -132,7 +132,7 @@ def _villages() -> list[tuple[str, str, str, str, str]]:
 def _products(n: int, start: int, seller_id: int, categories: dict[str, int]) -> Iterator[dict[str, Any]]:
     rnd = random.Random(20261126 + start)
     villages = _villages()
-    now = utcnow()
+    now = clock.now()
     for _ in range(n):
         code, village, town, county, city = rnd.choice(villages)
         slug, _cat, product, varieties, unit, grams, (low, high) = rnd.choice(PRODUCTS)

@@ -105,8 +105,7 @@ if str(PROJECT_ROOT) not in sys.path:
 from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from marketplace.db import make_engine  # noqa: E402
-from marketplace.models import (  # noqa: E402
+from domain import (  # noqa: E402
     ApiToken,
     GatewayCustomer,
     Product,
@@ -116,8 +115,9 @@ from marketplace.models import (  # noqa: E402
     StorageClass,
     Unit,
     User,
-    utcnow,
+    clock,
 )
+from marketplace.db import make_engine  # noqa: E402
 from seed.loader import read_json  # noqa: E402
 from services import accounts, catalog, places  # noqa: E402
 
@@ -186,7 +186,7 @@ def build_database(url: str) -> dict[str, Any]:
         )
         catalog.import_categories(session, read_json("categories.json"))
         category = next(c.id for c in catalog.categories(session) if c.slug == "citrus")
-        now = utcnow()
+        now = clock.now()
         sellers = []
         for i in range(SELLERS):
             village, county = villages[(i * 997) % len(villages)]

@@ -6,9 +6,9 @@ from flask import Flask, current_app, request
 from flask_babel import lazy_gettext
 from flask_login import current_user
 
+from domain import User
 from marketplace.db import get_session
 from marketplace.extensions import login_manager
-from marketplace.models import User
 from services import accounts
 from services.sms import SmsGateway, make_gateway
 

@@ -1,4 +1,4 @@
-"""Alembic environment: metadata from marketplace.models, URL from DATABASE_URL or the caller."""
+"""Alembic environment: metadata from domain, URL from DATABASE_URL or the caller."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from logging.config import fileConfig
 
 from alembic import context
 
+from domain import Base
+from domain.base import include_object
 from marketplace.config import Config
 from marketplace.db import make_engine
-from marketplace.models import Base
-from marketplace.models.base import include_object
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.models import (
+from domain import (
     CertificationKind,
     NodeKind,
     Product,

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from marketplace.models import (
+from domain import (
     ROLE_SCOPE,
     ApiToken,
     AuditEvent,
@@ -28,7 +28,7 @@ from marketplace.models import (
     SmsCode,
     SmsPurpose,
     User,
-    utcnow,
+    clock,
 )
 from services import authz
 from services.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
@@ -58,7 +58,7 @@ class AuthPolicy:
 
 
 def _now(now: datetime | None) -> datetime:
-    return now or utcnow()
+    return now or clock.now()
 
 
 def _code_hash(phone: str, purpose: SmsPurpose, code: str) -> str:

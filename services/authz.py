@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marketplace.models import Node, NodeKind, Role, User
+from domain import Node, NodeKind, Role, User
 from services.errors import Forbidden, Unauthorized
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, exists, func, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session, aliased
 
-from marketplace.models import (
+from domain import (
     MAX_PRICE_FEN,
     Category,
     CategoryFlow,

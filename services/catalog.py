@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from marketplace.models import (
+from domain import (
     MAX_PRICE_FEN,
     MAX_STOCK,
     AuditEvent,
@@ -39,7 +39,7 @@ from marketplace.models import (
     StorageClass,
     Unit,
     User,
-    utcnow,
+    clock,
 )
 from services import authz, search
 from services.accounts import AuthPolicy, consume_sms_code, find_user_by_phone, request_sms_code
@@ -202,7 +202,7 @@ def enroll_farmer(
     actor = authz.require_user(actor)
     point = _agent_point(session, actor, point_id)
     phone = normalize_phone(phone)
-    now = now or utcnow()
+    now = now or clock.now()
     errors: dict[str, list[Any]] = {}
     if phone == actor.phone:
         errors["phone"] = [_("Enter the farmer's mobile number, not your own.")]
@@ -382,7 +382,7 @@ def revoke_consent(
     if actor.id not in (consent.farmer_id, consent.agent_id) and not authz.is_admin(actor):
         raise Forbidden()
     if consent.revoked_at is None:
-        consent.revoked_at = now or utcnow()
+        consent.revoked_at = now or clock.now()
         _audit(session, actor, "revoke_consent", "user", consent.farmer_id, {"consent_id": consent.id})
         session.commit()
 
@@ -589,7 +589,7 @@ def create_product(
             return existing
     clean = _check_listing(session, data, profile)
     certs = clean.pop("certifications")
-    now = utcnow()
+    now = clock.now()
     product = Product(
         seller_id=profile.user_id,
         listed_by_id=actor.id,
@@ -698,7 +698,7 @@ def set_status(session: Session, actor: User | None, product_id: int, status: Pr
     before = product.status
     product.status = status
     if status == ProductStatus.ACTIVE and product.published_at is None:
-        product.published_at = utcnow()
+        product.published_at = clock.now()
     session.flush()
     search.index_product(session, product)
     _audit(session, actor, "status", "product", product.id, {"status": [before.value, status.value]})

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
-from marketplace.models import (
+from domain import (
     AccountKind,
     LedgerAccount,
     LedgerEntry,
@@ -45,7 +45,7 @@ from marketplace.models import (
     SellerProfile,
     SubOrder,
     User,
-    utcnow,
+    clock,
 )
 from services import authz
 from services.errors import Conflict, NotFound, ServiceError, ValidationError
@@ -193,7 +193,7 @@ def _ensure_accounts(session: Session, lines: Sequence[Line]) -> dict[str, int]:
     missing = [c for c in codes if c not in found]
     if missing:
         rows = [
-            {"code": c, "kind": wanted[c].kind, "owner_id": wanted[c].owner_id, "created_at": utcnow()}
+            {"code": c, "kind": wanted[c].kind, "owner_id": wanted[c].owner_id, "created_at": clock.now()}
             for c in missing
         ]
         session.execute(_insert(session)(LedgerAccount).on_conflict_do_nothing(index_elements=["code"]), rows)
@@ -549,12 +549,13 @@ def _check_holding_days(holding_days: Any) -> int:
 
 
 def create_payout_batch(
-    session: Session, actor: User | None, *, now: datetime, holding_days: int = 7
+    session: Session, actor: User | None, *, now: datetime | None = None, holding_days: int = 7
 ) -> PayoutBatch | None:
     """Pay every seller what the ledger owes them for sub-orders completed at least
     `holding_days` ago and not yet in a batch; None when there is nothing to pay."""
     actor = authz.require_admin(actor)
     holding_days = _check_holding_days(holding_days)
+    now = now or clock.now()
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     cutoff = now - timedelta(days=holding_days)
@@ -629,7 +630,7 @@ def mark_batch_paid(session: Session, actor: User | None, batch_id: int) -> Payo
         post_payout(session, payout)
     batch.status = PayoutBatchStatus.PAID
     batch.paid_by_id = actor.id
-    batch.paid_at = utcnow()
+    batch.paid_at = clock.now()
     session.commit()
     return batch
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
-from marketplace.models import AuditEvent, ProductPhoto, User
+from domain import AuditEvent, ProductPhoto, User
 from services import catalog
 from services.errors import NotFound, ValidationError
 from services.i18n import _

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from marketplace.models import (
+from domain import (
     CODE_LENGTH,
     AuditEvent,
     CountyServiceCenter,

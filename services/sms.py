@@ -7,7 +7,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.models import SmsMessage
+from domain import SmsMessage
 
 
 class SmsGateway(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from marketplace.models import Role, User
+from domain import Role, User
 
 # Order on the workspace page: the roles with the most daily work first.
 ROLE_ORDER = [

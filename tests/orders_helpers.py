@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from marketplace.models import Order, Product, Role, User
+from domain import Order, Product, Role, User
 from services.orders import checkout
 from services.orders.checkout import AddressInput, CheckoutInput
 from services.orders.pricing import CheckoutSettings

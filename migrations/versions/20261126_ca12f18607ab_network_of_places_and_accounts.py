@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import marketplace.models.base
+import domain.base
 
 
 revision: str = 'ca12f18607ab'
@@ -40,9 +40,9 @@ def upgrade() -> None:
     sa.Column('phone', sa.String(length=11), nullable=False),
     sa.Column('purpose', sa.Enum('register', 'reset_password', name='smspurpose', native_enum=False, length=32), nullable=False),
     sa.Column('code_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('consumed_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('consumed_at', domain.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('requester_ip', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_codes'))
@@ -54,7 +54,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('phone', sa.String(length=11), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_outbox'))
     )
     with op.batch_alter_table('sms_outbox', schema=None) as batch_op:
@@ -67,11 +67,11 @@ def upgrade() -> None:
     sa.Column('display_name', sa.String(length=40), nullable=False),
     sa.Column('locale', sa.String(length=16), nullable=True),
     sa.Column('is_active', sa.Boolean(), nullable=False),
-    sa.Column('phone_verified_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('phone_verified_at', domain.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
-    sa.Column('locked_until', marketplace.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_login_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_until', domain.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', domain.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('auth_version', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('phone', name=op.f('uq_users_phone'))
@@ -81,10 +81,10 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', domain.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', domain.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
@@ -99,7 +99,7 @@ def upgrade() -> None:
     sa.Column('entity_type', sa.String(length=64), nullable=False),
     sa.Column('entity_id', sa.String(length=64), nullable=False),
     sa.Column('changes', sa.JSON(), nullable=False),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_audit_events_actor_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_events'))
     )
@@ -123,8 +123,8 @@ def upgrade() -> None:
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('county_center_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', domain.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_by_id', sa.Integer(), nullable=True),
     sa.CheckConstraint('latitude IS NULL OR (latitude BETWEEN -90 AND 90)', name=op.f('ck_nodes_latitude_range')),
     sa.CheckConstraint('longitude IS NULL OR (longitude BETWEEN -180 AND 180)', name=op.f('ck_nodes_longitude_range')),
@@ -154,7 +154,7 @@ def upgrade() -> None:
     sa.Column('node_id', sa.Integer(), nullable=True),
     sa.Column('county_code', sa.String(length=12), nullable=True),
     sa.Column('granted_by_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['county_code'], ['divisions.code'], name=op.f('fk_role_grants_county_code_divisions')),
     sa.ForeignKeyConstraint(['granted_by_id'], ['users.id'], name=op.f('fk_role_grants_granted_by_id_users')),
     sa.ForeignKeyConstraint(['node_id'], ['nodes.id'], name=op.f('fk_role_grants_node_id_nodes')),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import marketplace.models.base
+import domain.base
 
 
 revision: str = 'f0bfedc66a34'
@@ -41,8 +41,8 @@ def upgrade() -> None:
     sa.Column('farmer_id', sa.Integer(), nullable=False),
     sa.Column('agent_id', sa.Integer(), nullable=False),
     sa.Column('point_id', sa.Integer(), nullable=False),
-    sa.Column('granted_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('granted_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', domain.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agent_id'], ['users.id'], name=op.f('fk_listing_consents_agent_id_users')),
     sa.ForeignKeyConstraint(['farmer_id'], ['users.id'], name=op.f('fk_listing_consents_farmer_id_users')),
     sa.ForeignKeyConstraint(['point_id'], ['nodes.id'], name=op.f('fk_listing_consents_point_id_nodes')),
@@ -61,8 +61,8 @@ def upgrade() -> None:
     sa.Column('county_code', sa.String(length=12), nullable=True),
     sa.Column('home_point_id', sa.Integer(), nullable=True),
     sa.Column('intro', sa.Text(), nullable=False),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', domain.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['county_code'], ['divisions.code'], name=op.f('fk_seller_profiles_county_code_divisions')),
     sa.ForeignKeyConstraint(['division_code'], ['divisions.code'], name=op.f('fk_seller_profiles_division_code_divisions')),
     sa.ForeignKeyConstraint(['home_point_id'], ['nodes.id'], name=op.f('fk_seller_profiles_home_point_id_nodes')),
@@ -96,9 +96,9 @@ def upgrade() -> None:
     sa.Column('listed_by_id', sa.Integer(), nullable=False),
     sa.Column('consent_id', sa.Integer(), nullable=True),
     sa.Column('idempotency_key', sa.String(length=64), nullable=True),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('published_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', domain.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', domain.base.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint('net_weight_g > 0', name=op.f('ck_products_net_weight_positive')),
     sa.CheckConstraint('price_fen > 0 AND price_fen <= 10000000', name=op.f('ck_products_price_range')),
     sa.CheckConstraint('sales_count >= 0', name=op.f('ck_products_sales_nonnegative')),
@@ -140,7 +140,7 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=80), nullable=False),
     sa.Column('width', sa.Integer(), nullable=False),
     sa.Column('height', sa.Integer(), nullable=False),
-    sa.Column('created_at', marketplace.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', domain.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_product_photos_product_id_products'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_product_photos')),
     sa.UniqueConstraint('key', name=op.f('uq_product_photos_key'))

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, lazyload, selectinload
 
-from marketplace.models import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
+from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
 from services import authz
 from services.errors import NotFound, ValidationError
 from services.i18n import _

@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from marketplace.models import (
+from domain import (
     Address,
     DeliveryMethod,
     Division,
@@ -38,7 +37,7 @@ from marketplace.models import (
     StockReservation,
     SubOrder,
     User,
-    utcnow,
+    clock,
 )
 from services import authz
 from services.errors import Conflict, NotFound, ValidationError
@@ -49,7 +48,6 @@ from . import cart as carts
 from .pricing import CheckoutSettings
 from .reservations import take_stock
 
-CHINA = ZoneInfo("Asia/Shanghai")
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ONLINE_METHODS = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
 
@@ -183,7 +181,7 @@ class Placed:
 
 
 def _order_number(now: datetime) -> str:
-    return f"{now.astimezone(CHINA):%Y%m%d}{secrets.randbelow(10**10):010d}"
+    return f"{clock.local(now):%Y%m%d}{secrets.randbelow(10**10):010d}"
 
 
 def find_by_key(session: Session, buyer_id: int, key: str) -> Order | None:
@@ -256,7 +254,7 @@ def place_order(
         if method != PaymentMethod.CARD:
             raise _field("payment_method", _("Pre-sale items can only be paid by card."))
 
-    now = now or utcnow()
+    now = now or clock.now()
     pay_by = now + settings.payment_window
     order = Order(
         number=_order_number(now),

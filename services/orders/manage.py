@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.models import (
+from domain import (
     ListingConsent,
     Order,
     OrderStatus,
@@ -19,7 +19,7 @@ from marketplace.models import (
     SellerProfile,
     SubOrder,
     User,
-    utcnow,
+    clock,
 )
 from services import authz
 from services.errors import NotFound, ValidationError
@@ -230,7 +230,7 @@ def mark_ready(session: Session, actor: User | None, number: str, *, now: dateti
     if sub.status != OrderStatus.ACCEPTED:
         raise IllegalTransition()
     if sub.ready_at is None:
-        sub.ready_at = now or utcnow()
+        sub.ready_at = now or clock.now()
         session.commit()
     return sub
 

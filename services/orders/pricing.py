@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from marketplace.models import DeliveryMethod, StorageClass
+from domain import DeliveryMethod, StorageClass
 
 # Colder goods need the colder (dearer) chain; a parcel travels in the coldest its lines need.
 COLD_ORDER = {StorageClass.AMBIENT: 0, StorageClass.CHILLED: 1, StorageClass.FROZEN: 2}

@@ -14,13 +14,13 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from marketplace.models import (
+from domain import (
     Order,
     Product,
     ProductStatus,
     ReservationStatus,
     StockReservation,
-    utcnow,
+    clock,
 )
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def _held(session: Session, order_id: int) -> list[StockReservation]:
 
 def commit_order_stock(session: Session, order: Order, now: datetime | None = None) -> None:
     """The order is paid: its held units are sold. In the caller's transaction."""
-    now = now or utcnow()
+    now = now or clock.now()
     held = _held(session, order.id)
     for res in held:
         _sold(session, res.product_id, res.quantity)
@@ -104,7 +104,7 @@ def commit_order_stock(session: Session, order: Order, now: datetime | None = No
 
 def release_order_stock(session: Session, order: Order, now: datetime | None = None) -> int:
     """The order will not be paid: its held units go back on sale. Returns units released."""
-    now = now or utcnow()
+    now = now or clock.now()
     released = 0
     held = _held(session, order.id)
     for res in held:
@@ -138,7 +138,7 @@ def retake_order_stock(session: Session, order: Order, now: datetime | None = No
         nested.rollback()
         return False
     nested.commit()
-    now = now or utcnow()
+    now = now or clock.now()
     for res in rows:
         res.status = ReservationStatus.HELD
     session.flush()

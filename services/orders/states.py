@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from marketplace.models import OrderEvent, OrderStatus, SubOrder, User, utcnow
+from domain import OrderEvent, OrderStatus, SubOrder, User, clock
 from services.errors import Conflict
 from services.i18n import _
 
@@ -122,7 +122,7 @@ def apply(
     current = sub_order.status
     if not can_move(current, target, parties):
         raise IllegalTransition()
-    now = now or utcnow()
+    now = now or clock.now()
     event = OrderEvent(
         sub_order_id=sub_order.id,
         from_status=current,

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from marketplace.models import (
+from domain import (
     GatewayCustomer,
     Order,
     OrderStatus,
@@ -35,7 +35,7 @@ from marketplace.models import (
     SubOrder,
     User,
     WebhookEvent,
-    utcnow,
+    clock,
 )
 from services import ledger
 from services.errors import Conflict, NotFound, ServiceError, ValidationError
@@ -180,7 +180,7 @@ def _adopt(session: Session, gateway: PaymentGateway, payment_id: int, intent: I
     values: dict[str, Any] = {"intent_id": intent.id, "client_secret": intent.client_secret}
     if waiting:
         values.update(
-            status=PaymentStatus(intent.status), next_action=intent.next_action, updated_at=utcnow()
+            status=PaymentStatus(intent.status), next_action=intent.next_action, updated_at=clock.now()
         )
     claimed = session.execute(
         update(Payment)
@@ -255,7 +255,7 @@ def _note_error(session: Session, payment_id: int, exc: GatewayError) -> None:
     session.execute(
         update(Payment)
         .where(Payment.id == payment_id)
-        .values(last_error=str(exc.gateway_code or exc.code)[:300], updated_at=utcnow())
+        .values(last_error=str(exc.gateway_code or exc.code)[:300], updated_at=clock.now())
         # Synchronised: the next attempt's confirm key derives from updated_at, and a session
         # that keeps this Payment loaded must not send the declined attempt's key again.
         .execution_options(synchronize_session="evaluate")
@@ -272,7 +272,7 @@ def refresh(session: Session, gateway: PaymentGateway, order: Order) -> Payment:
 
 
 def _expired(order: Order, now: datetime | None = None) -> bool:
-    return (now or utcnow()) >= order.pay_by
+    return (now or clock.now()) >= order.pay_by
 
 
 # --- applying what the gateway says ----------------------------------------------------------------
@@ -312,7 +312,7 @@ def apply_intent(
 
 
 def _apply(session: Session, intent: Intent, *, now: datetime | None = None) -> Applied | None:
-    now = now or utcnow()
+    now = now or clock.now()
     found = _payment_for_intent(session, intent)
     if found is None:
         return None
@@ -407,7 +407,7 @@ def cancel_order(
 ) -> Order:
     """Cancel an unpaid order (the buyer, staff, or the expiry job): the intent is cancelled at
     the gateway first, so it can never be paid afterwards; then the stock goes back."""
-    now = now or utcnow()
+    now = now or clock.now()
     payment = payment_of(session, order)
     if payment.status not in OPEN:
         raise PaymentClosed(_("This order is already paid or closed."))
@@ -493,7 +493,7 @@ def refund_sub_order(
     now: datetime | None = None,
 ) -> Refund:
     """Give back `amount_fen` (all that is left when None) of a paid sub-order."""
-    now = now or utcnow()
+    now = now or clock.now()
     if idempotency_key:
         existing = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
         if existing is not None:
@@ -560,7 +560,7 @@ def settle_refund(
     session: Session, refund_id: int, gateway_refund_id: str, status: str, *, now: datetime | None = None
 ) -> Refund:
     """Apply the gateway's word on a refund (from the call or a webhook); idempotent."""
-    now = now or utcnow()
+    now = now or clock.now()
     refund = session.scalar(
         select(Refund)
         .where(Refund.id == refund_id)
@@ -654,7 +654,7 @@ def process_event(session: Session, gateway: PaymentGateway, event_id: str) -> N
         raise
     event = session.get(WebhookEvent, event_id)
     assert event is not None
-    event.processed_at = utcnow()
+    event.processed_at = clock.now()
     event.error = ""
     session.commit()
 
@@ -688,7 +688,7 @@ def reconcile(
     `stale_after`; adopt intents whose create answer was lost; expire unpaid orders past their
     pay-by time (cancelling the intent first, so a late payment cannot land); send again the
     refunds the gateway never confirmed receiving."""
-    now = now or utcnow()
+    now = now or clock.now()
     report = Reconciled()
     rows = session.execute(
         select(Payment.id, Payment.order_id)

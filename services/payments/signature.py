@@ -92,6 +92,7 @@ def verify_signature(
             matched = True
     if not matched:
         raise InvalidSignature(reason="no matching signature")
+    # Wall time on purpose, not the product's clock: the tolerance is against the sender's clock.
     current = int(time.time()) if now is None else int(now)
     if abs(current - timestamp) > tolerance:
         raise InvalidSignature(

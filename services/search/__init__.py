@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from marketplace.models import Product
+from domain import Product
 
 from . import store
 from .query import SearchHit, SearchMatch, SearchResults, matches, search, search_products, suggest

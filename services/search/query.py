@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, Subquery, and_, desc, func, or_, select
 from sqlalchemy.orm import Session
 
-from marketplace.models import Division, Product, ProductStatus
+from domain import Division, Product, ProductStatus
 
 from . import store
 from .text import (

@@ -54,7 +54,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from marketplace.models import Category, Division, Product
+from domain import Category, Division, Product
 
 from .text import (
     BODY,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from marketplace.models import ApiToken, Role, RoleGrant, SmsCode, SmsMessage, User
+from domain import ApiToken, Role, RoleGrant, SmsCode, SmsMessage, User
 from tests.conftest import MEIXIAN, PINGYUAN, TEST_PASSWORD, count, latest_sms_code, next_phone
 
 NEW_PASSWORD = "xin-mima-2026"

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from marketplace.models import Role, RoleGrant, SmsCode, SmsMessage, User, utcnow
+from domain import Role, RoleGrant, SmsCode, SmsMessage, User, clock
 from tests.conftest import MEIXIAN, PINGYUAN, TEST_PASSWORD, count, latest_sms_code, login, next_phone
 
 NEW_PASSWORD = "xin-mima-2026"
@@ -252,7 +252,7 @@ class TestResetPage:
         user = make_user()
         send_code(client, "/auth/reset", user.phone)
         row = session.scalars(select(SmsCode).where(SmsCode.phone == user.phone)).one()
-        row.expires_at = utcnow() - timedelta(seconds=1)  # as if the time had run out
+        row.expires_at = clock.now() - timedelta(seconds=1)  # as if the time had run out
         session.commit()
         data = register_data(
             user.phone, latest_sms_code(session, user.phone), password=NEW_PASSWORD, password2=NEW_PASSWORD
@@ -422,7 +422,7 @@ class TestManageUsersPage:
 
 class TestDevSmsOutbox:
     def test_shows_the_latest_messages_newest_first_under_a_banner(self, client, session):
-        base = utcnow()  # microseconds apart: newer than every message before, older than any after
+        base = clock.now()  # microseconds apart: newer than every message before, older than any after
         for i in range(52):
             session.add(
                 SmsMessage(

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from marketplace.models import (
+from domain import (
     Address,
     CartItem,
     Order,
@@ -336,7 +336,7 @@ class TestCheckout:
         assert count(session, Order) == 0
 
     def test_a_pre_sale_cannot_be_paid_by_wallet(self, client, session, market, gateway):
-        from marketplace.models import ProductStatus
+        from domain import ProductStatus
 
         gold = market.product("梅县金柚")
         gold.presale = True

@@ -9,7 +9,7 @@ from io import BytesIO
 import pytest
 from sqlalchemy import func, select
 
-from marketplace.models import Product, ProductPhoto, ProductStatus
+from domain import Product, ProductPhoto, ProductStatus
 from services import accounts, catalog
 from tests.conftest import TEST_PASSWORD
 from tests.integration.test_catalog import World, build_world, consent, listing, row

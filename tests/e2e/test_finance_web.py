@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from openpyxl import load_workbook
 
-from marketplace.models import (
+from domain import (
     LedgerTransaction,
     Payout,
     PayoutBatch,
@@ -19,6 +21,7 @@ from marketplace.models import (
     Role,
     SellerKind,
     SellerProfile,
+    clock,
 )
 from services import ledger
 from tests.conftest import count, login
@@ -153,6 +156,25 @@ class TestAdminFlow:
         ):
             assert client.get(path).status_code == 404
         assert client.post("/finance/batches/999999/paid").status_code == 404
+
+
+class TestWhateverTheDate:
+    """The page reads the product's clock, not the machine's: on 2026-12-01 it once took the
+    machine's date, so the sub-order completed "recently" (before NOW) had left its hold."""
+
+    @pytest.mark.parametrize("machine_date", ["2026-11-26 12:00", "2026-12-01 09:00", "2027-11-26 12:00"])
+    def test_a_sub_order_within_the_holding_period_stays_out_of_the_batch(
+        self, session, books, as_user, machine_date
+    ):
+        with time_machine.travel(datetime.fromisoformat(machine_date).replace(tzinfo=clock.CHINA)):
+            client = as_user(books.admin)
+            assert client.post("/finance/", data={"holding_days": "7"}).status_code == 302
+        [batch] = ledger.list_batches(session, books.admin)
+        assert {p.seller_id: p.amount_fen for p in batch.payouts} == {
+            books.seller.id: 11_345,
+            books.other.id: 47_500,  # 54_500 would include the held 70.00
+        }
+        assert timedelta(0) <= batch.cutoff - (NOW - timedelta(days=7)) < timedelta(minutes=5)
 
 
 class TestOthersStayOut:

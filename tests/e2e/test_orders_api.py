@@ -5,12 +5,12 @@ refunds; someone else's order not found; every endpoint in the OpenAPI document.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from marketplace.models import (
+from domain import (
     CartItem,
     Order,
     OrderStatus,
@@ -19,6 +19,7 @@ from marketplace.models import (
     Refund,
     Role,
     SubOrder,
+    clock,
 )
 from services import accounts
 from services.payments.gateway import GatewayUnavailable
@@ -47,7 +48,7 @@ def lychee(market) -> Product:  # type: ignore[no-untyped-def]
         3000,
         stock=100,
         presale=True,
-        ships_from=date.today() + timedelta(days=60),
+        ships_from=clock.today() + timedelta(days=60),
     )
 
 

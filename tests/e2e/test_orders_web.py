@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from marketplace.models import (
+from domain import (
     Order,
     OrderEvent,
     OrderStatus,

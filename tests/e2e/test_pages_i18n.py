@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from domain import SmsMessage
 from marketplace import create_app
 from marketplace.config import TestingConfig
-from marketplace.models import SmsMessage
 
 
 def switch_to_english(client) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from marketplace.models import OrderStatus, PaymentStatus, WebhookEvent
+from domain import OrderStatus, PaymentStatus, WebhookEvent
 from services import ledger
 from services.orders.pricing import CheckoutSettings
 from services.payments import service as payments

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.models import Node, NodeKind, Role
+from domain import Node, NodeKind, Role
 from services import accounts
 from tests.conftest import TEST_PASSWORD
 from tests.e2e.test_places_web import node_count

@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from marketplace.models import Node, NodeKind, Role
+from domain import Node, NodeKind, Role
 from services import places
 from tests.conftest import login
 from tests.integration.test_places import (

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from marketplace.models import (
+from domain import (
     ListingConsent,
     Product,
     ProductPhoto,
@@ -85,7 +85,7 @@ def form_key(page: str) -> str:
 
 class TestMyListings:
     def test_a_farmer_without_a_profile_is_sent_to_fill_it_in(self, client, make_user):
-        from marketplace.models import Role
+        from domain import Role
 
         farmer = make_user(Role.FARMER)
         login(client, farmer.phone)
@@ -194,7 +194,7 @@ class TestMyListings:
 
 class TestSellerProfilePage:
     def test_the_village_picker_walks_down_without_saving(self, client, session, make_user, world):
-        from marketplace.models import Role
+        from domain import Role
 
         farmer = make_user(Role.FARMER)
         login(client, farmer.phone)
@@ -225,7 +225,7 @@ class TestSellerProfilePage:
         assert session.get(SellerProfile, farmer.id).division_code == code
 
     def test_without_a_village_or_with_html_nothing_is_saved_and_input_kept(self, client, session, make_user):
-        from marketplace.models import Role
+        from domain import Role
 
         farmer = make_user(Role.FARMER)
         login(client, farmer.phone)

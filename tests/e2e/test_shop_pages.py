@@ -10,7 +10,7 @@ from html import unescape
 
 import pytest
 
-from marketplace.models import NodeKind, ProductStatus
+from domain import NodeKind, ProductStatus
 from services import catalog, places
 from tests.conftest import MEIXIAN, YINGDE
 from tests.integration.test_browse import Shop, build_shop

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from marketplace.models import (
+from domain import (
     ApiToken,
     AuditEvent,
     NodeKind,
@@ -17,7 +17,7 @@ from marketplace.models import (
     SmsMessage,
     SmsPurpose,
     User,
-    utcnow,
+    clock,
 )
 from services import accounts, places
 from services import sms as sms_service
@@ -73,7 +73,7 @@ class TestRequestSmsCode:
 
     def test_a_second_code_within_the_resend_interval_is_refused(self, session, sms, policy):
         phone = next_phone()
-        now = utcnow()
+        now = clock.now()
         send(session, sms, policy, phone, now=now)
         with pytest.raises(RateLimited):
             accounts.request_sms_code(
@@ -83,7 +83,7 @@ class TestRequestSmsCode:
 
     def test_per_phone_hourly_limit_then_allowed_again_an_hour_later(self, session, sms, policy):
         phone = next_phone()
-        start = utcnow()
+        start = clock.now()
         step = timedelta(seconds=policy.code_resend_seconds + 1)
         for i in range(policy.codes_per_phone_per_hour):
             send(session, sms, policy, phone, now=start + i * step)
@@ -103,7 +103,7 @@ class TestRequestSmsCode:
         self, session, sms, policy
     ):
         phone = next_phone()
-        now = utcnow()
+        now = clock.now()
         accounts.request_sms_code(session, sms, phone, SmsPurpose.RESET_PASSWORD, policy, now=now)
         assert count(session, SmsMessage, SmsMessage.phone == phone) == 0
         with pytest.raises(RateLimited):
@@ -149,7 +149,7 @@ class TestRegister:
 
     def test_expired_code_is_refused(self, session, sms, policy):
         phone = next_phone()
-        now = utcnow()
+        now = clock.now()
         code = send(session, sms, policy, phone, now=now)
         with pytest.raises(ValidationError):
             self.register(
@@ -179,7 +179,7 @@ class TestRegister:
 
     def test_only_the_newest_code_counts(self, session, sms, policy):
         phone = next_phone()
-        now = utcnow()
+        now = clock.now()
         old = send(session, sms, policy, phone, now=now)
         new = send(session, sms, policy, phone, now=now + timedelta(seconds=policy.code_resend_seconds))
         if old != new:
@@ -230,7 +230,7 @@ class TestAuthenticate:
         self, session, policy, make_user
     ):
         user = make_user()
-        now = utcnow()
+        now = clock.now()
         for _ in range(policy.login_max_failures):
             with pytest.raises(Unauthorized):
                 accounts.authenticate(session, user.phone, "not-the-password", policy, now=now)
@@ -280,7 +280,7 @@ class TestResetPassword:
 
     def test_expired_code_changes_nothing(self, session, sms, policy, make_user):
         user = make_user()
-        now = utcnow()
+        now = clock.now()
         code = send(session, sms, policy, user.phone, SmsPurpose.RESET_PASSWORD, now=now)
         with pytest.raises(ValidationError):
             accounts.reset_password(
@@ -506,7 +506,7 @@ class TestListUsers:
 class TestApiTokens:
     def test_token_authenticates_until_it_expires(self, session, policy, make_user):
         user = make_user()
-        now = utcnow()
+        now = clock.now()
         secret, token = accounts.issue_api_token(
             session, phone=user.phone, password=TEST_PASSWORD, name="村小二App", policy=policy, now=now
         )
@@ -542,7 +542,7 @@ class TestApiTokens:
 
 class TestSmsOutbox:
     def test_lists_the_latest_messages_newest_first(self, session):
-        base = utcnow()
+        base = clock.now()
         for i in range(3):
             session.add(
                 SmsMessage(phone=f"1380000010{i}", body=f"m{i}", created_at=base + timedelta(microseconds=i))

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from marketplace.models import (
+from domain import (
     CertificationKind,
     NodeKind,
     Product,
@@ -22,7 +22,7 @@ from marketplace.models import (
     StorageClass,
     Unit,
     User,
-    utcnow,
+    clock,
 )
 from seed.loader import read_json
 from services import browse, catalog, places
@@ -219,7 +219,7 @@ class TestSorting:
         assert up == sorted(up) and down == sorted(down, reverse=True) and len(up) == len(shop.visible_ids())
 
     def test_newest_first_by_default(self, session, shop):
-        base = utcnow()
+        base = clock.now()
         for i, name in enumerate(["复合肥", "梅县金柚", "英德绿茶"]):
             session.execute(
                 update(Product)
@@ -249,7 +249,7 @@ class TestKeysetPages:
     @pytest.fixture()
     def many(self, session, shop):  # type: ignore[no-untyped-def]
         # 30 more with only three prices and the same publication time: ties everywhere.
-        same_time = utcnow()
+        same_time = clock.now()
         for i in range(30):
             p = shop.add(f"同价柚子{i:02d}", "citrus", (450, 900, 1200)[i % 3])
             session.execute(update(Product).where(Product.id == p.id).values(published_at=same_time))

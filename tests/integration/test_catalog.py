@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.models import (
+from domain import (
     MAX_PRICE_FEN,
     MAX_STOCK,
     AuditEvent,
@@ -34,7 +34,7 @@ from marketplace.models import (
     StorageClass,
     Unit,
     User,
-    utcnow,
+    clock,
 )
 from services import accounts, catalog, places
 from services.accounts import AuthPolicy
@@ -175,7 +175,7 @@ def listing(w: World, **changes: Any) -> catalog.ListingInput:
 
 def consent(session: Session, agent: User, farmer: User, point: Node) -> ListingConsent:
     """A consent record as enrollment leaves it (enrollment itself is tested below)."""
-    record = ListingConsent(farmer_id=farmer.id, agent_id=agent.id, point_id=point.id, granted_at=utcnow())
+    record = ListingConsent(farmer_id=farmer.id, agent_id=agent.id, point_id=point.id, granted_at=clock.now())
     session.add(record)
     session.commit()
     return record
@@ -564,7 +564,7 @@ class TestEnrollingAFarmer:
         if when == "wrong":
             kwargs["code"] = "000000" if code != "000000" else "111111"
         else:
-            kwargs["now"] = utcnow() + timedelta(minutes=30)
+            kwargs["now"] = clock.now() + timedelta(minutes=30)
         with pytest.raises(ValidationError) as info:
             self.enroll(session, world, **kwargs)
         assert "code" in info.value.field_errors
@@ -622,9 +622,9 @@ class TestEnrollingAFarmer:
             world.agent,
             self.PHONE,
             AuthPolicy(),
-            now=utcnow() + timedelta(hours=2),
+            now=clock.now() + timedelta(hours=2),
         )
-        second = self.enroll(session, world, now=utcnow() + timedelta(hours=2))
+        second = self.enroll(session, world, now=clock.now() + timedelta(hours=2))
         assert second.id == first.id
         assert count(session, ListingConsent, ListingConsent.farmer_id == first.farmer_id) == 1
 

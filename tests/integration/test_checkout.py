@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from marketplace.models import (
+from domain import (
     Order,
     OrderEvent,
     OrderStatus,
@@ -20,7 +20,7 @@ from marketplace.models import (
     ReservationStatus,
     StockReservation,
     SubOrder,
-    utcnow,
+    clock,
 )
 from services import ledger
 from services.errors import Conflict, ValidationError
@@ -191,7 +191,7 @@ class TestExpiryAndReconciliation:
     ):
         order = market.place({"梅县金柚": 3}, SETTINGS)
         payments.ensure_intent(session, gateway, order)
-        later = utcnow() + SETTINGS.payment_window + timedelta(minutes=1)
+        later = clock.now() + SETTINGS.payment_window + timedelta(minutes=1)
         report = payments.reconcile(session, gateway, now=later)
         assert report.expired == 1
         order = fresh_order(session, order)
@@ -209,7 +209,7 @@ class TestExpiryAndReconciliation:
             payment.intent_id, payment_method="pm_card_visa", idempotency_key="direct-1"
         )
         assert fresh_order(session, order).payment.status != PaymentStatus.SUCCEEDED
-        report = payments.reconcile(session, gateway, now=utcnow() + timedelta(minutes=10))
+        report = payments.reconcile(session, gateway, now=clock.now() + timedelta(minutes=10))
         assert report.synced == 1
         assert fresh_order(session, order).payment.status == PaymentStatus.SUCCEEDED
 

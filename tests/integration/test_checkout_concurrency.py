@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from domain import Order, OrderStatus, PaymentStatus, Product, Role, StockReservation, SubOrder
 from marketplace.db import make_engine
-from marketplace.models import Order, OrderStatus, PaymentStatus, Product, Role, StockReservation, SubOrder
 from services import accounts, catalog, ledger, places
 from services.orders import checkout
 from services.orders.checkout import AddressInput, CheckoutInput, OutOfStock

@@ -13,7 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,8 +24,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from marketplace.db import make_engine
-from marketplace.models import (
+from domain import (
     AccountKind,
     Division,
     DivisionLevel,
@@ -50,14 +49,14 @@ from marketplace.models import (
     SubOrder,
     User,
 )
-from marketplace.models.orders import DeliveryMethod
+from domain.orders import DeliveryMethod
+from marketplace.db import make_engine
 from services import ledger
 from services.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from services.ledger import LedgerError, Line, RefundTooLarge, UnbalancedTransaction
-from tests.conftest import backend, count, migrate, next_phone
+from tests.conftest import NOW, backend, count, migrate, next_phone
 
 DIVISION = "44"  # 广东省: any division will do for an order's address here
-NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(days=10)  # completed before a 7-day holding period
 RECENTLY = NOW - timedelta(days=2)  # completed within it
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from marketplace.models import AuditEvent, ProductPhoto
+from domain import AuditEvent, ProductPhoto
 from services import catalog, media
 from services.errors import Forbidden, NotFound, ValidationError
 from tests.integration.test_catalog import World, build_world, consent, listing

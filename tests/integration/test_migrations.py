@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from domain import Base
+from domain.base import include_object
 from marketplace.db import make_engine
-from marketplace.models import Base
-from marketplace.models.base import include_object
 from tests.conftest import alembic_config
 
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from marketplace.models import Order, OrderStatus, PaymentStatus
+from domain import Order, OrderStatus, PaymentStatus, clock
 from services import ledger
 from services.orders.pricing import CheckoutSettings
 from services.payments import service as payments
@@ -97,7 +97,7 @@ def intents_of(forgetful_stripe, customer: str) -> list[dict[str, Any]]:  # type
 
 
 def customer_of(session, order: Order) -> str:  # type: ignore[no-untyped-def]
-    from marketplace.models import GatewayCustomer
+    from domain import GatewayCustomer
 
     return session.get(GatewayCustomer, order.buyer_id).customer_id
 
@@ -167,7 +167,7 @@ class TestRefundWhileGatewayDown:
         return order, order.sub_orders[0]
 
     def test_the_same_request_again_sends_it_once_the_gateway_is_back(self, session, market, gateway, admin):
-        from marketplace.models import Refund, RefundStatus
+        from domain import Refund, RefundStatus
         from services.orders import manage
 
         order, sub = self._paid_sub(session, market, gateway)
@@ -191,15 +191,14 @@ class TestRefundWhileGatewayDown:
     def test_the_reconciliation_job_sends_a_stuck_refund(self, session, market, gateway, admin):
         from datetime import timedelta
 
-        from marketplace.models import utcnow
         from services.orders import manage
 
         order, sub = self._paid_sub(session, market, gateway)
         down = StripeGateway("http://127.0.0.1:9", "sk_test_x", max_retries=0)
         with pytest.raises(GatewayUnavailable):
             manage.staff_refund(session, down, admin, sub.number, 1000, "少了半斤", f"refund-{order.number}")
-        report = payments.reconcile(session, gateway, now=utcnow() + timedelta(minutes=10))
+        report = payments.reconcile(session, gateway, now=clock.now() + timedelta(minutes=10))
         assert report.refunds_sent == 1
         session.expire_all()
         assert (sub.status, sub.refunded_fen) == (OrderStatus.PARTIALLY_REFUNDED, 1000)
-        assert payments.reconcile(session, gateway, now=utcnow() + timedelta(minutes=10)).refunds_sent == 0
+        assert payments.reconcile(session, gateway, now=clock.now() + timedelta(minutes=10)).refunds_sent == 0

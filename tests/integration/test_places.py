@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketplace.models import AuditEvent, DivisionLevel, Node, NodeKind, Role, User
+from domain import AuditEvent, DivisionLevel, Node, NodeKind, Role, User
 from services import places
 from services.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.models import (
+from domain import (
     Category,
     CategoryFlow,
     Division,

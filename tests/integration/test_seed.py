@@ -10,8 +10,8 @@ import sys
 import pytest
 from sqlalchemy import select
 
+from domain import AuditEvent, Node, NodeKind, Role, RoleGrant, User, distribution_center_counties
 from marketplace.config import PROJECT_ROOT
-from marketplace.models import AuditEvent, Node, NodeKind, Role, RoleGrant, User, distribution_center_counties
 from seed.loader import DEMO_PASSWORD, load_all, read_json
 from services import accounts
 

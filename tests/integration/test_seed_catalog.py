@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from marketplace.models import (
+from domain import (
     AuditEvent,
     Category,
     CategoryFlow,

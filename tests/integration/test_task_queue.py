@@ -10,9 +10,9 @@ import redis
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from domain import SmsCode, SmsPurpose, clock
 from marketplace import create_app
 from marketplace.config import TestingConfig
-from marketplace.models import SmsCode, SmsPurpose, utcnow
 from marketplace.tasks import celery_app, purge_expired_sms_codes
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -56,7 +56,7 @@ def worker(database_url):  # type: ignore[no-untyped-def]
 
 class TestTaskQueue:
     def test_a_queued_task_runs_in_a_worker_and_commits(self, worker, engine):
-        old, fresh = utcnow() - timedelta(days=2), utcnow()
+        old, fresh = clock.now() - timedelta(days=2), clock.now()
         with Session(engine) as s:
             for created in (old, fresh):
                 s.add(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketplace.models import MAX_PRICE_FEN, MAX_STOCK
+from domain import MAX_PRICE_FEN, MAX_STOCK
 from services import catalog
 from services.errors import ValidationError
 

@@ -48,7 +48,7 @@ class TestLazyServiceMessages:
 
 class TestDivisionNames:
     def test_village_committee_names_are_shortened_as_people_say_them(self):
-        from marketplace.models import Division, DivisionLevel
+        from domain import Division, DivisionLevel
 
         def village(name: str) -> Division:
             return Division(code="441403100001", name=name, level=DivisionLevel.VILLAGE)

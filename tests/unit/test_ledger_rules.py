@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketplace.models import AccountKind
+from domain import AccountKind
 from services import ledger
 from services.ledger import Line, Parts, RefundTooLarge, UnbalancedTransaction
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketplace.models import DeliveryMethod, OrderEvent, OrderStatus, StorageClass, SubOrder
+from domain import DeliveryMethod, OrderEvent, OrderStatus, StorageClass, SubOrder
 from services.orders import states
 from services.orders.pricing import DEFAULT_FEE_RULES, CheckoutSettings, PricedLine, coldest, price_parcel
 from services.orders.states import IllegalTransition, Party

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from marketplace.models import Division, DivisionLevel, NodeKind
+from domain import Division, DivisionLevel, NodeKind
 from services import places
 from services.errors import ValidationError
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from marketplace.models import Role
+from domain import Role
 from seed.loader import DATA_DIR, demo_logins, read_json
 from services.validation import check_opening_hours, normalize_contact_phone, normalize_phone
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask_babel import gettext
 from marshmallow import Schema, ValidationError, fields, validate
 
-from marketplace.models import Role, SmsPurpose
+from domain import Role, SmsPurpose
 from services.validation import mask_phone
 
 

@@ -8,8 +8,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
 
-from marketplace.api.places.schemas import PlaceSchema
-from marketplace.models import (
+from domain import (
     MAX_PRICE_FEN,
     CertificationKind,
     ProductStatus,
@@ -17,6 +16,7 @@ from marketplace.models import (
     StorageClass,
     Unit,
 )
+from marketplace.api.places.schemas import PlaceSchema
 from services import browse, catalog
 
 _ERRORS = {

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from marketplace.models import (
+from domain import (
     MAX_PRICE_FEN,
     MAX_STOCK,
     CategoryFlow,

@@ -9,10 +9,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from marketplace.api.catalog.schemas import BaseSchema
-from marketplace.auth import actor
-from marketplace.db import get_session
-from marketplace.models import (
+from domain import (
     DeliveryMethod,
     OrderStatus,
     PaymentMethod,
@@ -20,6 +17,9 @@ from marketplace.models import (
     StorageClass,
     Unit,
 )
+from marketplace.api.catalog.schemas import BaseSchema
+from marketplace.auth import actor
+from marketplace.db import get_session
 from services.orders import manage
 from services.validation import mask_phone
 

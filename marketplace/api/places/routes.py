@@ -11,6 +11,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from domain import NodeKind
 from marketplace.api.common import BEARER, token_required
 from marketplace.api.places.schemas import (
     CountyCenterSchema,
@@ -26,7 +27,6 @@ from marketplace.api.places.schemas import (
 )
 from marketplace.auth import actor
 from marketplace.db import get_session
-from marketplace.models import NodeKind
 from services import places
 
 blp = Blueprint("api_places", __name__, description="The network of places")

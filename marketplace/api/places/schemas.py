@@ -8,7 +8,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
 
-from marketplace.models import DivisionLevel, NodeKind
+from domain import DivisionLevel, NodeKind
 from services import places
 
 # Field errors in the user's language, like the rest of the API's messages.

@@ -8,7 +8,7 @@ from wtforms import BooleanField, HiddenField, PasswordField, SelectField, Strin
 from wtforms.fields import TelField
 from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
-from marketplace.models import Role
+from domain import Role
 
 _required = InputRequired(message=_l("This field is required."))
 

@@ -6,11 +6,11 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_babel import get_locale, gettext
 from flask_login import login_required, login_user, logout_user
 
+from domain import DivisionLevel, NodeKind, Role, SmsPurpose, User
 from marketplace.auth import actor, auth_policy, client_ip, sms_gateway
 from marketplace.db import get_session
 from marketplace.extensions import limiter
 from marketplace.formatting import role_label
-from marketplace.models import DivisionLevel, NodeKind, Role, SmsPurpose, User
 from marketplace.web.auth import bp
 from marketplace.web.auth.forms import (
     GrantRoleForm,

@@ -21,10 +21,10 @@ from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import BuildError
 
+from domain import DeliveryMethod, Order, Payment, PaymentMethod, PaymentStatus, User, clock
 from marketplace.auth import actor
 from marketplace.commerce import checkout_settings, payment_gateway
 from marketplace.db import get_session
-from marketplace.models import DeliveryMethod, Order, Payment, PaymentMethod, PaymentStatus, User, utcnow
 from marketplace.web.cart import bp
 from marketplace.web.cart.forms import CheckoutForm, QuantityForm, decode_items, encode_items
 from marketplace.web.forms import show_service_error
@@ -333,7 +333,7 @@ def pay_state(order: Order, payment: Payment) -> str:
         return "authorised"
     if payment.status not in OPEN:
         return "cancelled"
-    if order.pay_by <= utcnow():
+    if order.pay_by <= clock.now():
         return "expired"
     if payment.status == PaymentStatus.PROCESSING:
         return "processing"

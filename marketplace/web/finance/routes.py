@@ -8,7 +8,6 @@ from flask_login import login_required
 
 from marketplace.auth import actor
 from marketplace.db import get_session
-from marketplace.models import utcnow
 from marketplace.web.finance import bp
 from marketplace.web.finance.forms import MarkPaidForm, PayoutBatchForm
 from marketplace.web.forms import show_service_error
@@ -28,9 +27,7 @@ def index():  # type: ignore[no-untyped-def]
     error = None
     if form.validate_on_submit():
         try:
-            batch = ledger.create_payout_batch(
-                session, user, now=utcnow(), holding_days=form.holding_days.data
-            )
+            batch = ledger.create_payout_batch(session, user, holding_days=form.holding_days.data)
         except (ValidationError, Conflict) as exc:
             error = show_service_error(form, exc)
         else:

@@ -17,11 +17,11 @@ from flask_babel import gettext
 from flask_login import login_required
 from werkzeug.routing import BuildError
 
+from domain import Order, OrderStatus, PaymentStatus, SubOrder, User, clock
 from marketplace.auth import actor
 from marketplace.commerce import payment_gateway
 from marketplace.db import get_session
 from marketplace.formatting import money, order_status_label
-from marketplace.models import Order, OrderStatus, PaymentStatus, SubOrder, User, utcnow
 from marketplace.web.forms import safe_next
 from marketplace.web.orders import bp
 from marketplace.web.orders.forms import (
@@ -149,7 +149,7 @@ def _payable(order: Order) -> bool:
         payment is not None
         and payment.status in payments.OPEN
         and any(sub.status == S.PENDING_PAYMENT for sub in order.sub_orders)
-        and utcnow() < order.pay_by
+        and clock.now() < order.pay_by
     )
 
 

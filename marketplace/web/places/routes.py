@@ -7,9 +7,9 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import login_required
 
+from domain import NodeKind
 from marketplace.auth import actor
 from marketplace.db import get_session
-from marketplace.models import NodeKind
 from marketplace.web.forms import show_service_error
 from marketplace.web.places import bp
 from marketplace.web.places.forms import CountyFilterForm, KindFilterForm, NodeForm

@@ -20,7 +20,7 @@ from wtforms import (
 from wtforms.fields import TelField
 from wtforms.validators import InputRequired, Length, Optional
 
-from marketplace.models import CertificationKind, SellerKind, StorageClass, Unit
+from domain import CertificationKind, SellerKind, StorageClass, Unit
 from marketplace.web.auth.forms import CODE_ATTRS, PHONE_ATTRS
 from services import catalog
 from services.catalog import ListingInput

@@ -16,11 +16,11 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_babel import gettext
 from flask_login import login_required
 
+from domain import ProductStatus, Role, SellerKind, User
 from marketplace.auth import actor, auth_policy, client_ip, sms_gateway
 from marketplace.db import get_session
 from marketplace.extensions import csrf
 from marketplace.formatting import money
-from marketplace.models import ProductStatus, Role, SellerKind, User
 from marketplace.web.auth.routes import sms_code_limit
 from marketplace.web.forms import safe_next, show_service_error
 from marketplace.web.media.routes import storage

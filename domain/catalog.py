@@ -19,7 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, str_enum, utcnow
+from . import clock
+from .base import Base, str_enum
 
 
 class SellerKind(enum.StrEnum):
@@ -42,8 +43,8 @@ class SellerProfile(Base):
     # The village service point where the farmer hands goods in.
     home_point_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True, default=None)
     intro: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
     user = relationship("User", lazy="joined")
     division = relationship("Division", foreign_keys=[division_code], lazy="joined")
@@ -153,8 +154,8 @@ class Product(Base):
     consent_id: Mapped[int | None] = mapped_column(ForeignKey("listing_consents.id"), default=None)
     # The client's key for the create request: a repeated submit returns the same product.
     idempotency_key: Mapped[str | None] = mapped_column(String(64), default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
     published_at: Mapped[datetime | None] = mapped_column(default=None)
 
     seller = relationship("User", foreign_keys=[seller_id], lazy="joined")
@@ -194,7 +195,7 @@ class ProductPhoto(Base):
     key: Mapped[str] = mapped_column(String(80), unique=True)
     width: Mapped[int]
     height: Mapped[int]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     product: Mapped[Product] = relationship(back_populates="photos")
 
@@ -211,7 +212,7 @@ class ListingConsent(Base):
     farmer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     point_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
-    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    granted_at: Mapped[datetime] = mapped_column(default=clock.now)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     farmer = relationship("User", foreign_keys=[farmer_id], lazy="joined")

@@ -25,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, utcnow
+from . import clock
+from .base import Base
 
 
 class DivisionLevel(enum.StrEnum):
@@ -131,8 +132,8 @@ class Node(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # A village point is served by its county's service center.
     county_center_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True, default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
 
     division: Mapped[Division] = relationship(foreign_keys=[division_code], lazy="joined")

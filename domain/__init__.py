@@ -11,7 +11,7 @@ from .accounts import (
     SmsPurpose,
     User,
 )
-from .base import Base, utcnow
+from .base import Base
 from .catalog import (
     MAX_PRICE_FEN,
     MAX_STOCK,
@@ -121,5 +121,4 @@ __all__ = [
     "VillageServicePoint",
     "WebhookEvent",
     "distribution_center_counties",
-    "utcnow",
 ]

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, str_enum, utcnow
+from . import clock
+from .base import Base, str_enum
 from .orders import PaymentMethod
 
 
@@ -57,8 +58,8 @@ class Payment(Base):
     last_error: Mapped[str] = mapped_column(String(300), default="")
     amount_received_fen: Mapped[int] = mapped_column(default=0)
     amount_refunded_fen: Mapped[int] = mapped_column(default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
     succeeded_at: Mapped[datetime | None] = mapped_column(default=None)
 
     order = relationship("Order", back_populates="payment")
@@ -85,7 +86,7 @@ class Refund(Base):
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     gateway_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     settled_at: Mapped[datetime | None] = mapped_column(default=None)
 
     payment: Mapped[Payment] = relationship(lazy="joined")
@@ -100,7 +101,7 @@ class WebhookEvent(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=clock.now)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
     error: Mapped[str] = mapped_column(String(300), default="")
 
@@ -113,4 +114,4 @@ class GatewayCustomer(Base):
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, str_enum, utcnow
+from . import clock
+from .base import Base, str_enum
 from .catalog import StorageClass, Unit
 
 
@@ -31,8 +32,8 @@ class CartItem(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
     quantity: Mapped[int]
-    added_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    added_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
     product = relationship("Product", lazy="joined")
 
@@ -49,7 +50,7 @@ class Address(Base):
     division_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"))
     detail: Mapped[str] = mapped_column(String(120))
     is_default: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     # Addresses an order points at are kept (orders copy the text anyway); a deleted one is hidden.
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -101,7 +102,7 @@ class Order(Base):
     presale: Mapped[bool] = mapped_column(default=False)
     # Unpaid orders give their stock back after this moment (services.orders.reservations).
     pay_by: Mapped[datetime]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     buyer = relationship("User", foreign_keys=[buyer_id], lazy="joined")
     pickup_node = relationship("Node", lazy="joined")
@@ -148,7 +149,7 @@ class SubOrder(Base):
     status: Mapped[OrderStatus] = mapped_column(
         str_enum(OrderStatus, 24), default=OrderStatus.PENDING_PAYMENT
     )
-    status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_changed_at: Mapped[datetime] = mapped_column(default=clock.now)
     items_fen: Mapped[int]
     shipping_fen: Mapped[int]
     total_fen: Mapped[int]
@@ -211,7 +212,7 @@ class OrderEvent(Base):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     note: Mapped[str] = mapped_column(String(200), default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     sub_order: Mapped[SubOrder] = relationship(back_populates="events")
     actor = relationship("User", lazy="joined")
@@ -242,5 +243,5 @@ class StockReservation(Base):
         str_enum(ReservationStatus, 16), default=ReservationStatus.HELD
     )
     expires_at: Mapped[datetime]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     settled_at: Mapped[datetime | None] = mapped_column(default=None)

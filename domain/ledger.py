@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, str_enum, utcnow
+from . import clock
+from .base import Base, str_enum
 
 
 class AccountKind(enum.StrEnum):
@@ -34,7 +35,7 @@ class LedgerAccount(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[AccountKind] = mapped_column(str_enum(AccountKind, 16))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True, default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class LedgerTransaction(Base):
@@ -50,7 +51,7 @@ class LedgerTransaction(Base):
     sub_order_id: Mapped[int | None] = mapped_column(ForeignKey("sub_orders.id"), index=True, default=None)
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True, default=None)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     entries: Mapped[list[LedgerEntry]] = relationship(
         back_populates="transaction", lazy="selectin", order_by="LedgerEntry.id", cascade="all, delete-orphan"
@@ -92,7 +93,7 @@ class PayoutBatch(Base):
     )
     total_fen: Mapped[int] = mapped_column(default=0)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     paid_at: Mapped[datetime | None] = mapped_column(default=None)
 

@@ -18,7 +18,9 @@ import domain
 import services
 from marketplace.config import PROJECT_ROOT
 
-BLOCKED = ("flask", "flask_login", "flask_babel", "flask_wtf", "flask_smorest", "flask_limiter", "marketplace")
+BLOCKED = (
+    "flask", "flask_login", "flask_babel", "flask_wtf", "flask_smorest", "flask_limiter", "marketplace",
+)
 
 
 def all_modules(package) -> list[str]:  # type: ignore[no-untyped-def]
@@ -58,7 +60,7 @@ class TestServicesRunWithoutFlask:
         modules = all_modules(services) + all_modules(domain)
         assert "services.orders.checkout" in modules and "domain.clock" in modules
         code = "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules)
-        code += "assert not [m for m in sys.modules if m.split('.')[0] in %r]\nprint('ok')\n" % (BLOCKED,)
+        code += f"assert not [m for m in sys.modules if m.split('.')[0] in {BLOCKED!r}]\nprint('ok')\n"
         result = run_without_flask(code)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "ok"

@@ -149,11 +149,10 @@ class Config:
         self.OPENAPI_VERSION = "3.0.3"
         self.OPENAPI_URL_PREFIX = "/api"
         self.OPENAPI_JSON_PATH = "openapi.json"
-        self.OPENAPI_REDOC_PATH = "docs"
-        self.OPENAPI_REDOC_URL = os.environ.get(
-            "OPENAPI_REDOC_URL",
-            "https://cdn.jsdelivr.net/npm/redoc@2.1.5/bundles/redoc.standalone.js",
-        )
+        # Swagger UI's files come from the pinned swagger-ui-bundle package and are served by the
+        # app itself (marketplace/api/__init__.py): offline and mainland networks reach no CDN.
+        self.OPENAPI_SWAGGER_UI_PATH = "docs"
+        self.OPENAPI_SWAGGER_UI_URL = "/api/docs/swagger-ui/"
         self.API_SPEC_OPTIONS = {
             "components": {
                 "securitySchemes": {

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,15 @@ if "faketime" in os.environ.get("LD_PRELOAD", ""):
         select.select([], [], [], max(0.0, seconds))
 
     time.sleep = _sleep
+
+# Property tests never fail for being slow: a busy 2-core CI machine (or one running the suite twice
+# at once) would otherwise turn a deadline or the too-slow health check into a red build. CI also
+# derandomizes, so a failure there reproduces by running the same commit again.
+settings.register_profile("dev", deadline=None)
+settings.register_profile(
+    "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True, print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 SEED_DATA = PROJECT_ROOT / "seed" / "data"
 # The instant every test starts at, whatever the date the suite runs on (make test also runs the

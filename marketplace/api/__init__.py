@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response, send_from_directory
 from flask_smorest import Api
+from swagger_ui_bundle import swagger_ui_path
 
 from marketplace.extensions import csrf
+
+# Only what the docs page loads; the bundle's other files (source maps, examples) stay private.
+SWAGGER_UI_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"})
 
 
 def register_api(app: Flask, api: Api) -> None:
@@ -20,3 +24,10 @@ def register_api(app: Flask, api: Api) -> None:
         # Bearer tokens, not cookies, authenticate the API: no CSRF token to carry.
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix=f"/api/v1{blp.url_prefix or ''}")
+
+    @app.route("/api/docs/swagger-ui/<filename>")
+    def swagger_ui_file(filename: str) -> Response:
+        """Swagger UI's files from the pinned package (the docs page's template: swagger_ui.html)."""
+        if filename not in SWAGGER_UI_FILES:
+            return Response(status=404)
+        return send_from_directory(str(swagger_ui_path), filename, max_age=365 * 86400)

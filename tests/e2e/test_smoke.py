@@ -33,6 +33,35 @@ class TestOpenApiDocument:
         assert "手机号".encode() in resp.data
 
 
+class TestApiDocsPage:
+    def test_swagger_ui_is_served_by_the_app_with_no_cdn_and_no_inline_script(self, client):
+        import re
+
+        resp = client.get("/api/docs")
+        assert resp.status_code == 200
+        page = resp.get_data(as_text=True)
+        csp = resp.headers["Content-Security-Policy"]
+        assert "https:" not in csp and "script-src 'self';" in csp
+        assert "https://" not in page and "http://" not in page
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), "an inline script needs 'unsafe-inline'"
+        assert 'data-spec-url="/api/openapi.json"' in page
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert {a.split("/")[-1].split("?")[0] for a in assets} == {
+            "swagger-ui.css",
+            "swagger-ui-standalone-preset.js",
+            "swagger-ui-bundle.js",
+            "swagger-init.js",
+        }
+        for url in assets:
+            asset = client.get(url)
+            assert asset.status_code == 200 and len(asset.data) > 100, url
+            asset.close()
+
+    def test_only_the_files_the_page_needs_are_served_from_the_bundle(self, client):
+        assert client.get("/api/docs/swagger-ui/swagger-ui-bundle.js.map").status_code == 404
+        assert client.get("/api/docs/swagger-ui/..%2F__init__.py").status_code == 404
+
+
 class TestStaticFiles:
     def test_stylesheet_url_carries_its_content_hash_and_is_cached_for_a_year(self, client):
         html = client.get("/").get_data(as_text=True)

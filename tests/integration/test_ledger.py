@@ -453,7 +453,7 @@ EVENT = st.one_of(
 
 
 class TestRandomHistories:
-    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=20, suppress_health_check=[HealthCheck.too_slow])
     @given(specs=st.lists(SUB_ORDER, min_size=1, max_size=4), events=st.lists(EVENT, max_size=10))
     def test_any_history_keeps_the_books_balanced_and_each_balance_as_expected(self, engine, specs, events):
         with isolated_session(engine) as session:

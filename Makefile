@@ -46,7 +46,7 @@ run: seed
 	@echo "  SMS codes (dev outbox): http://$(HOST):$(PORT)/dev/sms"
 	@echo "  Payments: localstripe on http://127.0.0.1:$(LOCALSTRIPE_PORT) (test card 4242 4242 4242 4242)"
 	@echo
-	@$(BIN)/python tests/localstripe_server.py --port $(LOCALSTRIPE_PORT) --from-scratch --quiet --idempotency \
+	@$(BIN)/python -m devtools.localstripe --port $(LOCALSTRIPE_PORT) --from-scratch --quiet --idempotency \
 	  --state-file instance/localstripe.pickle --exit-with-parent \
 	  --webhook-url http://$(HOST):$(PORT)/webhooks/stripe --webhook-secret-file instance/stripe_webhook_secret & \
 	  ls_pid=$$!; trap 'kill $$ls_pid 2>/dev/null' EXIT INT TERM; \

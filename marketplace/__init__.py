@@ -68,12 +68,12 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     smorest_api.init_app(app)
 
-    from marketplace import auth, commerce, errors, web
+    from marketplace import auth, errors, gateways, web
     from marketplace.api import register_api
     from marketplace.tasks import init_celery
 
     auth.init_app(app)
-    commerce.init_app(app)
+    gateways.init_app(app)
     errors.init_app(app)
     web.init_app(app)
     register_api(app, smorest_api)

@@ -10,7 +10,6 @@ from domain import User
 from marketplace.db import get_session
 from marketplace.extensions import login_manager
 from services import accounts
-from services.sms import SmsGateway, make_gateway
 
 
 def init_app(app: Flask) -> None:
@@ -51,10 +50,6 @@ def auth_policy() -> accounts.AuthPolicy:
         login_lock_seconds=c["LOGIN_LOCK_SECONDS"],
         token_ttl_days=c["API_TOKEN_TTL_DAYS"],
     )
-
-
-def sms_gateway() -> SmsGateway:
-    return make_gateway(current_app.config["SMS_GATEWAY"], get_session())
 
 
 def client_ip() -> str:

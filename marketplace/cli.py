@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 
 from marketplace.db import get_db
+from marketplace.gateways import media_storage
 
 
 def init_app(app: Flask) -> None:
@@ -21,9 +22,8 @@ def init_app(app: Flask) -> None:
     def seed_command() -> None:
         """Load the demo data through the services (idempotent: a second run changes nothing)."""
         from seed.loader import load_all
-        from services import media
 
         with get_db().sessionmaker() as session:
-            report = load_all(session, storage=media.make_storage(current_app.config))
+            report = load_all(session, storage=media_storage())
         for key, value in report.items():
             click.echo(f"{key}: {value}")

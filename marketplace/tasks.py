@@ -75,8 +75,8 @@ def purge_expired_sms_codes() -> int:
 @celery_app.task(name="marketplace.tasks.process_payment_event", bind=True, max_retries=5)
 def process_payment_event(self, event_id: str) -> None:  # type: ignore[no-untyped-def]
     """Apply one verified gateway event (queued by the webhook)."""
-    from marketplace.commerce import payment_gateway
     from marketplace.db import get_session
+    from marketplace.gateways import payment_gateway
     from services.payments import service as payments
     from services.payments.gateway import GatewayUnavailable
 
@@ -96,8 +96,8 @@ def reconcile_payments() -> dict[str, int]:
 
     from flask import current_app
 
-    from marketplace.commerce import payment_gateway
     from marketplace.db import get_session
+    from marketplace.gateways import payment_gateway
     from services.payments import service as payments
 
     stale = timedelta(minutes=current_app.config["RECONCILE_AFTER_MINUTES"])

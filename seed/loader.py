@@ -256,12 +256,13 @@ def main(argv: list[str]) -> int:
         return 0
     from marketplace.config import Config
     from marketplace.db import make_engine
+    from marketplace.gateways import build_media_storage
 
     config = Config()
     engine = make_engine(config.DATABASE_URL)
     try:
         with Session(engine, expire_on_commit=False) as session:
-            for key, value in load_all(session, storage=media.make_storage(vars(config))).items():
+            for key, value in load_all(session, storage=build_media_storage(vars(config))).items():
                 print(f"{key}: {value}")
     finally:
         engine.dispose()

@@ -15,7 +15,6 @@ import re
 import tempfile
 import uuid
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -59,7 +58,10 @@ _STORAGE_KEY_RE = re.compile(r"^[a-z0-9]+(?:/[a-z0-9]+)*(?:\.[a-z0-9]{2,5})?$", 
 
 
 class Storage(Protocol):
-    """Where photo files live. Keys are made by this module, never taken from a client."""
+    """Where photo files live. Keys are made by this module, never taken from a client.
+
+    The app builds one per process from MEDIA_STORAGE (marketplace/gateways.py) and passes it in;
+    an implementation must be safe to share between threads."""
 
     def save(self, key: str, data: bytes, content_type: str) -> None:
         """Store the bytes under the key (replacing nothing: keys are new)."""
@@ -138,14 +140,6 @@ class LocalStorage:
         ):
             with contextlib.suppress(OSError):  # not empty yet
                 parent.rmdir()
-
-
-def make_storage(config: Mapping[str, Any]) -> Storage:
-    """The storage configuration names (MEDIA_STORAGE, MEDIA_ROOT)."""
-    kind = config.get("MEDIA_STORAGE", "local")
-    if kind == "local":
-        return LocalStorage(config["MEDIA_ROOT"])
-    raise ValueError(f"unknown MEDIA_STORAGE {kind!r}; only 'local' ships with the code")
 
 
 # --- keys -----------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""The network of places: divisions, county service centers, village points, distribution centers."""
+"""The network of places: divisions, county service centers, village points, distribution centers;
+the pickers that choose a place, and which service point serves a seller, an agent or a buyer."""
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -638,10 +639,22 @@ def division_picker(
     if kind not in creatable_kinds(actor):
         raise Forbidden()
     scope = None if authz.is_admin(actor) else authz.staff_county_codes(actor)
+    levels, division = _pick(session, PICKER_LEVELS[kind], selected, scope)
+    return DivisionPicker(kind=kind, levels=levels, division=division)
+
+
+def _pick(
+    session: Session,
+    wanted_levels: Sequence[DivisionLevel],
+    selected: Mapping[str, str],
+    scope: Collection[str] | None = None,
+) -> tuple[list[PickerLevel], Division | None]:
+    """The levels a picker shows given what is picked so far, and the complete choice (None until
+    every level is picked). `scope`: the only counties (and their cities) offered."""
     levels: list[PickerLevel] = []
     parent: str | None = "44"
     division: Division | None = None
-    for level in PICKER_LEVELS[kind]:
+    for level in wanted_levels:
         if parent is None:
             break
         options = list_divisions(session, parent_code=parent)
@@ -654,8 +667,114 @@ def division_picker(
         levels.append(PickerLevel(level=level, options=options, selected=chosen.code if chosen else ""))
         parent = chosen.code if chosen else None
         division = chosen
-    complete = len(levels) == len(PICKER_LEVELS[kind]) and bool(levels[-1].selected)
-    return DivisionPicker(kind=kind, levels=levels, division=division if complete else None)
+    complete = len(levels) == len(wanted_levels) and bool(levels[-1].selected)
+    return levels, division if complete else None
+
+
+# --- the village picker: a seller's village, a delivery address's ------------------------------
+
+VILLAGE_PICKER_LEVELS = (DivisionLevel.CITY, DivisionLevel.COUNTY, DivisionLevel.TOWN, DivisionLevel.VILLAGE)
+
+
+@dataclass(frozen=True)
+class VillagePicker:
+    """City → county → town → village, one level at a time."""
+
+    levels: list[PickerLevel]
+    division: Division | None  # the village, once every level is picked
+
+    @property
+    def code(self) -> str:
+        """The deepest division picked so far ("" for none): what a form sends on, so that a
+        half-made choice gets the service's message about the missing levels."""
+        return next((lvl.selected for lvl in reversed(self.levels) if lvl.selected), "")
+
+
+def village_picker(session: Session, selected: Mapping[str, str]) -> VillagePicker:
+    """City → county → town → village, one level at a time; a pick that does not belong under the
+    level above is dropped, not an error."""
+    levels, division = _pick(session, VILLAGE_PICKER_LEVELS, selected)
+    return VillagePicker(levels=levels, division=division)
+
+
+def picker_selection(code: str | None) -> dict[str, str]:
+    """The picker's choices that lead to a division code (a saved profile's village)."""
+    code = code or ""
+    return {
+        level.value: code[:n]
+        for level, n in zip(VILLAGE_PICKER_LEVELS, (4, 6, 9, 12), strict=True)
+        if len(code) >= n
+    }
+
+
+# --- service points: a village's, an agent's, a buyer's pickup point ---------------------------
+
+
+def village_point_of(session: Session, village_code: str) -> Node | None:
+    """The village's open service point (a farmer's home point), the oldest if it has several."""
+    return session.scalar(
+        select(Node)
+        .where(Node.kind == NodeKind.VILLAGE_POINT, Node.division_code == village_code, Node.active.is_(True))
+        .order_by(Node.id)
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class EnrollmentVillages:
+    """The villages an agent may enroll farmers from, per service point (the point's town)."""
+
+    point: Node
+    villages: list[Division]
+
+
+def enrollment_villages(session: Session, actor: User | None) -> list[EnrollmentVillages]:
+    """The agent's open village points, each with the villages of its town (its own first)."""
+    actor = authz.require_user(actor)
+    points = sorted(authz.node_ids(actor, Role.AGENT))
+    if not points:
+        raise Forbidden(_("Only village agents can do this."))
+    result = []
+    for point_id in points:
+        point = session.get(Node, point_id)
+        if point is None or not point.active:
+            continue
+        villages = list_divisions(session, parent_code=point.division_code[:9])
+        # The point's own village first: most farmers an agent enrolls live there.
+        villages.sort(key=lambda d: (d.code != point.division_code, d.code))
+        result.append(EnrollmentVillages(point=point, villages=villages))
+    return result
+
+
+def enrollment_point(groups: Sequence[EnrollmentVillages], village_code: str) -> int | None:
+    """The agent's point that serves the village, else their only point; None when they have
+    several and none serves it (enrolling then asks which point they act for)."""
+    return next(
+        (g.point.id for g in groups if any(d.code == village_code for d in g.villages)),
+        groups[0].point.id if len(groups) == 1 else None,
+    )
+
+
+PICKUP_KINDS = (NodeKind.VILLAGE_POINT, NodeKind.DISTRIBUTION_CENTER)
+
+
+def pickup_points(session: Session, county_code: str | None = None) -> list[Node]:
+    """The open village points and distribution centers a buyer may collect an order from."""
+    stmt = select(Node).where(Node.active.is_(True), Node.kind.in_(PICKUP_KINDS))
+    if county_code:
+        stmt = stmt.where(Node.county_code == county_code)
+    return list(session.scalars(stmt.order_by(Node.county_code, Node.name)))
+
+
+def pickup_point(session: Session, node_id: Any) -> Node | None:
+    """The pickup point a buyer chose (an id as sent), if it is one and open; None otherwise."""
+    try:
+        node = session.get(Node, int(node_id or 0))
+    except (TypeError, ValueError):
+        return None
+    if node is None or not node.active or node.kind not in PICKUP_KINDS:
+        return None
+    return node
 
 
 def network_summary(session: Session) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import select
@@ -19,21 +20,18 @@ class OutboxSmsGateway:
     """Writes each message to the sms_outbox table, in the caller's transaction.
 
     The default for development and demos: the messages are shown on /dev/sms. A production
-    gateway (Aliyun, Tencent Cloud SMS) implements the same `send` and is chosen by SMS_GATEWAY.
+    gateway (Aliyun, Tencent Cloud SMS) implements the same `send` and is chosen by SMS_GATEWAY
+    in marketplace/gateways.py.
+
+    `current_session` returns the session to write through at each send: the app builds one
+    gateway and shares it, while every request (or task) has its own session and transaction.
     """
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, current_session: Callable[[], Session]) -> None:
+        self._current_session = current_session
 
     def send(self, phone: str, body: str) -> None:
-        self.session.add(SmsMessage(phone=phone, body=body))
-
-
-def make_gateway(name: str, session: Session) -> SmsGateway:
-    """The gateway named by configuration."""
-    if name == "outbox":
-        return OutboxSmsGateway(session)
-    raise ValueError(f"unknown SMS gateway {name!r}; only 'outbox' ships with the code")
+        self._current_session().add(SmsMessage(phone=phone, body=body))
 
 
 def list_outbox(session: Session, *, limit: int = 50) -> list[SmsMessage]:

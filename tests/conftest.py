@@ -174,7 +174,10 @@ def client(app):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def gateway(_app):  # type: ignore[no-untyped-def]
     """The app's payment gateway: a StripeGateway talking to this run's localstripe."""
-    return _app.extensions["payment_gateway"]
+    from marketplace.gateways import payment_gateway
+
+    with _app.app_context():
+        return payment_gateway()
 
 
 @pytest.fixture()
@@ -264,7 +267,8 @@ def policy() -> accounts.AuthPolicy:
 
 @pytest.fixture()
 def sms(session: Session) -> OutboxSmsGateway:
-    return OutboxSmsGateway(session)
+    """The outbox SMS gateway writing through the test's session."""
+    return OutboxSmsGateway(lambda: session)
 
 
 # --- data helpers -----------------------------------------------------------------------------
@@ -350,8 +354,8 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def localstripe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A private localstripe on 127.0.0.1 for the run (see tests/localstripe_server.py): .url, .flush()."""
-    from tests.localstripe_server import start_localstripe
+    """A private localstripe on 127.0.0.1 for the run (see devtools/localstripe.py): .url, .flush()."""
+    from devtools.localstripe import start_localstripe
 
     server = start_localstripe(state_dir=tmp_path_factory.mktemp("localstripe"), idempotency=True)
     yield server

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from domain import Order, Product, Role, User
 from services.orders import checkout
-from services.orders.checkout import AddressInput, CheckoutInput
+from services.orders.addresses import AddressInput
+from services.orders.checkout import CheckoutInput
 from services.orders.pricing import CheckoutSettings
 from services.payments import service as payments
 from services.payments.gateway import PaymentGateway

@@ -15,17 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain import (
-    Address,
     DeliveryMethod,
-    Division,
-    DivisionLevel,
-    Node,
-    NodeKind,
     Order,
     OrderEvent,
     OrderLine,
@@ -39,14 +33,22 @@ from domain import (
     User,
     clock,
 )
-from services import authz
-from services.errors import Conflict, NotFound, ValidationError
+from services import authz, places
+from services.errors import Conflict, ValidationError
 from services.i18n import _
+from services.places import pickup_points as pickup_points
 from services.validation import check_text, normalize_phone
 
 from . import cart as carts
+from .addresses import AddressInput, check_address, own_address
+from .addresses import addresses_of as addresses_of
+from .addresses import save_address as save_address
+from .lookup import find_by_key
 from .pricing import CheckoutSettings
 from .reservations import take_stock
+
+# addresses_of, save_address and pickup_points are re-exported (`x as x` above) for the checkout
+# page (web/cart), which still reaches them here; they live in .addresses and services.places.
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ONLINE_METHODS = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
@@ -61,6 +63,7 @@ def _field(field: str, message: Any) -> ValidationError:
 
 
 def check_idempotency_key(raw: Any) -> str:
+    """The idempotency key a form or client sent, checked; a field error asks for a reload."""
     key = str(raw or "").strip()
     if not KEY_RE.match(key):
         raise _field("idempotency_key", _("This form has expired. Please reload the page and try again."))
@@ -68,95 +71,8 @@ def check_idempotency_key(raw: Any) -> str:
 
 
 def new_idempotency_key() -> str:
+    """A fresh idempotency key for a form that places or refunds something."""
     return secrets.token_urlsafe(18)
-
-
-# --- addresses -----------------------------------------------------------------------------------
-
-
-@dataclass
-class AddressInput:
-    recipient: str | None = None
-    phone: str | None = None
-    division_code: str | None = None
-    detail: str | None = None
-
-
-def _check_address(session: Session, data: AddressInput) -> dict[str, Any]:
-    errors: dict[str, list[Any]] = {}
-    clean: dict[str, Any] = {}
-    for name, fn in (
-        ("recipient", lambda: check_text(data.recipient, "recipient", max_len=40, required=True)),
-        ("phone", lambda: normalize_phone(data.phone)),
-        ("detail", lambda: check_text(data.detail, "detail", max_len=120, required=True)),
-    ):
-        try:
-            clean[name] = fn()
-        except ValidationError as exc:
-            errors[name] = list(exc.field_errors.get(name) or exc.field_errors.get("phone") or [exc.message])
-    code = (data.division_code or "").strip()
-    division = session.get(Division, code) if code.isdigit() else None
-    if division is None or division.level not in (DivisionLevel.TOWN, DivisionLevel.VILLAGE):
-        errors["division_code"] = [_("Choose the town or village.")]
-    else:
-        clean["division_code"] = code
-    if errors:
-        raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
-    return clean
-
-
-def save_address(
-    session: Session, user: User | None, data: AddressInput, *, default: bool = False
-) -> Address:
-    """Add an address to the buyer's address book (the first one becomes the default)."""
-    user = authz.require_user(user)
-    clean = _check_address(session, data)
-    existing = addresses_of(session, user)
-    for a in existing:
-        if (a.recipient, a.phone, a.division_code, a.detail) == (
-            clean["recipient"],
-            clean["phone"],
-            clean["division_code"],
-            clean["detail"],
-        ):
-            return a  # the same address typed again
-    address = Address(user_id=user.id, is_default=default or not existing, **clean)
-    if address.is_default:
-        for a in existing:
-            a.is_default = False
-    session.add(address)
-    session.commit()
-    return address
-
-
-def addresses_of(session: Session, user: User | None) -> list[Address]:
-    user = authz.require_user(user)
-    return list(
-        session.scalars(
-            select(Address)
-            .where(Address.user_id == user.id, Address.deleted_at.is_(None))
-            .order_by(Address.is_default.desc(), Address.id.desc())
-        )
-    )
-
-
-def own_address(session: Session, user: User, address_id: Any) -> Address:
-    try:
-        address = session.get(Address, int(address_id))
-    except (TypeError, ValueError):
-        address = None
-    if address is None or address.user_id != user.id or address.deleted_at is not None:
-        raise _field("address_id", _("Choose one of your addresses."))
-    return address
-
-
-def pickup_points(session: Session, county_code: str | None = None) -> list[Node]:
-    stmt = select(Node).where(
-        Node.active.is_(True), Node.kind.in_([NodeKind.VILLAGE_POINT, NodeKind.DISTRIBUTION_CENTER])
-    )
-    if county_code:
-        stmt = stmt.where(Node.county_code == county_code)
-    return list(session.scalars(stmt.order_by(Node.county_code, Node.name)))
 
 
 # --- placing an order ----------------------------------------------------------------------------
@@ -182,10 +98,6 @@ class Placed:
 
 def _order_number(now: datetime) -> str:
     return f"{clock.local(now):%Y%m%d}{secrets.randbelow(10**10):010d}"
-
-
-def find_by_key(session: Session, buyer_id: int, key: str) -> Order | None:
-    return session.scalar(select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key))
 
 
 def _same_request(order: Order, items: Mapping[int, int]) -> bool:
@@ -361,15 +273,8 @@ def _destination(
     session: Session, buyer: User, data: CheckoutInput, delivery: DeliveryMethod
 ) -> dict[str, Any]:
     if delivery == DeliveryMethod.PICKUP:
-        try:
-            node = session.get(Node, int(data.pickup_node_id or 0))
-        except (TypeError, ValueError):
-            node = None
-        if (
-            node is None
-            or not node.active
-            or node.kind not in (NodeKind.VILLAGE_POINT, NodeKind.DISTRIBUTION_CENTER)
-        ):
+        node = places.pickup_point(session, data.pickup_node_id)
+        if node is None:
             raise _field("pickup_node_id", _("Choose a pickup point."))
         contact = data.pickup_contact or AddressInput()
         errors: dict[str, list[Any]] = {}
@@ -399,7 +304,7 @@ def _destination(
             "detail": address.detail,
         }
     elif data.address is not None:
-        clean = _check_address(session, data.address)
+        clean = check_address(session, data.address)
     else:
         raise _field("address_id", _("Choose or enter a delivery address."))
     return {
@@ -410,9 +315,3 @@ def _destination(
         "pickup_node_id": None,
     }
 
-
-def get_order(session: Session, number: str) -> Order:
-    order = session.scalar(select(Order).where(Order.number == str(number)))
-    if order is None:
-        raise NotFound(_("Order not found."))
-    return order

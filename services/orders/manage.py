@@ -4,6 +4,7 @@ goes through states.apply with the parties the actor may act as on that sub-orde
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,15 +27,29 @@ from services.errors import NotFound, ValidationError
 from services.i18n import _
 from services.payments import service as payments
 from services.payments.gateway import PaymentGateway
-from services.validation import check_text
+from services.validation import check_text, mask_phone
 
 from . import states
-from .checkout import get_order
+from .lookup import get_order
 from .states import IllegalTransition, Party
 
 S = OrderStatus
 # Moves that belong to a use case of their own (money moves with them), not the generic one.
 SPECIAL = {S.PAID, S.CANCELLED, S.REFUND_REQUESTED, S.REFUNDED, S.PARTIALLY_REFUNDED, S.HANDED_IN}
+# Who fulfils a sub-order (accepts, declines, packs, hands in): its seller (or their agent) and staff.
+FULFILLERS = frozenset({Party.SELLER, Party.STAFF})
+# A seller may still decline until the parcel is handed in.
+DECLINABLE = (S.PAID, S.ACCEPTED)
+
+
+def is_buyer_of(actor: User | None, order: Order) -> bool:
+    """Whether the order is `actor`'s own: they bought it, or placed it for the buyer."""
+    return actor is not None and actor.id in (order.buyer_id, order.placed_by_id)
+
+
+def recipient_phone_for(actor: User | None, order: Order) -> str:
+    """The recipient's phone as `actor` may see it: whole for the buyer, masked for anyone else."""
+    return str(order.recipient_phone if is_buyer_of(actor, order) else mask_phone(order.recipient_phone))
 
 
 def parties(session: Session, actor: User | None, sub: SubOrder) -> set[Party]:
@@ -42,8 +57,7 @@ def parties(session: Session, actor: User | None, sub: SubOrder) -> set[Party]:
     if actor is None:
         return set()
     result: set[Party] = set()
-    order = sub.order
-    if actor.id in (order.buyer_id, order.placed_by_id):
+    if is_buyer_of(actor, sub.order):
         result.add(Party.BUYER)
     if actor.id == sub.seller_id or _operates_for(session, actor, sub.seller_id):
         result.add(Party.SELLER)
@@ -109,18 +123,34 @@ def visible_sub_order(session: Session, actor: User | None, number: str) -> tupl
     return sub, who
 
 
+def _may_see(session: Session, actor: User, order: Order) -> bool:
+    return (
+        is_buyer_of(actor, order)
+        or authz.is_admin(actor)
+        or any(Party.STAFF in parties(session, actor, sub) for sub in order.sub_orders)
+    )
+
+
 def visible_order(session: Session, actor: User | None, number: str) -> Order:
     """The buyer's view of a whole order (staff may look too); anyone else gets not found."""
     actor = authz.require_user(actor)
     order = get_order(session, number)
-    if actor.id in (order.buyer_id, order.placed_by_id) or authz.is_admin(actor):
-        return order
-    if any(Party.STAFF in parties(session, actor, sub) for sub in order.sub_orders):
-        return order
-    raise NotFound(_("Order not found."))
+    if not _may_see(session, actor, order):
+        raise NotFound(_("Order not found."))
+    return order
+
+
+def own_order(session: Session, actor: User | None, number: str) -> Order:
+    """The buyer's own order, to pay for or cancel; anyone else's (staff's too) is not found."""
+    actor = authz.require_user(actor)
+    order = get_order(session, number)
+    if not is_buyer_of(actor, order):
+        raise NotFound(_("Order not found."))
+    return order
 
 
 def buyer_orders(session: Session, actor: User | None, *, limit: int = 50) -> list[Order]:
+    """The actor's own orders, newest first."""
     actor = authz.require_user(actor)
     return list(
         session.scalars(
@@ -182,6 +212,113 @@ def moves_for(sub: SubOrder, who: set[Party]) -> list[OrderStatus]:
     return [m for m in states.allowed_moves(sub.status, who) if m not in SPECIAL]
 
 
+def offered_moves(session: Session, actor: User | None, sub: SubOrder) -> list[OrderStatus]:
+    """The generic moves (`move`) `actor` may make on this sub-order now."""
+    return moves_for(sub, parties(session, actor, sub))
+
+
+# --- what may be done now: the rules the actions below enforce, asked by pages and the API -----------
+
+
+def _may_decline(sub: SubOrder, who: set[Party]) -> bool:
+    return bool(who & FULFILLERS) and sub.status in DECLINABLE
+
+
+def _may_pack(sub: SubOrder, who: set[Party]) -> bool:
+    return bool(who & FULFILLERS) and sub.status == S.ACCEPTED
+
+
+def _may_request_refund(sub: SubOrder, who: set[Party]) -> bool:
+    return states.can_move(sub.status, S.REFUND_REQUESTED, who & {Party.BUYER})
+
+
+def _may_staff_refund(sub: SubOrder, who: set[Party]) -> bool:
+    # While a refund is asked for or partly given, and wherever staff could ask for one themselves.
+    return Party.STAFF in who and (
+        sub.status in (S.REFUND_REQUESTED, S.PARTIALLY_REFUNDED)
+        or states.can_move(sub.status, S.REFUND_REQUESTED, {Party.STAFF})
+    )
+
+
+@dataclass
+class SubActions:
+    """What one person may do with one sub-order now: the buttons and forms to show them."""
+
+    who: set[Party]
+    moves: list[OrderStatus] = field(default_factory=list)
+    decline: bool = False
+    ready: bool = False
+    hand_in: bool = False
+    request_refund: bool = False
+    staff_refund: bool = False
+    refundable_fen: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(
+            self.moves
+            or self.decline
+            or self.ready
+            or self.hand_in
+            or self.request_refund
+            or self.staff_refund
+        )
+
+
+def sub_actions(
+    session: Session, actor: User | None, sub: SubOrder, who: set[Party] | None = None
+) -> SubActions:
+    """What `actor` (acting as `who`, by default every party they are) may do with `sub` now:
+    exactly what the actions below would accept."""
+    if who is None:
+        who = parties(session, actor, sub)
+    acts = SubActions(who=who, moves=moves_for(sub, who))
+    acts.decline = _may_decline(sub, who)
+    acts.ready = _may_pack(sub, who) and sub.ready_at is None  # packed already: nothing to offer
+    acts.hand_in = states.can_move(sub.status, S.HANDED_IN, who)
+    acts.request_refund = _may_request_refund(sub, who)
+    if _may_staff_refund(sub, who):
+        payment = sub.order.payment
+        if payment is not None and payment.status == PaymentStatus.SUCCEEDED:
+            acts.refundable_fen = payments.refundable_fen(session, sub)
+            acts.staff_refund = acts.refundable_fen > 0
+    return acts
+
+
+def _all_awaiting_payment(order: Order) -> bool:
+    return all(sub.status == S.PENDING_PAYMENT for sub in order.sub_orders)
+
+
+def _payment_open(order: Order) -> bool:
+    payment = order.payment
+    return payment is not None and payment.status in payments.OPEN
+
+
+@dataclass(frozen=True)
+class OrderActions:
+    """What one person may do with a whole order now."""
+
+    pay: bool = False
+    cancel: bool = False
+
+
+def order_actions(
+    session: Session, actor: User | None, order: Order, *, now: datetime | None = None
+) -> OrderActions:
+    """Whether `actor` may pay for the order now (its buyer, in time, payment open) and cancel it
+    unpaid (whoever `cancel_unpaid` accepts, while nothing is paid)."""
+    if actor is None:
+        return OrderActions()
+    pay = (
+        is_buyer_of(actor, order)
+        and _payment_open(order)
+        and any(sub.status == S.PENDING_PAYMENT for sub in order.sub_orders)
+        and not payments.is_expired(order, now)
+    )
+    cancel = _payment_open(order) and _all_awaiting_payment(order) and _may_see(session, actor, order)
+    return OrderActions(pay=pay, cancel=cancel)
+
+
 # --- actions ----------------------------------------------------------------------------------------
 
 
@@ -226,8 +363,8 @@ def move(
 
 def mark_ready(session: Session, actor: User | None, number: str, *, now: datetime | None = None) -> SubOrder:
     """The seller packed the parcel and will bring it to the village point."""
-    actor, sub, _who = _acting(session, actor, number, {Party.SELLER, Party.STAFF})
-    if sub.status != OrderStatus.ACCEPTED:
+    actor, sub, who = _acting(session, actor, number, set(FULFILLERS))
+    if not _may_pack(sub, who):
         raise IllegalTransition()
     if sub.ready_at is None:
         sub.ready_at = now or clock.now()
@@ -239,7 +376,7 @@ def hand_in(
     session: Session, gateway: PaymentGateway, actor: User | None, number: str, *, now: datetime | None = None
 ) -> SubOrder:
     """Goods handed in at the point: dispatch. A pre-sale's authorised money is taken now."""
-    actor, sub, who = _acting(session, actor, number, {Party.SELLER, Party.STAFF})
+    actor, sub, who = _acting(session, actor, number, set(FULFILLERS))
     if sub.status == OrderStatus.HANDED_IN:
         return sub
     if not states.can_move(sub.status, OrderStatus.HANDED_IN, who):
@@ -267,8 +404,8 @@ def decline(
 ) -> SubOrder:
     """The seller cannot fill it (or the harvest failed): the buyer's money goes back at once."""
     reason = check_text(reason, "reason", max_len=200, required=True)
-    actor, sub, who = _acting(session, actor, number, {Party.SELLER, Party.STAFF})
-    if sub.status not in (OrderStatus.PAID, OrderStatus.ACCEPTED):
+    actor, sub, who = _acting(session, actor, number, set(FULFILLERS))
+    if not _may_decline(sub, who):
         raise IllegalTransition()
     sub.decline_reason = reason
     session.commit()
@@ -304,7 +441,7 @@ def cancel_unpaid(
     order = visible_order(session, actor, number)
     if all(sub.status == OrderStatus.CANCELLED for sub in order.sub_orders):
         return order
-    if any(sub.status != OrderStatus.PENDING_PAYMENT for sub in order.sub_orders):
+    if not _all_awaiting_payment(order):
         raise IllegalTransition()
     return payments.cancel_order(session, gateway, order, actor=actor, note="cancelled by buyer", now=now)
 
@@ -322,7 +459,7 @@ def request_refund(
     after delivery, staff decide (refund all, part, or turn it down)."""
     reason = check_text(reason, "reason", max_len=200, required=True)
     actor, sub, who = _acting(session, actor, number, {Party.BUYER})
-    if not states.can_move(sub.status, OrderStatus.REFUND_REQUESTED, who):
+    if not _may_request_refund(sub, who):
         raise IllegalTransition()
     if sub.status == OrderStatus.PAID:
         session.commit()
@@ -346,10 +483,7 @@ def staff_refund(
     """Staff give back all or part of a sub-order (after-sale, shortfall, damage)."""
     reason = check_text(reason, "reason", max_len=200, required=True)
     actor, sub, who = _acting(session, actor, number, {Party.STAFF})
-    if not (
-        sub.status in (OrderStatus.REFUND_REQUESTED, OrderStatus.PARTIALLY_REFUNDED)
-        or states.can_move(sub.status, OrderStatus.REFUND_REQUESTED, who)
-    ):
+    if not _may_staff_refund(sub, who):
         raise IllegalTransition()
     session.commit()
     payments.refund_sub_order(
@@ -368,5 +502,6 @@ def staff_refund(
 
 
 def history(session: Session, actor: User | None, number: str) -> list[Any]:
+    """The sub-order's events, oldest first, for whoever may see it."""
     sub, _who = visible_sub_order(session, actor, number)
     return list(sub.events)

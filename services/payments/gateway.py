@@ -1,8 +1,12 @@
 """The payment gateway seen by the services: a Protocol, its result types and its errors.
 
 Amounts are integers in the currency's smallest unit (fen for CNY). The real implementation is
-`services.payments.stripe.StripeGateway` (Stripe's HTTP API, or localstripe in tests); fakes live
-in tests only.
+`services.payments.stripe.StripeGateway` (Stripe's HTTP API, or localstripe locally and in tests),
+built once per app in marketplace/gateways.py; fakes live in tests only.
+
+The gateway also reads what it sends back: `parse_webhook` checks a delivery's signature (a
+gateway's own scheme, with its own secret) and returns the event, so the webhook view knows
+nothing of how a gateway signs.
 """
 
 from __future__ import annotations
@@ -185,4 +189,15 @@ class PaymentGateway(Protocol):
         self, *, customer: str | None, metadata_key: str, metadata_value: str
     ) -> Intent | None:
         """The PaymentIntent whose metadata[metadata_key] == metadata_value, if any."""
+        ...
+
+    def parse_webhook(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
+        """The event a webhook delivery carries, once its signature is verified.
+
+        `payload` is the raw request body, byte for byte; `signature_header` the signature header
+        as received (Stripe-Signature), None when absent. Raises
+        `services.payments.signature.InvalidSignature` when the signature is missing, malformed,
+        stale or does not match, and ValueError when the body is not a JSON object (or no
+        signing secret is configured).
+        """
         ...

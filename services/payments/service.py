@@ -151,7 +151,7 @@ def ensure_intent(
         raise PaymentClosed()
     if payment.intent_id is not None or payment.method == PaymentMethod.CASH:
         return payment
-    if payment.status not in OPEN or _expired(order):
+    if payment.status not in OPEN or is_expired(order):
         raise PaymentClosed()
     customer = gateway_customer(session, gateway, order.buyer)
     session.commit()  # nothing held while the gateway thinks
@@ -271,8 +271,53 @@ def refresh(session: Session, gateway: PaymentGateway, order: Order) -> Payment:
     return apply_intent(session, gateway, gateway.retrieve_payment_intent(payment.intent_id))
 
 
-def _expired(order: Order, now: datetime | None = None) -> bool:
+def is_expired(order: Order, now: datetime | None = None) -> bool:
+    """Whether the time to pay for the order has run out (then its stock goes back)."""
     return (now or clock.now()) >= order.pay_by
+
+
+# The longest WeChat Pay QR payload we draw: a wallet's payload is a short URL, anything longer
+# is not one.
+MAX_QR_TEXT = 1000
+
+
+def wechat_qr_text(payment: Payment) -> str | None:
+    """The text of the WeChat Pay QR code the gateway returned, if it has a usable one."""
+    action = payment.next_action or {}
+    data = (action.get("wechat_pay_display_qr_code") or {}).get("data")
+    return data if isinstance(data, str) and 0 < len(data) <= MAX_QR_TEXT else None
+
+
+def alipay_url(payment: Payment) -> str | None:
+    """The Alipay page the gateway sends the buyer to, if it returned one."""
+    action = payment.next_action or {}
+    url = (action.get("alipay_handle_redirect") or {}).get("url")
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+
+
+def pay_state(order: Order, *, now: datetime | None = None) -> str:
+    """The buyer's next step with the order's payment: paid, authorised (pre-sale), cancelled,
+    expired, processing, card, authenticate (3-D Secure), wechat, alipay or wallet_retry."""
+    payment: Payment = order.payment
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return "paid"
+    if payment.status == PaymentStatus.REQUIRES_CAPTURE:
+        return "authorised"
+    if payment.status not in OPEN:
+        return "cancelled"
+    if is_expired(order, now):
+        return "expired"
+    if payment.status == PaymentStatus.PROCESSING:
+        return "processing"
+    if payment.method == PaymentMethod.CARD:
+        if payment.status == PaymentStatus.REQUIRES_ACTION and payment.client_secret:
+            return "authenticate"
+        return "card"
+    if payment.method == PaymentMethod.WECHAT_PAY and wechat_qr_text(payment):
+        return "wechat"
+    if payment.method == PaymentMethod.ALIPAY and alipay_url(payment):
+        return "alipay"
+    return "wallet_retry"  # no QR code or redirect yet (the gateway was down), or the wallet failed
 
 
 # --- applying what the gateway says ----------------------------------------------------------------
@@ -718,7 +763,7 @@ def reconcile(
                 apply_intent(session, gateway, gateway.retrieve_payment_intent(payment.intent_id), now=now)
                 report.synced += 1
             session.refresh(payment)
-            if payment.status in OPEN and _expired(order, now):
+            if payment.status in OPEN and is_expired(order, now):
                 cancel_order(session, gateway, order, actor=None, note="not paid in time", now=now)
                 report.expired += 1
         except GatewayError:

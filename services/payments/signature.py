@@ -2,6 +2,8 @@
 
 v1 is HMAC-SHA256 of "<t>.<raw body>" keyed with the endpoint's secret. Several v1 values may
 come (while a secret is being rolled); any one matching is enough. Other schemes are ignored.
+
+StripeGateway.parse_webhook is the caller: the webhook view asks the gateway, not this module.
 """
 
 from __future__ import annotations

@@ -5,10 +5,14 @@ so the same client works against api.stripe.com, localstripe and stripe-mock.
 
 Every POST carries an Idempotency-Key; network errors, timeouts, 429 and 5xx are retried with the
 same key (exponential backoff with jitter), 4xx never are.
+
+Webhook deliveries are verified with the endpoint's signing secret (services.payments.signature)
+before their JSON is read.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -26,6 +30,7 @@ from services.payments.gateway import (
     InvalidPaymentRequest,
     RefundResult,
 )
+from services.payments.signature import DEFAULT_TOLERANCE, verify_signature
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +133,8 @@ class StripeGateway:
         sleep: Callable[[float], None] = time.sleep,
         api_version: str | None = None,
         pool_size: int = 32,
+        webhook_secret: str = "",
+        webhook_tolerance: int = DEFAULT_TOLERANCE,
     ):
         if not secret_key:
             raise ValueError("a Stripe secret key is required")
@@ -147,6 +154,10 @@ class StripeGateway:
         self._sleep = sleep
         self._api_version = api_version
         self._random = random.Random()
+        # The webhook endpoint's signing secret (whsec_…): not an API credential, Stripe gives
+        # one per endpoint. Only parse_webhook needs it.
+        self._webhook_secret = webhook_secret
+        self._webhook_tolerance = webhook_tolerance
 
     def close(self) -> None:
         """Release pooled connections (only those of a session this gateway created)."""
@@ -282,6 +293,16 @@ class StripeGateway:
                 return found
             canceled = canceled or found
         return canceled
+
+    def parse_webhook(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
+        """Verify a Stripe-Signature over the raw body, then read the event (Stripe's own
+        libraries call this construct_event). The signature comes first: an unsigned body is
+        never parsed."""
+        verify_signature(payload, signature_header, self._webhook_secret, tolerance=self._webhook_tolerance)
+        event = json.loads(payload)
+        if not isinstance(event, dict):
+            raise ValueError("a webhook event is a JSON object")
+        return event
 
     # --- HTTP --------------------------------------------------------------------------------------
 

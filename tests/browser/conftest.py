@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.localstripe import LocalStripe, start_localstripe
 from marketplace.config import PROJECT_ROOT
-from tests.localstripe_server import LocalStripe, start_localstripe
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 WEBHOOK_SECRET = "whsec_browser_" + "0" * 32

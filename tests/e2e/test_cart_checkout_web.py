@@ -360,7 +360,7 @@ class TestPayPage:
         login(client, other.phone)
         for url in (f"/cart/orders/{number}/pay", f"/cart/orders/{number}/return"):
             assert client.get(url).status_code == 404
-        assert client.post(f"/cart/orders/{number}/cancel").status_code == 404
+        assert client.post(f"/orders/{number}/cancel").status_code == 404
         resp = client.post(f"/cart/orders/{number}/pay/card", data={"payment_method": "pm_card_visa"})
         assert resp.status_code == 404
         assert the_order(session, number).payment.status == PaymentStatus.CREATING
@@ -483,8 +483,16 @@ class TestPayPage:
         login(client, market.buyer.phone)
         number = place(client, market, {"梅县金柚": 2})
         assert fresh(session, market.product("梅县金柚")).reserved == 2
-        resp = client.post(f"/cart/orders/{number}/cancel")
+        # The pay page's cancel form posts to the one cancel endpoint and comes back here.
+        form = re.search(
+            r'<form class="cancel-order" method="post" action="([^"]+)">(.*?)</form>',
+            page_of(client.get(f"/cart/orders/{number}/pay")),
+            re.S,
+        )
+        assert form is not None and form.group(1) == f"/orders/{number}/cancel"
+        resp = client.post(form.group(1), data={"next": input_value(form.group(2), "next")})
         assert resp.status_code == 302
+        assert urlsplit(resp.headers["Location"]).path == f"/cart/orders/{number}/pay"
         page = page_of(client.get(resp.headers["Location"]))
         assert 'data-state="cancelled"' in page
         order = the_order(session, number)

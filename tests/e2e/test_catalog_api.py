@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from domain import Product, ProductPhoto, ProductStatus
-from services import accounts, catalog
+from services import accounts, catalog, media
 from tests.conftest import TEST_PASSWORD
 from tests.integration.test_catalog import World, build_world, consent, listing, row
 from tests.unit.test_media import jpeg
@@ -32,7 +32,7 @@ def bearer(session, policy):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def media_root(app, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setitem(app.config, "MEDIA_ROOT", str(tmp_path / "media"))
+    monkeypatch.setitem(app.extensions, "media_storage", media.LocalStorage(tmp_path / "media"))
     return tmp_path / "media"
 
 

@@ -163,6 +163,27 @@ class TestBuyerPages:
         assert "This order cannot be changed that way now." in html(resp)
         assert status_of(session, paid) == S.PAID
 
+    def test_staff_are_offered_the_cancel_but_not_the_pay_button_of_an_unpaid_order(
+        self, session, market, checkout_settings, as_user, county_staff
+    ):
+        order = market.place({"梅县金柚": 1}, checkout_settings)
+        page = html(as_user(county_staff).get(f"/orders/{order.number}"))
+        assert 'data-action="cancel"' in page and 'data-action="pay"' not in page
+        # Only the buyer pays: the pay page is not found for staff.
+        assert as_user(county_staff).get(f"/cart/orders/{order.number}/pay").status_code == 404
+
+    def test_a_refused_cancel_from_the_pay_page_goes_back_there_with_the_reason(
+        self, session, market, paid, as_user
+    ):
+        client = as_user(market.buyer, english=True)
+        pay_page = f"/cart/orders/{paid.order.number}/pay"
+        resp = client.post(f"/orders/{paid.order.number}/cancel", data={"next": pay_page})
+        assert resp.status_code == 302 and resp.headers["Location"].endswith(pay_page)
+        assert "This order cannot be changed that way now." in html(client.get(pay_page))
+        assert status_of(session, paid) == S.PAID
+        # One cancel endpoint: the pay page's old one is gone.
+        assert client.post(f"/cart/orders/{paid.order.number}/cancel").status_code == 404
+
     def test_buyer_cancels_a_paid_sub_order_before_acceptance_and_gets_the_money_back(
         self, session, market, paid, as_user
     ):

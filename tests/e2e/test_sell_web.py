@@ -39,7 +39,7 @@ def world(session, admin, make_user) -> World:  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def media_root(app, tmp_path: Path, monkeypatch) -> Path:  # type: ignore[no-untyped-def]
     root = tmp_path / "media"
-    monkeypatch.setitem(app.config, "MEDIA_ROOT", str(root))
+    monkeypatch.setitem(app.extensions, "media_storage", media.LocalStorage(root))
     return root
 
 

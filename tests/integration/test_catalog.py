@@ -527,7 +527,7 @@ class TestEnrollingAFarmer:
 
     def send(self, session: Session, world: World, agent: User | None = None) -> None:
         catalog.request_consent_code(
-            session, OutboxSmsGateway(session), agent or world.agent, self.PHONE, AuthPolicy()
+            session, OutboxSmsGateway(lambda: session), agent or world.agent, self.PHONE, AuthPolicy()
         )
 
     def test_a_farmer_without_an_account_gets_one_a_profile_and_a_consent(self, session, world):
@@ -618,7 +618,7 @@ class TestEnrollingAFarmer:
         session.execute(SmsMessage.__table__.delete().where(SmsMessage.phone == self.PHONE))
         catalog.request_consent_code(
             session,
-            OutboxSmsGateway(session),
+            OutboxSmsGateway(lambda: session),
             world.agent,
             self.PHONE,
             AuthPolicy(),
@@ -629,7 +629,7 @@ class TestEnrollingAFarmer:
         assert count(session, ListingConsent, ListingConsent.farmer_id == first.farmer_id) == 1
 
     def test_the_villages_an_agent_may_enroll_from_are_the_points_town(self, session, world):
-        (group,) = catalog.enrollment_villages(session, world.agent)
+        (group,) = places.enrollment_villages(session, world.agent)
         assert group.point.id == world.point.id
         assert group.villages[0].code == world.village.code  # the point's own village first
         assert {v.code[:9] for v in group.villages} == {world.village.code[:9]}

@@ -117,7 +117,7 @@ class TestPlaceOrder:
             market.place({"梅县金柚": 1}, SETTINGS, buyer=market.shop.meixian_farmer)
 
     def test_address_must_be_a_real_town_or_village_and_a_mobile_number(self, session, market):
-        from services.orders.checkout import AddressInput
+        from services.orders.addresses import AddressInput
 
         bad = AddressInput(recipient="", phone="12345", division_code="441403", detail="")
         with pytest.raises(ValidationError) as caught:

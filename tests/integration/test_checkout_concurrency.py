@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from domain import Order, OrderStatus, PaymentStatus, Product, Role, StockReservation, SubOrder
 from marketplace.db import make_engine
 from services import accounts, catalog, ledger, places
-from services.orders import checkout
-from services.orders.checkout import AddressInput, CheckoutInput, OutOfStock
+from services.orders import checkout, lookup
+from services.orders.addresses import AddressInput
+from services.orders.checkout import CheckoutInput, OutOfStock
 from services.orders.pricing import CheckoutSettings
 from services.payments import service as payments
 from tests.conftest import MEIXIAN, SEED_DATA, TEST_PASSWORD, backend, migrate, next_phone
@@ -116,7 +117,7 @@ def test_200_buyers_race_for_50_units(race_engine, gateway):  # type: ignore[no-
     # Pay every placed order (a few at a time: localstripe is a functional server, not a fast one).
     def pay(number: str) -> None:
         with Session(race_engine, expire_on_commit=False) as session:
-            order = checkout.get_order(session, number)
+            order = lookup.get_order(session, number)
             payments.confirm_with(session, gateway, order, "pm_card_visa")
 
     with ThreadPoolExecutor(max_workers=8) as pool:

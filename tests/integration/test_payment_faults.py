@@ -12,6 +12,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from devtools.localstripe import start_localstripe
 from domain import Order, OrderStatus, PaymentStatus, clock
 from services import ledger
 from services.orders.pricing import CheckoutSettings
@@ -19,7 +20,6 @@ from services.payments import service as payments
 from services.payments.gateway import GatewayUnavailable
 from services.payments.stripe import StripeGateway
 from tests.conftest import count
-from tests.localstripe_server import start_localstripe
 
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0)
 

@@ -1,4 +1,4 @@
-"""StripeGateway against a real localstripe (tests/localstripe_server.py): cards, manual capture,
+"""StripeGateway against a real localstripe (devtools/localstripe.py): cards, manual capture,
 refunds, declines, 3-D Secure, wallets, lookups, idempotency and signed webhooks."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
+from devtools.localstripe import LocalStripe, free_port, start_localstripe
 from services.payments.gateway import CardDeclined, GatewayUnavailable, Intent, InvalidPaymentRequest
 from services.payments.signature import InvalidSignature, verify_signature
 from services.payments.stripe import StripeGateway
-from tests.localstripe_server import LocalStripe, _free_port, start_localstripe
 
 VISA = "4242424242424242"
 DECLINED = "4000000000000002"
@@ -377,6 +377,20 @@ class TestWebhooks:
         with pytest.raises(InvalidSignature):
             verify_signature(body, headers["Stripe-Signature"], "whsec_wrong")
 
+    def test_the_gateway_parses_a_real_delivery_with_its_secret(self, gateway, localstripe, webhooks):
+        receiver, secret = webhooks
+        intent = card_intent(gateway, payment_method="pm_card_visa", confirm=True)
+        headers, body = receiver.wait_for("payment_intent.succeeded", intent.id)
+        with StripeGateway(localstripe.url, localstripe.secret_key, webhook_secret=secret) as ours:
+            event = ours.parse_webhook(body, headers["Stripe-Signature"])
+        assert event["type"] == "payment_intent.succeeded"
+        assert event["data"]["object"]["id"] == intent.id
+        with (
+            StripeGateway(localstripe.url, localstripe.secret_key, webhook_secret="whsec_wrong") as other,
+            pytest.raises(InvalidSignature),
+        ):
+            other.parse_webhook(body, headers["Stripe-Signature"])
+
     def test_wallet_outcomes_fire_the_card_events(self, gateway, localstripe, webhooks):
         receiver, secret = webhooks
         paid = wechat_intent(gateway)
@@ -419,7 +433,7 @@ class TestUnavailable:
 
         started = time.monotonic()
         with (
-            StripeGateway(f"http://127.0.0.1:{_free_port()}", "sk_test_x", backoff=0.01, sleep=sleep) as gw,
+            StripeGateway(f"http://127.0.0.1:{free_port()}", "sk_test_x", backoff=0.01, sleep=sleep) as gw,
             pytest.raises(GatewayUnavailable),
         ):
             card_intent(gw)

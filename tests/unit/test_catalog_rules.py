@@ -100,15 +100,3 @@ class TestNetWeight:
     def test_refused(self, typed, unit):
         assert "net_weight_g" in refused(catalog.parse_weight_g, typed, unit)
 
-
-class TestPickerSelection:
-    def test_a_village_code_opens_every_level(self):
-        assert catalog.picker_selection("441403100221") == {
-            "city": "4414",
-            "county": "441403",
-            "town": "441403100",
-            "village": "441403100221",
-        }
-
-    def test_nothing_chosen(self):
-        assert catalog.picker_selection(None) == {}

@@ -106,6 +106,8 @@ class TestImportContracts:
             ("services/orders/pricing.py", "import flask", "never import Flask"),
             ("services/ledger.py", "import marketplace.auth", "never import Flask"),
             ("domain/orders.py", "import services.errors", "Flask app → services → domain model"),
+            ("marketplace/cli.py", "import devtools.localstripe", "never imports devtools or tests"),
+            ("services/ledger.py", "import tests.conftest", "never imports devtools or tests"),
         ],
     )
     def test_a_planted_violation_breaks_a_contract(self, project_copy: Path, module, planted, contract):

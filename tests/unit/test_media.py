@@ -248,9 +248,3 @@ class TestLocalStorage:
         with pytest.raises(OSError):
             store.save(key, b"data", "image/jpeg")
         assert list((tmp_path / key).parent.iterdir()) == []
-
-    def test_the_configured_storage(self, tmp_path: Path):
-        store = media.make_storage({"MEDIA_STORAGE": "local", "MEDIA_ROOT": str(tmp_path)})
-        assert isinstance(store, media.LocalStorage)
-        with pytest.raises(ValueError):
-            media.make_storage({"MEDIA_STORAGE": "s3", "MEDIA_ROOT": str(tmp_path)})

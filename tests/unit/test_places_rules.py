@@ -1,4 +1,5 @@
-"""Rules of the places service that need no database: field validation and place paths."""
+"""Rules of the places service that need no database: field validation, place paths, the village
+picker's levels, and which of an agent's points serves a village."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import pytest
 
-from domain import Division, DivisionLevel, NodeKind
+from domain import Division, DivisionLevel, NodeKind, VillageServicePoint
 from services import places
 from services.errors import ValidationError
 
@@ -98,3 +99,65 @@ class TestPlacePaths:
         ]
         assert places.division_chain(None) == []
         assert village.short_name == "大黄村"
+
+
+class TestPickerSelection:
+    def test_a_village_code_opens_every_level(self):
+        assert places.picker_selection("441403100221") == {
+            "city": "4414",
+            "county": "441403",
+            "town": "441403100",
+            "village": "441403100221",
+        }
+
+    def test_nothing_chosen(self):
+        assert places.picker_selection(None) == {}
+
+
+def level(level: DivisionLevel, selected: str) -> places.PickerLevel:
+    return places.PickerLevel(level=level, options=[], selected=selected)
+
+
+class TestVillagePickerCode:
+    def test_a_complete_choice_sends_the_village(self):
+        picker = places.VillagePicker(
+            levels=[
+                level(DivisionLevel.CITY, "4414"),
+                level(DivisionLevel.COUNTY, "441403"),
+                level(DivisionLevel.TOWN, "441403100"),
+                level(DivisionLevel.VILLAGE, "441403100221"),
+            ],
+            division=Division(code="441403100221", name="大黄村委会", level=DivisionLevel.VILLAGE),
+        )
+        assert picker.code == "441403100221"
+
+    def test_a_half_made_choice_sends_its_deepest_level_and_none_sends_nothing(self):
+        half = places.VillagePicker(
+            levels=[level(DivisionLevel.CITY, "4414"), level(DivisionLevel.COUNTY, "")], division=None
+        )
+        assert half.code == "4414"
+        assert places.VillagePicker(levels=[level(DivisionLevel.CITY, "")], division=None).code == ""
+
+
+def group(point_id: int, town: str, villages: list[str]) -> places.EnrollmentVillages:
+    point = VillageServicePoint(id=point_id, division_code=villages[0], county_code=town[:6])
+    return places.EnrollmentVillages(
+        point=point,
+        villages=[Division(code=v, name=v, level=DivisionLevel.VILLAGE, parent_code=town) for v in villages],
+    )
+
+
+class TestEnrollmentPoint:
+    def test_the_point_whose_town_the_village_is_in(self):
+        groups = [
+            group(1, "441403100", ["441403100221", "441403100222"]),
+            group(2, "441403101", ["441403101201"]),
+        ]
+        assert places.enrollment_point(groups, "441403100222") == 1
+        assert places.enrollment_point(groups, "441403101201") == 2
+
+    def test_an_agent_with_one_point_acts_from_it_and_with_several_chooses(self):
+        one = [group(7, "441403100", ["441403100221"])]
+        assert places.enrollment_point(one, "441403999999") == 7
+        several = [group(1, "441403100", ["441403100221"]), group(2, "441403101", ["441403101201"])]
+        assert places.enrollment_point(several, "441403999999") is None

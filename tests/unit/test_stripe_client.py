@@ -1,5 +1,5 @@
 """StripeGateway over HTTP: encoding, headers, retries and error mapping, against a scripted server
-on 127.0.0.1 (the network edge is real; only the far side is scripted)."""
+on 127.0.0.1 (the network edge is real; only the far side is scripted); and its webhook parsing."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from services.payments.gateway import (
     Intent,
     InvalidPaymentRequest,
 )
+from services.payments.signature import InvalidSignature, sign_payload
 from services.payments.stripe import StripeGateway, encode_params
 
 SECRET = "sk_test_unit"
@@ -497,11 +498,11 @@ class TestRetries:
         assert sleeps == []
 
     def test_a_closed_port_gives_unavailable_after_the_retries(self, sleeps):
-        from tests.localstripe_server import _free_port
+        from devtools.localstripe import free_port
 
         with (
             StripeGateway(
-                f"http://127.0.0.1:{_free_port()}", SECRET, max_retries=3, sleep=sleeps.append
+                f"http://127.0.0.1:{free_port()}", SECRET, max_retries=3, sleep=sleeps.append
             ) as gw,
             pytest.raises(GatewayUnavailable) as caught,
         ):
@@ -602,3 +603,67 @@ class TestErrorMapping:
             error = cls()
             assert isinstance(error, ServiceError)
             assert str(error)
+
+
+class TestParseWebhook:
+    """parse_webhook: the signature over the raw body first (with the endpoint's secret), then the
+    JSON; no request reaches the API."""
+
+    WEBHOOK_SECRET = "whsec_unit_" + "5" * 32
+    EVENT = {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": intent_json()}}
+
+    @pytest.fixture()
+    def receiver(self, stripe_server: ScriptedStripe) -> Iterator[StripeGateway]:
+        with StripeGateway(stripe_server.url, SECRET, webhook_secret=self.WEBHOOK_SECRET) as gw:
+            yield gw
+        assert stripe_server.seen == []
+
+    def signed(self, body: bytes, *, secret: str | None = None, age: int = 0) -> str:
+        return sign_payload(body, secret or self.WEBHOOK_SECRET, int(time.time()) - age)
+
+    def test_a_signed_delivery_gives_its_event(self, receiver):
+        body = json.dumps(self.EVENT).encode()
+        assert receiver.parse_webhook(body, self.signed(body)) == self.EVENT
+
+    @pytest.mark.parametrize(
+        "header",
+        [None, "", "t=1,v1=00", "garbage"],
+        ids=["absent", "empty", "bad signature", "malformed"],
+    )
+    def test_a_missing_or_malformed_signature_is_refused(self, receiver, header):
+        with pytest.raises(InvalidSignature):
+            receiver.parse_webhook(json.dumps(self.EVENT).encode(), header)
+
+    def test_another_secret_or_a_changed_body_is_refused(self, receiver):
+        body = json.dumps(self.EVENT).encode()
+        with pytest.raises(InvalidSignature):
+            receiver.parse_webhook(body, self.signed(body, secret="whsec_someone_else"))
+        with pytest.raises(InvalidSignature):
+            receiver.parse_webhook(body.replace(b"succeeded", b"failed"), self.signed(body))
+
+    def test_a_stale_delivery_is_refused_by_the_configured_tolerance(self, stripe_server):
+        body = json.dumps(self.EVENT).encode()
+        header = self.signed(body, age=120)
+        with StripeGateway(stripe_server.url, SECRET, webhook_secret=self.WEBHOOK_SECRET) as default:
+            assert default.parse_webhook(body, header)["id"] == "evt_1"  # within Stripe's 300 s
+        with (
+            StripeGateway(
+                stripe_server.url, SECRET, webhook_secret=self.WEBHOOK_SECRET, webhook_tolerance=60
+            ) as strict,
+            pytest.raises(InvalidSignature),
+        ):
+            strict.parse_webhook(body, header)
+
+    @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"\xff\xfe"], ids=["text", "array", "bytes"])
+    def test_a_signed_body_that_is_not_a_json_object_is_a_value_error(self, receiver, body):
+        with pytest.raises(ValueError):
+            receiver.parse_webhook(body, self.signed(body))
+
+    def test_an_unsigned_body_is_never_parsed(self, receiver):
+        with pytest.raises(InvalidSignature):
+            receiver.parse_webhook(b"not json", None)
+
+    def test_without_a_signing_secret_nothing_verifies(self, gateway):
+        body = json.dumps(self.EVENT).encode()
+        with pytest.raises(ValueError, match="secret"):
+            gateway.parse_webhook(body, self.signed(body))

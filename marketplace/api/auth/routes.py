@@ -21,9 +21,10 @@ from marketplace.api.auth.schemas import (
     UserSummarySchema,
 )
 from marketplace.api.common import BEARER
-from marketplace.auth import actor, auth_policy, client_ip, sms_gateway
+from marketplace.auth import actor, auth_policy, client_ip
 from marketplace.db import get_session
 from marketplace.extensions import limiter
+from marketplace.gateways import sms_gateway
 from services import accounts, authz
 from services.errors import Unauthorized
 

@@ -29,6 +29,7 @@ from marketplace.api.catalog.schemas import (
 from marketplace.api.common import BEARER, token_required
 from marketplace.auth import actor
 from marketplace.db import get_session
+from marketplace.gateways import media_storage
 from services import catalog, media
 
 blp = Blueprint("api_catalog", __name__, description="Catalog: categories, listings and their photos")
@@ -167,7 +168,7 @@ def add_photo(files: dict[str, Any], product_id: int):  # type: ignore[no-untype
     limit = current_app.config["MAX_UPLOAD_BYTES"]
     data = files["photo"].read(limit + 1)
     return media.add_photo(
-        get_session(), media.make_storage(current_app.config), actor(), product_id, data, max_bytes=limit
+        get_session(), media_storage(), actor(), product_id, data, max_bytes=limit
     )
 
 
@@ -180,4 +181,4 @@ def add_photo(files: dict[str, Any], product_id: int):  # type: ignore[no-untype
 @blp.alt_response(404, description="No such photo on this product")
 def delete_photo(product_id: int, photo_id: int) -> None:
     """Remove a photo from a listing."""
-    media.remove_photo(get_session(), media.make_storage(current_app.config), actor(), product_id, photo_id)
+    media.remove_photo(get_session(), media_storage(), actor(), product_id, photo_id)

@@ -32,13 +32,12 @@ from marketplace.api.orders.schemas import (
     TransitionSchema,
 )
 from marketplace.auth import actor
-from marketplace.commerce import checkout_settings, payment_gateway
 from marketplace.db import get_session
-from services.errors import NotFound
-from services.i18n import _
+from marketplace.gateways import checkout_settings, payment_gateway
 from services.orders import cart as carts
 from services.orders import checkout, manage
-from services.orders.checkout import AddressInput, CheckoutInput
+from services.orders.addresses import AddressInput
+from services.orders.checkout import CheckoutInput
 from services.payments import service as payments
 from services.payments.gateway import GatewayError
 
@@ -57,6 +56,35 @@ IDEMPOTENCY_HEADER = {
 
 def _key(body: dict[str, Any]) -> str:
     return body.get("idempotency_key") or request.headers.get("Idempotency-Key") or ""
+
+
+class _Shown:
+    """An order or sub-order together with what the caller may see and do with it, as the
+    services answered; the schemas read both (a schema only shapes data)."""
+
+    def __init__(self, obj: Any, **seen: Any) -> None:
+        self._obj = obj
+        self.__dict__.update(seen)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._obj, name)
+
+
+def _shown_sub(sub: Any) -> _Shown:
+    user = actor()
+    return _Shown(
+        sub,
+        moves=manage.offered_moves(get_session(), user, sub),
+        recipient_phone=manage.recipient_phone_for(user, sub.order),
+    )
+
+
+def _shown_order(order: Any) -> _Shown:
+    return _Shown(
+        order,
+        recipient_phone=manage.recipient_phone_for(actor(), order),
+        sub_orders=[_shown_sub(sub) for sub in order.sub_orders],
+    )
 
 
 def _cart(items: dict[int, int], quote: carts.Quote) -> dict[str, Any]:
@@ -143,7 +171,7 @@ def place_order(body: dict[str, Any]):  # type: ignore[no-untyped-def]
         )
     except (GatewayError, payments.PaymentClosed):
         log.warning("order %s placed, payment not started yet", placed.order.number, exc_info=True)
-    return placed.order, 201 if placed.created else 200
+    return _shown_order(placed.order), 201 if placed.created else 200
 
 
 @blp.route("/orders", methods=["GET"])
@@ -153,7 +181,7 @@ def place_order(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.alt_response(401, description="No valid bearer token")
 def list_orders():  # type: ignore[no-untyped-def]
     """The caller's orders, newest first."""
-    return manage.buyer_orders(get_session(), actor())
+    return [_shown_order(order) for order in manage.buyer_orders(get_session(), actor())]
 
 
 @blp.route("/orders/<order_number>", methods=["GET"])
@@ -164,16 +192,7 @@ def list_orders():  # type: ignore[no-untyped-def]
 @blp.alt_response(404, description="No such order, or someone else's")
 def get_order(order_number: str):  # type: ignore[no-untyped-def]
     """One order with its sub-orders (the buyer; staff in reach see it with the phone masked)."""
-    return manage.visible_order(get_session(), actor(), order_number)
-
-
-def _own_order(order_number: str) -> Any:
-    """The caller's own order: staff may look at an order, only its buyer pays or cancels it."""
-    user = actor()
-    order = manage.visible_order(get_session(), user, order_number)
-    if user is None or user.id not in (order.buyer_id, order.placed_by_id):
-        raise NotFound(_("Order not found."))
-    return order
+    return _shown_order(manage.visible_order(get_session(), actor(), order_number))
 
 
 def _return_url(order_number: str) -> str | None:
@@ -198,7 +217,8 @@ def pay(body: dict[str, Any], order_number: str):  # type: ignore[no-untyped-def
     """Without payment_method: the order's PaymentIntent (client_secret for Stripe.js, or the
     wallet's next_action). With a tokenised card (pm_…): confirm the payment with it."""
     session = get_session()
-    order = _own_order(order_number)
+    # Staff may look at an order; only its buyer pays for it.
+    order = manage.own_order(session, actor(), order_number)
     method = body.get("payment_method")
     return_url = _return_url(order.number)
     if method:
@@ -215,8 +235,9 @@ def pay(body: dict[str, Any], order_number: str):  # type: ignore[no-untyped-def
 @blp.alt_response(409, description="Already paid (ask for a refund instead)")
 def cancel_order(order_number: str):  # type: ignore[no-untyped-def]
     """Cancel an unpaid order: its stock goes back on sale. Repeating it changes nothing."""
-    _own_order(order_number)
-    return manage.cancel_unpaid(get_session(), payment_gateway(), actor(), order_number)
+    session = get_session()
+    manage.own_order(session, actor(), order_number)  # only its buyer cancels it here
+    return _shown_order(manage.cancel_unpaid(session, payment_gateway(), actor(), order_number))
 
 
 # --- sub-orders: fulfilment -----------------------------------------------------------------------------
@@ -235,8 +256,12 @@ def list_sub_orders(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     role=staff the orders in the caller's reach; newest first, optionally of one status."""
     status = args["status"].value if args.get("status") else None
     if args["role"] == "staff":
-        return manage.staff_sub_orders(get_session(), actor(), status=status)
-    return manage.seller_sub_orders(get_session(), actor(), seller_id=args.get("seller_id"), status=status)
+        subs = manage.staff_sub_orders(get_session(), actor(), status=status)
+    else:
+        subs = manage.seller_sub_orders(
+            get_session(), actor(), seller_id=args.get("seller_id"), status=status
+        )
+    return [_shown_sub(sub) for sub in subs]
 
 
 @blp.route("/sub-orders/<sub_number>", methods=["GET"])
@@ -248,7 +273,7 @@ def list_sub_orders(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 def get_sub_order(sub_number: str):  # type: ignore[no-untyped-def]
     """One seller's part of an order, with its history and the moves the caller may make."""
     sub, _who = manage.visible_sub_order(get_session(), actor(), sub_number)
-    return sub
+    return _shown_sub(sub)
 
 
 _MOVE_ERRORS = (
@@ -274,7 +299,7 @@ def _documented(view: Any) -> Any:
 def transition(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-def]
     """A move with no money attached: accepted (seller), in_transit, ready_for_pickup,
     out_for_delivery (staff), completed (buyer or staff). Repeating it changes nothing."""
-    return manage.move(get_session(), actor(), sub_number, body["to"].value, note=body["note"])
+    return _shown_sub(manage.move(get_session(), actor(), sub_number, body["to"].value, note=body["note"]))
 
 
 @blp.route("/sub-orders/<sub_number>/decline", methods=["POST"])
@@ -287,7 +312,7 @@ def transition(body: dict[str, Any], sub_number: str):  # type: ignore[no-untype
 def decline(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-def]
     """The seller cannot fill it: the buyer's money goes back at once (a pre-sale's
     authorisation is released)."""
-    return manage.decline(get_session(), payment_gateway(), actor(), sub_number, body["reason"])
+    return _shown_sub(manage.decline(get_session(), payment_gateway(), actor(), sub_number, body["reason"]))
 
 
 @blp.route("/sub-orders/<sub_number>/ready", methods=["POST"])
@@ -297,7 +322,7 @@ def decline(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-d
 @_documented
 def mark_ready(sub_number: str):  # type: ignore[no-untyped-def]
     """The seller packed it and will bring it to the village point."""
-    return manage.mark_ready(get_session(), actor(), sub_number)
+    return _shown_sub(manage.mark_ready(get_session(), actor(), sub_number))
 
 
 @blp.route("/sub-orders/<sub_number>/hand-in", methods=["POST"])
@@ -308,7 +333,7 @@ def mark_ready(sub_number: str):  # type: ignore[no-untyped-def]
 @_documented
 def hand_in(sub_number: str):  # type: ignore[no-untyped-def]
     """Handed in at the village point: dispatched. A pre-sale's authorised money is taken now."""
-    return manage.hand_in(get_session(), payment_gateway(), actor(), sub_number)
+    return _shown_sub(manage.hand_in(get_session(), payment_gateway(), actor(), sub_number))
 
 
 @blp.route("/sub-orders/<sub_number>/refund-request", methods=["POST"])
@@ -321,7 +346,9 @@ def hand_in(sub_number: str):  # type: ignore[no-untyped-def]
 def request_refund(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-def]
     """The buyer asks for their money back: refunded at once before the seller accepted,
     decided by staff after delivery."""
-    return manage.request_refund(get_session(), payment_gateway(), actor(), sub_number, body["reason"])
+    return _shown_sub(
+        manage.request_refund(get_session(), payment_gateway(), actor(), sub_number, body["reason"])
+    )
 
 
 @blp.route("/sub-orders/<sub_number>/refund", methods=["POST"])
@@ -337,6 +364,8 @@ def refund(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-de
     session = get_session()
     manage.visible_sub_order(session, actor(), sub_number)
     key = checkout.check_idempotency_key(_key(body))
-    return manage.staff_refund(
-        session, payment_gateway(), actor(), sub_number, body.get("amount_fen"), body["reason"], key
+    return _shown_sub(
+        manage.staff_refund(
+            session, payment_gateway(), actor(), sub_number, body.get("amount_fen"), body["reason"], key
+        )
     )

@@ -7,10 +7,11 @@ from flask_babel import get_locale, gettext
 from flask_login import login_required, login_user, logout_user
 
 from domain import DivisionLevel, NodeKind, Role, SmsPurpose, User
-from marketplace.auth import actor, auth_policy, client_ip, sms_gateway
+from marketplace.auth import actor, auth_policy, client_ip
 from marketplace.db import get_session
 from marketplace.extensions import limiter
 from marketplace.formatting import role_label
+from marketplace.gateways import sms_gateway
 from marketplace.web.auth import bp
 from marketplace.web.auth.forms import (
     GrantRoleForm,
@@ -21,7 +22,7 @@ from marketplace.web.auth.forms import (
     RevokeRoleForm,
     UserSearchForm,
 )
-from marketplace.web.cart.routes import merge_guest_cart
+from marketplace.web.cart.guest import merge_guest_cart
 from marketplace.web.forms import safe_next, show_service_error
 from services import accounts, places
 from services.errors import ServiceError

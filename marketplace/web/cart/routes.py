@@ -1,6 +1,6 @@
 """The buyer's cart, checkout and payment pages.
 
-A guest's cart lives in the session ({product_id: quantity}), a logged-in buyer's in the
+A guest's cart lives in the session (marketplace.web.cart.guest), a logged-in buyer's in the
 database; the guest's is merged in at login. Checkout needs a login. Every page works without
 JavaScript except the card form, which needs Stripe.js (the page says so); WeChat Pay shows its
 QR code rendered here and reloads itself until the payment lands.
@@ -14,32 +14,31 @@ from urllib.parse import urlsplit
 
 import qrcode
 import qrcode.image.svg
-from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import login_required
 from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import BuildError
 
-from domain import DeliveryMethod, Order, Payment, PaymentMethod, PaymentStatus, User, clock
+from domain import DeliveryMethod, Order, PaymentMethod, PaymentStatus, User
 from marketplace.auth import actor
-from marketplace.commerce import checkout_settings, payment_gateway
 from marketplace.db import get_session
+from marketplace.gateways import checkout_settings, payment_gateway
 from marketplace.web.cart import bp
 from marketplace.web.cart.forms import CheckoutForm, QuantityForm, decode_items, encode_items
+from marketplace.web.cart.guest import guest_items, store_guest_items
 from marketplace.web.forms import show_service_error
 from services import browse, catalog
 from services.errors import ServiceError, ValidationError
 from services.orders import cart as carts
 from services.orders import checkout, manage
-from services.orders.checkout import AddressInput, CheckoutInput
+from services.orders.addresses import AddressInput
+from services.orders.checkout import CheckoutInput
 from services.payments import service as payments
 from services.payments.gateway import GatewayError
 
-CART_KEY = "cart"  # the guest's cart in the session: {"<product id>": quantity}
 PICKER_PARAMS = tuple(level.value for level in catalog.VILLAGE_PICKER_LEVELS)
-OPEN = set(payments.OPEN)
-MAX_QR_TEXT = 1000  # a wallet's QR payload is a short URL; anything longer is not one
 
 
 def _me() -> User:
@@ -57,18 +56,6 @@ def _reraise_access(exc: ServiceError) -> None:
 # --- whose cart -----------------------------------------------------------------------------------
 
 
-def guest_items() -> dict[int, int]:
-    """The guest's cart from the session; a damaged one is dropped, not an error."""
-    raw = session.get(CART_KEY)
-    if not raw:
-        return {}
-    try:
-        return carts.parse_items(raw)
-    except ValidationError:
-        session.pop(CART_KEY, None)
-        return {}
-
-
 def _items() -> dict[int, int]:
     user = actor()
     return carts.saved_cart(get_session(), user) if user is not None else guest_items()
@@ -78,18 +65,8 @@ def _store(items: dict[int, int]) -> None:
     user = actor()
     if user is not None:
         carts.save_cart(get_session(), user, items)
-    elif items:
-        session[CART_KEY] = {str(k): v for k, v in items.items()}
     else:
-        session.pop(CART_KEY, None)
-
-
-def merge_guest_cart(user: User) -> None:
-    """At login: what the guest put in the cart joins the buyer's saved cart."""
-    guest = guest_items()
-    if guest:
-        carts.merge_guest_cart(get_session(), user, guest)
-    session.pop(CART_KEY, None)
+        store_guest_items(items)
 
 
 def _cart_count() -> int:
@@ -299,15 +276,6 @@ def checkout_page():  # type: ignore[no-untyped-def]
 # --- paying --------------------------------------------------------------------------------------
 
 
-def _own_order(number: str) -> Order:
-    """The buyer's own order; anyone else's (staff included) is not found here."""
-    user = _me()
-    order = manage.visible_order(get_session(), user, number)
-    if user.id not in (order.buyer_id, order.placed_by_id):
-        abort(404)
-    return order
-
-
 def _return_url(order: Order) -> str:
     return url_for(".pay_return", number=order.number, _external=True)
 
@@ -323,40 +291,6 @@ def _order_url(order: Order) -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
-def pay_state(order: Order, payment: Payment) -> str:
-    """What the pay page shows: paid, authorised (pre-sale), cancelled, expired, or the next step."""
-    if payment.status == PaymentStatus.SUCCEEDED:
-        return "paid"
-    if payment.status == PaymentStatus.REQUIRES_CAPTURE:
-        return "authorised"
-    if payment.status not in OPEN:
-        return "cancelled"
-    if order.pay_by <= clock.now():
-        return "expired"
-    if payment.status == PaymentStatus.PROCESSING:
-        return "processing"
-    action = payment.next_action or {}
-    if payment.method == PaymentMethod.CARD:
-        if payment.status == PaymentStatus.REQUIRES_ACTION and payment.client_secret:
-            return "authenticate"
-        return "card"
-    if payment.method == PaymentMethod.WECHAT_PAY and _qr_text(action):
-        return "wechat"
-    if payment.method == PaymentMethod.ALIPAY and _alipay_url(action):
-        return "alipay"
-    return "wallet_retry"  # no QR code or redirect yet (the gateway was down), or the wallet failed
-
-
-def _qr_text(action: dict[str, Any]) -> str | None:
-    data = (action.get("wechat_pay_display_qr_code") or {}).get("data")
-    return data if isinstance(data, str) and 0 < len(data) <= MAX_QR_TEXT else None
-
-
-def _alipay_url(action: dict[str, Any]) -> str | None:
-    url = (action.get("alipay_handle_redirect") or {}).get("url")
-    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
 def qr_svg(text: str) -> Markup:
@@ -377,7 +311,7 @@ def _shop_names(order: Order) -> dict[int, str]:
 
 def _render_pay(order: Order, *, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     payment = order.payment
-    state = pay_state(order, payment)
+    state = payments.pay_state(order)
     action = payment.next_action or {}
     if state in ("card", "authenticate"):
         # Stripe.js and its frames and calls: allowed on this page only.
@@ -386,7 +320,7 @@ def _render_pay(order: Order, *, error: str | None = None, status: int = 200):  
             _origin(current_app.config["STRIPE_API_BASE"]),
         }
         g.csp_extra_origin = " ".join(sorted(o for o in origins if o))
-    qr_text = _qr_text(action) if state == "wechat" else None
+    qr_text = payments.wechat_qr_text(payment) if state == "wechat" else None
     return render_template(
         "cart/pay.html",
         order=order,
@@ -395,7 +329,7 @@ def _render_pay(order: Order, *, error: str | None = None, status: int = 200):  
         error=error,
         qr=qr_svg(qr_text) if qr_text else None,
         qr_page=(action.get("wechat_pay_display_qr_code") or {}).get("hosted_instructions_url"),
-        alipay_url=_alipay_url(action) if state == "alipay" else None,
+        alipay_url=payments.alipay_url(payment) if state == "alipay" else None,
         shops=_shop_names(order),
         return_url=url_for(".pay_return", number=order.number),
         order_url=_order_url(order),
@@ -406,9 +340,9 @@ def _render_pay(order: Order, *, error: str | None = None, status: int = 200):  
 @login_required
 def pay(number: str):  # type: ignore[no-untyped-def]
     db = get_session()
-    order = _own_order(number)
+    order = manage.own_order(db, _me(), number)
     payment = order.payment
-    state = pay_state(order, payment)
+    state = payments.pay_state(order)
     error = None
     status = 200
     # Wallets: the intent is created and confirmed at once (its answer holds the QR code or the
@@ -430,7 +364,7 @@ def pay(number: str):  # type: ignore[no-untyped-def]
 @login_required
 def pay_card(number: str):  # type: ignore[no-untyped-def]
     """pay.js posts the card's payment method here (tokenised by Stripe.js in the browser)."""
-    order = _own_order(number)
+    order = manage.own_order(get_session(), _me(), number)
     try:
         payment = payments.confirm_with(
             get_session(),
@@ -452,7 +386,7 @@ def pay_card(number: str):  # type: ignore[no-untyped-def]
 @login_required
 def pay_return(number: str):  # type: ignore[no-untyped-def]
     """Where the gateway (or pay.js) sends the buyer back: ask the gateway, show the outcome."""
-    order = _own_order(number)
+    order = manage.own_order(get_session(), _me(), number)
     error = None
     status = 200
     try:
@@ -464,22 +398,8 @@ def pay_return(number: str):  # type: ignore[no-untyped-def]
         "cart/return.html",
         order=order,
         payment=payment,
-        state=pay_state(order, payment),
+        state=payments.pay_state(order),
         error=error,
         shops=_shop_names(order),
         order_url=_order_url(order),
     ), status
-
-
-@bp.post("/orders/<number>/cancel")
-@login_required
-def cancel(number: str):  # type: ignore[no-untyped-def]
-    order = _own_order(number)
-    try:
-        manage.cancel_unpaid(get_session(), payment_gateway(), _me(), order.number)
-    except ServiceError as exc:
-        _reraise_access(exc)
-        flash(str(exc.message), "error")
-    else:
-        flash(gettext("The order is cancelled. The goods are back on sale."), "success")
-    return redirect(url_for(".pay", number=order.number))

@@ -7,16 +7,12 @@ from typing import Any
 
 from flask import Response, abort, current_app, send_file
 
+from marketplace.gateways import media_storage
 from marketplace.web.media import bp
 from services import media
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 ONE_YEAR = 31536000
-
-
-def storage() -> media.Storage:
-    """The configured photo storage (cheap to make: it holds only its root)."""
-    return media.make_storage(current_app.config)
 
 
 @bp.get("/<path:key>")
@@ -25,7 +21,7 @@ def photo_file(key: str):  # type: ignore[no-untyped-def]
     content_type = media.content_type_of(key)
     if content_type is None:
         abort(404)
-    store = storage()
+    store = media_storage()
     path = store.path(key)
     if path is not None:
         response = send_file(path, mimetype=content_type, max_age=ONE_YEAR, conditional=True, etag=True)

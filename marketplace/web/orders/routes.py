@@ -9,7 +9,6 @@ simply not found (404)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -17,11 +16,11 @@ from flask_babel import gettext
 from flask_login import login_required
 from werkzeug.routing import BuildError
 
-from domain import Order, OrderStatus, PaymentStatus, SubOrder, User, clock
+from domain import Order, OrderStatus, SubOrder, User
 from marketplace.auth import actor
-from marketplace.commerce import payment_gateway
 from marketplace.db import get_session
 from marketplace.formatting import money, order_status_label
+from marketplace.gateways import payment_gateway
 from marketplace.web.forms import safe_next
 from marketplace.web.orders import bp
 from marketplace.web.orders.forms import (
@@ -33,9 +32,8 @@ from marketplace.web.orders.forms import (
 )
 from services import catalog, places
 from services.errors import NotFound, ServiceError, ValidationError
-from services.orders import checkout, manage, states
-from services.orders.states import Party
-from services.payments import service as payments
+from services.orders import checkout, manage
+from services.orders.manage import SubActions
 
 S = OrderStatus
 # The filter chips of the lists, in the order work flows.
@@ -66,59 +64,10 @@ def pay_url(number: str) -> str:
         return f"/cart/orders/{number}/pay"
 
 
-# --- what the actor may do with a sub-order ---------------------------------------------------------
-
-
-@dataclass
-class SubActions:
-    """The buttons and forms to show for one sub-order to one person."""
-
-    who: set[Party]
-    moves: list[OrderStatus] = field(default_factory=list)
-    decline: bool = False
-    ready: bool = False
-    hand_in: bool = False
-    request_refund: bool = False
-    staff_refund: bool = False
-    refundable_fen: int = 0
-
-    @property
-    def any(self) -> bool:
-        return bool(
-            self.moves
-            or self.decline
-            or self.ready
-            or self.hand_in
-            or self.request_refund
-            or self.staff_refund
-        )
-
-
-def sub_actions(sub: SubOrder, who: set[Party]) -> SubActions:
-    """Mirrors the rules of services.orders.manage, to offer only what it would accept."""
-    session = get_session()
-    status = sub.status
-    fulfils = bool(who & {Party.SELLER, Party.STAFF})
-    acts = SubActions(who=who, moves=manage.moves_for(sub, who))
-    acts.decline = fulfils and status in (S.PAID, S.ACCEPTED)
-    acts.ready = fulfils and status == S.ACCEPTED and sub.ready_at is None
-    acts.hand_in = states.can_move(status, S.HANDED_IN, who)
-    acts.request_refund = Party.BUYER in who and states.can_move(status, S.REFUND_REQUESTED, {Party.BUYER})
-    if Party.STAFF in who and (
-        status in (S.REFUND_REQUESTED, S.PARTIALLY_REFUNDED)
-        or states.can_move(status, S.REFUND_REQUESTED, {Party.STAFF})
-    ):
-        payment = sub.order.payment
-        if payment is not None and payment.status == PaymentStatus.SUCCEEDED:
-            acts.refundable_fen = payments.refundable_fen(session, sub)
-            acts.staff_refund = acts.refundable_fen > 0
-    return acts
-
-
 def _with_actions(subs: list[SubOrder]) -> list[tuple[SubOrder, SubActions]]:
     session = get_session()
     user = _me()
-    return [(sub, sub_actions(sub, manage.parties(session, user, sub))) for sub in subs]
+    return [(sub, manage.sub_actions(session, user, sub)) for sub in subs]
 
 
 def _back(sub_number: str, form: ActionForm) -> Any:
@@ -143,34 +92,16 @@ def mine():  # type: ignore[no-untyped-def]
     return render_template("orders/mine.html", orders=orders)
 
 
-def _payable(order: Order) -> bool:
-    payment = order.payment
-    return (
-        payment is not None
-        and payment.status in payments.OPEN
-        and any(sub.status == S.PENDING_PAYMENT for sub in order.sub_orders)
-        and clock.now() < order.pay_by
-    )
-
-
-def _cancellable(order: Order) -> bool:
-    payment = order.payment
-    return (
-        payment is not None
-        and payment.status in payments.OPEN
-        and all(sub.status == S.PENDING_PAYMENT for sub in order.sub_orders)
-    )
-
-
 def _render_order(order: Order, *, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     user = _me()
+    can = manage.order_actions(get_session(), user, order)
     return render_template(
         "orders/order.html",
         order=order,
         subs=_with_actions(list(order.sub_orders)),
-        is_owner=user.id in (order.buyer_id, order.placed_by_id),
-        payable=_payable(order),
-        cancellable=_cancellable(order),
+        is_owner=manage.is_buyer_of(user, order),
+        payable=can.pay,
+        cancellable=can.cancel,
         pay_url=pay_url(order.number),
         place=places.division_chain(order.division),
         refunded_fen=sum(sub.refunded_fen for sub in order.sub_orders),
@@ -188,6 +119,7 @@ def order(order_number: str):  # type: ignore[no-untyped-def]
 @bp.post("/<order_number>/cancel")
 @login_required
 def cancel(order_number: str):  # type: ignore[no-untyped-def]
+    """Cancel an unpaid order, from its page or the pay page (which sends `next` back to itself)."""
     session = get_session()
     form = ActionForm()
     try:
@@ -196,6 +128,10 @@ def cancel(order_number: str):  # type: ignore[no-untyped-def]
         if exc.status in (401, 403, 404):
             raise
         session.rollback()
+        if form.next.data:
+            # Sent from another page (the pay page): back there, with the reason on top.
+            flash(str(exc.message), "error")
+            return redirect(safe_next(form.next.data))
         found = manage.visible_order(session, _me(), order_number)
         return _render_order(found, error=str(exc.message), status=exc.status)
     flash(gettext("Order %(number)s is cancelled.", number=found.number), "success")
@@ -273,9 +209,9 @@ def _render_sub(
         "orders/sub.html",
         sub=sub,
         order=order_,
-        acts=sub_actions(sub, who),
+        acts=manage.sub_actions(session, user, sub, who),
         events=list(sub.events),
-        is_owner=user.id in (order_.buyer_id, order_.placed_by_id),
+        is_owner=manage.is_buyer_of(user, order_),
         place=places.division_chain(order_.division),
         forms=shown,
         error=error,

@@ -17,13 +17,13 @@ from flask_babel import gettext
 from flask_login import login_required
 
 from domain import ProductStatus, Role, SellerKind, User
-from marketplace.auth import actor, auth_policy, client_ip, sms_gateway
+from marketplace.auth import actor, auth_policy, client_ip
 from marketplace.db import get_session
 from marketplace.extensions import csrf
 from marketplace.formatting import money
+from marketplace.gateways import media_storage, sms_gateway
 from marketplace.web.auth.routes import sms_code_limit
 from marketplace.web.forms import safe_next, show_service_error
-from marketplace.web.media.routes import storage
 from marketplace.web.sell import bp
 from marketplace.web.sell.forms import (
     FORM_FIELD,
@@ -37,11 +37,11 @@ from marketplace.web.sell.forms import (
     StatusForm,
     yuan_text,
 )
-from services import catalog, media
+from services import catalog, media, places
 from services.errors import ServiceError, ValidationError
 
 KEY_RE = re.compile(r"^[0-9a-f]{32}$", re.ASCII)
-PICKER_PARAMS = tuple(level.value for level in catalog.VILLAGE_PICKER_LEVELS)
+PICKER_PARAMS = tuple(level.value for level in places.VILLAGE_PICKER_LEVELS)
 
 
 def _status(exc: ServiceError) -> int:
@@ -228,22 +228,21 @@ def profile():  # type: ignore[no-untyped-def]
                 "next": request.args.get("next", ""),
             }
         )
-        selection = catalog.picker_selection(current.division_code if current else "")
+        selection = places.picker_selection(current.division_code if current else "")
     form.kind.choices = _kind_choices(user)  # type: ignore[assignment]
     if form.kind.data not in {c[0] for c in form.kind.choices}:  # type: ignore[union-attr]
         form.kind.data = form.kind.choices[0][0]  # type: ignore[index]
-    picker = catalog.village_picker(session, selection)
+    picker = places.village_picker(session, selection)
     error = None
     place_errors: list[str] = []
     status = 200
     if request.method == "POST" and request.form.get("action") == "save":
-        deepest = next((lvl.selected for lvl in reversed(picker.levels) if lvl.selected), "")
         try:
             catalog.save_seller_profile(
                 session,
                 user,
                 shop_name=form.shop_name.data or "",
-                division_code=deepest,
+                division_code=picker.code,
                 intro=form.intro.data or "",
                 kind=SellerKind(form.kind.data),
             )
@@ -378,7 +377,7 @@ def photos(product_id: int):  # type: ignore[no-untyped-def]
         upload = next((f for f in request.files.getlist("photo") if f and f.filename), None)
         data = upload.read(limit + 1) if upload is not None else b""
         try:
-            media.add_photo(session, storage(), user, product_id, data, max_bytes=limit)
+            media.add_photo(session, media_storage(), user, product_id, data, max_bytes=limit)
         except ServiceError as exc:
             _reraise_access(exc)
             error = " ".join(str(m) for m in exc.field_errors.get("photo", [])) or str(exc.message)
@@ -401,7 +400,7 @@ def photos(product_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/<int:product_id>/photos/<int:photo_id>/remove")
 @login_required
 def remove_photo(product_id: int, photo_id: int):  # type: ignore[no-untyped-def]
-    media.remove_photo(get_session(), storage(), actor(), product_id, photo_id)
+    media.remove_photo(get_session(), media_storage(), actor(), product_id, photo_id)
     flash(gettext("The photo is removed."), "success")
     return redirect(url_for(".photos", product_id=product_id, new=request.args.get("new")))
 
@@ -469,7 +468,7 @@ def farmers():  # type: ignore[no-untyped-def]
     session = get_session()
     user = _me()
     consents = catalog.farmers_of_agent(session, user)  # 403 for anyone but village agents
-    groups = catalog.enrollment_villages(session, user)
+    groups = places.enrollment_villages(session, user)
     form = EnrollFarmerForm()
     form.village_code.choices = [("", gettext("— choose —"))] + [  # type: ignore[assignment]
         (d.code, d.short_name) for g in groups for d in g.villages
@@ -504,10 +503,6 @@ def farmers():  # type: ignore[no-untyped-def]
             step = 2
             if form.validate():
                 village = form.village_code.data or ""
-                point_id = next(
-                    (g.point.id for g in groups if any(d.code == village for d in g.villages)),
-                    groups[0].point.id if len(groups) == 1 else None,
-                )
                 try:
                     consent = catalog.enroll_farmer(
                         session,
@@ -516,7 +511,7 @@ def farmers():  # type: ignore[no-untyped-def]
                         code=form.code.data,
                         display_name=form.display_name.data,
                         village_code=village,
-                        point_id=point_id,
+                        point_id=places.enrollment_point(groups, village),
                         policy=auth_policy(),
                     )
                 except ServiceError as exc:

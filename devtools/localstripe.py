@@ -1,12 +1,15 @@
-"""Run localstripe 1.15.10 for tests and local development, extended where it lacks Stripe's flows.
+"""Run localstripe 1.15.10 for local development and tests, extended where it lacks Stripe's flows.
 
-Foreground (Makefile, a terminal):
-    .venv/bin/python tests/localstripe_server.py --port 8420 --state-file instance/localstripe.pickle \
+Foreground (`make run`, a terminal):
+    .venv/bin/python -m devtools.localstripe --port 8420 --state-file instance/localstripe.pickle \
         --webhook-url http://127.0.0.1:5000/webhooks/stripe \
         --webhook-secret-file instance/stripe_webhook_secret
-From Python / pytest:
+From Python / pytest (tests/conftest.py's `localstripe` fixture):
     with start_localstripe() as ls:   # free port, fresh state, waits until it answers
         StripeGateway(ls.url, ls.secret_key) ...
+
+Run it as a module (`-m devtools.localstripe`), never by its path: run as a script, this file
+would sit first on sys.path and shadow the `localstripe` package it extends.
 
 What localstripe does on its own (checked against its source and by tests/integration):
 - Any secret key of the form sk_<something> is accepted (Bearer or Basic); currency is free text,
@@ -82,7 +85,7 @@ from typing import Any
 
 import requests
 
-TEST_SECRET_KEY = "sk_test_localstripe"
+TEST_SECRET_KEY = "sk_test_localstripe"  # noqa: S105  # localstripe takes any sk_… key
 WALLETS = ("wechat_pay", "alipay")
 # Stripe's documented decline test cards that localstripe lets through, and their decline codes.
 DECLINED_CARDS = {
@@ -98,7 +101,7 @@ EXTRA_TEST_PAYMENT_METHODS = {
 }
 
 
-# --- the Python API used by tests --------------------------------------------------------------
+# --- the Python API (tests, scripts) -----------------------------------------------------------
 
 
 class LocalStripe:
@@ -195,7 +198,8 @@ class LocalStripe:
             self._owned_dir = None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -227,13 +231,14 @@ def start_localstripe(
     directory.mkdir(parents=True, exist_ok=True)
     last_log = ""
     for _attempt in range(1 if port else 3):
-        chosen = port or _free_port()
+        chosen = port or free_port()
         state_file = directory / f"localstripe-{chosen}.pickle"
         state_file.unlink(missing_ok=True)
         log_file = directory / f"localstripe-{chosen}.log"
         command = [
             sys.executable,
-            str(Path(__file__).resolve()),
+            "-m",
+            "devtools.localstripe",
             "--port",
             str(chosen),
             "--state-file",
@@ -244,7 +249,7 @@ def start_localstripe(
         if idempotency:
             command.append("--idempotency")
         with log_file.open("ab") as log:
-            process = subprocess.Popen(
+            process = subprocess.Popen(  # noqa: S603  # our own module, fixed arguments
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
         url = f"http://127.0.0.1:{chosen}"
@@ -310,7 +315,7 @@ def build_app(state_file: Path, base_url: str, *, idempotency: bool = False) -> 
     def try_load_from_disk(self: Any) -> None:
         try:
             with state_file.open("rb") as fh:
-                old = pickle.load(fh)
+                old = pickle.load(fh)  # noqa: S301  # localstripe's own state file
         except FileNotFoundError:
             return
         self.clear()

@@ -12,6 +12,8 @@ PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 REDIS_HOST ?= 127.0.0.1
 REDIS_PORT ?= 6379
 B ?=
+# The database tiers run on two pytest-xdist workers (each with its own database and localstripe).
+XDIST ?= -n 2
 
 .PHONY: run test install translations extract-messages db seed lint services browser-deps faketime-deps bench-deps test-unit test-sqlite test-postgresql test-year-ahead test-browser bench clean
 
@@ -92,10 +94,10 @@ test-unit: install translations
 	$(BIN)/pytest tests/unit -q
 
 test-sqlite: install translations
-	TEST_DATABASE=sqlite $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider
+	TEST_DATABASE=sqlite $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider $(XDIST)
 
 test-postgresql: install translations services
-	TEST_DATABASE=postgresql PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider
+	TEST_DATABASE=postgresql PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider $(XDIST)
 
 # The unit and SQLite tiers again with the machine's clock a year ahead: no test may depend on
 # the date it runs (tests run on the product's clock, domain/clock.py, started at a fixed instant).
@@ -103,7 +105,7 @@ YEAR_AHEAD := FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+365d'
 test-year-ahead: install translations faketime-deps
 	@echo "== year-ahead pass: the machine's clock reads $$($(YEAR_AHEAD) date -u +%F)"
 	$(YEAR_AHEAD) $(BIN)/pytest tests/unit -q -p no:cacheprovider
-	TEST_DATABASE=sqlite $(YEAR_AHEAD) $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider
+	TEST_DATABASE=sqlite $(YEAR_AHEAD) $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider $(XDIST)
 
 test-browser: install translations browser-deps
 	$(BIN)/pytest tests/browser -q -p no:cacheprovider

@@ -9,7 +9,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as babel_gettext
 
 from marketplace.config import PROJECT_ROOT, Config
-from marketplace.db import Database, get_session
+from marketplace.db import Database
 from marketplace.extensions import api as smorest_api
 from marketplace.extensions import babel, csrf, limiter, login_manager
 from services.i18n import install_translator
@@ -118,5 +118,4 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         from services.search import text
 
         text.tokenizer()
-    app.get_session = get_session  # type: ignore[attr-defined]
     return app

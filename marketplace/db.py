@@ -40,7 +40,12 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE: take the write lock at BEGIN, waiting up to busy_timeout for it. A
+            # deferred transaction that read first and then writes fails at once with "database
+            # is locked" when another writer committed in between (WAL cannot upgrade a stale
+            # snapshot, and busy_timeout does not apply): under `make run`'s threads a log-in
+            # collided that way with webhook writes. SQLite has one writer anyway.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import Flask, current_app, url_for
 from flask_babel import format_datetime
 
+from services.catalog import seller_name
 from services.validation import mask_phone
 
 
@@ -51,6 +52,7 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.globals["role_label"] = role_label
     app.jinja_env.globals["node_kind_label"] = node_kind_label
     app.jinja_env.globals["order_status_label"] = order_status_label
+    app.jinja_env.globals["seller_name"] = seller_name
 
 
 def role_label(role: object) -> str:

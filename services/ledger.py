@@ -48,6 +48,7 @@ from domain import (
     clock,
 )
 from services import authz
+from services.catalog.sellers import seller_name
 from services.errors import Conflict, NotFound, ServiceError, ValidationError
 from services.i18n import _
 
@@ -177,7 +178,7 @@ def check_lines(lines: Sequence[LineLike]) -> list[Line]:
     return checked
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
+def _insert(session: Session):
     """INSERT … ON CONFLICT for the session's dialect (both support it, spelled the same)."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
@@ -682,7 +683,7 @@ def payout_rows(batch: PayoutBatch) -> list[PayoutRow]:
         PayoutRow(
             batch_id=batch.id,
             seller_id=p.seller_id,
-            shop_name=shops.get(p.seller_id) or p.seller.display_name or "",
+            shop_name=seller_name(p.seller, shops.get(p.seller_id)),
             phone=p.seller.phone,
             amount_fen=p.amount_fen,
             sub_order_count=p.sub_order_count,

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from domain import Role, RoleGrant, User
+from domain import Role, User
 from domain import clock as product_clock
 from marketplace import create_app
 from marketplace.config import PROJECT_ROOT, TestingConfig
@@ -132,11 +132,15 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture()
 def session(engine: Engine) -> Iterator[Session]:
-    """A session whose commits become savepoints of one outer transaction rolled back after."""
+    """A session whose commits become savepoints of one outer transaction rolled back after; the
+    factories of tests/factories.py write through it for the whole test."""
+    from tests import factories
+
     connection = engine.connect()
     outer = connection.begin()
     session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    yield session
+    with factories.bound(session):
+        yield session
     session.close()
     outer.rollback()
     connection.close()
@@ -255,7 +259,7 @@ def village_point(session: Session, admin, first_village):  # type: ignore[no-un
 @pytest.fixture()
 def net(session: Session, admin, first_village):  # type: ignore[no-untyped-def]
     """Two counties of 梅州市 with centers, village points A and B in one, C in the other, a DC."""
-    from tests.integration.test_places import build_network
+    from tests.factories import build_network
 
     return build_network(session, admin, first_village)
 
@@ -284,6 +288,8 @@ def next_phone() -> str:
 def make_user(session: Session):  # type: ignore[no-untyped-def]
     """make_user(Role.AGENT, node_id=…) → a saved user with that role (and scope)."""
 
+    from tests.factories import RoleGrantFactory
+
     def make(
         *roles: Role,
         node_id: int | None = None,
@@ -299,7 +305,7 @@ def make_user(session: Session):  # type: ignore[no-untyped-def]
             scope = {"node": {"node_id": node_id}, "county": {"county_code": county_code}}.get(
                 str(accounts.ROLE_SCOPE[role]), {}
             )
-            session.add(RoleGrant(user_id=user.id, role=role, **scope))
+            RoleGrantFactory(user_id=user.id, role=role, **scope)
         session.commit()
         session.refresh(user)
         return user
@@ -364,7 +370,7 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 @pytest.fixture()
 def market(session, make_user, first_village):  # type: ignore[no-untyped-def]
-    """Two farmers' shop and a buyer (tests/orders_helpers.py), for order and payment tests."""
-    from tests.orders_helpers import build_market
+    """Two farmers' shop and a buyer (tests/factories.py), for order and payment tests."""
+    from tests.factories import build_market
 
     return build_market(session, make_user, first_village)

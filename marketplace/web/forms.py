@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import url_for
@@ -25,6 +27,38 @@ def show_service_error(form: FlaskForm, exc: ServiceError) -> str | None:
     if not exc.field_errors or leftover:
         return " ".join(leftover) or str(exc.message)
     return None
+
+
+# Not a form error: the app's handler (marketplace/errors.py) answers these with its own page.
+ACCESS_STATUSES = (401, 403, 404)
+
+
+def reraise_access(exc: ServiceError, statuses: tuple[int, ...] = ACCESS_STATUSES) -> None:
+    """Let the error page answer a refusal that is about access, not about what was typed."""
+    if exc.status in statuses:
+        raise exc
+
+
+def form_status(exc: ServiceError) -> int:
+    """The status of a form page re-rendered after a service refused the input: the error's own
+    for no access, a conflict or a limit; 422 for everything else the user can fix."""
+    return exc.status if exc.status in (403, 404, 409, 429) else 422
+
+
+def form_error(
+    form: Any,
+    exc: ServiceError,
+    *,
+    reraise: tuple[int, ...] = ACCESS_STATUSES,
+    renamed: Mapping[str, str] | None = None,
+) -> tuple[str | None, int]:
+    """A service's refusal on a form page: re-raise access errors (`reraise`), put the field
+    errors on the form's fields (a service field name → form field via `renamed`), and return
+    (the message for the rest, the page's status)."""
+    reraise_access(exc, reraise)
+    if renamed:
+        exc.field_errors = {renamed.get(k, k): v for k, v in exc.field_errors.items()}
+    return show_service_error(form, exc), form_status(exc)
 
 
 def safe_next(target: str | None, fallback_endpoint: str = "main.workspace_index") -> str:

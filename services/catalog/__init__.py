@@ -9,10 +9,6 @@ audit: the audit trail. common: what those share.
 
 from __future__ import annotations
 
-# The village picker lives in services.places; the checkout page (web/cart) and its tests still
-# reach it through here.
-from services.places import VILLAGE_PICKER_LEVELS, VillagePicker, picker_selection, village_picker
-
 from .access import SellingAs, can_edit_product, require_editor, selling_as
 from .categories import SLUG_RE, categories, category_groups, flow_of, import_categories, is_slug
 from .common import SELLER_ROLES, UNIT_WEIGHT_G
@@ -40,17 +36,15 @@ from .listings import (
     visible_product,
 )
 from .parsing import parse_count, parse_weight_g, parse_yuan
-from .sellers import get_seller_profile, save_seller_profile
+from .sellers import get_seller_profile, save_seller_profile, seller_name
 from .steps import save_draft, validate_listing
 
 __all__ = [
     "SELLER_ROLES",
     "SLUG_RE",
     "UNIT_WEIGHT_G",
-    "VILLAGE_PICKER_LEVELS",
     "ListingInput",
     "SellingAs",
-    "VillagePicker",
     "active_consent",
     "agent_point_ids",
     "can_edit_product",
@@ -72,18 +66,17 @@ __all__ = [
     "parse_weight_g",
     "parse_yuan",
     "patch_product",
-    "picker_selection",
     "product_history",
     "request_consent_code",
     "require_editor",
     "revoke_consent",
     "save_draft",
     "save_seller_profile",
+    "seller_name",
     "selling_as",
     "set_price_and_stock",
     "set_status",
     "update_product",
     "validate_listing",
-    "village_picker",
     "visible_product",
 ]

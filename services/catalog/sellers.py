@@ -16,6 +16,11 @@ from . import audit
 from .common import SELLER_ROLES, field_error
 
 
+def seller_name(seller: User, shop_name: str | None) -> str:
+    """What a seller is called: their shop's name, or their own name while they have none."""
+    return shop_name or seller.display_name or ""
+
+
 def get_seller_profile(session: Session, user_id: int) -> SellerProfile:
     """A seller's profile; NotFound when the user has none."""
     profile = session.get(SellerProfile, user_id)

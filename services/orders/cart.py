@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, lazyload, selectinload
 
 from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
 from services import authz
+from services.catalog.sellers import seller_name
 from services.errors import NotFound, ValidationError
 from services.i18n import _
 
@@ -257,6 +258,6 @@ def quote(
             delivery,
             settings,
         )
-        shop = shops.get(seller_id) or lines[0].product.seller.display_name
+        shop = seller_name(lines[0].product.seller, shops.get(seller_id))
         result.groups.append(SellerGroup(seller_id=seller_id, shop_name=shop, lines=lines, price=price))
     return result

@@ -36,19 +36,13 @@ from domain import (
 from services import authz, places
 from services.errors import Conflict, ValidationError
 from services.i18n import _
-from services.places import pickup_points as pickup_points
 from services.validation import check_text, normalize_phone
 
 from . import cart as carts
 from .addresses import AddressInput, check_address, own_address
-from .addresses import addresses_of as addresses_of
-from .addresses import save_address as save_address
 from .lookup import find_by_key
 from .pricing import CheckoutSettings
 from .reservations import take_stock
-
-# addresses_of, save_address and pickup_points are re-exported (`x as x` above) for the checkout
-# page (web/cart), which still reaches them here; they live in .addresses and services.places.
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ONLINE_METHODS = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)

@@ -48,12 +48,12 @@ def phone_context(browser, *, javascript: bool = True):  # type: ignore[no-untyp
 
 def add_to_cart(page, server: str, name: str, quantity: int) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{server}/search?q={name}")
-    page.locator(".pcard a", has_text=name).first.click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator(".pcard a", has_text=name).first.click()
     assert page.locator("h1").inner_text().startswith(name.split()[0])
     page.fill("#cart-qty", str(quantity))
-    page.click("form.add-cart button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form.add-cart button[type=submit]")
     assert "/p/" in page.url
     assert page.locator(".flash-success").count() == 1
 
@@ -62,8 +62,10 @@ def log_in(page) -> None:  # type: ignore[no-untyped-def]
     assert "/auth/login" in page.url, page.url
     page.fill("input[name=phone]", BUYER)
     page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("form.stacked [type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form.stacked [type=submit]")
+    # A refused log-in shows the form again: say why, rather than fail later at checkout.
+    assert "/auth/login" not in page.url, page.locator("main").inner_text()
 
 
 def pick_village(page) -> None:  # type: ignore[no-untyped-def]
@@ -75,8 +77,8 @@ def pick_village(page) -> None:  # type: ignore[no-untyped-def]
         else:
             value = select.locator("option").nth(1).get_attribute("value")
         select.select_option(value)
-        page.click("fieldset.picker button[name=action][value=pick]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("fieldset.picker button[name=action][value=pick]")
 
 
 def parcels(page) -> list[str]:  # type: ignore[no-untyped-def]
@@ -102,8 +104,8 @@ class TestBuyerChecksOutOnAPhone:
         fits_the_phone(page)
         shot(page, "checkout-1-cart")
 
-        page.click("a.button.wide[href='/cart/checkout']")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("a.button.wide[href='/cart/checkout']")
         log_in(page)
         assert page.url.endswith("/cart/checkout"), page.url
         assert page.locator(".checkout-parcel").count() == 2
@@ -118,8 +120,8 @@ class TestBuyerChecksOutOnAPhone:
         page.click("label.choice:has(input[name=payment_method][value=card])")
         fits_the_phone(page)
         shot(page, "checkout-2-form")
-        page.click("button[name=action][value=place]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("button[name=action][value=place]")
 
         assert re.search(r"/cart/orders/\d+/pay$", page.url), page.url
         card = page.locator(".card-element input[placeholder=number]")
@@ -158,8 +160,8 @@ class TestBuyerChecksOutOnAPhone:
             pick_village(page)
             page.fill("input[name=detail]", "村口小卖部旁 8 号")
         page.click("label.choice:has(input[name=payment_method][value=card])")
-        page.click("button[name=action][value=place]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("button[name=action][value=place]")
         page.locator(".card-element input[placeholder=number]").fill("4000002500003155")
         page.locator(".card-element input[placeholder=exp_month]").fill("12")
         page.locator(".card-element input[placeholder=exp_year]").fill("30")
@@ -190,13 +192,13 @@ class TestBuyerChecksOutOnAPhone:
         page.click("label.choice:has(input[name=delivery][value=pickup])")
         county = page.locator("select[name=pickup_county]")
         county.select_option(county.locator("option", has_text="梅县区").first.get_attribute("value"))
-        page.click(".pickup-only button[name=action][value=pick]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click(".pickup-only button[name=action][value=pick]")
         page.locator(".points label.choice").first.click()
         page.click("label.choice:has(input[name=payment_method][value=wechat_pay])")
         fits_the_screenshot(shot(page, "checkout-5-pickup-form"))
-        page.click("button[name=action][value=place]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("button[name=action][value=place]")
 
         match = re.search(r"/cart/orders/(\d+)/pay$", page.url)
         assert match, page.url

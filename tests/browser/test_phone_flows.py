@@ -24,8 +24,8 @@ def log_in(page, phone: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(page.base_url + "/auth/login")
     page.fill("input[name=phone]", phone)
     page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("form.stacked [type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form.stacked [type=submit]")
 
 
 class TestHomePage:
@@ -42,11 +42,13 @@ class TestHomePage:
     def test_language_switch_to_english_and_back(self, phone_page, shot):
         page = phone_page
         page.goto(page.base_url + "/")
-        page.click("button[name=lang][value=en]")
+        with page.expect_navigation():
+            page.click("button[name=lang][value=en]")
         assert page.get_attribute("html", "lang") == "en"
         assert "Guangdong Rural Marketplace" in page.inner_text("header")
         shot(page, "home-en")
-        page.click("button[name=lang][value=zh_Hans_CN]")
+        with page.expect_navigation():
+            page.click("button[name=lang][value=zh_Hans_CN]")
         assert page.get_attribute("html", "lang") == "zh-CN"
 
 
@@ -57,7 +59,8 @@ class TestBuyerRegisters:
         page.goto(server + "/auth/register")
         page.fill("input[name=phone]", phone)
         shot(page, "register-step1")
-        page.click("[name=send_code]")
+        with page.expect_navigation():
+            page.click("[name=send_code]")
         # The code arrives by SMS: here the outbox gateway's dev page stands in for the phone.
         outbox = browser.new_page()
         outbox.goto(server + "/dev/sms")
@@ -70,8 +73,8 @@ class TestBuyerRegisters:
         page.fill("input[name=password2]", "my-secret-2026")
         page.fill("input[name=display_name]", "陈阿姨")
         shot(page, "register-step2")
-        page.click("[name=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("[name=submit]")
         assert page.url.endswith("/workspace")
         no_horizontal_scroll(page)
         shot(page, "register-done-workspace")
@@ -82,11 +85,13 @@ class TestBuyerRegisters:
         page = phone_page
         page.goto(server + "/auth/register")
         page.fill("input[name=phone]", "13912340000")
-        page.click("[name=send_code]")
+        with page.expect_navigation():
+            page.click("[name=send_code]")
         page.fill("input[name=code]", "000000")
         page.fill("input[name=password]", "my-secret-2026")
         page.fill("input[name=password2]", "my-secret-2026")
-        page.click("[name=submit]")
+        with page.expect_navigation():
+            page.click("[name=submit]")
         assert page.locator(".field-error").count() >= 1
         assert page.input_value("input[name=phone]") == "13912340000"
         shot(page, "register-wrong-code")
@@ -100,15 +105,15 @@ class TestVillagerFindsAPoint:
         assert all_points >= 20
         option = page.locator("select[name=county] option", has_text="梅县区").first
         page.select_option("select[name=county]", option.get_attribute("value"))
-        page.click("form button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form button[type=submit]")
         filtered = page.locator("ul.list > li")
         assert 0 < filtered.count() < all_points
         assert "梅县区" in page.inner_text("main")
         no_horizontal_scroll(page)
         shot(page, "points-meixian")
-        filtered.first.locator("a").first.click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            filtered.first.locator("a").first.click()
         assert re.search(r"/points/\d+$", page.url)
         shot(page, "point-detail")
 
@@ -119,12 +124,12 @@ class TestAgentKeepsThePointUpToDate:
         log_in(page, MEIXIAN_AGENT)
         page.goto(server + "/workspace")
         shot(page, "agent-workspace")
-        page.click(".workspace-agent a.button")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click(".workspace-agent a.button")
         assert page.locator("input[name=name]").count() == 0  # agents cannot rename the point
         page.fill("input[name=opening_hours]", "07:30-21:00")
-        page.click("form.stacked [type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form.stacked [type=submit]")
         assert page.input_value("input[name=opening_hours]") == "07:30-21:00"
         assert "07:30-21:00" in page.inner_text("main")  # the change history shows it
         no_horizontal_scroll(page)
@@ -134,9 +139,11 @@ class TestAgentKeepsThePointUpToDate:
         page = phone_page
         log_in(page, MEIXIAN_AGENT)
         page.goto(server + "/workspace")
-        page.click(".workspace-agent a.button")
+        with page.expect_navigation():
+            page.click(".workspace-agent a.button")
         page.fill("input[name=opening_hours]", "早上八点")
-        page.click("form.stacked [type=submit]")
+        with page.expect_navigation():
+            page.click("form.stacked [type=submit]")
         assert page.locator(".field-error").count() == 1
         assert page.input_value("input[name=opening_hours]") == "早上八点"
         shot(page, "agent-bad-hours")
@@ -171,14 +178,14 @@ class TestCountyStaffManageTheirCounty:
                 if not select.input_value():
                     select.select_option(select.locator("option").nth(1).get_attribute("value"))
                     break
-            page.click("section.picker button[type=submit]")
-            page.wait_for_load_state()
+            with page.expect_navigation():
+                page.click("section.picker button[type=submit]")
         shot(page, "county-staff-new-point-picker")
         page.fill("input[name=name]", "测试村级服务点")
         page.fill("input[name=opening_hours]", "08:00-20:00")
         page.fill("input[name=phone]", "0753-2222333")
-        page.click("section.details form [type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("section.details form [type=submit]")
         assert re.search(r"/manage/nodes/\d+$", page.url), page.url
         assert "测试村级服务点" in page.inner_text("main")
         shot(page, "county-staff-new-point-saved")

@@ -33,8 +33,8 @@ def log_in(page, server: str, phone: str) -> None:  # type: ignore[no-untyped-de
     page.goto(server + "/auth/login")
     page.fill("input[name=phone]", phone)
     page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("form.stacked [type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form.stacked [type=submit]")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,8 @@ def fill_profile_if_asked(page, shot) -> None:  # type: ignore[no-untyped-def]
     for level in ("city", "county", "town", "village"):
         select = page.locator(f"select[name={level}]")
         if select.count() == 0:
-            page.click("button[name=action][value=pick]")
+            with page.expect_navigation():
+                page.click("button[name=action][value=pick]")
             select = page.locator(f"select[name={level}]")
         if not select.input_value():
             option = select.locator(
@@ -71,9 +72,10 @@ def fill_profile_if_asked(page, shot) -> None:  # type: ignore[no-untyped-def]
                 has_text={"city": "梅州市", "county": "梅县区", "town": "松口镇", "village": "大黄"}[level],
             )
             select.select_option(option.first.get_attribute("value"))
-            page.click("button[name=action][value=pick]")
-    page.click("button[name=action][value=save]")
-    page.wait_for_load_state()
+            with page.expect_navigation():
+                page.click("button[name=action][value=pick]")
+    with page.expect_navigation():
+        page.click("button[name=action][value=save]")
 
 
 def step_one(page, name: str, unit: str = "jin") -> None:  # type: ignore[no-untyped-def]
@@ -100,28 +102,28 @@ class TestFarmerListsFromAPhone:
         page.set_default_timeout(10_000)
         log_in(page, server, DEMO_FARMER)
         page.goto(server + "/workspace")
-        page.click(".workspace-farmer a.button")  # "my listings"
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click(".workspace-farmer a.button")  # "my listings"
         fill_profile_if_asked(page, shot)
         assert page.url.rstrip("/").endswith("/sell"), page.url
         shot(page, "sell-farmer-listings-before")
 
-        page.click("a.button.wide[href^='/sell/new']")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("a.button.wide[href^='/sell/new']")
         # Step 1: what (a box of pomelos weighs 10 jin)
         step_one(page, "大黄村沙田柚（礼盒）", unit="box")
         page.fill("input[name=net_weight]", "10")
         shot(page, "sell-farmer-step1")
-        page.click("form.listing-form button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form.listing-form button[type=submit]")
         # Step 2: price and stock
         assert page.locator("input[name=price]").count() == 1
         page.fill("input[name=price]", "88")
         page.fill("input[name=stock]", "40")
         page.click("label.choice:has(input[name=storage_class][value=ambient])")
         shot(page, "sell-farmer-step2")
-        page.click("form.listing-form button[type=submit]:not([name=back])")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form.listing-form button[type=submit]:not([name=back])")
         # Step 3: a photo straight from the camera input
         match = re.search(r"/sell/(\d+)/photos\?new=1$", page.url)
         assert match, page.url
@@ -129,8 +131,8 @@ class TestFarmerListsFromAPhone:
         camera = page.locator("input[type=file][name=photo][capture=environment]")
         assert camera.get_attribute("accept") == "image/*"
         camera.set_input_files(str(camera_photo))
-        page.click("section.upload button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("section.upload button[type=submit]")
         assert page.locator(".photo-grid picture img").count() == 1
         src = page.get_attribute(".photo-grid picture img", "src")
         assert re.search(r"^/media/p/[0-9a-f]{2}/[0-9a-f]{32}/480\.jpg$", src), src
@@ -140,8 +142,8 @@ class TestFarmerListsFromAPhone:
         assert response.status == 200 and "immutable" in response.headers["cache-control"]
         assert b"TestPhone" not in response.body() and b"Exif" not in response.body()
         shot(page, "sell-farmer-step3-photo")
-        page.click("section.finish button[type=submit]")  # publish
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("section.finish button[type=submit]")  # publish
 
         # My listings: it is on sale at ¥88.00
         card = page.locator(f"li#p{product_id}")
@@ -152,21 +154,21 @@ class TestFarmerListsFromAPhone:
 
         # One tap: a new price
         card.locator("input[name=price]").fill("79.90")
-        card.locator("form.quick button").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            card.locator("form.quick button").click()
         card = page.locator(f"li#p{product_id}")
         assert "¥79.90" in card.inner_text()
         assert card.locator("input[name=price]").input_value() == "79.90"
         shot(page, "sell-farmer-price-changed")
 
         # Pause, then resume
-        card.locator(".actions form button").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            card.locator(".actions form button").click()
         card = page.locator(f"li#p{product_id}")
         assert card.locator(".tag.status-paused").count() == 1
         shot(page, "sell-farmer-paused")
-        card.locator(".actions form button").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            card.locator(".actions form button").click()
         assert page.locator(f"li#p{product_id} .tag.status-active").count() == 1
 
         # The public API shows it on sale, with the farmer as the seller.
@@ -188,12 +190,12 @@ class TestFarmerListsFromAPhone:
         if "/sell/new" not in page.url:
             page.goto(server + "/sell/new")
         step_one(page, "测试：价格写错")
-        page.click("form.listing-form button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form.listing-form button[type=submit]")
         page.fill("input[name=price]", "十二块")
         page.fill("input[name=stock]", "-3")
-        page.click("form.listing-form button[type=submit]:not([name=back])")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form.listing-form button[type=submit]:not([name=back])")
         assert page.locator(".field-error").count() >= 2
         assert page.input_value("input[name=price]") == "十二块"
         assert page.input_value("input[name=stock]") == "-3"
@@ -209,7 +211,8 @@ class TestNewFarmerFillsInTheProfileFirst:
         phone = "13766660042"
         page.goto(server + "/auth/register")
         page.fill("input[name=phone]", phone)
-        page.click("[name=send_code]")
+        with page.expect_navigation():
+            page.click("[name=send_code]")
         outbox = browser.new_page()
         outbox.goto(server + "/dev/sms")
         code = re.search(phone + r".*?(\d{6})", outbox.inner_text("table"), re.S).group(1)
@@ -219,8 +222,8 @@ class TestNewFarmerFillsInTheProfileFirst:
         page.fill("input[name=password2]", "zhong-2026-ok")
         page.fill("input[name=display_name]", "钟伯")
         page.check("input[name=role_farmer]")
-        page.click("[name=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("[name=submit]")
         page.goto(server + "/sell/")
         assert "/sell/profile" in page.url
         fill_profile_if_asked(page, shot)
@@ -239,14 +242,14 @@ class TestAgentListsForAFarmer:
         page = phone_page
         log_in(page, server, DAHUANG_AGENT)
         page.goto(server + "/workspace")
-        page.click(".workspace-agent a.button[href='/sell/farmers']")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click(".workspace-agent a.button[href='/sell/farmers']")
         assert page.url.endswith("/sell/farmers")
         shot(page, "sell-agent-farmers")
 
         page.fill("input[name=phone]", NEW_FARMER_PHONE)
-        page.click("[name=send_code]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("[name=send_code]")
         # The farmer's phone gets the text; here the outbox page stands in for it.
         outbox = browser.new_page()
         outbox.goto(server + "/dev/sms")
@@ -260,32 +263,32 @@ class TestAgentListsForAFarmer:
         option = village.locator("option", has_text="大黄")
         village.select_option(option.first.get_attribute("value"))
         shot(page, "sell-agent-enroll-step2")
-        page.click("[name=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("[name=submit]")
         farmer_card = page.locator("ul.farmers li", has_text="钟阿婆")
         assert farmer_card.count() == 1
         fits_the_phone(page)
         shot(page, "sell-agent-enrolled")
 
-        farmer_card.locator("a.button[href*='/sell/new?farmer=']").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            farmer_card.locator("a.button[href*='/sell/new?farmer=']").click()
         farmer_id = int(re.search(r"farmer=(\d+)", page.url).group(1))
         assert page.locator(".acting-for").count() == 1  # "listing for 钟阿婆: she stays the seller"
         step_one(page, "钟阿婆自种番薯")
-        page.click("form.listing-form button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form.listing-form button[type=submit]")
         page.fill("input[name=price]", "3.5")
         page.fill("input[name=stock]", "300")
         shot(page, "sell-agent-step2")
-        page.click("form.listing-form button[type=submit]:not([name=back])")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form.listing-form button[type=submit]:not([name=back])")
         product_id = re.search(r"/sell/(\d+)/photos\?new=1$", page.url).group(1)
         page.set_input_files("input[type=file][capture=environment]", str(camera_photo))
-        page.click("section.upload button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("section.upload button[type=submit]")
         shot(page, "sell-agent-step3-photo")
-        page.click("section.finish button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("section.finish button[type=submit]")
         assert f"farmer={farmer_id}" in page.url
         assert "¥3.50" in page.locator(f"li#p{product_id}").inner_text()
         fits_the_phone(page)

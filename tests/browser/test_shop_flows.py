@@ -54,23 +54,23 @@ class TestBuyerBrowsesOnAPhone:
         load_lazy_images(page)
         shot(page, "shop-1-home")
 
-        page.click(".cats h2 a[href='/c/fruit']")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click(".cats h2 a[href='/c/fruit']")
         assert page.url.endswith("/c/fruit")
         assert page.locator(".pcard").count() == 20  # a full first page: the seed has more fruit
         no_horizontal_scroll(page)
         load_lazy_images(page)
         shot(page, "shop-2-category")
 
-        page.click("nav.sorts a[href*='sort=price_asc']")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("nav.sorts a[href*='sort=price_asc']")
         first_page = prices(page)
         assert first_page == sorted(first_page)
         first_ids = card_ids(page)
         shot(page, "shop-3-sorted-by-price")
 
-        page.click("a[rel=next]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("a[rel=next]")
         assert "after=" in page.url and "sort=price_asc" in page.url
         second_page = prices(page)
         assert second_page and min(second_page) >= max(first_page)
@@ -82,8 +82,8 @@ class TestBuyerBrowsesOnAPhone:
         page.click("details.filters summary")
         page.select_option("select[name=county]", MEIXIAN)
         shot(page, "shop-5-filter-open")
-        page.click("details.filters button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("details.filters button[type=submit]")
         assert f"county={MEIXIAN}" in page.url and "sort=price_asc" in page.url
         metas = page.locator(".pcard .meta").all_inner_texts()
         assert metas and all("梅县区" in m for m in metas)
@@ -92,8 +92,8 @@ class TestBuyerBrowsesOnAPhone:
         load_lazy_images(page)
         shot(page, "shop-6-filtered-by-county")
 
-        page.locator(".pcard a").first.click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.locator(".pcard a").first.click()
         assert re.search(r"/p/\d+$", page.url)
         main = page.inner_text("main")
         assert "梅州市" in main and "梅县区" in main and "大黄村" in main  # origin village → county → city
@@ -103,8 +103,8 @@ class TestBuyerBrowsesOnAPhone:
         no_horizontal_scroll(page)
         shot(page, "shop-7-product")
 
-        page.click(".seller a.title")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click(".seller a.title")
         assert re.search(r"/s/\d+$", page.url) and page.locator(".pcard").count() >= 1
         shot(page, "shop-8-seller")
 
@@ -113,8 +113,8 @@ class TestBuyerBrowsesOnAPhone:
         page = phone_page
         page.goto(page.base_url + "/")
         page.fill("form.search input[name=q]", query)
-        page.click("form.search button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form.search button[type=submit]")
         assert "/search?q=" in page.url
         names = page.locator(".pcard .pname").all_inner_texts()
         assert len(names) >= 4 and all("荔枝" in n for n in names[:4])
@@ -154,27 +154,27 @@ class TestWithoutJavaScript:
         page = no_js_page
         page.goto(page.base_url + "/")
         assert page.locator(".pcard").count() >= 8
-        page.click(".cats h2 a[href='/c/fruit']")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click(".cats h2 a[href='/c/fruit']")
         page.click("details.filters summary")  # <details> opens without JavaScript
         page.select_option("select[name=county]", MEIXIAN)
         page.fill("input[name=price_max]", "50")
-        page.click("details.filters button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("details.filters button[type=submit]")
         assert f"county={MEIXIAN}" in page.url and "price_max=50" in page.url
         assert page.locator(".pcard").count() >= 1 and all(p <= 5000 for p in prices(page))
         shot(page, "shop-nojs-filtered")
-        page.click("nav.sorts a[href*='sort=price_desc']")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("nav.sorts a[href*='sort=price_desc']")
         assert prices(page) == sorted(prices(page), reverse=True)
-        page.locator(".pcard a").first.click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.locator(".pcard a").first.click()
         assert re.search(r"/p/\d+$", page.url) and "梅县区" in page.inner_text("main")
-        page.click("header a.brand")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("header a.brand")
         page.fill("form.search input[name=q]", "lizhi")
-        page.click("form.search button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form.search button[type=submit]")
         assert page.locator(".pcard .pname mark").count() >= 1
         no_horizontal_scroll(page)
         shot(page, "shop-nojs-search")

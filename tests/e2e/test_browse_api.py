@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import MEIXIAN, YINGDE
-from tests.integration.test_browse import Shop, build_shop
+from tests.factories import Shop, build_shop
 
 
 @pytest.fixture()

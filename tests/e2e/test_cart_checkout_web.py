@@ -27,12 +27,12 @@ from domain import (
     ReservationStatus,
     StockReservation,
 )
-from services import catalog
+from services import catalog, places
 from services.orders import cart as carts
 from services.orders.pricing import CheckoutSettings
 from services.payments.stripe import StripeGateway
 from tests.conftest import MEIXIAN, count, login
-from tests.orders_helpers import Market
+from tests.factories import Market
 
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
@@ -98,7 +98,7 @@ def checkout_form(client, market: Market, **changes: str) -> dict[str, str]:  # 
         "save_address": "y",
         "payment_method": "card",
         "action": "place",
-        **catalog.picker_selection(market.village_code),
+        **places.picker_selection(market.village_code),
     }
     data.update(changes)
     return data
@@ -301,7 +301,7 @@ class TestCheckout:
         form = checkout_form(client, market, action="pick")
         form.pop("village")
         page = page_of(client.post("/cart/checkout", data=form))
-        town = catalog.picker_selection(market.village_code)["town"]
+        town = places.picker_selection(market.village_code)["town"]
         assert re.search(rf'<option value="{town}" selected>', page)
         assert f'<option value="{market.village_code}">' in page
         assert count(session, Order) == 0

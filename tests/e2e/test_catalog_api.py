@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from domain import Product, ProductPhoto, ProductStatus
 from services import accounts, catalog, media
 from tests.conftest import TEST_PASSWORD
-from tests.integration.test_catalog import World, build_world, consent, listing, row
-from tests.unit.test_media import jpeg
+from tests.factories import World, build_world, consent, jpeg, listing, row
 
 
 @pytest.fixture()

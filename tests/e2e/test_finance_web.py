@@ -24,8 +24,8 @@ from domain import (
     clock,
 )
 from services import ledger
-from tests.conftest import count, login
-from tests.integration.test_ledger import DIVISION, NOW, RECENTLY, add_seller, add_user, paid_and_completed
+from tests.conftest import NOW, count, login
+from tests.factories import DIVISION, RECENTLY, add_seller, add_user, paid_and_completed
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

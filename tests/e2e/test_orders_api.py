@@ -24,7 +24,7 @@ from domain import (
 from services import accounts
 from services.payments.gateway import GatewayUnavailable
 from tests.conftest import MEIXIAN, TEST_PASSWORD, count
-from tests.orders_helpers import Market
+from tests.factories import Market
 
 S = OrderStatus
 

@@ -27,7 +27,7 @@ from domain import (
 )
 from services.orders import manage
 from tests.conftest import MEIXIAN, count, login
-from tests.integration.test_catalog import consent
+from tests.factories import consent
 
 S = OrderStatus
 

@@ -8,11 +8,11 @@ import pytest
 from domain import Node, NodeKind, Role
 from services import accounts
 from tests.conftest import TEST_PASSWORD
-from tests.e2e.test_places_web import node_count
-from tests.integration.test_places import (
+from tests.factories import (
     COUNTY_X,
     COUNTY_Y,
     SHENZHEN_LONGGANG,
+    node_count,
     snapshot,
 )
 

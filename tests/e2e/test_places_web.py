@@ -7,15 +7,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import func, select
 
 from domain import Node, NodeKind, Role
 from services import places
 from tests.conftest import login
-from tests.integration.test_places import (
+from tests.factories import (
     COUNTY_X,
     COUNTY_Y,
     SHENZHEN_LONGGANG,
+    node_count,
     snapshot,
 )
 
@@ -31,10 +31,6 @@ def as_user(app):  # type: ignore[no-untyped-def]
         return client
 
     return make
-
-
-def node_count(session) -> int:  # type: ignore[no-untyped-def]
-    return session.scalar(select(func.count()).select_from(Node)) or 0
 
 
 def point_ids(html: str) -> set[int]:

@@ -27,8 +27,7 @@ from domain import (
 )
 from services import catalog, media
 from tests.conftest import count, latest_sms_code, login
-from tests.integration.test_catalog import World, build_world, consent, listing, row
-from tests.unit.test_media import jpeg
+from tests.factories import World, build_world, consent, jpeg, listing, row
 
 
 @pytest.fixture()

@@ -13,7 +13,7 @@ import pytest
 from domain import NodeKind, ProductStatus
 from services import catalog, places
 from tests.conftest import MEIXIAN, YINGDE
-from tests.integration.test_browse import Shop, build_shop
+from tests.factories import Shop, build_shop
 
 
 @pytest.fixture()

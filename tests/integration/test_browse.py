@@ -4,7 +4,6 @@ what buyers may see is ever shown."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -18,100 +17,14 @@ from domain import (
     Product,
     ProductStatus,
     Role,
-    SellerKind,
-    StorageClass,
     Unit,
-    User,
     clock,
 )
 from seed.loader import read_json
 from services import browse, catalog, places
 from services.errors import NotFound, ValidationError
 from tests.conftest import MEIXIAN, YINGDE
-
-GI = CertificationKind.GEOGRAPHICAL_INDICATION
-FOSHAN_SHUNDE = "440606"
-
-
-@dataclass
-class Shop:
-    """A small catalog made through the services: two farmers in two counties and a merchant."""
-
-    session: Session
-    categories: dict[str, int]
-    meixian_farmer: User
-    yingde_farmer: User
-    merchant: User
-    products: dict[str, Product] = field(default_factory=dict)
-
-    def add(
-        self,
-        name: str,
-        category: str,
-        price_fen: int,
-        *,
-        seller: User | None = None,
-        publish: bool = True,
-        **extra: Any,
-    ) -> Product:
-        data = catalog.ListingInput(
-            name=name,
-            category_id=self.categories[category],
-            unit=extra.pop("unit", Unit.JIN),
-            price_fen=price_fen,
-            stock=extra.pop("stock", 10),
-            **extra,
-        )
-        product = catalog.create_product(self.session, seller or self.meixian_farmer, data, publish=publish)
-        self.products[name] = product
-        return product
-
-    def visible_ids(self) -> set[int]:
-        return {
-            p.id for p in self.products.values() if p.status in (ProductStatus.ACTIVE, ProductStatus.SOLD_OUT)
-        }
-
-
-def build_shop(session: Session, make_user, first_village) -> Shop:  # type: ignore[no-untyped-def]
-    catalog.import_categories(session, read_json("categories.json"))
-    categories = {c.slug: c.id for c in catalog.categories(session)}
-    meixian = make_user(Role.FARMER, name="梅县柚农")
-    catalog.save_seller_profile(
-        session, meixian, shop_name="梅县柚园", division_code=first_village(MEIXIAN).code
-    )
-    yingde = make_user(Role.FARMER, name="英德茶农")
-    catalog.save_seller_profile(
-        session,
-        yingde,
-        shop_name="英德茶园",
-        division_code=first_village(YINGDE).code,
-        kind=SellerKind.COOPERATIVE,
-    )
-    merchant = make_user(Role.MERCHANT, name="顺德商行")
-    catalog.save_seller_profile(session, merchant, shop_name="顺德商行", division_code=FOSHAN_SHUNDE)
-    shop = Shop(session, categories, meixian, yingde, merchant)
-    shop.add("梅县金柚", "citrus", 4500, certifications=((GI, "AGI00319"),))
-    shop.add("梅县蜜柚", "citrus", 450)
-    shop.add("平价沙田柚", "citrus", 450)
-    shop.add(
-        "冰鲜走地鸡", "poultry", 9800, storage_class=StorageClass.CHILLED, unit=Unit.PIECE, net_weight_g=1500
-    )
-    shop.add(
-        "英德红茶",
-        "black-tea",
-        12800,
-        seller=yingde,
-        unit=Unit.BAG,
-        net_weight_g=250,
-        certifications=((GI, "AGI00093"), (CertificationKind.ORGANIC, "127OP2100458")),
-    )
-    shop.add("英德绿茶", "green-tea", 6800, seller=yingde, unit=Unit.BAG, net_weight_g=250)
-    shop.add("售罄的荔枝干", "dried-produce", 5800, seller=yingde, stock=0, unit=Unit.BAG, net_weight_g=500)
-    shop.add("复合肥", "fertilizer", 16500, seller=merchant, unit=Unit.BAG, net_weight_g=40000)
-    shop.add("草稿里的柚子", "citrus", 300, publish=False)
-    paused = shop.add("暂停的柚子", "citrus", 350)
-    catalog.set_status(session, meixian, paused.id, ProductStatus.PAUSED)
-    return shop
+from tests.factories import FOSHAN_SHUNDE, GI, Shop, build_shop
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ price and stock, status moves, drafts, visibility and the audit trail. Bad input
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,14 +17,9 @@ from domain import (
     MAX_PRICE_FEN,
     MAX_STOCK,
     AuditEvent,
-    Category,
     CategoryFlow,
     CertificationKind,
-    Division,
-    DivisionLevel,
     ListingConsent,
-    Node,
-    NodeKind,
     Product,
     ProductStatus,
     Role,
@@ -41,155 +36,19 @@ from services.accounts import AuthPolicy
 from services.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from services.sms import OutboxSmsGateway
 from tests.conftest import count, latest_sms_code
-
-# This module's own county (the conftest's and the places tests' counties are others').
-COUNTY = "441423"  # 梅州市丰顺县
-OTHER_COUNTY = "441424"  # 梅州市五华县
-
-
-@dataclass
-class World:
-    admin: User
-    point: Node  # a village point in `village`
-    village: Division
-    neighbour: Division  # another village of the point's town
-    far_village: Division  # a village of another town of the county
-    other_point: Node  # a point in the far village's town
-    agent: User
-    other_agent: User
-    farmer: User  # lives in `village`
-    neighbour_farmer: User  # lives in `neighbour`
-    far_farmer: User  # lives in `far_village`
-    merchant: User
-    buyer: User
-    top: Category
-    pomelo: Category
-    tea: Category
-    goods: Category
-    fertilizer: Category
-
-
-def _villages(session: Session, prefix: str) -> list[Division]:
-    return list(
-        session.scalars(
-            select(Division)
-            .where(
-                Division.level == DivisionLevel.VILLAGE,
-                Division.code.startswith(prefix),
-                Division.name.endswith("村委会"),
-            )
-            .order_by(Division.code)
-        )
-    )
-
-
-def make_categories(session: Session) -> tuple[Category, ...]:
-    tag = uuid.uuid4().hex[:8]
-    top = Category(slug=f"fruit-{tag}", name="水果", name_en="Fruit", flow=CategoryFlow.FARM, position=1)
-    goods = Category(
-        slug=f"inputs-{tag}", name="农资", name_en="Farm inputs", flow=CategoryFlow.GOODS, position=2
-    )
-    session.add_all([top, goods])
-    session.flush()
-    pomelo = Category(
-        slug=f"pomelo-{tag}",
-        name="柚子",
-        name_en="Pomelos",
-        flow=CategoryFlow.FARM,
-        parent_id=top.id,
-        position=1,
-    )
-    tea = Category(
-        slug=f"tea-{tag}", name="茶叶", name_en="Tea", flow=CategoryFlow.FARM, parent_id=top.id, position=2
-    )
-    fertilizer = Category(
-        slug=f"fertilizer-{tag}",
-        name="化肥",
-        name_en="Fertilizer",
-        flow=CategoryFlow.GOODS,
-        parent_id=goods.id,
-    )
-    session.add_all([pomelo, tea, fertilizer])
-    session.commit()
-    return top, pomelo, tea, goods, fertilizer
-
-
-def build_world(session: Session, admin: User, make_user) -> World:  # type: ignore[no-untyped-def]
-    villages = _villages(session, COUNTY)
-    village = villages[0]
-    neighbour = next(v for v in villages if v.code[:9] == village.code[:9] and v.code != village.code)
-    far_village = next(v for v in villages if v.code[:9] != village.code[:9])
-
-    def point_in(v: Division, name: str) -> Node:
-        return places.create_node(
-            session, admin, NodeKind.VILLAGE_POINT, {"division_code": v.code, "name": name}
-        )
-
-    point = point_in(village, "丰顺测试服务点")
-    other_point = point_in(far_village, "丰顺另一镇服务点")
-
-    def seller(role: Role, code: str, name: str, kind: SellerKind | None = None) -> User:
-        user = make_user(role, name=name)
-        catalog.save_seller_profile(session, user, shop_name=name, division_code=code, kind=kind)
-        return user
-
-    top, pomelo, tea, goods, fertilizer = make_categories(session)
-    return World(
-        admin=admin,
-        point=point,
-        village=village,
-        neighbour=neighbour,
-        far_village=far_village,
-        other_point=other_point,
-        agent=make_user(Role.AGENT, node_id=point.id, name="丰顺村小二"),
-        other_agent=make_user(Role.AGENT, node_id=other_point.id, name="另一镇村小二"),
-        farmer=seller(Role.FARMER, village.code, "柚农老李"),
-        neighbour_farmer=seller(Role.FARMER, neighbour.code, "邻村陈伯"),
-        far_farmer=seller(Role.FARMER, far_village.code, "远村黄姨"),
-        merchant=seller(Role.MERCHANT, COUNTY, "丰顺农资店", SellerKind.MERCHANT),
-        buyer=make_user(Role.BUYER, name="买家"),
-        top=top,
-        pomelo=pomelo,
-        tea=tea,
-        goods=goods,
-        fertilizer=fertilizer,
-    )
+from tests.factories import (
+    COUNTY,
+    World,
+    build_world,
+    consent,
+    listing,
+    row,
+)
 
 
 @pytest.fixture()
 def world(session, admin, make_user) -> World:  # type: ignore[no-untyped-def]
     return build_world(session, admin, make_user)
-
-
-def listing(w: World, **changes: Any) -> catalog.ListingInput:
-    base = catalog.ListingInput(
-        name="梅县金柚",
-        category_id=w.pomelo.id,
-        unit=Unit.JIN,
-        price_fen=680,
-        stock=500,
-        description="自家果园，甜而多汁。",
-    )
-    return replace(base, **changes)
-
-
-def consent(session: Session, agent: User, farmer: User, point: Node) -> ListingConsent:
-    """A consent record as enrollment leaves it (enrollment itself is tested below)."""
-    record = ListingConsent(farmer_id=farmer.id, agent_id=agent.id, point_id=point.id, granted_at=clock.now())
-    session.add(record)
-    session.commit()
-    return record
-
-
-def row(session: Session, product_id: int) -> dict[str, Any]:
-    """The product as the database holds it, with its certifications and the audit count."""
-    session.expire_all()
-    product = session.get(Product, product_id)
-    assert product is not None
-    data = {c.key: getattr(product, c.key) for c in Product.__table__.columns}
-    data["certifications"] = sorted((c.kind.value, c.number) for c in product.certifications)
-    data["audit"] = count(session, AuditEvent, AuditEvent.entity_id == str(product_id))
-    return data
 
 
 def events(session: Session, product_id: int) -> list[AuditEvent]:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import threading
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,135 +30,31 @@ from domain import (
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
-    Order,
     OrderStatus,
-    Payment,
     PaymentMethod,
-    PaymentStatus,
     Payout,
     PayoutBatch,
     PayoutBatchStatus,
     Refund,
-    RefundStatus,
     Role,
-    RoleGrant,
-    SellerKind,
-    SellerProfile,
-    StorageClass,
     SubOrder,
     User,
 )
-from domain.orders import DeliveryMethod
 from marketplace.db import make_engine
 from services import ledger
 from services.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from services.ledger import LedgerError, Line, RefundTooLarge, UnbalancedTransaction
-from tests.conftest import NOW, backend, count, migrate, next_phone
-
-DIVISION = "44"  # 广东省: any division will do for an order's address here
-LONG_AGO = NOW - timedelta(days=10)  # completed before a 7-day holding period
-RECENTLY = NOW - timedelta(days=2)  # completed within it
-
-
-# --- data helpers (orders are built directly: the ledger only reads their amounts) ------------
-
-
-def add_user(session: Session, *roles: Role, name: str = "") -> User:
-    user = User(phone=next_phone(), password_hash="!", display_name=name)
-    user.grants = [RoleGrant(role=role) for role in roles]
-    session.add(user)
-    session.flush()
-    return user
-
-
-def add_seller(session: Session, shop_name: str | None = None) -> User:
-    seller = add_user(session, Role.FARMER, name="农户")
-    if shop_name is not None:
-        session.add(
-            SellerProfile(
-                user_id=seller.id, kind=SellerKind.FARMER, shop_name=shop_name, division_code=DIVISION
-            )
-        )
-    session.flush()
-    return seller
-
-
-def add_sub_order(
-    session: Session,
-    buyer: User,
-    seller: User,
-    *,
-    items: int,
-    commission: int = 0,
-    shipping: int = 0,
-    status: OrderStatus = OrderStatus.PAID,
-    completed_at: datetime | None = None,
-    method: PaymentMethod = PaymentMethod.CARD,
-) -> SubOrder:
-    """One order of one sub-order, with its payment received."""
-    number = uuid.uuid4().hex[:16]
-    total = items + shipping
-    order = Order(
-        number=number,
-        buyer_id=buyer.id,
-        placed_by_id=buyer.id,
-        idempotency_key=uuid.uuid4().hex,
-        payment_method=method,
-        delivery_method=DeliveryMethod.HOME,
-        recipient="张三",
-        recipient_phone=buyer.phone,
-        division_code=DIVISION,
-        items_fen=items,
-        shipping_fen=shipping,
-        total_fen=total,
-        pay_by=NOW,
-    )
-    sub_order = SubOrder(
-        number=f"{number}-1",
-        seller_id=seller.id,
-        status=status,
-        items_fen=items,
-        shipping_fen=shipping,
-        total_fen=total,
-        commission_fen=commission,
-        storage_class=StorageClass.AMBIENT,
-        completed_at=completed_at,
-    )
-    order.sub_orders.append(sub_order)
-    order.payment = Payment(
-        method=method,
-        amount_fen=total,
-        idempotency_key=uuid.uuid4().hex,
-        status=PaymentStatus.SUCCEEDED,
-        amount_received_fen=total,
-    )
-    session.add(order)
-    session.flush()
-    return sub_order
-
-
-def add_refund(session: Session, sub_order: SubOrder, amount: int) -> Refund:
-    refund = Refund(
-        payment_id=sub_order.order.payment.id,
-        sub_order_id=sub_order.id,
-        amount_fen=amount,
-        idempotency_key=uuid.uuid4().hex,
-        status=RefundStatus.SUCCEEDED,
-    )
-    sub_order.refunded_fen += amount
-    session.add(refund)
-    session.flush()
-    return refund
-
-
-def paid_and_completed(
-    session: Session, buyer: User, seller: User, at: datetime = LONG_AGO, **amounts: Any
-) -> SubOrder:
-    sub_order = add_sub_order(
-        session, buyer, seller, status=OrderStatus.COMPLETED, completed_at=at, **amounts
-    )
-    ledger.post_sub_order_paid(session, sub_order)
-    return sub_order
+from tests.conftest import NOW, backend, count, migrate
+from tests.factories import (
+    DIVISION,
+    LONG_AGO,
+    RECENTLY,
+    add_refund,
+    add_seller,
+    add_sub_order,
+    add_user,
+    paid_and_completed,
+)
 
 
 def unbalanced_transactions(session: Session) -> list[int]:

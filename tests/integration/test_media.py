@@ -11,8 +11,7 @@ from sqlalchemy import func, select
 from domain import AuditEvent, ProductPhoto
 from services import catalog, media
 from services.errors import Forbidden, NotFound, ValidationError
-from tests.integration.test_catalog import World, build_world, consent, listing
-from tests.unit.test_media import jpeg, png_header
+from tests.factories import World, build_world, consent, jpeg, listing, png_header
 
 
 @pytest.fixture()

@@ -3,67 +3,14 @@ which node, what bad input is refused (writing nothing), the audit trail and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from domain import AuditEvent, DivisionLevel, Node, NodeKind, Role, User
+from domain import AuditEvent, DivisionLevel, Node, NodeKind, Role
 from services import places
 from services.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
-
-# Counties of this module's own network. Not the conftest's MEIXIAN/PINGYUAN/YINGDE, which other
-# tests use too: on SQLite the harness's rollback is not airtight (see _real_outer_transaction).
-COUNTY_X = "441422"  # 梅州市大埔县
-COUNTY_Y = "441427"  # 梅州市蕉岭县
-COUNTY_Z = "441882"  # 清远市连州市
-SHENZHEN_LONGGANG = "440307"
-
-
-@dataclass
-class Network:
-    """Two counties of 梅州市 with a center each; points A and B in county X, C in county Y; a DC."""
-
-    center_x: Node
-    center_y: Node
-    point_a: Node
-    point_b: Node
-    point_c: Node
-    dc: Node
-
-
-def build_network(session: Session, admin: User, first_village) -> Network:  # type: ignore[no-untyped-def]
-    def make(kind: NodeKind, code: str, name: str, **extra) -> Node:  # type: ignore[no-untyped-def]
-        served = extra.pop("served", ())
-        data = {"division_code": code, "name": name, **extra}
-        return places.create_node(session, admin, kind, data, served_county_codes=served)
-
-    center_x = make(NodeKind.COUNTY_CENTER, COUNTY_X, "大埔县县域综合服务中心", phone="0753-2128800")
-    center_y = make(NodeKind.COUNTY_CENTER, COUNTY_Y, "蕉岭县县域综合服务中心", phone="0753-8888100")
-    a, b, c = first_village(COUNTY_X), first_village(COUNTY_X, 1), first_village(COUNTY_Y)
-    point_a = make(
-        NodeKind.VILLAGE_POINT, a.code, "甲村服务点", phone="0753-2781221", opening_hours="08:00-20:00"
-    )
-    point_b = make(
-        NodeKind.VILLAGE_POINT, b.code, "乙村服务点", phone="13900001402", opening_hours="07:30-21:00"
-    )
-    point_c = make(NodeKind.VILLAGE_POINT, c.code, "丙村服务点", has_cold_storage=True)
-    dc = make(
-        NodeKind.DISTRIBUTION_CENTER, SHENZHEN_LONGGANG, "深圳龙岗城乡配送中心", served=[COUNTY_X, COUNTY_Y]
-    )
-    return Network(center_x, center_y, point_a, point_b, point_c, dc)
-
-
-def snapshot(session: Session, node_id: int) -> dict:
-    """The node's row as the database holds it, plus how many audit events exist."""
-    session.expire_all()
-    node = session.get(Node, node_id)
-    assert node is not None
-    row = {c.key: getattr(node, c.key) for c in Node.__table__.columns}
-    row["served"] = [d.code for d in node.served_counties]
-    row["audit_events"] = session.scalar(select(func.count()).select_from(AuditEvent))
-    return row
+from tests.factories import COUNTY_X, COUNTY_Y, COUNTY_Z, SHENZHEN_LONGGANG, snapshot
 
 
 def counts(session: Session) -> tuple[int, int]:

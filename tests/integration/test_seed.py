@@ -10,27 +10,11 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from domain import AuditEvent, Node, NodeKind, Role, RoleGrant, User, distribution_center_counties
+from domain import AuditEvent, Node, NodeKind, Role, User
 from marketplace.config import PROJECT_ROOT
 from seed.loader import DEMO_PASSWORD, load_all, read_json
 from services import accounts
-
-
-def database_state(session) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
-    """Every row the loader may write, as plain tuples."""
-    session.expire_all()
-
-    def rows(model) -> list[tuple]:  # type: ignore[no-untyped-def]
-        cols = list(model.__table__.columns)
-        return sorted(session.execute(select(*cols)).all(), key=repr)
-
-    return {
-        "nodes": rows(Node),
-        "users": rows(User),
-        "grants": rows(RoleGrant),
-        "audit": rows(AuditEvent),
-        "dc_counties": sorted(session.execute(select(distribution_center_counties)).all()),
-    }
+from tests.factories import database_state
 
 
 @pytest.fixture()

@@ -25,7 +25,7 @@ from domain import (
 )
 from seed.loader import DATA_DIR, SEED_KEY_PREFIX, load_all, read_json
 from services import media
-from tests.integration.test_seed import database_state
+from tests.factories import database_state
 
 FAMOUS = [
     "梅州金柚",

@@ -4,8 +4,6 @@ WebP and JPEG; and the local storage behind the Storage interface."""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from io import BytesIO
 from pathlib import Path
 
@@ -14,58 +12,7 @@ from PIL import Image, ImageCms
 
 from services import media
 from services.errors import ValidationError
-
-GPS_IFD = 0x8825
-ORIENTATION = 0x0112
-
-
-def jpeg(
-    size: tuple[int, int] = (1200, 800),
-    *,
-    orientation: int | None = None,
-    gps: bool = True,
-    mode: str = "RGB",
-    icc: bytes | None = None,
-) -> bytes:
-    """A camera-like JPEG: left half red, right half blue, EXIF with the camera and a GPS position."""
-    img = Image.new("RGB", size, (220, 20, 20))
-    img.paste((20, 20, 220), (size[0] // 2, 0, size[0], size[1]))
-    if mode != "RGB":
-        img = img.convert(mode)
-    exif = Image.Exif()
-    exif[0x010F] = "TestPhone"
-    exif[0x0110] = "Model X"
-    if orientation:
-        exif[ORIENTATION] = orientation
-    if gps:
-        ifd = exif.get_ifd(GPS_IFD)
-        ifd.update({1: "N", 2: (24.0, 15.0, 57.6), 3: "E", 4: (116.0, 13.0, 30.0)})
-    buf = BytesIO()
-    extra = {"icc_profile": icc} if icc else {}
-    img.save(buf, "JPEG", exif=exif.tobytes(), quality=90, **extra)
-    return buf.getvalue()
-
-
-def png(size: tuple[int, int] = (600, 400), mode: str = "RGBA") -> bytes:
-    img = Image.new(mode, size, (0, 128, 0, 0) if mode == "RGBA" else (0, 128, 0))
-    buf = BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A tiny PNG that declares a huge picture: what a decompression bomb looks like up front."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
+from tests.factories import GPS_IFD, jpeg, png, png_header
 
 
 def photo_error(data: bytes, **kwargs) -> str:  # type: ignore[no-untyped-def]

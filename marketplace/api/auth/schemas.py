@@ -8,11 +8,12 @@ from flask_babel import gettext
 from marshmallow import Schema, ValidationError, fields, validate
 
 from domain import Role, SmsPurpose
+from marketplace.api.common import BaseSchema
 from services.validation import mask_phone
 
 
 def N_(message: str) -> str:
-    """Marks a message for extraction; BaseSchema.handle_error translates it per request."""
+    """Marks a message for extraction; TranslatedSchema.handle_error translates it per request."""
     return message
 
 
@@ -47,8 +48,8 @@ def _translated(messages: Any) -> Any:
     return messages
 
 
-class BaseSchema(Schema):
-    """Request schemas: field errors in the user's language, like the rest of the API's messages."""
+class TranslatedSchema(BaseSchema):
+    """Request schemas: messages marked with N_, translated when the error is raised."""
 
     error_messages = {
         "unknown": N_("Unknown field."),
@@ -62,14 +63,14 @@ class BaseSchema(Schema):
 # --- requests ------------------------------------------------------------------------------------
 
 
-class SmsCodeRequestSchema(BaseSchema):
+class SmsCodeRequestSchema(TranslatedSchema):
     phone = _text(
         required=True, metadata={"description": "Chinese mobile number, 11 digits", "example": "13812345678"}
     )
     purpose = _enum(SmsPurpose, required=True, metadata={"description": "register or reset_password"})
 
 
-class RegisterSchema(BaseSchema):
+class RegisterSchema(TranslatedSchema):
     phone = _text(required=True, metadata={"example": "13812345678"})
     code = _text(required=True, metadata={"description": "The 6-digit code from the SMS"})
     password = _text(required=True, load_only=True, metadata={"description": "8 to 128 characters"})
@@ -86,19 +87,19 @@ class RegisterSchema(BaseSchema):
     )
 
 
-class TokenRequestSchema(BaseSchema):
+class TokenRequestSchema(TranslatedSchema):
     phone = _text(required=True, metadata={"example": "13812345678"})
     password = _text(required=True, load_only=True)
     name = _text(load_default="", metadata={"description": "What the token is for, e.g. the app's name"})
 
 
-class PasswordResetSchema(BaseSchema):
+class PasswordResetSchema(TranslatedSchema):
     phone = _text(required=True)
     code = _text(required=True)
     new_password = _text(required=True, load_only=True)
 
 
-class UserQuerySchema(BaseSchema):
+class UserQuerySchema(TranslatedSchema):
     phone_prefix = _text(
         load_default="",
         validate=validate.Regexp(r"^[0-9]{0,11}$", error=N_("Up to 11 digits.")),
@@ -106,7 +107,7 @@ class UserQuerySchema(BaseSchema):
     )
 
 
-class GrantRequestSchema(BaseSchema):
+class GrantRequestSchema(TranslatedSchema):
     role = _enum(Role, required=True)
     node_id = fields.Integer(
         load_default=None,

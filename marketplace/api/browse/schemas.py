@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from domain import (
     MAX_PRICE_FEN,
@@ -16,6 +16,7 @@ from domain import (
     StorageClass,
     Unit,
 )
+from marketplace.api.common import BaseSchema
 from marketplace.api.places.schemas import PlaceSchema
 from services import browse, catalog
 
@@ -25,10 +26,6 @@ _ERRORS = {
     "invalid": _l("Not a valid value."),
 }
 SORTS = [s.value for s in browse.Sort if s != browse.Sort.RELEVANCE]
-
-
-class _Base(Schema):
-    error_messages = {"unknown": _l("Unknown field."), "type": _l("Invalid input type.")}
 
 
 def _choice(values: list[str], **kwargs: Any) -> fields.String:
@@ -48,7 +45,7 @@ def _price(**kwargs: Any) -> fields.Integer:
     )
 
 
-class ProductQuerySchema(_Base):
+class ProductQuerySchema(BaseSchema):
     category = fields.String(
         validate=validate.Regexp(catalog.SLUG_RE, error=_l("Not a valid category slug.")),
         error_messages=_ERRORS,
@@ -79,13 +76,13 @@ class ProductQuerySchema(_Base):
     )
 
 
-class CardPhotoSchema(_Base):
+class CardPhotoSchema(BaseSchema):
     key = fields.String()
     width = fields.Integer()
     height = fields.Integer()
 
 
-class ProductCardSchema(_Base):
+class ProductCardSchema(BaseSchema):
     id = fields.Integer()
     name = fields.String(metadata={"example": "梅州金柚 梅县金柚 2个装"})
     price_fen = fields.Integer(metadata={"example": 5980})
@@ -104,14 +101,14 @@ class ProductCardSchema(_Base):
     photo = fields.Nested(CardPhotoSchema, allow_none=True)
 
 
-class ProductPageSchema(_Base):
+class ProductPageSchema(BaseSchema):
     items = fields.List(fields.Nested(ProductCardSchema))
     next_cursor = fields.String(
         allow_none=True, metadata={"description": "Pass as `after` for the next page; null on the last"}
     )
 
 
-class SellerPageSchema(_Base):
+class SellerPageSchema(BaseSchema):
     id = fields.Integer(attribute="profile.user_id")
     shop_name = fields.String(attribute="profile.shop_name")
     kind = fields.Enum(SellerKind, by_value=True, attribute="profile.kind")

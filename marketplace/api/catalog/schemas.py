@@ -19,6 +19,7 @@ from domain import (
     StorageClass,
     Unit,
 )
+from marketplace.api.common import BaseSchema
 from services import media
 
 _ERRORS = {
@@ -39,10 +40,8 @@ def _as_lists(messages: Any) -> Any:
     return [str(messages)]
 
 
-class BaseSchema(Schema):
-    """Request schemas: messages in the user's language, like the rest of the API's."""
-
-    error_messages = {"unknown": _l("Unknown field."), "type": _l("Invalid input type.")}
+class ListedErrorsSchema(BaseSchema):
+    """Request schemas whose every field error is a list of strings."""
 
     def handle_error(self, error: ValidationError, data: Any, *, many: bool, **kwargs: Any) -> None:
         raise ValidationError(_as_lists(error.messages), data=data, valid_data=error.valid_data)
@@ -86,7 +85,7 @@ class CategorySchema(Schema):
     position = fields.Integer()
 
 
-class CertificationSchema(BaseSchema):
+class CertificationSchema(ListedErrorsSchema):
     kind = _enum(CertificationKind, required=True)
     number = _text(
         required=True, metadata={"description": "The certificate number", "example": "LB-45-2107070712A"}
@@ -189,7 +188,7 @@ class ProductSchema(Schema):
 # --- requests ------------------------------------------------------------------------------------
 
 
-class _ListingFields(BaseSchema):
+class _ListingFields(ListedErrorsSchema):
     name = _text(metadata={"description": "At most 60 characters, no HTML", "example": "梅县金柚"})
     category_id = _int(metadata={"description": "A category with a parent (GET /categories)"})
     unit = _enum(Unit)
@@ -244,13 +243,13 @@ class ProductPatchSchema(_ListingFields):
     """Only the fields sent change."""
 
 
-class StatusSchema(BaseSchema):
+class StatusSchema(ListedErrorsSchema):
     status = _enum(
         ProductStatus, required=True, metadata={"description": "active (publish, resume) or paused"}
     )
 
 
-class PriceStockSchema(BaseSchema):
+class PriceStockSchema(ListedErrorsSchema):
     price_fen = _int(allow_none=True, metadata={"minimum": 1, "maximum": MAX_PRICE_FEN})
     stock = _int(allow_none=True, metadata={"minimum": 0, "maximum": MAX_STOCK})
 
@@ -260,14 +259,14 @@ class PriceStockSchema(BaseSchema):
             raise ValidationError(_l("Give price_fen, stock or both."), "price_fen")
 
 
-class MyProductsQuerySchema(BaseSchema):
+class MyProductsQuerySchema(ListedErrorsSchema):
     # A query string is text: "12" is the number 12 here.
     seller_id = fields.Integer(
         error_messages=_INT_ERRORS, metadata={"description": "Village agents: a consenting farmer's listings"}
     )
 
 
-class PhotoUploadSchema(BaseSchema):
+class PhotoUploadSchema(ListedErrorsSchema):
     photo = Upload(
         required=True,
         error_messages=_ERRORS,

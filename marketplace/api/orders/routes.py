@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import request, url_for
 from flask_smorest import Blueprint
-from werkzeug.routing import BuildError
 
 from marketplace.api.common import BEARER, token_required
 from marketplace.api.orders.schemas import (
@@ -195,12 +194,9 @@ def get_order(order_number: str):  # type: ignore[no-untyped-def]
     return _shown_order(manage.visible_order(get_session(), actor(), order_number))
 
 
-def _return_url(order_number: str) -> str | None:
-    # Where a wallet sends the buyer back: the checkout's pay page, once that blueprint exists.
-    try:
-        return url_for("cart.pay", number=order_number, _external=True)
-    except BuildError:
-        return None
+def _return_url(order_number: str) -> str:
+    # Where a wallet sends the buyer back: the checkout's pay page.
+    return url_for("cart.pay", number=order_number, _external=True)
 
 
 @blp.route("/orders/<order_number>/payment", methods=["POST"])

@@ -20,7 +20,7 @@ from domain import (
     StorageClass,
     Unit,
 )
-from marketplace.api.catalog.schemas import BaseSchema
+from marketplace.api.catalog.schemas import ListedErrorsSchema
 
 _ERRORS = {
     "required": _l("This field is required."),
@@ -79,7 +79,7 @@ def _key(description: str) -> fields.String:
 # --- requests ------------------------------------------------------------------------------------
 
 
-class ItemSchema(BaseSchema):
+class ItemSchema(ListedErrorsSchema):
     product_id = _id(required=True)
     quantity = _int(required=True, metadata={"minimum": 1, "maximum": 999})
 
@@ -100,7 +100,7 @@ def _each_product_once(items: list[dict[str, Any]]) -> None:
         raise ValidationError(_l("List each product once."))
 
 
-class CartPutSchema(BaseSchema):
+class CartPutSchema(ListedErrorsSchema):
     items = _items(required=True)
 
     @validates("items")
@@ -108,7 +108,7 @@ class CartPutSchema(BaseSchema):
         _each_product_once(value)
 
 
-class CartQuerySchema(BaseSchema):
+class CartQuerySchema(ListedErrorsSchema):
     delivery = _enum(
         DeliveryMethod,
         load_default=DeliveryMethod.HOME,
@@ -116,19 +116,19 @@ class CartQuerySchema(BaseSchema):
     )
 
 
-class AddressSchema(BaseSchema):
+class AddressSchema(ListedErrorsSchema):
     recipient = _text(required=True, metadata={"example": "陈小姐"})
     phone = _text(required=True, metadata={"example": "13912345678"})
     division_code = _text(required=True, metadata={"description": "The town or village (9 or 12 digits)"})
     detail = _text(required=True, metadata={"description": "Street and number", "example": "幸福路8号"})
 
 
-class ContactSchema(BaseSchema):
+class ContactSchema(ListedErrorsSchema):
     recipient = _text(required=True, metadata={"description": "Who collects the parcel"})
     phone = _text(required=True, metadata={"description": "Receives the pickup code"})
 
 
-class PlaceOrderSchema(BaseSchema):
+class PlaceOrderSchema(ListedErrorsSchema):
     items = _items(required=True)
     idempotency_key = _key("Or the Idempotency-Key header: a repeated request returns the same order")
     payment_method = _enum(PaymentMethod, load_default=PaymentMethod.CARD)
@@ -154,7 +154,7 @@ class PlaceOrderSchema(BaseSchema):
         _each_product_once(value)
 
 
-class PaymentRequestSchema(BaseSchema):
+class PaymentRequestSchema(ListedErrorsSchema):
     payment_method = _text(
         load_default=None,
         allow_none=True,
@@ -166,7 +166,7 @@ class PaymentRequestSchema(BaseSchema):
     )
 
 
-class SubOrdersQuerySchema(BaseSchema):
+class SubOrdersQuerySchema(ListedErrorsSchema):
     status = _enum(OrderStatus, load_default=None)
     # A query string is text: "12" is the number 12 here.
     seller_id = fields.Integer(
@@ -182,7 +182,7 @@ class SubOrdersQuerySchema(BaseSchema):
     )
 
 
-class TransitionSchema(BaseSchema):
+class TransitionSchema(ListedErrorsSchema):
     to = _enum(
         OrderStatus,
         required=True,
@@ -191,11 +191,11 @@ class TransitionSchema(BaseSchema):
     note = _reason(load_default="")
 
 
-class ReasonSchema(BaseSchema):
+class ReasonSchema(ListedErrorsSchema):
     reason = _reason(required=True)
 
 
-class StaffRefundSchema(BaseSchema):
+class StaffRefundSchema(ListedErrorsSchema):
     amount_fen = _int(
         load_default=None,
         allow_none=True,

@@ -6,9 +6,10 @@ import re
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from domain import DivisionLevel, NodeKind
+from marketplace.api.common import BaseSchema
 from services import places
 
 # Field errors in the user's language, like the rest of the API's messages.
@@ -41,14 +42,10 @@ def _number(**kwargs: Any) -> fields.Float:
     )
 
 
-class _Base(Schema):
-    error_messages = {"unknown": _l("Unknown field."), "type": _l("Invalid input type.")}
-
-
 # --- divisions ----------------------------------------------------------------------------
 
 
-class PlaceSchema(_Base):
+class PlaceSchema(BaseSchema):
     code = fields.String(metadata={"example": "441403"})
     name = fields.String(metadata={"example": "梅县区"})
     level = fields.Enum(DivisionLevel, by_value=True)
@@ -72,7 +69,7 @@ class DivisionDetailSchema(DivisionSchema):
         return super().get_attribute(obj, attr, default)
 
 
-class DivisionQuerySchema(_Base):
+class DivisionQuerySchema(BaseSchema):
     parent_code = _code(
         CODE_RE, metadata={"description": "Children of this division; without it and level: the cities"}
     )
@@ -87,7 +84,7 @@ class DivisionQuerySchema(_Base):
 # --- nodes --------------------------------------------------------------------------------
 
 
-class NodeRefSchema(_Base):
+class NodeRefSchema(BaseSchema):
     id = fields.Integer()
     name = fields.String()
     address = fields.String()
@@ -95,7 +92,7 @@ class NodeRefSchema(_Base):
     opening_hours = fields.String()
 
 
-class _NodeSchema(_Base):
+class _NodeSchema(BaseSchema):
     id = fields.Integer()
     kind = fields.Enum(NodeKind, by_value=True)
     name = fields.String()
@@ -143,11 +140,11 @@ class NodeSchema(_NodeSchema):
     served_counties = fields.List(fields.Nested(PlaceSchema))
 
 
-class VillagePointQuerySchema(_Base):
+class VillagePointQuerySchema(BaseSchema):
     county_code = _code(COUNTY_CODE_RE, metadata={"description": "Only this county's points"})
 
 
-class _NodeWriteSchema(_Base):
+class _NodeWriteSchema(BaseSchema):
     address = _text(metadata={"example": "松口镇大黄村委会旁"})
     phone = _text(metadata={"description": "Mobile or landline, e.g. 0753-2222333"})
     opening_hours = _text(metadata={"example": "08:00-20:00"})

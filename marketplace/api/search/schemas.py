@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from marketplace.api.common import BaseSchema
 from services import search
 
 MAX_QUERY = 50
@@ -18,10 +19,6 @@ _ERRORS = {
 }
 
 
-class _Base(Schema):
-    error_messages = {"unknown": _l("Unknown field."), "type": _l("Invalid input type.")}
-
-
 def _query(description: str, example: str) -> fields.String:
     return fields.String(
         required=True,
@@ -31,7 +28,7 @@ def _query(description: str, example: str) -> fields.String:
     )
 
 
-class SearchQuerySchema(_Base):
+class SearchQuerySchema(BaseSchema):
     q = _query("Chinese, full pinyin or initials (荔枝, lizhi, lz)", "lizhi")
     limit = fields.Integer(
         load_default=20,
@@ -41,12 +38,12 @@ class SearchQuerySchema(_Base):
     )
 
 
-class SuggestQuerySchema(_Base):
+class SuggestQuerySchema(BaseSchema):
     q = _query("What has been typed so far", "liz")
     limit = fields.Integer(load_default=8, validate=validate.Range(min=1, max=20), error_messages=_ERRORS)
 
 
-class SearchHitSchema(_Base):
+class SearchHitSchema(BaseSchema):
     id = fields.Integer()
     name = fields.String(metadata={"example": "增城挂绿荔枝"})
     name_html = fields.String(
@@ -71,7 +68,7 @@ class SearchHitSchema(_Base):
         return getattr(hit.product, attr)
 
 
-class SearchResultSchema(_Base):
+class SearchResultSchema(BaseSchema):
     corrected = fields.String(
         allow_none=True,
         metadata={"description": "The query searched instead, when the typed one found nothing (a typo)"},

@@ -23,7 +23,7 @@ from marketplace.web.auth.forms import (
     UserSearchForm,
 )
 from marketplace.web.cart.guest import merge_guest_cart
-from marketplace.web.forms import safe_next, show_service_error
+from marketplace.web.forms import form_error, reraise_access, safe_next
 from services import accounts, places
 from services.errors import ServiceError
 from services.validation import mask_phone
@@ -52,11 +52,6 @@ sms_code_limit = limiter.shared_limit(
 )
 
 
-def _status(exc: ServiceError) -> int:
-    """The status of a form page re-rendered after a service refused the input."""
-    return exc.status if exc.status in (403, 404, 409, 429) else 422
-
-
 def _code_sent(purpose: SmsPurpose, phone: str) -> str:
     minutes = max(1, current_app.config["SMS_CODE_TTL_SECONDS"] // 60)
     if purpose == SmsPurpose.RESET_PASSWORD:
@@ -82,7 +77,8 @@ def _send_code(
             get_session(), sms_gateway(), form.phone.data, purpose, auth_policy(), ip=client_ip()
         )
     except ServiceError as exc:
-        return None, show_service_error(form, exc), _status(exc)
+        error, status = form_error(form, exc, reraise=())
+        return None, error, status
     return _code_sent(purpose, form.phone.data.strip()), None, 200
 
 
@@ -104,8 +100,7 @@ def login():  # type: ignore[no-untyped-def]
                     get_session(), form.phone.data, form.password.data, auth_policy()
                 )
             except ServiceError as exc:
-                error = show_service_error(form, exc)
-                status = _status(exc)
+                error, status = form_error(form, exc, reraise=())
             else:
                 login_user(user, remember=bool(form.remember.data))
                 merge_guest_cart(user)  # what they put in the cart as a guest stays there
@@ -157,8 +152,7 @@ def _code_then_form(
                 try:
                     user = finish(form)
                 except ServiceError as exc:
-                    error = show_service_error(form, exc)
-                    status = _status(exc)
+                    error, status = form_error(form, exc, reraise=())
                 else:
                     login_user(user)
                     flash(done_message, "info")
@@ -245,8 +239,7 @@ def profile():  # type: ignore[no-untyped-def]
                     get_session(), user, display_name=form.display_name.data or "", locale=form.locale.data
                 )
             except ServiceError as exc:
-                error = show_service_error(form, exc)
-                status = _status(exc)
+                error, status = form_error(form, exc, reraise=())
             else:
                 # The language chosen here wins over an earlier choice in the footer.
                 if form.locale.data:
@@ -317,12 +310,8 @@ def manage_users():  # type: ignore[no-untyped-def]
                     county_code=form.county_code.data if role == Role.COUNTY_STAFF else None,
                 )
             except ServiceError as exc:
-                if exc.status in (401, 403):
-                    raise
                 renamed = {"node_id": node_field.name if node_field is not None else "role"}
-                exc.field_errors = {renamed.get(k, k): v for k, v in exc.field_errors.items()}
-                error = show_service_error(form, exc)
-                status = _status(exc)
+                error, status = form_error(form, exc, reraise=(401, 403), renamed=renamed)
             else:
                 flash(gettext("The role was granted."), "info")
                 return redirect(url_for("auth.manage_users", phone=prefix or None))
@@ -350,8 +339,7 @@ def revoke_role(grant_id: int):  # type: ignore[no-untyped-def]
     try:
         accounts.revoke_role(get_session(), actor(), grant_id)
     except ServiceError as exc:
-        if exc.status in (401, 403, 404):
-            raise
+        reraise_access(exc)
         flash(str(exc.message), "error")
     else:
         flash(gettext("The role was removed."), "info")

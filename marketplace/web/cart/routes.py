@@ -19,7 +19,6 @@ from flask_babel import gettext
 from flask_login import login_required
 from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.routing import BuildError
 
 from domain import DeliveryMethod, Order, PaymentMethod, PaymentStatus, User
 from marketplace.auth import actor
@@ -28,9 +27,10 @@ from marketplace.gateways import checkout_settings, payment_gateway
 from marketplace.web.cart import bp
 from marketplace.web.cart.forms import CheckoutForm, QuantityForm, decode_items, encode_items
 from marketplace.web.cart.guest import guest_items, store_guest_items
-from marketplace.web.forms import show_service_error
-from services import browse, catalog
+from marketplace.web.forms import form_error, reraise_access
+from services import browse, catalog, places
 from services.errors import ServiceError, ValidationError
+from services.orders import addresses as address_book
 from services.orders import cart as carts
 from services.orders import checkout, manage
 from services.orders.addresses import AddressInput
@@ -38,19 +38,13 @@ from services.orders.checkout import CheckoutInput
 from services.payments import service as payments
 from services.payments.gateway import GatewayError
 
-PICKER_PARAMS = tuple(level.value for level in catalog.VILLAGE_PICKER_LEVELS)
+PICKER_PARAMS = tuple(level.value for level in places.VILLAGE_PICKER_LEVELS)
 
 
 def _me() -> User:
     user = actor()
     assert user is not None  # login_required
     return user
-
-
-def _reraise_access(exc: ServiceError) -> None:
-    # Not a form error: the app's handler answers 401/403/404 with its page.
-    if exc.status in (401, 403, 404):
-        raise exc
 
 
 # --- whose cart -----------------------------------------------------------------------------------
@@ -155,11 +149,7 @@ def remove(product_id: int):  # type: ignore[no-untyped-def]
 # --- checkout ------------------------------------------------------------------------------------
 
 
-def _deepest(picker: catalog.VillagePicker) -> str:
-    return next((lvl.selected for lvl in reversed(picker.levels) if lvl.selected), "")
-
-
-def _checkout_input(form: CheckoutForm, picker: catalog.VillagePicker) -> CheckoutInput:
+def _checkout_input(form: CheckoutForm, picker: places.VillagePicker) -> CheckoutInput:
     delivery = form.delivery.data or ""
     new_address = form.address_id.data in (None, "", "new")
     return CheckoutInput(
@@ -171,7 +161,7 @@ def _checkout_input(form: CheckoutForm, picker: catalog.VillagePicker) -> Checko
         address=AddressInput(
             recipient=form.recipient.data,
             phone=form.phone.data,
-            division_code=_deepest(picker),
+            division_code=picker.code,
             detail=form.detail.data,
         )
         if new_address
@@ -181,18 +171,18 @@ def _checkout_input(form: CheckoutForm, picker: catalog.VillagePicker) -> Checko
     )
 
 
-def _show_checkout_error(form: CheckoutForm, exc: ServiceError) -> tuple[str | None, list[str]]:
-    """The service's errors on the form; returns (message for the top, village picker errors)."""
-    errors = dict(exc.field_errors)
-    place_errors = [str(m) for m in errors.pop("division_code", [])]
-    if form.delivery.data == DeliveryMethod.PICKUP.value:
-        # The pickup contact is checked under the address's field names.
-        for service_name, form_name in (("recipient", "pickup_recipient"), ("phone", "pickup_phone")):
-            if service_name in errors:
-                errors[form_name] = errors.pop(service_name)
-    exc.field_errors = errors
+def _show_checkout_error(form: CheckoutForm, exc: ServiceError) -> tuple[str, list[str], int]:
+    """The service's errors on the form; returns (message for the top, village picker errors,
+    status)."""
+    reraise_access(exc)
+    place_errors = [str(m) for m in exc.field_errors.get("division_code", [])]
+    exc.field_errors = {k: v for k, v in exc.field_errors.items() if k != "division_code"}
+    # The pickup contact is checked under the address's field names.
+    pickup = form.delivery.data == DeliveryMethod.PICKUP.value
+    renamed = {"recipient": "pickup_recipient", "phone": "pickup_phone"} if pickup else None
+    message, status = form_error(form, exc, renamed=renamed)
     # A long form on a small screen: always say at the top that something needs fixing.
-    return show_service_error(form, exc) or str(exc.message), place_errors
+    return message or str(exc.message), place_errors, status
 
 
 @bp.route("/checkout", methods=["GET", "POST"])
@@ -202,7 +192,7 @@ def checkout_page():  # type: ignore[no-untyped-def]
     user = _me()
     settings = checkout_settings()
     items = carts.saved_cart(db, user)
-    addresses = checkout.addresses_of(db, user)
+    addresses = address_book.addresses_of(db, user)
     form = CheckoutForm()
     if request.method == "GET":
         if not items:
@@ -218,8 +208,8 @@ def checkout_page():  # type: ignore[no-untyped-def]
     if request.method == "GET" or not form.key.data:
         form.key.data = checkout.new_idempotency_key()
     form.address_id.choices = [(str(a.id), a.id) for a in addresses] + [("new", "new")]  # type: ignore[assignment]
-    picker = catalog.village_picker(db, selection)
-    points = checkout.pickup_points(db)
+    picker = places.village_picker(db, selection)
+    points = places.pickup_points(db)
     counties = {p.county_code: p.county for p in points}
     form.pickup_county.choices = [("", gettext("All counties"))] + [  # type: ignore[assignment]
         (code, f"{c.parent.name if c.parent else ''}{c.name}") for code, c in counties.items()
@@ -243,16 +233,14 @@ def checkout_page():  # type: ignore[no-untyped-def]
         try:
             placed = checkout.place_order(db, user, data, settings)
         except ServiceError as exc:
-            _reraise_access(exc)
-            error, place_errors = _show_checkout_error(form, exc)
-            status = exc.status if exc.status == 409 else 422
+            error, place_errors, status = _show_checkout_error(form, exc)
             if "idempotency_key" in exc.field_errors or exc.status == 409:
                 form.key.data = checkout.new_idempotency_key()
         else:
             if data.address is not None and form.save_address.data and placed.created:
                 # The order has the address; the address book is a convenience.
                 with contextlib.suppress(ServiceError):
-                    checkout.save_address(db, user, data.address)
+                    address_book.save_address(db, user, data.address)
             return redirect(url_for(".pay", number=placed.order.number))
         items = carts.saved_cart(db, user)
     form.items.data = encode_items(items)
@@ -281,11 +269,8 @@ def _return_url(order: Order) -> str:
 
 
 def _order_url(order: Order) -> str:
-    """The buyer's order page (web.orders), or the pay page where there is none."""
-    try:
-        return url_for("orders.order", order_number=order.number)
-    except BuildError:
-        return url_for(".pay", number=order.number)
+    """The buyer's order page (web.orders)."""
+    return url_for("orders.order", order_number=order.number)
 
 
 def _origin(url: str) -> str:
@@ -303,9 +288,10 @@ def _shop_names(order: Order) -> dict[int, str]:
     names: dict[int, str] = {}
     for sub in order.sub_orders:
         try:
-            names[sub.seller_id] = catalog.get_seller_profile(get_session(), sub.seller_id).shop_name
+            shop: str | None = catalog.get_seller_profile(get_session(), sub.seller_id).shop_name
         except ServiceError:
-            names[sub.seller_id] = sub.seller.display_name
+            shop = None
+        names[sub.seller_id] = catalog.seller_name(sub.seller, shop)
     return names
 
 
@@ -374,7 +360,7 @@ def pay_card(number: str):  # type: ignore[no-untyped-def]
             return_url=_return_url(order),
         )
     except ServiceError as exc:
-        _reraise_access(exc)
+        reraise_access(exc)
         # Declined, gateway down, closed: say so; the order stays payable while it is open.
         return _render_pay(order, error=str(exc.message), status=exc.status)
     if payment.status == PaymentStatus.REQUIRES_ACTION:

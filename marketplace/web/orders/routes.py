@@ -14,14 +14,13 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import login_required
-from werkzeug.routing import BuildError
 
 from domain import Order, OrderStatus, SubOrder, User
 from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.formatting import money, order_status_label
 from marketplace.gateways import payment_gateway
-from marketplace.web.forms import safe_next
+from marketplace.web.forms import reraise_access, safe_next
 from marketplace.web.orders import bp
 from marketplace.web.orders.forms import (
     ActionForm,
@@ -54,14 +53,6 @@ def _me() -> User:
     user = actor()
     assert user is not None  # login_required
     return user
-
-
-def pay_url(number: str) -> str:
-    """The checkout's pay page of an order (endpoint cart.pay), even before that blueprint exists."""
-    try:
-        return url_for("cart.pay", number=number)
-    except BuildError:
-        return f"/cart/orders/{number}/pay"
 
 
 def _with_actions(subs: list[SubOrder]) -> list[tuple[SubOrder, SubActions]]:
@@ -102,7 +93,7 @@ def _render_order(order: Order, *, error: str | None = None, status: int = 200):
         is_owner=manage.is_buyer_of(user, order),
         payable=can.pay,
         cancellable=can.cancel,
-        pay_url=pay_url(order.number),
+        pay_url=url_for("cart.pay", number=order.number),
         place=places.division_chain(order.division),
         refunded_fen=sum(sub.refunded_fen for sub in order.sub_orders),
         forms={"refund": RefundRequestForm(formdata=None)},
@@ -125,8 +116,7 @@ def cancel(order_number: str):  # type: ignore[no-untyped-def]
     try:
         found = manage.cancel_unpaid(session, payment_gateway(), _me(), order_number)
     except ServiceError as exc:
-        if exc.status in (401, 403, 404):
-            raise
+        reraise_access(exc)
         session.rollback()
         if form.next.data:
             # Sent from another page (the pay page): back there, with the reason on top.
@@ -221,8 +211,7 @@ def _render_sub(
 def _failed(sub_number: str, exc: ServiceError, forms: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
     """A refused action: not found and forbidden get the error page; anything else (an illegal
     move, a bad reason or amount, the gateway down) the sub-order page with the reason."""
-    if exc.status in (401, 403, 404):
-        raise exc
+    reraise_access(exc)
     get_session().rollback()
     message: str | None = str(exc.message)
     for form in (forms or {}).values():

@@ -23,7 +23,7 @@ from marketplace.extensions import csrf
 from marketplace.formatting import money
 from marketplace.gateways import media_storage, sms_gateway
 from marketplace.web.auth.routes import sms_code_limit
-from marketplace.web.forms import safe_next, show_service_error
+from marketplace.web.forms import form_error, form_status, reraise_access, safe_next
 from marketplace.web.sell import bp
 from marketplace.web.sell.forms import (
     FORM_FIELD,
@@ -42,23 +42,6 @@ from services.errors import ServiceError, ValidationError
 
 KEY_RE = re.compile(r"^[0-9a-f]{32}$", re.ASCII)
 PICKER_PARAMS = tuple(level.value for level in places.VILLAGE_PICKER_LEVELS)
-
-
-def _status(exc: ServiceError) -> int:
-    """The status of a form page re-rendered after a service refused the input."""
-    return exc.status if exc.status in (409, 429) else 422
-
-
-def _reraise_access(exc: ServiceError) -> None:
-    # Not a form error: the app's handler answers 401/403/404 with its page.
-    if exc.status in (401, 403, 404):
-        raise exc
-
-
-def _show(form: Any, exc: ServiceError) -> str | None:
-    """A service's errors on the form's fields (prices as "price", weights as "net_weight")."""
-    exc.field_errors = {FORM_FIELD.get(k, k): v for k, v in exc.field_errors.items()}
-    return show_service_error(form, exc)
 
 
 def _me() -> User:
@@ -150,7 +133,7 @@ def price_stock(product_id: int):  # type: ignore[no-untyped-def]
         try:
             product = catalog.set_price_and_stock(session, user, product_id, **values)
         except ServiceError as exc:
-            _reraise_access(exc)
+            reraise_access(exc)
             errors = {FORM_FIELD.get(k, k): v for k, v in exc.field_errors.items()} or {
                 "price": [exc.message]
             }
@@ -183,7 +166,7 @@ def change_status(product_id: int):  # type: ignore[no-untyped-def]
     try:
         product = catalog.set_status(session, user, product_id, form.status.data or "")  # type: ignore[arg-type]
     except ServiceError as exc:
-        _reraise_access(exc)
+        reraise_access(exc)
         flash(
             " ".join(str(m) for msgs in exc.field_errors.values() for m in msgs) or str(exc.message), "error"
         )
@@ -223,7 +206,7 @@ def profile():  # type: ignore[no-untyped-def]
         form = SellerProfileForm(
             data={
                 "kind": current.kind.value if current else None,
-                "shop_name": current.shop_name if current else user.display_name,
+                "shop_name": catalog.seller_name(user, current.shop_name if current else None),
                 "intro": current.intro if current else "",
                 "next": request.args.get("next", ""),
             }
@@ -247,11 +230,10 @@ def profile():  # type: ignore[no-untyped-def]
                 kind=SellerKind(form.kind.data),
             )
         except ServiceError as exc:
-            _reraise_access(exc)
             place_errors = [str(m) for m in exc.field_errors.pop("division_code", [])]
+            shown, status = form_error(form, exc)
             if exc.field_errors or not place_errors:
-                error = show_service_error(form, exc)
-            status = _status(exc)
+                error = shown
         else:
             flash(gettext("Your seller profile is saved."), "success")
             return redirect(safe_next(form.next.data, "sell.listings"))
@@ -292,8 +274,7 @@ def _check(
         data = dataclasses.replace(data, origin_code=origin_code)
         catalog.validate_listing(session, user, data, seller_id=seller_id, fields=wanted)
     except ServiceError as exc:
-        _reraise_access(exc)
-        form.form_errors.append(_show(form, exc) or "")
+        form.form_errors.append(form_error(form, exc, renamed=FORM_FIELD)[0] or "")
         return False
     return not bad and not parse_errors
 
@@ -332,9 +313,8 @@ def new_listing():  # type: ignore[no-untyped-def]
                         session, user, data, seller_id=selling.seller.id, idempotency_key=form.key.data
                     )
                 except ServiceError as exc:
-                    _reraise_access(exc)
-                    form.form_errors.append(_show(form, exc) or "")
-                    status = _status(exc)
+                    shown, status = form_error(form, exc, renamed=FORM_FIELD)
+                    form.form_errors.append(shown or "")
                 else:
                     return redirect(url_for(".photos", product_id=product.id, new=1))
             else:
@@ -379,9 +359,9 @@ def photos(product_id: int):  # type: ignore[no-untyped-def]
         try:
             media.add_photo(session, media_storage(), user, product_id, data, max_bytes=limit)
         except ServiceError as exc:
-            _reraise_access(exc)
+            reraise_access(exc)
             error = " ".join(str(m) for m in exc.field_errors.get("photo", [])) or str(exc.message)
-            status = _status(exc)
+            status = form_status(exc)
         else:
             flash(gettext("The photo is added."), "success")
             return redirect(url_for(".photos", product_id=product_id, new=request.args.get("new")))
@@ -437,9 +417,8 @@ def edit(product_id: int):  # type: ignore[no-untyped-def]
                 data = dataclasses.replace(data, origin_code=product.origin_code)
                 catalog.update_product(session, user, product_id, data)
             except ServiceError as exc:
-                _reraise_access(exc)
-                form.form_errors.append(_show(form, exc) or "")
-                status = _status(exc)
+                shown, status = form_error(form, exc, renamed=FORM_FIELD)
+                form.form_errors.append(shown or "")
             else:
                 flash(gettext("Saved."), "success")
                 return redirect(url_for(".edit", product_id=product_id))
@@ -484,9 +463,7 @@ def farmers():  # type: ignore[no-untyped-def]
                         session, sms_gateway(), user, form.phone.data, auth_policy(), ip=client_ip()
                     )
                 except ServiceError as exc:
-                    _reraise_access(exc)
-                    error = show_service_error(form, exc)
-                    status = _status(exc)
+                    error, status = form_error(form, exc)
                 else:
                     minutes = max(1, current_app.config["SMS_CODE_TTL_SECONDS"] // 60)
                     notice = gettext(
@@ -515,10 +492,7 @@ def farmers():  # type: ignore[no-untyped-def]
                         policy=auth_policy(),
                     )
                 except ServiceError as exc:
-                    if exc.status in (401, 404):
-                        raise
-                    error = show_service_error(form, exc)
-                    status = exc.status if exc.status in (403, 409, 429) else 422
+                    error, status = form_error(form, exc, reraise=(401, 404))
                 else:
                     flash(
                         gettext(

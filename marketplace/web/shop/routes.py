@@ -10,6 +10,7 @@ from flask_babel import get_locale, gettext, lazy_gettext
 from markupsafe import Markup
 
 from marketplace.db import get_session
+from marketplace.web.forms import show_service_error
 from marketplace.web.shop import bp
 from marketplace.web.shop.cache import cached, render_page
 from marketplace.web.shop.forms import SORTS, FilterForm
@@ -130,10 +131,7 @@ def _category_body(slug: str) -> tuple[str, Markup]:
         page = find_page(session, **form.filters(), **query, after=_after_arg())
     except ValidationError as exc:
         # Show what was wrong on the form, and the category unfiltered below it.
-        for name, messages in exc.field_errors.items():
-            field = getattr(form, name, None)
-            if field is not None:
-                field.errors = [str(m) for m in messages]
+        show_service_error(form, exc)
         page = find_page(session, **query)
     body = render_template(
         "shop/_category.html",

@@ -3,7 +3,7 @@
 Times are stored as timezone-aware UTC; calendar days, cut-offs and what a person reads are in
 Asia/Shanghai (China has one zone and no daylight saving). Code asks `clock.now()` or
 `clock.today()`, never `datetime.now()`, so a test, a replay or a what-if run can move time for
-the whole product by installing another clock (`install`, `frozen`, `starting_at`).
+the whole product by installing another clock (`install`, `installed`, `frozen`, `TickingClock`).
 
 Left on the machine's clock on purpose: wall-time checks against another party's clock (a
 webhook signature's timestamp tolerance) and elapsed-time measurements (`time.monotonic`).
@@ -80,16 +80,6 @@ def local(at: datetime) -> datetime:
     return at.astimezone(CHINA)
 
 
-def start_of_day(day: date) -> datetime:
-    """The UTC instant at which `day` begins in China."""
-    return datetime(day.year, day.month, day.day, tzinfo=CHINA).astimezone(UTC)
-
-
-def current() -> Clock:
-    """The installed clock."""
-    return _current
-
-
 def install(clock: Clock) -> Clock:
     """Make `clock` the product's clock; returns the one it replaces."""
     global _current
@@ -110,8 +100,8 @@ def installed(clock: Clock) -> Iterator[Clock]:
 @contextmanager
 def frozen(at: datetime) -> Iterator[FrozenClock]:
     """Run a block with time standing at `at` (move it with .advance or .set)."""
-    with installed(FrozenClock(at)) as clock:
-        assert isinstance(clock, FrozenClock)
+    clock = FrozenClock(at)
+    with installed(clock):
         yield clock
 
 

@@ -1,6 +1,7 @@
 """What people do with orders after checkout: buyers look and cancel or ask for money back,
-sellers accept, decline, pack and hand in, staff move parcels along and refund. Every move
-goes through states.apply with the parties the actor may act as on that sub-order."""
+sellers accept, decline and pack, the receiving agent or staff confirm the hand-in and move
+parcels along, admins decide refunds. Who stands as which party on a sub-order, and what each
+party may do, is the table in services/authz.py; every move goes through states.apply."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from domain import (
-    ListingConsent,
+    Node,
     Order,
     OrderStatus,
     PaymentStatus,
@@ -23,6 +24,8 @@ from domain import (
     clock,
 )
 from services import authz
+from services.authz import Action
+from services.catalog.consents import active_consent
 from services.errors import NotFound, ValidationError
 from services.i18n import _
 from services.payments import service as payments
@@ -36,8 +39,6 @@ from .states import IllegalTransition, Party
 S = OrderStatus
 # Moves that belong to a use case of their own (money moves with them), not the generic one.
 SPECIAL = {S.PAID, S.CANCELLED, S.REFUND_REQUESTED, S.REFUNDED, S.PARTIALLY_REFUNDED, S.HANDED_IN}
-# Who fulfils a sub-order (accepts, declines, packs, hands in): its seller (or their agent) and staff.
-FULFILLERS = frozenset({Party.SELLER, Party.STAFF})
 # A seller may still decline until the parcel is handed in.
 DECLINABLE = (S.PAID, S.ACCEPTED)
 
@@ -52,55 +53,69 @@ def recipient_phone_for(actor: User | None, order: Order) -> str:
     return str(order.recipient_phone if is_buyer_of(actor, order) else mask_phone(order.recipient_phone))
 
 
-def parties(session: Session, actor: User | None, sub: SubOrder) -> set[Party]:
-    """The parties `actor` may act as on this sub-order (empty: it is none of their business)."""
+def standings(session: Session, actor: User | None, sub: SubOrder) -> set[authz.Standing]:
+    """How `actor` stands to this sub-order (empty: it is none of their business).
+
+    Staff standings come from the grants' scopes: the agent of the seller's home point or of the
+    pickup point, staff of the seller's or the pickup point's county, staff of the distribution
+    center the parcel is picked up at, admins. Nobody is staff on an order they bought, placed
+    or sell.
+    """
     if actor is None:
         return set()
-    result: set[Party] = set()
+    result: set[authz.Standing] = set()
     if is_buyer_of(actor, sub.order):
-        result.add(Party.BUYER)
-    if actor.id == sub.seller_id or _operates_for(session, actor, sub.seller_id):
-        result.add(Party.SELLER)
-    if _is_staff_for(session, actor, sub):
-        result.add(Party.STAFF)
+        result.add(authz.Standing.BUYER)
+    if actor.id == sub.seller_id:
+        result.add(authz.Standing.SELLER)
+    elif active_consent(session, actor, sub.seller_id) is not None:
+        result.add(authz.Standing.OPERATOR)
+    if result & {authz.Standing.BUYER, authz.Standing.SELLER}:
+        return result
+    if authz.is_admin(actor):
+        result.add(authz.Standing.ADMIN)
+    profile = session.get(SellerProfile, sub.seller_id)
+    pickup = sub.order.pickup_node
+    counties = {
+        c for c in (profile.county_code if profile else None, pickup.county_code if pickup else None) if c
+    }
+    if counties & authz.staff_county_codes(actor):
+        result.add(authz.Standing.COUNTY_STAFF)
+    points = {n for n in (profile.home_point_id if profile else None, sub.order.pickup_node_id) if n}
+    if points & authz.node_ids(actor, Role.AGENT):
+        result.add(authz.Standing.POINT_AGENT)
+    if sub.order.pickup_node_id in authz.node_ids(actor, Role.DC_STAFF):
+        result.add(authz.Standing.DC_STAFF)
     return result
 
 
-def _operates_for(session: Session, actor: User, seller_id: int) -> bool:
-    """An agent running the farmer's shop under a consent (托管代运营)."""
-    if not actor.has_role(Role.AGENT):
-        return False
-    return (
-        session.scalar(
-            select(ListingConsent.id).where(
-                ListingConsent.agent_id == actor.id,
-                ListingConsent.farmer_id == seller_id,
-                ListingConsent.revoked_at.is_(None),
-            )
-        )
-        is not None
-    )
+def parties(session: Session, actor: User | None, sub: SubOrder) -> set[Party]:
+    """The parties `actor` may act as on this sub-order (empty: it is none of their business)."""
+    return authz.parties_of(standings(session, actor, sub))
 
 
-def _is_staff_for(session: Session, actor: User, sub: SubOrder) -> bool:
+def _staff_scope(actor: User) -> Any:
+    """The SQL condition for the sub-orders (joined with their orders) on which `actor` has a
+    staff standing: the same rules as `standings`, for lists. Raises Forbidden for non-staff."""
     if authz.is_admin(actor):
-        return True
-    profile = session.get(SellerProfile, sub.seller_id)
-    order = sub.order
-    counties = {
-        c
-        for c in (
-            profile.county_code if profile else None,
-            order.pickup_node.county_code if order.pickup_node else None,
+        scope: Any = true()
+    else:
+        counties = authz.staff_county_codes(actor)
+        points = authz.node_ids(actor, Role.AGENT)
+        centers = authz.node_ids(actor, Role.DC_STAFF)
+        if not (counties or points or centers):
+            raise authz.Forbidden()
+        pickup_county = select(Node.id).where(Node.county_code.in_(counties))
+        sellers = select(SellerProfile.user_id).where(
+            SellerProfile.county_code.in_(counties) | SellerProfile.home_point_id.in_(points)
         )
-        if c
-    }
-    if counties & authz.staff_county_codes(actor):
-        return True
-    points = {n for n in (profile.home_point_id if profile else None, order.pickup_node_id) if n}
-    if points & authz.node_ids(actor, Role.AGENT):
-        return True
-    return bool(authz.node_ids(actor, Role.DC_STAFF))
+        scope = or_(
+            SubOrder.seller_id.in_(sellers),
+            Order.pickup_node_id.in_(points | centers),
+            Order.pickup_node_id.in_(pickup_county),
+        )
+    mine = or_(Order.buyer_id == actor.id, Order.placed_by_id == actor.id, SubOrder.seller_id == actor.id)
+    return and_(scope, not_(mine))
 
 
 def _sub_order(session: Session, number: str, *, lock: bool = False) -> SubOrder:
@@ -170,7 +185,7 @@ def seller_sub_orders(
     """Orders to fulfil: the actor's own, or a consenting farmer's for their agent."""
     actor = authz.require_user(actor)
     owner = seller_id or actor.id
-    if owner != actor.id and not (_operates_for(session, actor, owner) or authz.is_admin(actor)):
+    if owner != actor.id and not (active_consent(session, actor, owner) or authz.is_admin(actor)):
         raise NotFound(_("Order not found."))
     stmt = select(SubOrder).where(SubOrder.seller_id == owner)
     if status:
@@ -186,19 +201,9 @@ def seller_sub_orders(
 def staff_sub_orders(
     session: Session, actor: User | None, *, status: str | None = None, limit: int = 100
 ) -> list[SubOrder]:
-    """Sub-orders in the staff member's reach (admins: all), newest first."""
+    """Sub-orders on which the actor is staff (admins: all but their own), newest first."""
     actor = authz.require_user(actor)
-    stmt = select(SubOrder).join(Order)
-    if not authz.is_admin(actor):
-        counties = authz.staff_county_codes(actor)
-        points = authz.node_ids(actor, Role.AGENT)
-        if not counties and not points and not authz.node_ids(actor, Role.DC_STAFF):
-            raise authz.Forbidden()
-        if not authz.node_ids(actor, Role.DC_STAFF):
-            sellers = select(SellerProfile.user_id).where(
-                (SellerProfile.county_code.in_(counties)) | (SellerProfile.home_point_id.in_(points))
-            )
-            stmt = stmt.where((SubOrder.seller_id.in_(sellers)) | (Order.pickup_node_id.in_(points)))
+    stmt = select(SubOrder).join(Order).where(_staff_scope(actor))
     if status:
         try:
             stmt = stmt.where(SubOrder.status == OrderStatus(status))
@@ -221,22 +226,25 @@ def offered_moves(session: Session, actor: User | None, sub: SubOrder) -> list[O
 
 
 def _may_decline(sub: SubOrder, who: set[Party]) -> bool:
-    return bool(who & FULFILLERS) and sub.status in DECLINABLE
+    return authz.may(Action.DECLINE, who) and sub.status in DECLINABLE
 
 
 def _may_pack(sub: SubOrder, who: set[Party]) -> bool:
-    return bool(who & FULFILLERS) and sub.status == S.ACCEPTED
+    return authz.may(Action.PACK, who) and sub.status == S.ACCEPTED
 
 
 def _may_request_refund(sub: SubOrder, who: set[Party]) -> bool:
-    return states.can_move(sub.status, S.REFUND_REQUESTED, who & {Party.BUYER})
+    return authz.may(Action.REQUEST_REFUND, who) and states.can_move(
+        sub.status, S.REFUND_REQUESTED, who & authz.SUB_ORDER_ACTIONS[Action.REQUEST_REFUND]
+    )
 
 
 def _may_staff_refund(sub: SubOrder, who: set[Party]) -> bool:
-    # While a refund is asked for or partly given, and wherever staff could ask for one themselves.
-    return Party.STAFF in who and (
+    # While a refund is asked for or partly given, and wherever an admin could ask for one.
+    deciders = who & authz.SUB_ORDER_ACTIONS[Action.REFUND]
+    return bool(deciders) and (
         sub.status in (S.REFUND_REQUESTED, S.PARTIALLY_REFUNDED)
-        or states.can_move(sub.status, S.REFUND_REQUESTED, {Party.STAFF})
+        or states.can_move(sub.status, S.REFUND_REQUESTED, deciders)
     )
 
 
@@ -356,6 +364,8 @@ def move(
     if sub.status == target:
         return sub  # a repeated tap
     note = check_text(note, "note", max_len=200)
+    if not states.can_move(sub.status, target, who) and states.can_move(sub.status, target, set(Party)):
+        raise authz.Forbidden()  # a move someone else makes (the seller accepts, an admin turns down)
     states.apply(session, sub, target, party=who, actor=actor, note=note, now=now)
     session.commit()
     return sub
@@ -363,7 +373,7 @@ def move(
 
 def mark_ready(session: Session, actor: User | None, number: str, *, now: datetime | None = None) -> SubOrder:
     """The seller packed the parcel and will bring it to the village point."""
-    actor, sub, who = _acting(session, actor, number, set(FULFILLERS))
+    actor, sub, who = _acting(session, actor, number, set(authz.SUB_ORDER_ACTIONS[Action.PACK]))
     if not _may_pack(sub, who):
         raise IllegalTransition()
     if sub.ready_at is None:
@@ -375,8 +385,9 @@ def mark_ready(session: Session, actor: User | None, number: str, *, now: dateti
 def hand_in(
     session: Session, gateway: PaymentGateway, actor: User | None, number: str, *, now: datetime | None = None
 ) -> SubOrder:
-    """Goods handed in at the point: dispatch. A pre-sale's authorised money is taken now."""
-    actor, sub, who = _acting(session, actor, number, set(FULFILLERS))
+    """The receiving agent or staff confirm the goods were handed in at the point: dispatch. A
+    pre-sale's authorised money is taken now."""
+    actor, sub, who = _acting(session, actor, number, set(states.TRANSITIONS[S.ACCEPTED][S.HANDED_IN]))
     if sub.status == OrderStatus.HANDED_IN:
         return sub
     if not states.can_move(sub.status, OrderStatus.HANDED_IN, who):
@@ -404,7 +415,7 @@ def decline(
 ) -> SubOrder:
     """The seller cannot fill it (or the harvest failed): the buyer's money goes back at once."""
     reason = check_text(reason, "reason", max_len=200, required=True)
-    actor, sub, who = _acting(session, actor, number, set(FULFILLERS))
+    actor, sub, who = _acting(session, actor, number, set(authz.SUB_ORDER_ACTIONS[Action.DECLINE]))
     if not _may_decline(sub, who):
         raise IllegalTransition()
     sub.decline_reason = reason
@@ -458,7 +469,7 @@ def request_refund(
     """The buyer asks for their money back. Before the seller accepted, it is refunded at once;
     after delivery, staff decide (refund all, part, or turn it down)."""
     reason = check_text(reason, "reason", max_len=200, required=True)
-    actor, sub, who = _acting(session, actor, number, {Party.BUYER})
+    actor, sub, who = _acting(session, actor, number, set(authz.SUB_ORDER_ACTIONS[Action.REQUEST_REFUND]))
     if not _may_request_refund(sub, who):
         raise IllegalTransition()
     if sub.status == OrderStatus.PAID:
@@ -480,9 +491,9 @@ def staff_refund(
     *,
     now: datetime | None = None,
 ) -> SubOrder:
-    """Staff give back all or part of a sub-order (after-sale, shortfall, damage)."""
+    """An admin gives back all or part of a sub-order (after-sale, shortfall, damage)."""
     reason = check_text(reason, "reason", max_len=200, required=True)
-    actor, sub, who = _acting(session, actor, number, {Party.STAFF})
+    actor, sub, who = _acting(session, actor, number, set(authz.SUB_ORDER_ACTIONS[Action.REFUND]))
     if not _may_staff_refund(sub, who):
         raise IllegalTransition()
     session.commit()
@@ -493,7 +504,7 @@ def staff_refund(
         sub.id,
         amount_fen,
         reason=reason,
-        party=Party.STAFF,
+        party=Party.ADMIN,
         idempotency_key=idempotency_key,
         now=now,
     )

@@ -7,7 +7,6 @@ through any door.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -15,19 +14,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from domain import OrderEvent, OrderStatus, SubOrder, User, clock
+from services.authz import Party
 from services.errors import Conflict
 from services.i18n import _
 
-
-class Party(enum.StrEnum):
-    BUYER = "buyer"
-    SELLER = "seller"
-    STAFF = "staff"  # platform and county staff, the village point's agent, DC staff
-    SYSTEM = "system"  # payment webhooks, the expiry job, the refund flow
-
-
 S = OrderStatus
-B, SE, ST, SY = Party.BUYER, Party.SELLER, Party.STAFF, Party.SYSTEM
+B, SE, ST, AD, SY = Party.BUYER, Party.SELLER, Party.STAFF, Party.ADMIN, Party.SYSTEM
+
+# Who may make each move (services/authz.py says who stands as which party on a sub-order):
+# the seller accepts; the receiving agent or staff confirm the hand-in and move the parcel; the
+# buyer (or staff at the point) confirms receipt; after the seller accepted, only admins decide
+# that money goes back (REFUND_REQUESTED by staff is `manage.staff_refund`).
 
 TRANSITIONS: Mapping[OrderStatus, Mapping[OrderStatus, frozenset[Party]]] = {
     S.PENDING_PAYMENT: {
@@ -35,44 +32,44 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[OrderStatus, frozenset[Party]]] = {
         S.CANCELLED: frozenset({B, ST, SY}),
     },
     S.PAID: {
-        S.ACCEPTED: frozenset({SE, ST}),
+        S.ACCEPTED: frozenset({SE}),
         # Declined by the seller or cancelled by the buyer before acceptance: the money goes back.
-        S.REFUND_REQUESTED: frozenset({B, SE, ST, SY}),
+        S.REFUND_REQUESTED: frozenset({B, SE, AD, SY}),
         # A pre-sale authorisation released before anything was captured.
         S.CANCELLED: frozenset({SY}),
     },
     S.ACCEPTED: {
-        S.HANDED_IN: frozenset({SE, ST}),
-        S.REFUND_REQUESTED: frozenset({SE, ST, SY}),
+        S.HANDED_IN: frozenset({ST}),
+        S.REFUND_REQUESTED: frozenset({SE, AD, SY}),
         S.CANCELLED: frozenset({SY}),  # the harvest failed before an authorised pre-sale was captured
     },
     S.HANDED_IN: {
         S.IN_TRANSIT: frozenset({ST}),
-        S.REFUND_REQUESTED: frozenset({ST}),
+        S.REFUND_REQUESTED: frozenset({AD}),
     },
     S.IN_TRANSIT: {
         S.READY_FOR_PICKUP: frozenset({ST}),
         S.OUT_FOR_DELIVERY: frozenset({ST}),
-        S.REFUND_REQUESTED: frozenset({ST}),
+        S.REFUND_REQUESTED: frozenset({AD}),
     },
     S.READY_FOR_PICKUP: {
         S.COMPLETED: frozenset({B, ST}),
-        S.REFUND_REQUESTED: frozenset({B, ST}),
+        S.REFUND_REQUESTED: frozenset({B, AD}),
     },
     S.OUT_FOR_DELIVERY: {
         S.COMPLETED: frozenset({B, ST}),
-        S.REFUND_REQUESTED: frozenset({B, ST}),
+        S.REFUND_REQUESTED: frozenset({B, AD}),
     },
     S.COMPLETED: {
-        S.REFUND_REQUESTED: frozenset({B, ST}),
+        S.REFUND_REQUESTED: frozenset({B, AD}),
     },
     S.REFUND_REQUESTED: {
         S.REFUNDED: frozenset({SY}),
         S.PARTIALLY_REFUNDED: frozenset({SY}),
-        S.COMPLETED: frozenset({ST}),  # staff turned an after-sale request down
+        S.COMPLETED: frozenset({AD}),  # an admin turned an after-sale request down
     },
     S.PARTIALLY_REFUNDED: {
-        S.REFUND_REQUESTED: frozenset({B, ST}),
+        S.REFUND_REQUESTED: frozenset({B, AD}),
         S.REFUNDED: frozenset({SY}),
         S.PARTIALLY_REFUNDED: frozenset({SY}),  # a further partial refund
     },

@@ -384,7 +384,7 @@ class TestDeclinesAndOutages:
 
 
 class TestPresale:
-    def test_authorised_now_captured_at_hand_in(self, client, session, market, bearer, lychee):
+    def test_authorised_now_captured_at_hand_in(self, client, session, market, bearer, lychee, admin):
         buyer, seller = bearer(market.buyer), bearer(market.shop.meixian_farmer)
         data = place(client, market, buyer, items={"预售妃子笑荔枝": 2})
         assert data["presale"] is True
@@ -398,7 +398,8 @@ class TestPresale:
         resp = client.post(f"/api/v1/sub-orders/{number}/transition", json={"to": "accepted"}, headers=seller)
         assert resp.status_code == 200 and resp.get_json()["status"] == "accepted"
         assert client.post(f"/api/v1/sub-orders/{number}/ready", headers=seller).get_json()["ready_at"]
-        handed = client.post(f"/api/v1/sub-orders/{number}/hand-in", headers=seller)
+        assert_error(client.post(f"/api/v1/sub-orders/{number}/hand-in", headers=seller), 403)
+        handed = client.post(f"/api/v1/sub-orders/{number}/hand-in", headers=bearer(admin))
         assert handed.status_code == 200, handed.get_json()
         assert handed.get_json()["status"] == "handed_in"
         got = client.get(f"/api/v1/orders/{data['number']}", headers=buyer).get_json()
@@ -449,13 +450,13 @@ class TestSubOrders:
         seller, buyer = bearer(market.shop.meixian_farmer), bearer(market.buyer)
         url = f"/api/v1/sub-orders/{paid['number']}/transition"
         assert_error(client.post(url, json={"to": "in_transit"}, headers=seller), 409, "illegal_transition")
-        assert_error(client.post(url, json={"to": "accepted"}, headers=buyer), 409, "illegal_transition")
+        assert_error(client.post(url, json={"to": "accepted"}, headers=buyer), 403, "forbidden")
         assert_error(client.post(url, json={"to": "refunded"}, headers=seller), 409, "illegal_transition")
         assert_error(client.post(url, json={"to": "teleported"}, headers=seller), 422, "validation_error")
         assert_error(
             client.post(url, json={"to": "accepted", "x": 1}, headers=seller), 422, "validation_error"
         )
-        assert_error(client.post(f"/api/v1/sub-orders/{paid['number']}/hand-in", headers=seller), 409)
+        assert_error(client.post(f"/api/v1/sub-orders/{paid['number']}/hand-in", headers=seller), 403)
         session.expire_all()
         assert session.scalar(select(SubOrder.status).where(SubOrder.number == paid["number"])) == S.PAID
 
@@ -466,7 +467,7 @@ class TestSubOrders:
         number = paid["number"]
         url = f"/api/v1/sub-orders/{number}/transition"
         assert client.post(url, json={"to": "accepted"}, headers=seller).status_code == 200
-        assert client.post(f"/api/v1/sub-orders/{number}/hand-in", headers=seller).status_code == 200
+        assert client.post(f"/api/v1/sub-orders/{number}/hand-in", headers=staff).status_code == 200
         staff_list = client.get("/api/v1/sub-orders?role=staff&status=handed_in", headers=staff).get_json()
         assert [s["number"] for s in staff_list] == [number] and staff_list[0]["moves"] == ["in_transit"]
         assert client.post(url, json={"to": "in_transit", "note": "冷链车"}, headers=staff).status_code == 200

@@ -87,7 +87,7 @@ def drive(session, market, sub: SubOrder, staff, gateway, *targets: OrderStatus)
     """Move a sub-order along through the services (set-up for later steps)."""
     for target in targets:
         if target == S.HANDED_IN:
-            manage.hand_in(session, gateway, market.shop.meixian_farmer, sub.number)
+            manage.hand_in(session, gateway, staff, sub.number)
         elif target == S.ACCEPTED:
             manage.move(session, market.shop.meixian_farmer, sub.number, target)
         elif target == S.COMPLETED:
@@ -210,17 +210,21 @@ class TestFulfilment:
         assert status_of(session, paid) == S.ACCEPTED
 
         page = html(farmer.get("/orders/sell"))
-        assert 'data-action="ready"' in page and 'data-action="hand-in"' in page
+        assert 'data-action="ready"' in page and 'data-action="hand-in"' not in page
         assert farmer.post(f"/orders/sub/{paid.number}/ready").status_code == 302
         session.expire_all()
         assert session.get(SubOrder, paid.id).ready_at is not None
         assert 'data-action="ready"' not in html(farmer.get("/orders/sell"))
-        assert farmer.post(f"/orders/sub/{paid.number}/hand-in").status_code == 302
-        assert status_of(session, paid) == S.HANDED_IN
+        # The seller brings the parcel; the receiving staff confirm it, never the seller.
+        assert farmer.post(f"/orders/sub/{paid.number}/hand-in").status_code == 403
+        assert status_of(session, paid) == S.ACCEPTED
 
         staff = as_user(county_staff)
         page = html(staff.get("/orders/staff"))
         assert f'data-sub="{paid.number}"' in page
+        assert 'data-action="hand-in"' in html(staff.get(f"/orders/sub/{paid.number}"))
+        assert staff.post(f"/orders/sub/{paid.number}/hand-in").status_code == 302
+        assert status_of(session, paid) == S.HANDED_IN
         assert moves_on(html(staff.get(f"/orders/sub/{paid.number}")), paid.number) == {"in_transit"}
         assert move(staff, paid, "in_transit", note="梅县→广州 冷链车").status_code == 302
         assert moves_on(html(staff.get(f"/orders/sub/{paid.number}")), paid.number) == {
@@ -385,9 +389,9 @@ class TestRefunds:
 class TestIllegalMoves:
     def test_a_buyer_cannot_accept(self, session, market, paid, as_user):
         buyer = as_user(market.buyer, english=True)
-        resp = move(buyer, paid, "accepted")
-        assert resp.status_code == 409
-        assert "This order cannot be changed that way now." in html(resp)
+        resp = move(buyer, paid, "accepted")  # the seller's move, not the buyer's
+        assert resp.status_code == 403
+        assert "You do not have permission to do this." in html(resp)
         assert status_of(session, paid) == S.PAID
 
     def test_a_completed_order_cannot_go_back_to_accepted(
@@ -412,7 +416,7 @@ class TestIllegalMoves:
     def test_a_seller_cannot_skip_to_in_transit_nor_hand_in_unaccepted(self, session, market, paid, as_user):
         farmer = as_user(market.shop.meixian_farmer)
         assert move(farmer, paid, "in_transit").status_code == 409
-        assert farmer.post(f"/orders/sub/{paid.number}/hand-in").status_code == 409
+        assert farmer.post(f"/orders/sub/{paid.number}/hand-in").status_code == 403  # staff confirm it
         assert farmer.post(f"/orders/sub/{paid.number}/ready").status_code == 409
         assert status_of(session, paid) == S.PAID
 

@@ -235,7 +235,7 @@ class TestPresale:
             "预售妃子笑荔枝", "citrus", 3000, stock=100, presale=True, ships_from=date(2027, 5, 20)
         )
 
-    def test_authorised_at_order_captured_at_hand_in(self, session, market, gateway, lychee):
+    def test_authorised_at_order_captured_at_hand_in(self, session, market, gateway, lychee, admin):
         order = market.place({lychee.id: 4}, SETTINGS)
         assert order.payment.capture_method == "manual"
         market.pay(order, gateway)
@@ -246,7 +246,7 @@ class TestPresale:
         sub = order.sub_orders[0]
         farmer = market.shop.meixian_farmer
         manage.move(session, farmer, sub.number, OrderStatus.ACCEPTED)
-        manage.hand_in(session, gateway, farmer, sub.number)
+        manage.hand_in(session, gateway, admin, sub.number)  # the receiving staff confirm it
         order = fresh_order(session, order)
         assert order.payment.status == PaymentStatus.SUCCEEDED
         assert order.sub_orders[0].status == OrderStatus.HANDED_IN

@@ -43,7 +43,7 @@ class TestOwnOrder:
 
 class TestOffersAreWhatTheActionsAccept:
     def test_the_seller_is_offered_accept_and_decline_and_the_buyer_only_a_cancel(
-        self, session, market, gateway
+        self, session, market, gateway, admin
     ):
         order = market.pay(market.place({"英德红茶": 1}, SETTINGS), gateway)
         sub = order.sub_orders[0]
@@ -64,13 +64,17 @@ class TestOffersAreWhatTheActionsAccept:
         # Offered: accepted.
         manage.move(session, farmer, sub.number, OrderStatus.ACCEPTED)
         accepted = manage.sub_actions(session, farmer, fresh(session, SubOrder, sub.id))
-        assert accepted.ready and accepted.hand_in and accepted.decline
+        assert accepted.ready and accepted.decline and not accepted.hand_in
         assert not manage.sub_actions(session, market.buyer, fresh(session, SubOrder, sub.id)).request_refund
         with pytest.raises(IllegalTransition):
             manage.request_refund(session, gateway, market.buyer, sub.number, "不要了")
         manage.mark_ready(session, farmer, sub.number)
         packed = manage.sub_actions(session, farmer, fresh(session, SubOrder, sub.id))
-        assert not packed.ready and packed.hand_in  # packed once; handing in is next
+        assert not packed.ready and not packed.hand_in  # packed once; staff confirm the hand-in
+        with pytest.raises(Forbidden):
+            manage.hand_in(session, gateway, farmer, sub.number)
+        assert manage.sub_actions(session, admin, fresh(session, SubOrder, sub.id)).hand_in
+        assert manage.hand_in(session, gateway, admin, sub.number).status == OrderStatus.HANDED_IN
 
     def test_staff_are_offered_a_refund_of_what_is_left(self, session, market, gateway, admin):
         order = market.pay(market.place({"英德红茶": 1}, SETTINGS), gateway)

@@ -102,11 +102,13 @@ class TestSubActions:
         assert offered.decline and offered.any
         assert not (offered.ready or offered.hand_in or offered.request_refund or offered.staff_refund)
 
-    def test_an_accepted_sub_order_is_packed_once_then_handed_in(self):
+    def test_an_accepted_sub_order_is_packed_once_and_the_hand_in_is_confirmed_by_staff(self):
         offered = acts(S.ACCEPTED, Party.SELLER)
-        assert offered.ready and offered.hand_in and offered.decline
+        assert offered.ready and offered.decline and not offered.hand_in
         packed = acts(S.ACCEPTED, Party.SELLER, ready=True)
-        assert not packed.ready and packed.hand_in
+        assert not packed.ready and not packed.hand_in
+        received = acts(S.ACCEPTED, Party.STAFF, ready=True)
+        assert received.hand_in and not (received.decline or received.ready or received.staff_refund)
 
     def test_the_buyer_may_cancel_before_acceptance_and_ask_after_delivery_not_in_between(self):
         assert acts(S.PAID, Party.BUYER).request_refund
@@ -124,13 +126,21 @@ class TestSubActions:
         for status in (S.CANCELLED, S.REFUNDED):
             assert not acts(status, Party.BUYER, Party.SELLER, Party.STAFF).any
 
-    def test_staff_may_refund_what_is_left_of_a_paid_sub_order(self):
-        offered = acts(S.REFUND_REQUESTED, Party.STAFF)
+    def test_an_admin_may_refund_what_is_left_of_a_paid_sub_order(self):
+        offered = acts(S.REFUND_REQUESTED, Party.STAFF, Party.ADMIN)
         assert offered.staff_refund and offered.refundable_fen == 1000
+        assert offered.moves == [S.COMPLETED]  # or turn the request down
         assert not acts(S.REFUND_REQUESTED, Party.SELLER).staff_refund
 
-    def test_staff_cannot_refund_money_that_was_not_taken(self):
-        offered = acts(S.REFUND_REQUESTED, Party.STAFF, paid=False)
+    def test_agents_county_and_dc_staff_never_refund_nor_turn_a_request_down(self):
+        for status in S:
+            offered = acts(status, Party.STAFF)
+            assert not offered.staff_refund
+            if status == S.REFUND_REQUESTED:
+                assert offered.moves == []
+
+    def test_an_admin_cannot_refund_money_that_was_not_taken(self):
+        offered = acts(S.REFUND_REQUESTED, Party.STAFF, Party.ADMIN, paid=False)
         assert not offered.staff_refund and offered.refundable_fen == 0
 
     def test_the_parties_are_found_when_not_given(self):

@@ -1,12 +1,14 @@
-"""The one DeclarativeBase every model inherits, with naming conventions for constraints."""
+"""The one DeclarativeBase every model inherits, with naming conventions for constraints, and the
+column types the models share (UTC datetimes, money)."""
 
 from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Annotated
 
-from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -36,6 +38,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+# Money: whole fen in a 64-bit column. PostgreSQL's INTEGER is 32-bit and overflows at
+# ¥21,474,836.47 (a line of 999 × ¥100,000 is ¥99,900,000; a ledger account's or a payout batch's
+# total grows past that with volume). SQLite's INTEGER already stores 64 bits (and an INTEGER
+# column keeps its type affinity), so there the column stays INTEGER and no table is rebuilt.
+MONEY_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+Money = Annotated[int, mapped_column(MONEY_TYPE)]
 
 
 def include_object(obj, name, type_, reflected, compare_to):

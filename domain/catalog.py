@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
-from .base import Base, str_enum
+from .base import Base, Money, str_enum
 
 
 class SellerKind(enum.StrEnum):
@@ -133,7 +133,7 @@ class Product(Base):
     county_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"))
     unit: Mapped[Unit] = mapped_column(str_enum(Unit, 16))
     net_weight_g: Mapped[int]
-    price_fen: Mapped[int]
+    price_fen: Mapped[Money]
     # Units a buyer can still order. A checkout takes its units out of `stock` at once and holds
     # them in `reserved` until the payment succeeds (they are sold) or fails or expires (they
     # come back). services.orders.reservations keeps the two in step.

@@ -15,7 +15,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
-from .base import Base, str_enum
+from .base import Base, Money, str_enum
 
 
 class AccountKind(enum.StrEnum):
@@ -70,7 +70,7 @@ class LedgerEntry(Base):
         ForeignKey("ledger_transactions.id", ondelete="CASCADE"), index=True
     )
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
-    amount_fen: Mapped[int]  # debit > 0, credit < 0
+    amount_fen: Mapped[Money]  # debit > 0, credit < 0
 
     transaction: Mapped[LedgerTransaction] = relationship(back_populates="entries")
     account: Mapped[LedgerAccount] = relationship(lazy="joined")
@@ -91,7 +91,7 @@ class PayoutBatch(Base):
     status: Mapped[PayoutBatchStatus] = mapped_column(
         str_enum(PayoutBatchStatus, 16), default=PayoutBatchStatus.OPEN
     )
-    total_fen: Mapped[int] = mapped_column(default=0)
+    total_fen: Mapped[Money] = mapped_column(default=0)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
@@ -111,7 +111,7 @@ class Payout(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("payout_batches.id", ondelete="CASCADE"), index=True)
     seller_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    amount_fen: Mapped[int]
+    amount_fen: Mapped[Money]
     sub_order_count: Mapped[int] = mapped_column(default=0)
 
     batch: Mapped[PayoutBatch] = relationship(back_populates="payouts")

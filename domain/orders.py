@@ -15,7 +15,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
-from .base import Base, str_enum
+from .base import Base, Money, str_enum
 from .catalog import StorageClass, Unit
 
 
@@ -78,6 +78,8 @@ class Order(Base):
         CheckConstraint("items_fen >= 0 AND shipping_fen >= 0", name="amounts_nonnegative"),
         CheckConstraint("total_fen = items_fen + shipping_fen", name="total_adds_up"),
         Index("ix_orders_buyer_created", "buyer_id", "created_at"),
+        # The per-placer caps and rate of proxy orders (services.orders.checkout.check_limits).
+        Index("ix_orders_placed_by_created", "placed_by_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -95,9 +97,9 @@ class Order(Base):
     recipient_phone: Mapped[str] = mapped_column(String(11))
     division_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"))
     address_detail: Mapped[str] = mapped_column(String(120), default="")
-    items_fen: Mapped[int]
-    shipping_fen: Mapped[int]
-    total_fen: Mapped[int]
+    items_fen: Mapped[Money]
+    shipping_fen: Mapped[Money]
+    total_fen: Mapped[Money]
     # Pre-sale orders are authorised now and captured when the goods are dispatched.
     presale: Mapped[bool] = mapped_column(default=False)
     # Unpaid orders give their stock back after this moment (services.orders.reservations).
@@ -150,12 +152,12 @@ class SubOrder(Base):
         str_enum(OrderStatus, 24), default=OrderStatus.PENDING_PAYMENT
     )
     status_changed_at: Mapped[datetime] = mapped_column(default=clock.now)
-    items_fen: Mapped[int]
-    shipping_fen: Mapped[int]
-    total_fen: Mapped[int]
+    items_fen: Mapped[Money]
+    shipping_fen: Mapped[Money]
+    total_fen: Mapped[Money]
     # The platform's cut of items_fen, fixed at checkout so later rate changes do not rewrite it.
-    commission_fen: Mapped[int] = mapped_column(default=0)
-    refunded_fen: Mapped[int] = mapped_column(default=0)
+    commission_fen: Mapped[Money] = mapped_column(default=0)
+    refunded_fen: Mapped[Money] = mapped_column(default=0)
     weight_g: Mapped[int] = mapped_column(default=0)
     storage_class: Mapped[StorageClass] = mapped_column(str_enum(StorageClass, 16))
     decline_reason: Mapped[str] = mapped_column(String(200), default="")
@@ -189,9 +191,9 @@ class OrderLine(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     name: Mapped[str] = mapped_column(String(60))
     unit: Mapped[Unit] = mapped_column(str_enum(Unit, 16))
-    unit_price_fen: Mapped[int]
+    unit_price_fen: Mapped[Money]
     quantity: Mapped[int]
-    line_fen: Mapped[int]
+    line_fen: Mapped[Money]
     net_weight_g: Mapped[int]
     presale: Mapped[bool] = mapped_column(default=False)
 

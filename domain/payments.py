@@ -10,7 +10,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
-from .base import Base, str_enum
+from .base import Base, Money, str_enum
 from .orders import PaymentMethod
 
 
@@ -46,7 +46,7 @@ class Payment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
     method: Mapped[PaymentMethod] = mapped_column(str_enum(PaymentMethod, 16))
-    amount_fen: Mapped[int]
+    amount_fen: Mapped[Money]
     currency: Mapped[str] = mapped_column(String(3), default="cny")
     capture_method: Mapped[str] = mapped_column(String(16), default="automatic")
     status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus, 32), default=PaymentStatus.CREATING)
@@ -56,8 +56,8 @@ class Payment(Base):
     # What the buyer must do next (a wallet QR code, a 3-D Secure page), as the gateway said it.
     next_action: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     last_error: Mapped[str] = mapped_column(String(300), default="")
-    amount_received_fen: Mapped[int] = mapped_column(default=0)
-    amount_refunded_fen: Mapped[int] = mapped_column(default=0)
+    amount_received_fen: Mapped[Money] = mapped_column(default=0)
+    amount_refunded_fen: Mapped[Money] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
     succeeded_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -80,7 +80,7 @@ class Refund(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
     sub_order_id: Mapped[int] = mapped_column(ForeignKey("sub_orders.id"), index=True)
-    amount_fen: Mapped[int]
+    amount_fen: Mapped[Money]
     reason: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[RefundStatus] = mapped_column(str_enum(RefundStatus, 16), default=RefundStatus.PENDING)
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)

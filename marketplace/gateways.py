@@ -110,7 +110,8 @@ def media_storage() -> Storage:
 
 
 def checkout_settings() -> CheckoutSettings:
-    """Shipping fees, commission, payment window and currency, read once from the config."""
+    """Shipping fees, commission, payment windows, currency, the checkout total cap and the caps
+    on stock held unpaid (services.orders.pricing.CheckoutSettings), read once from the config."""
     return current_app.extensions[CHECKOUT_SETTINGS]  # type: ignore[no-any-return]
 
 

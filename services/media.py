@@ -13,27 +13,37 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Protocol
 
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageCms, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
 from domain import AuditEvent, ProductPhoto, User
 from services import catalog
-from services.errors import NotFound, ValidationError
+from services.errors import NotFound, RateLimited, ValidationError
 from services.i18n import _
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 MAX_UPLOAD_BYTES = 10 * MB
-# About 40 megapixels: more than any phone camera takes, far less than a decompression bomb.
-MAX_PIXELS = 40_000_000
+# About 24 megapixels (a 6000×4000 camera photo): far more than the 960 px we keep, and a bound
+# on what one upload costs to decode (an RGBA picture that size is 96 MB). Checked from the
+# header, before any pixel is decoded. Pillow's own guard says the same for every image this
+# process opens: it warns above it (an error here) and refuses twice it.
+MAX_PIXELS = 24_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Uploads decoded at once per process, and how long the next one waits for its turn before it is
+# told to try again (a worker's memory is bounded by this, not by how many arrive together).
+MAX_CONCURRENT_IMAGES = 2
+IMAGE_WAIT_SECONDS = 20.0
 MIN_SIDE = 100
 MAX_PHOTOS = 6
 # Phone sizes: a list thumbnail, a phone screen, a high-density phone screen or a desktop.
@@ -218,7 +228,36 @@ def _unsupported() -> ValidationError:
 
 
 def _too_many_pixels() -> ValidationError:
-    return _photo_error(_("The photo has too many pixels (at most 40 megapixels)."))
+    return _photo_error(
+        _("The photo has too many pixels (at most %(n)d megapixels).", n=MAX_PIXELS // 1_000_000)
+    )
+
+
+class ImagesBusy(RateLimited):
+    code = "images_busy"
+
+
+class ImageWorkLimit:
+    """At most `slots` photos decoded at once in this process; the next waits up to
+    `wait_seconds` for a slot, then gets ImagesBusy (429: try again) instead of queueing on."""
+
+    def __init__(self, slots: int = MAX_CONCURRENT_IMAGES, wait_seconds: float = IMAGE_WAIT_SECONDS):
+        self.slots = slots
+        self.wait_seconds = wait_seconds
+        self._free = threading.BoundedSemaphore(slots)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._free.acquire(timeout=self.wait_seconds):
+            message = _("Many photos are being processed right now. Please try again in a moment.")
+            raise ImagesBusy(message, field_errors={"photo": [message]})
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+IMAGE_WORK = ImageWorkLimit()
 
 
 def _is_heif(data: bytes) -> bool:
@@ -272,6 +311,7 @@ def process_upload(
         # Pillow warns (rather than fails) between its own limit and twice that: fail on both.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
+            # The header only: format and size, no pixel decoded yet.
             with Image.open(BytesIO(data), formats=OPEN_FORMATS) as probe:
                 if probe.format not in ACCEPTED_FORMATS:
                     raise _unsupported()
@@ -281,30 +321,90 @@ def process_upload(
                 if min(width, height) < MIN_SIDE:
                     raise _photo_error(_("The photo is too small. Take a bigger photo."))
                 probe.verify()
-            with Image.open(BytesIO(data), formats=OPEN_FORMATS) as img:
-                if img.format in ("JPEG", "MPO"):
-                    # Decode a large JPEG at a reduced scale that is still at least 960 px.
-                    img.draft(None, (WIDTHS[-1], WIDTHS[-1]))
-                img.load()
-                # EXIF orientations 5 to 8 turn the picture a quarter: width and height swap.
-                turned = img.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
-                upright = ImageOps.exif_transpose(img)
-                assert upright is not None
-                rgb = _to_srgb(upright)
-                rgb.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _too_many_pixels() from None
         except UnidentifiedImageError:
             raise _not_a_photo() from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError):
-            raise _photo_error(_("The photo is damaged or incomplete. Please take it again.")) from None
+            raise _damaged() from None
+    with IMAGE_WORK.slot():
+        return _reencode(data)
 
-    # The size as taken, upright (a large JPEG was decoded at a reduced scale).
+
+def _damaged() -> ValidationError:
+    return _photo_error(_("The photo is damaged or incomplete. Please take it again."))
+
+
+# EXIF orientations: the transposition that turns the stored picture upright (as ImageOps does).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _reduced(img: Image.Image) -> Image.Image:
+    """The decoded picture made smaller by a whole factor, both sides still at least the largest
+    phone width, before anything converts its colours: turning, the colour profile, the white
+    background and resizing then copy a picture of a few megabytes, not the full one. A picture
+    with transparency is put on white here, one band at a time, for the same reason."""
+    factor = max(1, min(img.size) // WIDTHS[-1])
+    if factor == 1:
+        return img
+    if img.mode in ("RGBA", "LA"):
+        # Premultiplied averages (colour × alpha) then white where it was transparent: what
+        # compositing on white at full size and then reducing would give.
+        alpha = img.getchannel("A")
+        colours = [ImageChops.multiply(img.getchannel(b), alpha).reduce(factor) for b in img.getbands()[:-1]]
+        white = ImageChops.invert(alpha.reduce(factor))
+        return Image.merge("RGB" if len(colours) == 3 else "L", [ImageChops.add(c, white) for c in colours])
+    try:
+        small = img.reduce(factor)
+    except ValueError:
+        # Palette indexes (and a few rare modes) cannot be averaged: sample them instead.
+        size = (-(-img.width // factor), -(-img.height // factor))
+        small = img.resize(size, Image.Resampling.NEAREST)
+    small.info = {k: img.info[k] for k in ("icc_profile", "transparency") if k in img.info}
+    return small
+
+
+def _reencode(data: bytes) -> ProcessedImage:
+    """Decode (a JPEG at a reduced scale), reduce, turn upright, sRGB, then the phone sizes.
+    The header was checked (process_upload): the picture is within MAX_PIXELS."""
+    try:
+        with Image.open(BytesIO(data), formats=OPEN_FORMATS) as img:
+            width, height = img.size
+            if img.format in ("JPEG", "MPO"):
+                # Decode a large JPEG at a reduced scale that is still at least 960 px.
+                img.draft(None, (WIDTHS[-1], WIDTHS[-1]))
+            img.load()
+            orientation = img.getexif().get(ORIENTATION_TAG, 1)
+            small = _reduced(img)
+        # EXIF orientations 5 to 8 turn the picture a quarter: width and height swap.
+        turned = orientation in (5, 6, 7, 8)
+        method = _UPRIGHT.get(orientation)
+        upright = small.transpose(method) if method is not None else small
+        if method is not None:
+            upright.info = dict(small.info)
+        rgb = _to_srgb(upright)
+        rgb.load()
+    except Image.DecompressionBombError:
+        raise _too_many_pixels() from None
+    except UnidentifiedImageError:
+        raise _not_a_photo() from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError):
+        raise _damaged() from None
+
+    # The size as taken, upright (a large picture was decoded or reduced to a smaller scale).
     full_w, full_h = (height, width) if turned else (width, height)
     variants: list[Variant] = []
     current = rgb
     for w in sorted(variant_widths(full_w), reverse=True):
-        h = max(1, round(rgb.size[1] * w / rgb.size[0]))
+        h = max(1, round(full_h * w / full_w))
         if (w, h) != current.size:
             current = current.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
         webp, jpeg = _encode(current)

@@ -4,6 +4,11 @@ one sub-order per seller, the reservations and the payment row in one short tran
 The call to the payment gateway happens after that commit (services.payments), so no stock
 row is ever locked while the gateway thinks. Every placement carries the client's
 idempotency key: a double tap or a retried request returns the order already placed.
+
+Units taken wait unpaid for the payment window, so one buyer could keep a product sold out for
+everyone; the caps on unpaid orders, held units and the placing rate (CheckoutSettings says the
+rules) are counted under a lock on the buyer's (and placer's) user row, so two checkouts of one
+buyer at once are counted one after the other.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +40,7 @@ from domain import (
     clock,
 )
 from services import authz, places
-from services.errors import Conflict, ValidationError
+from services.errors import Conflict, RateLimited, ValidationError
 from services.i18n import _
 from services.validation import check_text, normalize_phone
 
@@ -42,7 +48,7 @@ from . import cart as carts
 from .addresses import AddressInput, check_address, own_address
 from .lookup import find_by_key
 from .pricing import CheckoutSettings
-from .reservations import take_stock
+from .reservations import take_stock, unpaid_holds
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ONLINE_METHODS = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
@@ -50,6 +56,16 @@ ONLINE_METHODS = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.AL
 
 class OutOfStock(Conflict):
     code = "out_of_stock"
+
+
+class HoldLimit(Conflict):
+    """Too much is already held unpaid (orders or units): pay or cancel first."""
+
+    code = "unpaid_limit"
+
+
+class TooManyOrders(RateLimited):
+    code = "too_many_orders"
 
 
 def _field(field: str, message: Any) -> ValidationError:
@@ -118,10 +134,19 @@ def place_order(
     placed_by: User | None = None,
     now: datetime | None = None,
 ) -> Placed:
-    """Place the buyer's order for `data.items`; the same idempotency key returns the same order."""
+    """Place the buyer's order for `data.items`; the same idempotency key returns the same order.
+
+    `placed_by`: the village agent placing a proxy order for `buyer` (a villager). The caps on
+    unpaid orders and units and the rate limit count per buyer, whoever placed the orders; an
+    agent's proxy orders also count against the placer's own larger caps and rate (the rules:
+    CheckoutSettings). A replay of a placed order's key returns it before any cap is counted."""
     buyer = authz.require_user(buyer)
     key = check_idempotency_key(data.idempotency_key)
     items = carts.parse_items(data.items)
+    placer = placed_by or buyer
+    # Checkouts of one buyer (and of one placer) queue here until this one commits or rolls
+    # back, so each counts the caps and its idempotency key after the one before it.
+    _lock_users(session, {buyer.id, placer.id})
     existing = find_by_key(session, buyer.id, key)
     if existing is not None:
         if not _same_request(existing, items):
@@ -159,13 +184,15 @@ def place_order(
             )
         if method != PaymentMethod.CARD:
             raise _field("payment_method", _("Pre-sale items can only be paid by card."))
+    check_total(quote.total_fen, settings)
 
     now = now or clock.now()
-    pay_by = now + settings.payment_window
+    check_limits(session, buyer, placer, quote, settings, now)
+    pay_by = now + settings.payment_window_for(sum(items.values()))
     order = Order(
         number=_order_number(now),
         buyer_id=buyer.id,
-        placed_by_id=(placed_by or buyer).id,
+        placed_by_id=placer.id,
         idempotency_key=key,
         payment_method=method,
         delivery_method=delivery,
@@ -253,6 +280,119 @@ def place_order(
     return Placed(order, True)
 
 
+# --- limits: what one buyer may hold unpaid ----------------------------------------------------
+
+
+def _lock_users(session: Session, user_ids: set[int]) -> None:
+    """SELECT … FOR UPDATE the users' rows, in id order (no deadlock between two placers).
+    SQLite has no row locks and needs none: its transactions take the write lock at BEGIN."""
+    session.execute(select(User.id).where(User.id.in_(sorted(user_ids))).order_by(User.id).with_for_update())
+
+
+def yuan_text(fen: int) -> str:
+    return f"¥{fen // 100:,}.{fen % 100:02d}"
+
+
+def check_total(total_fen: int, settings: CheckoutSettings) -> None:
+    """A checkout is one payment: never more than the gateway can charge at once."""
+    if total_fen > settings.max_checkout_total_fen:
+        raise _field(
+            "items",
+            _(
+                "One order can total at most %(amount)s. Please split it into smaller orders.",
+                amount=yuan_text(settings.max_checkout_total_fen),
+            ),
+        )
+
+
+def check_limits(
+    session: Session,
+    buyer: User,
+    placer: User,
+    quote: carts.Quote,
+    settings: CheckoutSettings,
+    now: datetime,
+) -> None:
+    """The caps and rates of CheckoutSettings for one more order of `quote` (see its docstring
+    for the rules). Call with the users' rows locked (_lock_users). RateLimited for the rate,
+    HoldLimit for the caps; a cap or limit of 0 is off."""
+    window_start = now - settings.order_rate_window
+    _check_rate(session, settings.order_rate_limit, window_start, Order.buyer_id == buyer.id)
+    proxy = placer.id != buyer.id
+    if proxy:
+        placed_for_others = (Order.placed_by_id == placer.id, Order.buyer_id != placer.id)
+        _check_rate(session, settings.proxy_order_rate_limit, window_start, *placed_for_others)
+
+    wanted: dict[int, int] = {}
+    for line in quote.lines:
+        wanted[line.product.id] = wanted.get(line.product.id, 0) + line.quantity
+    units = sum(wanted.values())
+    held = unpaid_holds(session, buyer_id=buyer.id, now=now)
+    if settings.max_unpaid_orders and len(held.orders) + 1 > settings.max_unpaid_orders:
+        raise HoldLimit(
+            _(
+                "You already have %(n)d unpaid orders. Pay for or cancel one before placing another.",
+                n=len(held.orders),
+            )
+        )
+    cap = settings.max_unpaid_units_per_product
+    if cap:
+        over = [
+            line
+            for line in quote.lines
+            if held.units_by_product.get(line.product.id, 0) + wanted[line.product.id] > cap
+        ]
+        if over:
+            messages = {
+                f"items.{line.product.id}": [
+                    _(
+                        "%(name)s: unpaid orders can hold at most %(n)d of one product.",
+                        name=line.product.name,
+                        n=cap,
+                    )
+                ]
+                for line in over
+            }
+            first = next(iter(messages.values()))[0]
+            raise HoldLimit(first, field_errors=messages)
+    if settings.max_unpaid_units and held.units + units > settings.max_unpaid_units:
+        raise HoldLimit(
+            _(
+                "Unpaid orders can hold at most %(n)d units in all. Pay for your open orders first, "
+                "or buy fewer.",
+                n=settings.max_unpaid_units,
+            ),
+            field_errors={"items": [_("Too many units waiting for payment.")]},
+        )
+    if proxy:
+        theirs = unpaid_holds(session, placed_for_others_by=placer.id, now=now)
+        if settings.max_proxy_unpaid_orders and len(theirs.orders) + 1 > settings.max_proxy_unpaid_orders:
+            raise HoldLimit(
+                _(
+                    "The orders you placed for others include %(n)d unpaid ones. Collect payment for "
+                    "some of them first.",
+                    n=len(theirs.orders),
+                )
+            )
+        if settings.max_proxy_unpaid_units and theirs.units + units > settings.max_proxy_unpaid_units:
+            raise HoldLimit(
+                _(
+                    "Unpaid orders you placed for others can hold at most %(n)d units in all.",
+                    n=settings.max_proxy_unpaid_units,
+                )
+            )
+
+
+def _check_rate(session: Session, limit: int, since: datetime, *where: Any) -> None:
+    """At most `limit` orders matching `where` created after `since` (counted in the orders
+    table, so every thread and process of every machine sees the same count)."""
+    if not limit:
+        return
+    placed = session.scalar(select(func.count(Order.id)).where(*where, Order.created_at > since))
+    if (placed or 0) >= limit:
+        raise TooManyOrders(_("You are placing orders too quickly. Please wait a few minutes and try again."))
+
+
 def _out_of_stock(session: Session, product_id: int) -> OutOfStock:
     product = session.get(Product, product_id)
     name = product.name if product else ""
@@ -308,4 +448,3 @@ def _destination(
         "address_detail": clean["detail"],
         "pickup_node_id": None,
     }
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, case, func, select, update
@@ -144,6 +145,46 @@ def retake_order_stock(session: Session, order: Order, now: datetime | None = No
     session.flush()
     commit_order_stock(session, order, now)
     return True
+
+
+@dataclass
+class Holds:
+    """What a buyer's (or a placer's) unpaid orders hold now: the orders, and their units."""
+
+    orders: set[int] = field(default_factory=set)
+    units_by_product: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def units(self) -> int:
+        return sum(self.units_by_product.values())
+
+
+def unpaid_holds(
+    session: Session,
+    *,
+    buyer_id: int | None = None,
+    placed_for_others_by: int | None = None,
+    now: datetime | None = None,
+) -> Holds:
+    """The live holds (held, payment window not over) of the orders of `buyer_id`, or of the
+    orders `placed_for_others_by` placed for someone else. A hold whose window ended counts no
+    more: the expiry job is about to give its units back, and paying it retakes them."""
+    now = now or clock.now()
+    stmt = (
+        select(StockReservation.order_id, StockReservation.product_id, func.sum(StockReservation.quantity))
+        .join(Order, Order.id == StockReservation.order_id)
+        .where(StockReservation.status == ReservationStatus.HELD, StockReservation.expires_at > now)
+        .group_by(StockReservation.order_id, StockReservation.product_id)
+    )
+    if buyer_id is not None:
+        stmt = stmt.where(Order.buyer_id == buyer_id)
+    if placed_for_others_by is not None:
+        stmt = stmt.where(Order.placed_by_id == placed_for_others_by, Order.buyer_id != placed_for_others_by)
+    holds = Holds()
+    for order_id, product_id, qty in session.execute(stmt):
+        holds.orders.add(order_id)
+        holds.units_by_product[product_id] = holds.units_by_product.get(product_id, 0) + int(qty)
+    return holds
 
 
 def _reread(session: Session, product_ids: Iterable[int]) -> None:

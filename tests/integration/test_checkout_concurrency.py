@@ -134,3 +134,44 @@ def test_200_buyers_race_for_50_units(race_engine, gateway):  # type: ignore[no-
         assert ledger.trial_balance(session) == 0
         total = session.scalar(select(func.sum(Order.total_fen)))
         assert ledger.balance(session, "buyer_payments_clearing") == total
+
+
+PARALLEL = 8
+
+
+def test_one_buyer_cannot_pass_the_unpaid_cap_with_parallel_checkouts(race_engine):  # type: ignore[no-untyped-def]
+    """Issue 9, finding 4: the caps are counted under a lock on the buyer's row, so checkouts of
+    one buyer that run at once are counted one after the other: exactly the cap gets through."""
+    from services.errors import Conflict
+
+    product_id, buyer_ids, village = _setup(race_engine)
+    settings = SETTINGS  # the defaults: at most 3 unpaid orders, 10 orders in 10 minutes
+    buyer_id = buyer_ids[0]
+    start = threading.Barrier(PARALLEL)
+
+    def buy(n: int) -> str:
+        with Session(race_engine, expire_on_commit=False) as session:
+            buyer = session.get(accounts.User, buyer_id)
+            data = CheckoutInput(
+                items={product_id: 1},
+                idempotency_key=f"cap-{buyer_id}-{n:04d}",
+                address=AddressInput(
+                    recipient="买家", phone="13912345678", division_code=village, detail="幸福路8号"
+                ),
+            )
+            session.commit()
+            start.wait()
+            try:
+                return checkout.place_order(session, buyer, data, settings).order.number
+            except Conflict:
+                return "capped"
+
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        results = list(pool.map(buy, range(PARALLEL)))
+
+    assert results.count("capped") == PARALLEL - 3
+    with Session(race_engine) as session:
+        placed = session.scalar(select(func.count()).select_from(Order).where(Order.buyer_id == buyer_id))
+        assert placed == 3
+        product = session.get(Product, product_id)
+        assert product is not None and (product.stock, product.reserved) == (UNITS - 3, 3)

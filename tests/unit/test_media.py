@@ -4,14 +4,21 @@ WebP and JPEG; and the local storage behind the Storage interface."""
 
 from __future__ import annotations
 
+import os
+import struct
+import subprocess
+import sys
+import threading
+import zlib
 from io import BytesIO
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageCms
 
+from marketplace.config import PROJECT_ROOT
 from services import media
-from services.errors import ValidationError
+from services.errors import RateLimited, ValidationError
 from tests.factories import GPS_IFD, jpeg, png, png_header
 
 
@@ -108,7 +115,8 @@ class TestRefusedUploads:
         [
             (20000, 20000),  # Pillow's own bomb error (over twice its limit)
             (9500, 9500),  # Pillow's bomb warning (over its limit): an error too
-            (7000, 7000),  # under Pillow's limits, over ours (40 megapixels)
+            (7000, 7000),  # under Pillow's limits, over ours
+            (6300, 6300),  # issue 9: under the old 40 megapixels, 119 MB once decoded
         ],
     )
     def test_decompression_bombs_are_refused(self, size):
@@ -131,6 +139,139 @@ class TestRefusedUploads:
 
     def test_a_tiny_picture_is_too_small(self):
         assert "too small" in photo_error(png((40, 40), mode="RGB"))
+
+
+def real_png(width: int, height: int, mode: str = "RGB") -> bytes:
+    """A complete, valid PNG of a flat colour, written row by row: a huge picture in a small
+    file (6300×6300 is about 120 KB) without ever holding its pixels in this process."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    channels, colour_type = {"RGB": (3, 2), "RGBA": (4, 6)}[mode]
+    row = b"\x00" + bytes([30, 140, 60, 255][:channels]) * width
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+CHILD = """
+import sys
+from services import media
+from services.errors import ValidationError
+data = open(sys.argv[1], "rb").read()
+try:
+    result = media.process_upload(data)
+except ValidationError as exc:
+    print("refused", exc.message)
+else:
+    print("ok", result.width, result.height, max(v.width for v in result.variants))
+"""
+MB_KB = 1024  # ru_maxrss is in kilobytes on Linux
+
+
+def peak_rss_kb(tmp_path: Path, data: bytes) -> tuple[int, str]:
+    """Process one upload in a fresh worker process: its peak resident memory and its answer.
+    (Pillow keeps pixels in its own C allocations, which tracemalloc does not see; the kernel
+    accounts for them, so the child's ru_maxrss is the figure a worker's memory would show.)"""
+    path = tmp_path / f"upload-{len(data)}"
+    path.write_bytes(data)
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, cwd=PROJECT_ROOT, env=env
+    )
+    assert proc.stdout is not None
+    with proc.stdout:
+        out = proc.stdout.read().decode()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, out
+    return usage.ru_maxrss, out.strip()
+
+
+class TestMemory:
+    """Issue 9, finding 9: a 150 KB PNG of 6300×6300 pixels took a worker from 300 to 930 MB."""
+
+    @pytest.fixture(scope="class")
+    def baseline_kb(self, tmp_path_factory) -> int:  # type: ignore[no-untyped-def]
+        kb, out = peak_rss_kb(tmp_path_factory.mktemp("rss"), jpeg((400, 300), gps=False))
+        assert out.startswith("ok")
+        return kb
+
+    def test_a_6300_square_png_is_refused_from_its_header_without_decoding(self, tmp_path, baseline_kb):
+        data = real_png(6300, 6300)
+        assert len(data) < 200 * 1024
+        kb, out = peak_rss_kb(tmp_path, data)
+        assert out.startswith("refused") and "too many pixels" in out
+        decoded_kb = 6300 * 6300 * 3 // 1024
+        # Far below the decoded picture: the pixels were never decoded.
+        assert kb - baseline_kb < decoded_kb // 4, (kb, baseline_kb)
+
+    def test_a_5000_by_4000_png_is_accepted_and_converted_reduced(self, tmp_path, baseline_kb):
+        kb, out = peak_rss_kb(tmp_path, real_png(5000, 4000, "RGBA"))
+        assert out == "ok 5000 4000 960"
+        decoded_kb = 5000 * 4000 * 4 // 1024
+        # PNG cannot be decoded at a reduced scale, so the decoded picture is held once (plus a
+        # band or two while it is put on white); every later step (turning, colour, resizing)
+        # works on a reduced copy. Converting at full size first took 270 MB over the baseline.
+        assert kb - baseline_kb < decoded_kb * 2, (kb - baseline_kb, decoded_kb)
+
+    def test_the_pixel_cap_is_near_24_megapixels(self):
+        assert 20_000_000 <= media.MAX_PIXELS <= 25_000_000
+        assert "too many pixels" in photo_error(png_header(5000, 5000))  # 25 MP
+
+
+class TestConcurrentImageWork:
+    """At most N uploads of a process decode at once; the next waits a bounded time, then is
+    told to try again (429), rather than queueing forever with its memory."""
+
+    def test_the_work_is_bounded_and_the_next_upload_is_told_to_retry(self, monkeypatch):
+        limit = media.ImageWorkLimit(2, wait_seconds=0.3)
+        monkeypatch.setattr(media, "IMAGE_WORK", limit)
+        release = threading.Event()
+        entered = threading.Semaphore(0)
+        inside, peak = [0], [0]
+        guard = threading.Lock()
+        real = media._to_srgb
+
+        def slow(img):  # type: ignore[no-untyped-def]
+            with guard:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            entered.release()
+            release.wait(10)
+            with guard:
+                inside[0] -= 1
+            return real(img)
+
+        monkeypatch.setattr(media, "_to_srgb", slow)
+        results: dict[str, object] = {}
+
+        def upload(name: str) -> None:
+            try:
+                results[name] = media.process_upload(jpeg((400, 300), gps=False))
+            except Exception as exc:  # the test inspects what happened
+                results[name] = exc
+
+        first = [threading.Thread(target=upload, args=(n,)) for n in ("a", "b")]
+        for t in first:
+            t.start()
+        assert entered.acquire(timeout=10) and entered.acquire(timeout=10)
+        third = threading.Thread(target=upload, args=("c",))
+        third.start()
+        third.join(10)
+        release.set()
+        for t in first:
+            t.join(10)
+        assert peak[0] == 2
+        busy = results["c"]
+        assert isinstance(busy, RateLimited) and busy.status == 429
+        assert "try again" in str(busy.message)
+        assert isinstance(results["a"], media.ProcessedImage)
+        assert isinstance(results["b"], media.ProcessedImage)
+        # The slots were given back.
+        assert isinstance(media.process_upload(jpeg((400, 300), gps=False)), media.ProcessedImage)
 
 
 class TestKeys:

@@ -27,7 +27,7 @@ from marketplace.gateways import checkout_settings, payment_gateway
 from marketplace.web.cart import bp
 from marketplace.web.cart.forms import CheckoutForm, QuantityForm, decode_items, encode_items
 from marketplace.web.cart.guest import guest_items, store_guest_items
-from marketplace.web.forms import form_error, reraise_access
+from marketplace.web.forms import form_error, form_id, reraise_access, typed_quantity
 from services import browse, catalog, places
 from services.errors import ServiceError, ValidationError
 from services.orders import addresses as address_book
@@ -105,7 +105,7 @@ def add(product_id: int):  # type: ignore[no-untyped-def]
     product = carts.buyable_product(db, product_id)  # 404 for what is not on sale
     form = QuantityForm()
     try:
-        items = carts.add_to(_items(), product.id, carts.parse_quantity(form.quantity.data))
+        items = carts.add_to(_items(), product.id, typed_quantity(form.quantity.data))
     except ValidationError as exc:
         # The product page again, with the message and what was typed.
         detail = browse.product_page(db, product_id)
@@ -129,7 +129,7 @@ def update(product_id: int):  # type: ignore[no-untyped-def]
         return redirect(url_for(".view"))  # removed in another tab meanwhile
     form = QuantityForm()
     try:
-        quantity = carts.parse_quantity(form.quantity.data)
+        quantity = typed_quantity(form.quantity.data)
     except ValidationError as exc:
         form.quantity.errors = [str(m) for m in exc.field_errors.get("quantity") or [exc.message]]
         return _render_cart(failed=(product_id, form), status=422)
@@ -152,12 +152,17 @@ def remove(product_id: int):  # type: ignore[no-untyped-def]
 def _checkout_input(form: CheckoutForm, picker: places.VillagePicker) -> CheckoutInput:
     delivery = form.delivery.data or ""
     new_address = form.address_id.data in (None, "", "new")
+    pickup = delivery == DeliveryMethod.PICKUP.value
+    # The ids the chosen delivery uses are checked (a field error); the others are not read.
+    address_id = None if new_address or pickup else form_id(form.address_id.data, "address_id")
+    point_id = form.pickup_node_id.data
+    pickup_node_id = form_id(point_id, "pickup_node_id") if pickup and point_id else None
     return CheckoutInput(
-        items=decode_items(form.items.data),  # type: ignore[arg-type]  # parse_items checks them
+        items=decode_items(form.items.data),
         idempotency_key=form.key.data or "",
         payment_method=form.payment_method.data or "",
         delivery=delivery,
-        address_id=None if new_address else form.address_id.data,
+        address_id=address_id,
         address=AddressInput(
             recipient=form.recipient.data,
             phone=form.phone.data,
@@ -166,7 +171,7 @@ def _checkout_input(form: CheckoutForm, picker: places.VillagePicker) -> Checkou
         )
         if new_address
         else None,
-        pickup_node_id=form.pickup_node_id.data or None,
+        pickup_node_id=pickup_node_id,
         pickup_contact=AddressInput(recipient=form.pickup_recipient.data, phone=form.pickup_phone.data),
     )
 
@@ -229,8 +234,8 @@ def checkout_page():  # type: ignore[no-untyped-def]
     place_errors: list[str] = []
     status = 200
     if request.method == "POST" and request.form.get("action") == "place":
-        data = _checkout_input(form, picker)
         try:
+            data = _checkout_input(form, picker)
             placed = checkout.place_order(db, user, data, settings)
         except ServiceError as exc:
             error, place_errors, status = _show_checkout_error(form, exc)
@@ -257,7 +262,8 @@ def checkout_page():  # type: ignore[no-untyped-def]
         place_errors=place_errors,
         points=shown_points,
         error=error,
-        pay_minutes=int(settings.payment_window.total_seconds() // 60),
+        # A large order is held for less time (services.orders.pricing.CheckoutSettings).
+        pay_minutes=int(settings.payment_window_for(quotes[chosen].count).total_seconds() // 60),
     ), status
 
 

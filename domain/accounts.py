@@ -1,4 +1,5 @@
-"""Accounts: users, their roles with scopes, SMS codes and outbox, API tokens, audit trail."""
+"""Accounts: users, their roles with scopes, SMS codes and outbox, API tokens, login sessions,
+known devices and login back-off, audit trail."""
 
 from __future__ import annotations
 
@@ -46,11 +47,9 @@ class User(Base):
     locale: Mapped[str | None] = mapped_column(String(16), default=None)
     is_active: Mapped[bool] = mapped_column(default=True)
     phone_verified_at: Mapped[datetime | None] = mapped_column(default=None)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
-    # Bumped when the password changes so that every other logged-in session ends.
+    # Bumped when the password changes (the sessions and tokens of before are revoked then too).
     auth_version: Mapped[int] = mapped_column(default=1)
 
     # Loaded when a role is asked about: most requests (a buyer's checkout, a seller shown on a
@@ -75,6 +74,8 @@ class User(Base):
     is_anonymous = False
 
     def get_id(self) -> str:
+        # Flask-Login stores this at login; marketplace.auth replaces it at once with the id of
+        # the server-side LoginSession, the only thing a session or remember cookie carries.
         return f"{self.id}:{self.auth_version}"
 
     def __repr__(self) -> str:
@@ -150,6 +151,60 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class LoginSession(Base):
+    """One logged-in browser. Its cookie (Flask's session and the remember cookie) carries a
+    random token; only the token's SHA-256 is kept. Ended by logout, a password reset or time."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # "Stay logged in": a remember cookie of its own lifetime; otherwise the session ends when
+    # unused for a while.
+    remember: Mapped[bool] = mapped_column(default=False)
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    last_seen_at: Mapped[datetime] = mapped_column(default=clock.now)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class KnownDevice(Base):
+    """A browser or app the user has logged in from: the owner's usual phone is let in with the
+    right password while strangers typing wrong ones back off. Only the token's SHA-256 is kept;
+    one browser shared by two accounts is known to both."""
+
+    __tablename__ = "known_devices"
+    __table_args__ = (UniqueConstraint("user_id", "token_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    last_used_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # The device's own back-off: typos on it never slow down the account's other devices.
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failed_at: Mapped[datetime | None] = mapped_column(default=None)
+    blocked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class LoginThrottle(Base):
+    """Wrong passwords typed for one mobile number, registered or not, from unknown devices.
+
+    Keyed by a keyed hash of the number (HMAC), so the table lists no numbers and every number
+    gets the same answers at the same count."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failed_at: Mapped[datetime] = mapped_column(default=clock.now, index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class AuditEvent(Base):

@@ -1,16 +1,30 @@
-"""Accounts: registration and password reset by SMS code, login, roles with scopes, API tokens."""
+"""Accounts: registration and password reset by SMS code, login, roles with scopes, API tokens.
+
+Logins as a bank would run them:
+
+- Wrong passwords are counted per mobile number (a keyed hash of it, in `LoginThrottle`), whether
+  or not the number has an account, so every number gets the same answers at the same count.
+  After `login_max_failures` the number backs off: each further attempt waits twice as long as
+  the one before (from `login_backoff_seconds`, capped at `login_lock_seconds`). Nobody is locked
+  out for good, and a password reset ends the wait.
+- A device the account has logged in from before (`KnownDevice`, a random token in a long-lived
+  cookie or an app's storage) is let in with the right password during that wait, and its own
+  typos slow down only itself.
+- Each login is a server-side `LoginSession`; the cookies carry only its random token. Logout and
+  a password reset revoke it, so a copied cookie stops working; a remembered session ends after
+  `remember_days`, another after `session_hours` unused.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import CompoundSelect, CursorResult, delete, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -21,10 +35,15 @@ from domain import (
     AuditEvent,
     Division,
     DivisionLevel,
+    KnownDevice,
+    ListingConsent,
+    LoginSession,
+    LoginThrottle,
     Node,
     NodeKind,
     Role,
     RoleGrant,
+    SellerProfile,
     SmsCode,
     SmsPurpose,
     User,
@@ -39,6 +58,13 @@ from services.validation import check_password, check_text, normalize_phone
 # Roles anyone may take for themselves when registering; the rest are granted by staff.
 SELF_SERVICE_ROLES = (Role.BUYER, Role.FARMER, Role.MERCHANT)
 
+# The codes anyone may ask for (the web pages and the public API). A listing-consent code is sent
+# only when a village agent enrols a farmer (services.catalog.consents).
+PUBLIC_SMS_PURPOSES = (SmsPurpose.REGISTER, SmsPurpose.RESET_PASSWORD)
+
+# Tokens longer than this are not ours: refused before hashing.
+_MAX_TOKEN_LENGTH = 128
+
 # A hash that costs as much to check as a real one, for logins with an unknown phone number,
 # so response time does not tell which numbers are registered.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -52,9 +78,20 @@ class AuthPolicy:
     code_max_attempts: int = 5
     codes_per_phone_per_hour: int = 5
     code_resend_seconds: int = 60
+    # Wrong passwords a number may have before it backs off; the first wait, doubled at each
+    # further failure up to `login_lock_seconds`; failures older than the window are forgotten.
     login_max_failures: int = 5
     login_lock_seconds: int = 900
+    login_backoff_seconds: int = 60
+    login_failure_window_hours: int = 24
     token_ttl_days: int = 90
+    # Login sessions: a remembered one ends this many days after login (the remember cookie's
+    # lifetime), another after this many hours unused. Known devices are forgotten when unused.
+    remember_days: int = 30
+    session_hours: int = 12
+    device_days: int = 180
+    # The key of the hash under which failures per number are kept (the app's secret key).
+    throttle_key: str = field(default="", repr=False)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -76,18 +113,6 @@ def find_user_by_phone(session: Session, phone: str) -> User | None:
     return session.scalar(select(User).where(User.phone == phone))
 
 
-def load_login_user(session: Session, login_id: str) -> User | None:
-    """The user behind a session's login id "<id>:<auth_version>", if still valid."""
-    try:
-        user_id, version = (int(x) for x in login_id.split(":", 1))
-    except ValueError:
-        return None
-    user = session.get(User, user_id)
-    if user is None or not user.is_active or user.auth_version != version:
-        return None
-    return user
-
-
 # --- SMS verification codes -------------------------------------------------------------
 
 
@@ -101,17 +126,24 @@ def request_sms_code(
     now: datetime | None = None,
     ip: str = "",
 ) -> None:
-    """Send a 6-digit code to the phone, within the per-phone rate limits."""
+    """Send a 6-digit code to the phone, within the per-phone limits of this purpose.
+
+    The caller sees the same outcome whether or not the number has an account: a registered
+    number asking to register is texted that it has one (no code), an unknown number asking for
+    a reset is texted nothing. Each purpose has its own quota, so register or consent texts never
+    use up the ones a real password reset needs.
+    """
     now = _now(now)
     phone = normalize_phone(phone)
     existing = find_user_by_phone(session, phone)
-    if purpose == SmsPurpose.REGISTER and existing is not None:
-        msg = _("This mobile number is already registered. Please log in.")
-        raise Conflict(msg, field_errors={"phone": [msg]})
 
     recent = session.scalars(
         select(SmsCode.created_at)
-        .where(SmsCode.phone == phone, SmsCode.created_at > now - timedelta(hours=1))
+        .where(
+            SmsCode.phone == phone,
+            SmsCode.purpose == purpose,
+            SmsCode.created_at > now - timedelta(hours=1),
+        )
         .order_by(SmsCode.created_at.desc())
     ).all()
     if len(recent) >= policy.codes_per_phone_per_hour:
@@ -120,9 +152,11 @@ def request_sms_code(
         wait = policy.code_resend_seconds - int((now - recent[0]).total_seconds())
         raise RateLimited(_("Please wait %(n)d seconds before asking for another code.", n=wait))
 
-    if purpose == SmsPurpose.RESET_PASSWORD and existing is None:
-        # Say nothing that tells a stranger whether the number has an account; record the
-        # request so the rate limit still counts it, but send nothing.
+    no_code = (purpose == SmsPurpose.RESET_PASSWORD and existing is None) or (
+        purpose == SmsPurpose.REGISTER and existing is not None
+    )
+    if no_code:
+        # Recorded like a code (so the limits count it) but no code exists to be used.
         session.add(
             SmsCode(
                 phone=phone,
@@ -134,6 +168,14 @@ def request_sms_code(
                 requester_ip=ip,
             )
         )
+        if existing is not None:
+            # The owner (or someone typing their number) learns the number has an account, in
+            # the text only: the page and the API answer as for any number.
+            gateway.send(
+                phone,
+                "【粤农通】您的手机号已注册粤农通账号，请直接登录；忘记密码可在登录页点"
+                "“忘记密码”用短信验证码重设。如非本人操作，请忽略本短信。",
+            )
         session.commit()
         return
 
@@ -217,10 +259,13 @@ def register(
     roles = tuple(dict.fromkeys(roles)) or (Role.BUYER,)
     if any(r not in SELF_SERVICE_ROLES for r in roles):
         raise Forbidden(_("This role is granted by platform staff."))
+    # The code first: a registered number never got one, so without it the answer is the same
+    # "wrong code" as for any number. Only a number registered after its code was sent gets here.
+    consume_sms_code(session, phone, SmsPurpose.REGISTER, code, policy, now)
     if find_user_by_phone(session, phone) is not None:
+        session.commit()  # the code is used up either way
         msg = _("This mobile number is already registered. Please log in.")
         raise Conflict(msg, field_errors={"phone": [msg]})
-    consume_sms_code(session, phone, SmsPurpose.REGISTER, code, policy, now)
     user = User(
         phone=phone,
         password_hash=generate_password_hash(password),
@@ -270,6 +315,63 @@ def create_user(
     return user
 
 
+def _throttle_key(phone: str, policy: AuthPolicy) -> str:
+    return hmac.new(policy.throttle_key.encode(), f"login:{phone}".encode(), hashlib.sha256).hexdigest()
+
+
+def _backoff_until(failures: int, now: datetime, policy: AuthPolicy) -> datetime | None:
+    """When the next attempt may come after `failures` wrong passwords in a row (None: now)."""
+    over = failures - policy.login_max_failures
+    if over < 0:
+        return None
+    wait = policy.login_backoff_seconds * 2 ** min(over, 30)
+    return now + timedelta(seconds=min(wait, policy.login_lock_seconds))
+
+
+def _forget_old_failures(row: LoginThrottle | KnownDevice, now: datetime, policy: AuthPolicy) -> None:
+    window = timedelta(hours=policy.login_failure_window_hours)
+    if row.last_failed_at is not None and row.last_failed_at <= now - window:
+        row.failures = 0
+        row.blocked_until = None
+
+
+def _known_device(
+    session: Session, user: User | None, device_token: str, now: datetime, policy: AuthPolicy
+) -> KnownDevice | None:
+    """The user's known device holding this token, locked for the attempt; None if not one."""
+    if user is None or not device_token or len(device_token) > _MAX_TOKEN_LENGTH:
+        return None
+    return session.scalar(
+        select(KnownDevice)
+        .where(
+            KnownDevice.user_id == user.id,
+            KnownDevice.token_hash == _token_hash(device_token),
+            KnownDevice.last_used_at > now - timedelta(days=policy.device_days),
+        )
+        .with_for_update()
+    )
+
+
+def _phone_throttle(session: Session, key: str) -> LoginThrottle | None:
+    return session.scalar(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
+
+
+def _count_failure(
+    session: Session, key: str, row: LoginThrottle | KnownDevice | None, now: datetime, policy: AuthPolicy
+) -> None:
+    if row is None:
+        row = LoginThrottle(key=key, failures=0, last_failed_at=now)
+        try:
+            with session.begin_nested():  # two first failures at once: one inserts, one counts
+                session.add(row)
+        except IntegrityError:
+            row = _phone_throttle(session, key)
+            assert row is not None
+    row.failures += 1
+    row.last_failed_at = now
+    row.blocked_until = _backoff_until(row.failures, now, policy)
+
+
 def authenticate(
     session: Session,
     phone: str,
@@ -277,38 +379,163 @@ def authenticate(
     policy: AuthPolicy,
     *,
     now: datetime | None = None,
+    device_token: str = "",
 ) -> User:
-    """The user with this phone and password; locks the account after repeated failures."""
+    """The user with this phone and password.
+
+    Wrong passwords make the number back off (the same for every number, registered or not);
+    `device_token`, from a device the account has logged in from before, gets the owner in with
+    the right password meanwhile, and its own wrong passwords slow down only that device.
+    """
     now = _now(now)
     failed = _("Wrong mobile number or password.")
     try:
         phone = normalize_phone(phone)
     except ValidationError:
         raise Unauthorized(failed) from None
-    user = session.scalar(select(User).where(User.phone == phone).with_for_update())
-    if user is None:
-        check_password_hash(_DUMMY_HASH, password or "")
-        raise Unauthorized(failed)
-    if user.locked_until is not None and user.locked_until > now:
-        minutes = int((user.locked_until - now).total_seconds() // 60) + 1
-        raise RateLimited(
-            _("Too many wrong passwords. Try again in %(n)d minutes or reset your password.", n=minutes)
-        )
-    if not check_password_hash(user.password_hash, password or ""):
-        user.failed_logins += 1
-        if user.failed_logins >= policy.login_max_failures:
-            user.locked_until = now + timedelta(seconds=policy.login_lock_seconds)
-            user.failed_logins = 0
+    user = session.scalar(select(User).where(User.phone == phone))
+    # The hash is always checked, for unknown numbers against a dummy: the time taken tells nothing.
+    right = check_password_hash(user.password_hash if user is not None else _DUMMY_HASH, password or "")
+    right = right and user is not None
+
+    key = _throttle_key(phone, policy)
+    device = _known_device(session, user, device_token, now, policy)
+    row: LoginThrottle | KnownDevice | None = device if device is not None else _phone_throttle(session, key)
+    if row is not None:
+        _forget_old_failures(row, now, policy)
+        if row.blocked_until is not None and row.blocked_until > now:
+            minutes = -(-int((row.blocked_until - now).total_seconds()) // 60)  # rounded up
+            session.rollback()
+            raise RateLimited(
+                _("Too many wrong passwords. Try again in %(n)d minutes or reset your password.", n=minutes)
+            )
+    if not right:
+        _count_failure(session, key, row, now, policy)
         session.commit()
         raise Unauthorized(failed)
+    assert user is not None
     if not user.is_active:
         session.rollback()
         raise Forbidden(_("This account has been disabled."))
-    user.failed_logins = 0
-    user.locked_until = None
+    if device is not None:
+        device.failures = 0
+        device.blocked_until = None
+        device.last_used_at = now
+    elif row is not None:
+        session.delete(row)
     user.last_login_at = now
     session.commit()
     return user
+
+
+def remember_device(
+    session: Session, user: User, policy: AuthPolicy, device_token: str = "", *, now: datetime | None = None
+) -> str:
+    """Make the device known to the user after a login; the token for it to keep.
+
+    A device keeps one token for every account used on it. A token this service did not hand
+    out (none, made up, or planted by someone else) is replaced by a new random one.
+    """
+    now = _now(now)
+    token_hash = _token_hash(device_token) if 0 < len(device_token or "") <= _MAX_TOKEN_LENGTH else ""
+    issued = token_hash and session.scalar(
+        select(KnownDevice.id).where(KnownDevice.token_hash == token_hash).limit(1)
+    )
+    if not issued:
+        device_token = secrets.token_urlsafe(32)
+        token_hash = _token_hash(device_token)
+    known = session.scalar(
+        select(KnownDevice).where(KnownDevice.user_id == user.id, KnownDevice.token_hash == token_hash)
+    )
+    if known is None:
+        session.add(KnownDevice(user_id=user.id, token_hash=token_hash, created_at=now, last_used_at=now))
+    else:
+        known.last_used_at = now
+    session.commit()
+    return device_token
+
+
+# --- login sessions -------------------------------------------------------------------------------
+
+
+def start_login_session(
+    session: Session,
+    user: User,
+    policy: AuthPolicy,
+    *,
+    remember: bool = False,
+    user_agent: str = "",
+    now: datetime | None = None,
+) -> str:
+    """A new server-side session for a user who just proved who they are; its token (shown once)."""
+    now = _now(now)
+    token = secrets.token_urlsafe(32)
+    lifetime = timedelta(days=policy.remember_days) if remember else timedelta(hours=policy.session_hours)
+    session.add(
+        LoginSession(
+            token_hash=_token_hash(token),
+            user_id=user.id,
+            remember=remember,
+            user_agent=(user_agent or "")[:200],
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    session.commit()
+    return token
+
+
+def _live_session(session: Session, token: str, now: datetime) -> LoginSession | None:
+    if not token or len(token) > _MAX_TOKEN_LENGTH:
+        return None
+    row = session.scalar(select(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    return row
+
+
+def load_session_user(
+    session: Session, token: str, policy: AuthPolicy, *, now: datetime | None = None
+) -> User | None:
+    """The user of a live login session, or None (unknown, ended, expired, or the user disabled)."""
+    now = _now(now)
+    row = _live_session(session, token, now)
+    if row is None or not row.user.is_active:
+        return None
+    # Written at most once a minute, not on every request.
+    if (now - row.last_seen_at).total_seconds() > 60:
+        row.last_seen_at = now
+        if not row.remember:
+            # Unused for `session_hours` it ends; while used, at most as long as a remembered one.
+            row.expires_at = min(
+                now + timedelta(hours=policy.session_hours),
+                row.created_at + timedelta(days=policy.remember_days),
+            )
+        session.commit()
+    return row.user
+
+
+def end_login_session(session: Session, token: str, *, now: datetime | None = None) -> None:
+    """Log out: the session's cookies, wherever they were copied to, stop working."""
+    now = _now(now)
+    row = _live_session(session, token, now)
+    if row is not None:
+        row.revoked_at = now
+        session.commit()
+
+
+def end_all_sessions(session: Session, user: User, *, now: datetime | None = None) -> None:
+    """Revoke every login session and API token of the user (no commit: the caller's change)."""
+    now = _now(now)
+    for login in session.scalars(
+        select(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+    ):
+        login.revoked_at = now
+    for token in session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ):
+        token.revoked_at = now
 
 
 def reset_password(
@@ -320,7 +547,8 @@ def reset_password(
     policy: AuthPolicy,
     now: datetime | None = None,
 ) -> User:
-    """Set a new password after an SMS code; every other session and API token ends."""
+    """Set a new password after an SMS code; every session and API token ends (the page that
+    asked starts a new one), the number's back-off and the known devices are cleared."""
     now = _now(now)
     phone = normalize_phone(phone)
     new_password = check_password(new_password)
@@ -331,12 +559,11 @@ def reset_password(
     consume_sms_code(session, phone, SmsPurpose.RESET_PASSWORD, code, policy, now)
     user.password_hash = generate_password_hash(new_password)
     user.auth_version += 1
-    user.failed_logins = 0
-    user.locked_until = None
-    for token in session.scalars(
-        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-    ):
-        token.revoked_at = now
+    end_all_sessions(session, user, now=now)
+    # The number no longer backs off; the devices known before must log in anew to be known again
+    # (one of them may be why the password was changed).
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key == _throttle_key(phone, policy)))
+    session.execute(delete(KnownDevice).where(KnownDevice.user_id == user.id))
     session.commit()
     return user
 
@@ -473,20 +700,58 @@ def revoke_role(session: Session, actor: User | None, grant_id: int, *, user_id:
             changes={"role": grant.role.value, "node_id": grant.node_id, "county_code": grant.county_code},
         )
     )
+    if grant.role == Role.AGENT and grant.node_id is not None:
+        # The farmers' consents were given to the agent of that point: they end with the role.
+        session.execute(
+            update(ListingConsent)
+            .where(
+                ListingConsent.agent_id == grant.user_id,
+                ListingConsent.point_id == grant.node_id,
+                ListingConsent.revoked_at.is_(None),
+            )
+            .values(revoked_at=clock.now())
+        )
     session.delete(grant)
     session.commit()
 
 
-def list_users(
-    session: Session, actor: User | None, *, phone_prefix: str = "", limit: int = 50
-) -> list[User]:
-    """Users for the role-management page, newest first: admins and county staff only."""
-    authz.require_staff(actor)
-    stmt = select(User).order_by(User.id.desc()).limit(limit)
-    prefix = unicodedata.normalize("NFKC", phone_prefix or "")  # full-width digits too
-    digits = "".join(c for c in prefix if c in "0123456789")[:11]
-    if digits:
-        stmt = stmt.where(User.phone.startswith(digits, autoescape=True))
+def _county_user_ids(counties: set[str]) -> CompoundSelect:
+    """Users of these counties: roles scoped to them or to a node there, sellers homed there."""
+    return union(
+        select(RoleGrant.user_id).where(RoleGrant.county_code.in_(counties)),
+        select(RoleGrant.user_id)
+        .join(Node, Node.id == RoleGrant.node_id)
+        .where(Node.county_code.in_(counties)),
+        select(SellerProfile.user_id).where(SellerProfile.county_code.in_(counties)),
+    )
+
+
+def _tied_user_ids() -> CompoundSelect:
+    """Users who belong to some county (any county): a scoped role or a seller profile."""
+    return union(
+        select(RoleGrant.user_id).where(
+            or_(RoleGrant.county_code.is_not(None), RoleGrant.node_id.is_not(None))
+        ),
+        select(SellerProfile.user_id),
+    )
+
+
+def list_users(session: Session, actor: User | None, *, phone: str = "", limit: int = 50) -> list[User]:
+    """Users for the role-management page, newest first: admins and county staff only.
+
+    Admins see everyone. County staff see the users of their county (roles there, sellers homed
+    there), and, to appoint a new agent, someone tied to no county at all when they type the full
+    number. Searching takes the full 11-digit number only (a part is a form error): masked
+    numbers cannot be read back digit by digit.
+    """
+    actor = authz.require_staff(actor)
+    number = normalize_phone(phone) if (phone or "").strip() else ""
+    stmt = select(User).order_by(User.id.desc()).limit(max(1, min(limit, 200)))
+    if number:
+        stmt = stmt.where(User.phone == number)
+    if not authz.is_admin(actor):
+        ours = User.id.in_(_county_user_ids(authz.staff_county_codes(actor)))
+        stmt = stmt.where(or_(ours, User.id.not_in(_tied_user_ids())) if number else ours)
     return list(session.scalars(stmt))
 
 
@@ -504,12 +769,13 @@ def issue_api_token(
     password: str,
     name: str = "",
     policy: AuthPolicy,
+    device_token: str = "",
     now: datetime | None = None,
 ) -> tuple[str, ApiToken]:
     """Log in with phone and password and get a bearer token (shown once)."""
     now = _now(now)
     name = check_text(name, "name", max_len=64)  # before logging in: bad input writes nothing
-    user = authenticate(session, phone, password, policy, now=now)
+    user = authenticate(session, phone, password, policy, now=now, device_token=device_token)
     secret = "gdm_" + secrets.token_urlsafe(32)
     token = ApiToken(
         user_id=user.id,
@@ -559,7 +825,29 @@ def purge_expired_codes(session: Session, *, now: datetime | None = None, keep_h
     return result.rowcount or 0
 
 
+def purge_expired_logins(session: Session, policy: AuthPolicy, *, now: datetime | None = None) -> int:
+    """Delete ended and expired login sessions, forgotten failures and devices unused for
+    `device_days`; how many rows went. Idempotent: meant for a periodic job."""
+    now = _now(now)
+    window = timedelta(hours=policy.login_failure_window_hours)
+    statements = [
+        delete(LoginSession).where(or_(LoginSession.revoked_at.is_not(None), LoginSession.expires_at <= now)),
+        delete(LoginThrottle).where(
+            LoginThrottle.last_failed_at <= now - window,
+            or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now),
+        ),
+        delete(KnownDevice).where(KnownDevice.last_used_at <= now - timedelta(days=policy.device_days)),
+    ]
+    removed = 0
+    for statement in statements:
+        result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+        removed += result.rowcount or 0
+    session.commit()
+    return removed
+
+
 __all__ = [
+    "PUBLIC_SMS_PURPOSES",
     "SELF_SERVICE_ROLES",
     "AuthPolicy",
     "authenticate",
@@ -567,18 +855,23 @@ __all__ = [
     "can_revoke",
     "count_users",
     "create_user",
+    "end_all_sessions",
+    "end_login_session",
     "find_user_by_phone",
     "get_user",
     "grant_role",
     "grantable_roles",
     "issue_api_token",
     "list_users",
-    "load_login_user",
+    "load_session_user",
     "purge_expired_codes",
+    "purge_expired_logins",
     "register",
+    "remember_device",
     "request_sms_code",
     "reset_password",
     "revoke_api_token",
     "revoke_role",
+    "start_login_session",
     "update_profile",
 ]

@@ -17,6 +17,12 @@ def token_for(client, user: User, password: str = TEST_PASSWORD) -> dict[str, st
     return {"Authorization": f"Bearer {resp.get_json()['token']}"}
 
 
+def latest_body(session, phone: str) -> str:
+    return session.scalars(
+        select(SmsMessage.body).where(SmsMessage.phone == phone).order_by(SmsMessage.id.desc())
+    ).first()
+
+
 def assert_error(resp, status: int, code: str) -> dict:
     assert resp.status_code == status, resp.get_data(as_text=True)
     assert resp.mimetype == "application/json"
@@ -64,10 +70,27 @@ class TestSmsCodes:
         )
         assert resp.get_json()["errors"]["phone"] == ["This field is required."]
 
-    def test_a_registered_number_is_a_409(self, client, make_user):
+    def test_a_registered_number_gets_the_same_202_as_a_new_one(self, client, session, make_user):
+        user, new = make_user(), next_phone()
+        known = client.post("/api/v1/auth/sms-codes", json={"phone": user.phone, "purpose": "register"})
+        other = client.post("/api/v1/auth/sms-codes", json={"phone": new, "purpose": "register"})
+        assert (known.status_code, known.get_data()) == (other.status_code, other.get_data()) == (202, b"")
+        # The owner is told the number has an account; no code that could register it again.
+        assert count(session, SmsMessage, SmsMessage.phone == user.phone) == 1
+        assert "已注册" in latest_body(session, user.phone)
+
+    def test_listing_consent_codes_cannot_be_asked_for_through_the_public_api(
+        self, client, session, make_user
+    ):
         user = make_user()
-        resp = client.post("/api/v1/auth/sms-codes", json={"phone": user.phone, "purpose": "register"})
-        assert_error(resp, 409, "conflict")
+        resp = client.post("/api/v1/auth/sms-codes", json={"phone": user.phone, "purpose": "listing_consent"})
+        assert "purpose" in assert_error(resp, 422, "validation_error")["errors"]
+        assert count(session, SmsCode, SmsCode.phone == user.phone) == 0
+
+    def test_the_documented_purposes_are_register_and_reset_password(self, client):
+        spec = client.get("/api/openapi.json").get_json()
+        schema = spec["components"]["schemas"]["SmsCodeRequest"]["properties"]["purpose"]
+        assert schema["enum"] == ["register", "reset_password"]
 
     def test_resend_too_soon_is_a_429(self, client):
         phone = next_phone()
@@ -179,7 +202,7 @@ class TestTokens:
         assert_error(resp, 401, "unauthorized")
         assert count(session, ApiToken, ApiToken.user_id == user.id) == 0
 
-    def test_account_locks_after_repeated_failures(self, client, make_user, policy):
+    def test_number_backs_off_after_repeated_failures(self, client, make_user, policy):
         user = make_user()
         for _ in range(policy.login_max_failures):
             client.post("/api/v1/auth/tokens", json={"phone": user.phone, "password": "not-the-password"})
@@ -265,19 +288,35 @@ class TestUsersAndRoles:
     def test_staff_list_users_with_masked_phones(self, client, admin, make_user):
         user = make_user()
         resp = client.get(
-            "/api/v1/users", query_string={"phone_prefix": user.phone}, headers=token_for(client, admin)
+            "/api/v1/users", query_string={"phone": user.phone}, headers=token_for(client, admin)
         )
         assert resp.status_code == 200
         (row,) = resp.get_json()
         assert row["phone_masked"] == f"{user.phone[:3]}****{user.phone[-4:]}"
         assert user.phone not in resp.get_data(as_text=True)
 
-    @pytest.mark.parametrize("prefix", ["abc", "1" * 12, "13%"])
-    def test_bad_prefix_is_a_422(self, client, admin, prefix):
+    @pytest.mark.parametrize("number", ["abc", "1" * 12, "13%", "139", "1390000000"])
+    def test_anything_but_a_full_number_is_a_422(self, client, admin, number):
+        resp = client.get("/api/v1/users", query_string={"phone": number}, headers=token_for(client, admin))
+        assert "phone" in assert_error(resp, 422, "validation_error")["errors"]
+
+    def test_a_partial_number_is_refused_in_chinese(self, client, admin, make_user):
         resp = client.get(
-            "/api/v1/users", query_string={"phone_prefix": prefix}, headers=token_for(client, admin)
+            "/api/v1/users", query_string={"phone": "1391234"}, headers=token_for(client, admin)
         )
-        assert "phone_prefix" in assert_error(resp, 422, "validation_error")["errors"]
+        assert assert_error(resp, 422, "validation_error")["errors"]["phone"] == [
+            "请输入完整的11位手机号码。"
+        ]
+
+    def test_county_staff_do_not_see_users_of_another_county(self, client, make_user, village_point):
+        staff = make_user(Role.COUNTY_STAFF, county_code=MEIXIAN)
+        own = make_user(Role.AGENT, node_id=village_point(MEIXIAN).id)
+        other = make_user(Role.AGENT, node_id=village_point(PINGYUAN).id)
+        headers = token_for(client, staff)
+        listed = {row["id"] for row in client.get("/api/v1/users", headers=headers).get_json()}
+        assert own.id in listed and other.id not in listed
+        resp = client.get("/api/v1/users", query_string={"phone": other.phone}, headers=headers)
+        assert resp.status_code == 200 and resp.get_json() == []
 
     def test_buyers_get_403_and_anonymous_401(self, client, make_user):
         assert_error(client.get("/api/v1/users", headers=token_for(client, make_user())), 403, "forbidden")

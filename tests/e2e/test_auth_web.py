@@ -109,13 +109,26 @@ class TestRegisterPage:
         code_row = session.scalars(select(SmsCode).where(SmsCode.phone == phone)).one()
         assert code_row.consumed_at is None and code_row.attempts == 0
 
-    def test_a_registered_number_is_told_in_english_to_log_in(self, client, make_user):
+    def test_a_registered_number_gets_the_same_page_and_its_owner_a_text_saying_so(
+        self, client, session, make_user
+    ):
+        user, new = make_user(), next_phone()
+        known, other = (
+            send_code(client, "/auth/register", user.phone),
+            send_code(client, "/auth/register", new),
+        )
+        assert known.status_code == other.status_code == 200
+        assert text(known).replace(user.phone, "PHONE") == text(other).replace(new, "PHONE")
+        (body,) = session.scalars(select(SmsMessage.body).where(SmsMessage.phone == user.phone)).all()
+        assert "已注册" in body and not re.search(r"\d{6}", body)
+
+    def test_registering_a_registered_number_fails_on_the_code(self, client, session, make_user):
         user = make_user()
-        english(client)
-        resp = send_code(client, "/auth/register", user.phone)
-        assert resp.status_code == 409
-        assert "already registered" in text(resp)
-        assert '<html lang="en">' in text(resp)
+        send_code(client, "/auth/register", user.phone)
+        resp = client.post("/auth/register", data=register_data(user.phone, "123456"))
+        assert resp.status_code == 422
+        assert "already registered" not in text(resp) and "已注册" not in text(resp)
+        assert count(session, User, User.phone == user.phone) == 1
 
     def test_a_staff_role_cannot_be_slipped_in(self, client, session):
         phone = next_phone()
@@ -176,7 +189,7 @@ class TestLoginPage:
         assert login(client, "123", TEST_PASSWORD).status_code == 422
         assert client.post("/auth/login", data={}).status_code == 422
 
-    def test_account_locks_after_repeated_wrong_passwords(self, client, make_user, policy):
+    def test_number_backs_off_after_repeated_wrong_passwords(self, client, make_user, policy):
         user = make_user()
         for _ in range(policy.login_max_failures):
             assert login(client, user.phone, "not-the-password").status_code == 422
@@ -327,11 +340,32 @@ class TestManageUsersPage:
     def test_staff_see_masked_phones_only(self, client, admin, make_user):
         user = make_user()
         login(client, admin.phone)
-        html = text(client.get("/auth/users", query_string={"phone": user.phone[:9]}))
-        assert f"{user.phone[:3]}****{user.phone[-4:]}" in html
-        assert user.phone not in html
+        html = text(client.get("/auth/users", query_string={"phone": user.phone}))
+        listed = re.search(rf'<li id="user-{user.id}">.*?</li>', html, re.S).group()
+        assert f"{user.phone[:3]}****{user.phone[-4:]}" in listed
+        # Only echoed where the staffer typed it (the search box, hidden fields and form actions).
+        assert user.phone not in re.sub(r'value="[^"]*"', "", listed)
 
-    def test_search_by_phone_prefix(self, client, admin, make_user):
+    def test_a_partial_number_finds_nobody_and_says_why(self, client, admin, make_user):
+        user = make_user()
+        login(client, admin.phone)
+        english(client)
+        resp = client.get("/auth/users", query_string={"phone": user.phone[:9]})
+        assert resp.status_code == 422
+        assert "11-digit mobile number" in text(resp)
+        assert f'id="user-{user.id}"' not in text(resp)
+
+    def test_county_staff_see_the_users_of_their_county_only(self, client, make_user, village_point):
+        staff = make_user(Role.COUNTY_STAFF, county_code=MEIXIAN)
+        own = make_user(Role.AGENT, node_id=village_point(MEIXIAN).id)
+        other = make_user(Role.AGENT, node_id=village_point(PINGYUAN).id)
+        login(client, staff.phone)
+        html = text(client.get("/auth/users"))
+        assert f'id="user-{own.id}"' in html and f'id="user-{other.id}"' not in html
+        html = text(client.get("/auth/users", query_string={"phone": other.phone}))
+        assert f'id="user-{other.id}"' not in html
+
+    def test_search_by_the_full_number(self, client, admin, make_user):
         one, two = make_user(), make_user()
         login(client, admin.phone)
         html = text(client.get("/auth/users", query_string={"phone": one.phone}))
@@ -472,4 +506,4 @@ class TestGarbageInput:
     )
     def test_never_a_server_error(self, client, url, data):
         resp = client.post(url, data=data)
-        assert resp.status_code in (200, 422)
+        assert resp.status_code in (200, 400, 422)

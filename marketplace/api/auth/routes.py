@@ -19,6 +19,7 @@ from marketplace.api.auth.schemas import (
     TokenSchema,
     UserQuerySchema,
     UserSummarySchema,
+    public_purpose,
 )
 from marketplace.api.common import BEARER
 from marketplace.auth import actor, auth_policy, client_ip
@@ -51,13 +52,22 @@ def _bearer_secret() -> str:
 @blp.route("/auth/sms-codes", methods=["POST"])
 @limiter.shared_limit(_sms_limit, SMS_LIMIT_SCOPE)
 @blp.arguments(SmsCodeRequestSchema)
-@blp.response(202, description="The code is on its way (for reset_password: if the number has an account)")
-@blp.alt_response(409, description="register: the number is already registered")
-@blp.alt_response(429, description="Too many codes for this number or from this address")
+@blp.response(
+    202,
+    description="Accepted, the same for every number: a code is on its way if the number may use one "
+    "(register: a registered number is texted that it has an account; reset_password: an unknown "
+    "number is texted nothing)",
+)
+@blp.alt_response(429, description="Too many codes of this purpose for this number, or from this address")
 def request_sms_code(args: dict[str, Any]) -> Response:
     """Send a 6-digit verification code by SMS, for registration or password reset."""
     accounts.request_sms_code(
-        get_session(), sms_gateway(), args["phone"], args["purpose"], auth_policy(), ip=client_ip()
+        get_session(),
+        sms_gateway(),
+        args["phone"],
+        public_purpose(args["purpose"]),
+        auth_policy(),
+        ip=client_ip(),
     )
     return current_app.response_class(status=202)  # no body: the same answer for every number
 
@@ -65,7 +75,7 @@ def request_sms_code(args: dict[str, Any]) -> Response:
 @blp.route("/auth/register", methods=["POST"])
 @blp.arguments(RegisterSchema)
 @blp.response(201, MeSchema)
-@blp.alt_response(409, description="The number is already registered")
+@blp.alt_response(409, description="The number was registered after this code was sent")
 def register(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Create an account with the code sent to the phone. Log in afterwards with POST /auth/tokens."""
     return accounts.register(
@@ -85,17 +95,25 @@ def register(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.arguments(TokenRequestSchema)
 @blp.response(201, TokenSchema)
 @blp.alt_response(401, description="Wrong mobile number or password")
-@blp.alt_response(429, description="Too many attempts: the account is locked for a while, or this address is")
+@blp.alt_response(
+    429,
+    description="Too many attempts: the number backs off for a while (the same for every number), "
+    "or this address does",
+)
 def create_token(args: dict[str, Any]) -> dict[str, Any]:
     """Log in with phone and password; the bearer token in the answer is shown only once."""
+    db = get_session()
+    policy = auth_policy()
     secret, token = accounts.issue_api_token(
-        get_session(),
+        db,
         phone=args["phone"],
         password=args["password"],
         name=args["name"],
-        policy=auth_policy(),
+        policy=policy,
+        device_token=args["device_token"],
     )
-    return {"token": secret, "expires_at": token.expires_at}
+    device = accounts.remember_device(db, token.user, policy, args["device_token"])
+    return {"token": secret, "expires_at": token.expires_at, "device_token": device}
 
 
 @blp.route("/auth/tokens/current", methods=["DELETE"])
@@ -139,8 +157,11 @@ def me():  # type: ignore[no-untyped-def]
 @blp.response(200, UserSummarySchema(many=True))
 @blp.alt_response(403, description="Admins and county staff only")
 def list_users(args: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Users and their roles (at most 50), phone numbers masked."""
-    return accounts.list_users(get_session(), actor(), phone_prefix=args["phone_prefix"])
+    """Users and their roles (at most 50), phone numbers masked.
+
+    Admins see everyone; county staff the users of their county (and, by the whole number,
+    someone tied to no county, to appoint them)."""
+    return accounts.list_users(get_session(), actor(), phone=args["phone"])
 
 
 @blp.route("/users/<int:user_id>/roles", methods=["POST"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from flask_babel import gettext
@@ -10,6 +11,18 @@ from marshmallow import Schema, ValidationError, fields, validate
 from domain import Role, SmsPurpose
 from marketplace.api.common import BaseSchema
 from services.validation import mask_phone
+
+
+class PublicSmsPurpose(enum.StrEnum):
+    """The codes anyone may ask for (services.accounts.PUBLIC_SMS_PURPOSES), an enum of their own
+    so that the OpenAPI document lists only these."""
+
+    REGISTER = SmsPurpose.REGISTER.value
+    RESET_PASSWORD = SmsPurpose.RESET_PASSWORD.value
+
+
+def public_purpose(value: PublicSmsPurpose) -> SmsPurpose:
+    return SmsPurpose(value.value)
 
 
 def N_(message: str) -> str:
@@ -67,7 +80,13 @@ class SmsCodeRequestSchema(TranslatedSchema):
     phone = _text(
         required=True, metadata={"description": "Chinese mobile number, 11 digits", "example": "13812345678"}
     )
-    purpose = _enum(SmsPurpose, required=True, metadata={"description": "register or reset_password"})
+    # Only the codes anyone may ask for: a listing-consent code is sent when a village agent
+    # enrols a farmer (POST /catalog/...), never on request of whoever knows the number.
+    purpose = _enum(
+        PublicSmsPurpose,
+        required=True,
+        metadata={"description": "register or reset_password; the same answer for every number"},
+    )
 
 
 class RegisterSchema(TranslatedSchema):
@@ -91,6 +110,15 @@ class TokenRequestSchema(TranslatedSchema):
     phone = _text(required=True, metadata={"example": "13812345678"})
     password = _text(required=True, load_only=True)
     name = _text(load_default="", metadata={"description": "What the token is for, e.g. the app's name"})
+    device_token = _text(
+        load_default="",
+        load_only=True,
+        validate=validate.Length(max=128, error=N_("Not a valid value.")),
+        metadata={
+            "description": "The device_token an earlier login answered: the owner's usual device "
+            "is let in with the right password while the number backs off after wrong ones"
+        },
+    )
 
 
 class PasswordResetSchema(TranslatedSchema):
@@ -100,10 +128,10 @@ class PasswordResetSchema(TranslatedSchema):
 
 
 class UserQuerySchema(TranslatedSchema):
-    phone_prefix = _text(
+    phone = _text(
         load_default="",
-        validate=validate.Regexp(r"^[0-9]{0,11}$", error=N_("Up to 11 digits.")),
-        metadata={"description": "The first digits of the mobile number"},
+        validate=validate.Regexp(r"^[0-9]{11}$", error=N_("Enter the whole 11-digit mobile number.")),
+        metadata={"description": "The whole mobile number (11 digits); a part of it finds nobody"},
     )
 
 
@@ -127,6 +155,9 @@ class GrantRequestSchema(TranslatedSchema):
 class TokenSchema(Schema):
     token = fields.String(metadata={"description": "Send as 'Authorization: Bearer <token>'. Shown once."})
     expires_at = fields.DateTime()
+    device_token = fields.String(
+        metadata={"description": "Keep it on the device and send it with the next logins (device_token)"}
+    )
 
 
 class RoleGrantSchema(Schema):

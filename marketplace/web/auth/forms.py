@@ -103,10 +103,12 @@ class UserSearchForm(FlaskForm):
     class Meta:
         csrf = False
 
+    # The whole number only (services.accounts.list_users): masked numbers cannot be read back
+    # by searching digit by digit.
     phone = TelField(
-        _l("Mobile number starts with"),
-        validators=[Optional(), Length(max=11)],
-        render_kw={"inputmode": "numeric", "maxlength": 11, "autocomplete": "off"},
+        _l("Mobile number"),
+        validators=[Optional()],
+        render_kw={"inputmode": "numeric", "maxlength": 20, "autocomplete": "off"},
     )
 
 

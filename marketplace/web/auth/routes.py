@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, gettext
-from flask_login import login_required, login_user, logout_user
+from flask_login import login_required
 
 from domain import DivisionLevel, NodeKind, Role, SmsPurpose, User
-from marketplace.auth import actor, auth_policy, client_ip
+from marketplace.auth import actor, auth_policy, client_ip, device_token, end_login, start_login
 from marketplace.db import get_session
 from marketplace.extensions import limiter
 from marketplace.formatting import role_label
@@ -25,7 +25,7 @@ from marketplace.web.auth.forms import (
 from marketplace.web.cart.guest import merge_guest_cart
 from marketplace.web.forms import form_error, reraise_access, safe_next
 from services import accounts, places
-from services.errors import ServiceError
+from services.errors import ServiceError, ValidationError
 from services.validation import mask_phone
 
 # Shared with the API (same scope string): one budget per IP for login attempts, one for SMS codes.
@@ -53,9 +53,10 @@ sms_code_limit = limiter.shared_limit(
 
 
 def _code_sent(purpose: SmsPurpose, phone: str) -> str:
+    # Both purposes: the same words whether or not the number has an account (a registered
+    # number asking to register gets a text saying so, never a different page).
     minutes = max(1, current_app.config["SMS_CODE_TTL_SECONDS"] // 60)
     if purpose == SmsPurpose.RESET_PASSWORD:
-        # The same words whether or not the number has an account.
         return gettext(
             "If %(phone)s has an account, a 6-digit code is on its way. It is valid for %(n)d minutes.",
             phone=phone,
@@ -97,12 +98,16 @@ def login():  # type: ignore[no-untyped-def]
         if form.validate():
             try:
                 user = accounts.authenticate(
-                    get_session(), form.phone.data, form.password.data, auth_policy()
+                    get_session(),
+                    form.phone.data,
+                    form.password.data,
+                    auth_policy(),
+                    device_token=device_token(),
                 )
             except ServiceError as exc:
                 error, status = form_error(form, exc, reraise=())
             else:
-                login_user(user, remember=bool(form.remember.data))
+                start_login(user, remember=bool(form.remember.data))
                 merge_guest_cart(user)  # what they put in the cart as a guest stays there
                 return redirect(safe_next(request.args.get("next")))
         else:
@@ -117,7 +122,7 @@ def logout():  # type: ignore[no-untyped-def]
         if actor() is None:
             return redirect(url_for("main.home"))
         return render_template("auth/logout.html")
-    logout_user()
+    end_login()  # the session ends on the server: copies of its cookies stop working too
     flash(gettext("You have logged out."), "info")
     return redirect(url_for("main.home"))
 
@@ -154,7 +159,7 @@ def _code_then_form(
                 except ServiceError as exc:
                     error, status = form_error(form, exc, reraise=())
                 else:
-                    login_user(user)
+                    start_login(user)
                     flash(done_message, "info")
                     return redirect(url_for("main.workspace_index"))
             else:
@@ -200,7 +205,7 @@ def register():  # type: ignore[no-untyped-def]
 @sms_code_limit
 def reset_password():  # type: ignore[no-untyped-def]
     def finish(form: ResetPasswordForm) -> User:
-        # Every other session ends; this one continues under the new password.
+        # Every session ends; this browser starts a new one under the new password.
         return accounts.reset_password(
             get_session(),
             phone=form.phone.data,
@@ -287,13 +292,19 @@ def manage_users():  # type: ignore[no-untyped-def]
     me = actor()
     search = UserSearchForm(formdata=request.args)
     search.validate()
-    prefix = (search.phone.data or "") if not search.phone.errors else ""
+    phone = (search.phone.data or "").strip() if not search.phone.errors else ""
+    status = 200
     # The service refuses anyone but admins and county staff (403) before anything else happens.
-    users = accounts.list_users(get_session(), me, phone_prefix=prefix)
+    try:
+        users = accounts.list_users(get_session(), me, phone=phone)
+    except ValidationError as exc:  # not a whole mobile number: nothing is searched
+        search.phone.errors = list(exc.field_errors.get("phone") or [exc.message])
+        users, phone, status = [], "", 422
+    if search.phone.errors:
+        users, phone, status = [], "", 422
     form = GrantRoleForm()
     is_admin = _grant_form_choices(form, users, me)
     error = None
-    status = 200
     if request.method == "POST":
         if form.validate():
             role = Role(form.role.data)
@@ -314,7 +325,7 @@ def manage_users():  # type: ignore[no-untyped-def]
                 error, status = form_error(form, exc, reraise=(401, 403), renamed=renamed)
             else:
                 flash(gettext("The role was granted."), "info")
-                return redirect(url_for("auth.manage_users", phone=prefix or None))
+                return redirect(url_for("auth.manage_users", phone=phone or None))
         else:
             status = 422
     revocable = {g.id for u in users for g in u.grants if accounts.can_revoke(me, g)}
@@ -322,7 +333,7 @@ def manage_users():  # type: ignore[no-untyped-def]
         "auth/users.html",
         users=users,
         search=search,
-        prefix=prefix,
+        phone=phone,
         form=form,
         is_admin=is_admin,
         revocable=revocable,
@@ -335,7 +346,7 @@ def manage_users():  # type: ignore[no-untyped-def]
 @login_required
 def revoke_role(grant_id: int):  # type: ignore[no-untyped-def]
     form = RevokeRoleForm()
-    prefix = "".join(c for c in (form.phone.data or "") if c in "0123456789")[:11]
+    phone = "".join(c for c in (form.phone.data or "") if c in "0123456789")[:11]
     try:
         accounts.revoke_role(get_session(), actor(), grant_id)
     except ServiceError as exc:
@@ -343,4 +354,4 @@ def revoke_role(grant_id: int):  # type: ignore[no-untyped-def]
         flash(str(exc.message), "error")
     else:
         flash(gettext("The role was removed."), "info")
-    return redirect(url_for("auth.manage_users", phone=prefix or None))
+    return redirect(url_for("auth.manage_users", phone=phone or None))

@@ -29,7 +29,7 @@ from domain import (
 from services import authz
 from services.errors import Conflict, Forbidden, NotFound, ValidationError
 from services.i18n import _
-from services.validation import check_opening_hours, check_text, normalize_contact_phone
+from services.validation import check_opening_hours, check_text, id_or_none, normalize_contact_phone
 
 NODE_CLASSES: dict[NodeKind, type[Node]] = {
     NodeKind.COUNTY_CENTER: CountyServiceCenter,
@@ -768,10 +768,8 @@ def pickup_points(session: Session, county_code: str | None = None) -> list[Node
 
 def pickup_point(session: Session, node_id: Any) -> Node | None:
     """The pickup point a buyer chose (an id as sent), if it is one and open; None otherwise."""
-    try:
-        node = session.get(Node, int(node_id or 0))
-    except (TypeError, ValueError):
-        return None
+    found_id = id_or_none(node_id)
+    node = session.get(Node, found_id) if found_id is not None else None
     if node is None or not node.active or node.kind not in PICKUP_KINDS:
         return None
     return node

@@ -6,6 +6,7 @@ from flask import Flask, Response, send_from_directory
 from flask_smorest import Api
 from swagger_ui_bundle import swagger_ui_path
 
+from marketplace.api.common import document_errors
 from marketplace.extensions import csrf
 
 # Only what the docs page loads; the bundle's other files (source maps, examples) stay private.
@@ -23,6 +24,7 @@ def register_api(app: Flask, api: Api) -> None:
     for blp in (auth_blp, places_blp, catalog_blp, browse_blp, search_blp, orders_blp):
         # Bearer tokens, not cookies, authenticate the API: no CSRF token to carry.
         csrf.exempt(blp)
+        document_errors(blp)  # every operation lists its 4xx answers with the error body
         api.register_blueprint(blp, url_prefix=f"/api/v1{blp.url_prefix or ''}")
 
     @app.route("/api/docs/swagger-ui/<filename>")

@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import url_for
+from flask import request, url_for
 from flask_wtf import FlaskForm
 
-from services.errors import ServiceError
+from services.errors import NotFound, ServiceError
+from services.orders import cart as carts
+from services.validation import MAX_INT64, id_or_none, parse_id, parse_int
 
 
 def show_service_error(form: FlaskForm, exc: ServiceError) -> str | None:
@@ -59,6 +61,33 @@ def form_error(
     if renamed:
         exc.field_errors = {renamed.get(k, k): v for k, v in exc.field_errors.items()}
     return show_service_error(form, exc), form_status(exc)
+
+
+# --- ids and numbers from pages: services.validation's rules, one place for every view ----------------
+
+
+def query_id(name: str) -> int | None:
+    """An id filter in the query string (?farmer=12): None when absent or empty; a 404 for what is
+    no id (2**64, ², -1, 0), as an id in the path would be."""
+    raw = request.args.get(name, "")
+    if not raw.strip():
+        return None
+    value = id_or_none(raw)
+    if value is None:
+        raise NotFound()
+    return value
+
+
+def form_id(raw: Any, field: str) -> int:
+    """An id a form posted (a radio button's value, a hidden field): a field error if it is none."""
+    return parse_id(raw, field)
+
+
+def typed_quantity(raw: Any, *, allow_zero: bool = False) -> int:
+    """A quantity as typed: a whole number in ASCII or full-width digits ("²" and "①" are not),
+    then the cart's own bounds and messages (1..999)."""
+    value = parse_int(raw, "quantity", minimum=-MAX_INT64 - 1, maximum=MAX_INT64)
+    return carts.parse_quantity(value, allow_zero=allow_zero)
 
 
 def safe_next(target: str | None, fallback_endpoint: str = "main.workspace_index") -> str:

@@ -13,7 +13,7 @@ from domain import Address, Division, DivisionLevel, User
 from services import authz
 from services.errors import ValidationError
 from services.i18n import _
-from services.validation import check_text, normalize_phone
+from services.validation import check_text, id_or_none, normalize_phone
 
 
 def _field(field: str, message: Any) -> ValidationError:
@@ -92,10 +92,8 @@ def addresses_of(session: Session, user: User | None) -> list[Address]:
 
 def own_address(session: Session, user: User, address_id: Any) -> Address:
     """One of the user's addresses by id (as sent); a field error for anyone else's or none."""
-    try:
-        address = session.get(Address, int(address_id))
-    except (TypeError, ValueError):
-        address = None
+    found_id = id_or_none(address_id)
+    address = session.get(Address, found_id) if found_id is not None else None
     if address is None or address.user_id != user.id or address.deleted_at is not None:
         raise _field("address_id", _("Choose one of your addresses."))
     return address

@@ -16,6 +16,7 @@ from services import authz
 from services.catalog.sellers import seller_name
 from services.errors import NotFound, ValidationError
 from services.i18n import _
+from services.validation import id_or_none, parse_int
 
 from .pricing import CheckoutSettings, ParcelPrice, PricedLine, price_parcel
 
@@ -34,10 +35,10 @@ def parse_quantity(raw: Any, *, allow_zero: bool = False) -> int:
     if isinstance(raw, int):
         value = raw
     else:
-        text = str(raw if raw is not None else "").strip()
-        if not text.isdigit():
-            raise _quantity_error(_("Enter a whole number."))
-        value = int(text)
+        try:  # the one rule for typed numbers: "２" is 2, "²" and "①" are no number
+            value = parse_int(raw, "quantity", minimum=-(2**63), maximum=2**63 - 1)
+        except ValidationError:
+            raise _quantity_error(_("Enter a whole number.")) from None
     if value < (0 if allow_zero else 1):
         raise _quantity_error(_("The quantity must be at least 1."))
     if value > MAX_LINE_QUANTITY:
@@ -53,12 +54,11 @@ def parse_items(raw: Any) -> dict[int, int]:
         )
     items: dict[int, int] = {}
     for key, qty in raw.items():
-        try:
-            product_id = int(key)
-        except (TypeError, ValueError):
+        product_id = id_or_none(key)
+        if product_id is None:
             raise ValidationError(
                 _("The cart is not valid."), field_errors={"items": [_("The cart is not valid.")]}
-            ) from None
+            )
         items[product_id] = parse_quantity(qty)
     if len(items) > MAX_CART_LINES:
         raise ValidationError(_("At most %(n)d different products per order.", n=MAX_CART_LINES))

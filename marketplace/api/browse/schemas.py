@@ -16,7 +16,7 @@ from domain import (
     StorageClass,
     Unit,
 )
-from marketplace.api.common import BaseSchema
+from marketplace.api.common import BaseSchema, Id
 from marketplace.api.places.schemas import PlaceSchema
 from services import browse, catalog
 
@@ -60,9 +60,7 @@ class ProductQuerySchema(BaseSchema):
     storage = _choice([s.value for s in StorageClass])
     price_min = _price(metadata={"description": "Lowest price in fen (1 yuan = 100 fen)"})
     price_max = _price(metadata={"description": "Highest price in fen"})
-    seller = fields.Integer(
-        validate=validate.Range(1, 2**31 - 1), error_messages=_ERRORS, metadata={"description": "Seller id"}
-    )
+    seller = Id(strict=False, metadata={"description": "Seller id"})
     sort = _choice(SORTS, load_default="new")
     after = fields.String(
         validate=validate.Length(max=200),

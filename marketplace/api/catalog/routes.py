@@ -167,9 +167,7 @@ def add_photo(files: dict[str, Any], product_id: int):  # type: ignore[no-untype
     """Add a photo (multipart field "photo"): checked by its content, re-encoded without metadata."""
     limit = current_app.config["MAX_UPLOAD_BYTES"]
     data = files["photo"].read(limit + 1)
-    return media.add_photo(
-        get_session(), media_storage(), actor(), product_id, data, max_bytes=limit
-    )
+    return media.add_photo(get_session(), media_storage(), actor(), product_id, data, max_bytes=limit)
 
 
 @blp.route("/products/<int:product_id>/photos/<int:photo_id>", methods=["DELETE"])

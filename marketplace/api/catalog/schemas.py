@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -19,7 +19,7 @@ from domain import (
     StorageClass,
     Unit,
 )
-from marketplace.api.common import BaseSchema
+from marketplace.api.common import BaseSchema, Id
 from services import media
 
 _ERRORS = {
@@ -93,7 +93,10 @@ class CertificationSchema(ListedErrorsSchema):
 
 
 def _absolute(url: str) -> str:
-    return url if "://" in url else request.host_url.rstrip("/") + url
+    # BASE_URL, never the request's Host header (marketplace.external_url).
+    from marketplace import external_url
+
+    return url if "://" in url else external_url(url)
 
 
 class PhotoSchema(Schema):
@@ -190,7 +193,7 @@ class ProductSchema(Schema):
 
 class _ListingFields(ListedErrorsSchema):
     name = _text(metadata={"description": "At most 60 characters, no HTML", "example": "梅县金柚"})
-    category_id = _int(metadata={"description": "A category with a parent (GET /categories)"})
+    category_id = Id(metadata={"description": "A category with a parent (GET /categories)"})
     unit = _enum(Unit)
     price_fen = _int(
         metadata={"minimum": 1, "maximum": MAX_PRICE_FEN, "description": "In fen", "example": 1250}
@@ -215,11 +218,11 @@ class ProductCreateSchema(_ListingFields):
     name = _text(
         required=True, metadata={"description": "At most 60 characters, no HTML", "example": "梅县金柚"}
     )
-    category_id = _int(required=True)
+    category_id = Id(required=True)
     unit = _enum(Unit, required=True)
     price_fen = _int(required=True, metadata={"minimum": 1, "maximum": MAX_PRICE_FEN, "example": 1250})
     stock = _int(required=True, metadata={"minimum": 0, "maximum": MAX_STOCK})
-    seller_id = _int(
+    seller_id = Id(
         load_default=None,
         allow_none=True,
         metadata={"description": "Village agents: the consenting farmer to list for (the seller of record)"},
@@ -261,9 +264,7 @@ class PriceStockSchema(ListedErrorsSchema):
 
 class MyProductsQuerySchema(ListedErrorsSchema):
     # A query string is text: "12" is the number 12 here.
-    seller_id = fields.Integer(
-        error_messages=_INT_ERRORS, metadata={"description": "Village agents: a consenting farmer's listings"}
-    )
+    seller_id = Id(strict=False, metadata={"description": "Village agents: a consenting farmer's listings"})
 
 
 class PhotoUploadSchema(ListedErrorsSchema):

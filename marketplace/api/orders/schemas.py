@@ -21,6 +21,7 @@ from domain import (
     Unit,
 )
 from marketplace.api.catalog.schemas import ListedErrorsSchema
+from marketplace.api.common import Id, Quantity
 
 _ERRORS = {
     "required": _l("This field is required."),
@@ -47,19 +48,6 @@ def _enum(enum: type, **kwargs: Any) -> fields.Enum:
     )
 
 
-# Ids beyond a 32-bit integer would overflow the database's integer type: refused as invalid.
-MAX_ID = 2**31 - 1
-
-
-def _id(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(
-        strict=True,
-        error_messages=_INT_ERRORS,
-        validate=validate.Range(min=1, max=MAX_ID, error=_l("Not a valid value.")),
-        **kwargs,
-    )
-
-
 def _reason(**kwargs: Any) -> fields.String:
     return _text(
         validate=validate.Length(max=200, error=_l("At most 200 characters.")),
@@ -80,8 +68,8 @@ def _key(description: str) -> fields.String:
 
 
 class ItemSchema(ListedErrorsSchema):
-    product_id = _id(required=True)
-    quantity = _int(required=True, metadata={"minimum": 1, "maximum": 999})
+    product_id = Id(required=True)
+    quantity = Quantity(required=True)
 
 
 def _items(**kwargs: Any) -> fields.List:
@@ -139,10 +127,10 @@ class PlaceOrderSchema(ListedErrorsSchema):
         allow_none=True,
         metadata={"description": "home delivery: a new address (or address_id)"},
     )
-    address_id = _id(
+    address_id = Id(
         load_default=None, allow_none=True, metadata={"description": "One of the buyer's addresses"}
     )
-    pickup_node_id = _id(
+    pickup_node_id = Id(
         load_default=None,
         allow_none=True,
         metadata={"description": "pickup: a village point or distribution center"},
@@ -169,10 +157,9 @@ class PaymentRequestSchema(ListedErrorsSchema):
 class SubOrdersQuerySchema(ListedErrorsSchema):
     status = _enum(OrderStatus, load_default=None)
     # A query string is text: "12" is the number 12 here.
-    seller_id = fields.Integer(
+    seller_id = Id(
+        strict=False,
         load_default=None,
-        error_messages=_INT_ERRORS,
-        validate=validate.Range(min=1, max=MAX_ID, error=_l("Not a valid value.")),
         metadata={"description": "Village agents: a consenting farmer's orders"},
     )
     role = fields.String(

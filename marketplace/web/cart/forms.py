@@ -13,6 +13,8 @@ from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringFi
 from wtforms.fields import TelField
 
 from marketplace.web.auth.forms import PHONE_ATTRS
+from marketplace.web.forms import form_id, typed_quantity
+from services.errors import ValidationError
 
 QUANTITY_ATTRS = {"inputmode": "numeric", "autocomplete": "off", "maxlength": 4, "pattern": "[0-9]*"}
 
@@ -71,11 +73,16 @@ def encode_items(items: Mapping[int, int]) -> str:
     return ",".join(f"{product_id}:{quantity}" for product_id, quantity in items.items())
 
 
-def decode_items(raw: str | None) -> dict[str, str]:
-    """The posted cart as text pairs; services.orders.cart.parse_items judges them."""
-    pairs: dict[str, str] = {}
-    for part in (raw or "").split(","):
-        if part.strip():
-            product_id, _sep, quantity = part.partition(":")
-            pairs[product_id.strip()] = quantity.strip()
+def decode_items(raw: str | None) -> dict[int, int]:
+    """The posted cart ("product:quantity,..."), each id and quantity checked as typed input;
+    services.orders.cart.parse_items judges the whole. A ValidationError on "items" otherwise."""
+    pairs: dict[int, int] = {}
+    try:
+        for part in (raw or "").split(","):
+            if part.strip():
+                product_id, _sep, quantity = part.partition(":")
+                pairs[form_id(product_id, "items")] = typed_quantity(quantity)
+    except ValidationError as exc:
+        messages = [m for ms in exc.field_errors.values() for m in ms] or [exc.message]
+        raise ValidationError(exc.message, field_errors={"items": messages}) from None
     return pairs

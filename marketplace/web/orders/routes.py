@@ -20,7 +20,7 @@ from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.formatting import money, order_status_label
 from marketplace.gateways import payment_gateway
-from marketplace.web.forms import reraise_access, safe_next
+from marketplace.web.forms import query_id, reraise_access, safe_next
 from marketplace.web.orders import bp
 from marketplace.web.orders.forms import (
     ActionForm,
@@ -30,7 +30,7 @@ from marketplace.web.orders.forms import (
     StaffRefundForm,
 )
 from services import catalog, places
-from services.errors import NotFound, ServiceError, ValidationError
+from services.errors import ServiceError, ValidationError
 from services.orders import checkout, manage
 from services.orders.manage import SubActions
 
@@ -141,9 +141,7 @@ def sell():  # type: ignore[no-untyped-def]
     status = request.args.get("status") or None
     farmers = catalog.farmers_of_agent(session, user) if catalog.agent_point_ids(user) else []
     is_seller = any(user.has_role(r) for r in catalog.SELLER_ROLES)
-    farmer_id = request.args.get("farmer", type=int)
-    if farmer_id is not None and not 0 < farmer_id < 2**31:
-        raise NotFound(gettext("Order not found."))  # no such user (and no integer overflow)
+    farmer_id = query_id("farmer")  # a 404 for what is no id
     if farmer_id is None and not is_seller and farmers:
         farmer_id = farmers[0].farmer_id  # an agent fulfils for farmers, not for themselves
     subs = manage.seller_sub_orders(session, user, seller_id=farmer_id, status=status)

@@ -25,6 +25,7 @@ from marketplace.web.auth.forms import CODE_ATTRS, PHONE_ATTRS
 from services import catalog
 from services.catalog import ListingInput
 from services.errors import ValidationError
+from services.validation import id_or_none
 
 _required = InputRequired(message=_l("This field is required."))
 
@@ -96,10 +97,8 @@ class _DateField(DateField):
 def _int_or_none(value: object) -> int | None:
     if value in (None, ""):
         return None
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return -1  # no such category: the service says so
+    found = id_or_none(value)
+    return -1 if found is None else found  # -1: no such category, the service says so
 
 
 class ListingForm(FlaskForm):

@@ -23,7 +23,7 @@ from marketplace.extensions import csrf
 from marketplace.formatting import money
 from marketplace.gateways import media_storage, sms_gateway
 from marketplace.web.auth.routes import sms_code_limit
-from marketplace.web.forms import form_error, form_status, reraise_access, safe_next
+from marketplace.web.forms import form_error, form_status, query_id, reraise_access, safe_next
 from marketplace.web.sell import bp
 from marketplace.web.sell.forms import (
     FORM_FIELD,
@@ -51,7 +51,7 @@ def _me() -> User:
 
 
 def _farmer_arg() -> int | None:
-    return request.args.get("farmer", type=int)
+    return query_id("farmer")
 
 
 def _farmer_param(user: User, seller_id: int) -> int | None:

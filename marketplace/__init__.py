@@ -4,17 +4,50 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, has_request_context, request, session
+from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as babel_gettext
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from marketplace.config import PROJECT_ROOT, Config
+from marketplace.config import PRODUCTION, PROJECT_ROOT, Config, check_settings
 from marketplace.db import Database
 from marketplace.extensions import api as smorest_api
 from marketplace.extensions import babel, csrf, limiter, login_manager
 from services.i18n import install_translator
 
 LOCALE_COOKIE = "lang"
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def external_url(path: str) -> str:
+    """The absolute URL of a path of this site: BASE_URL, never the request's Host header.
+
+    Production requires BASE_URL (config.check_settings). In development an empty BASE_URL
+    means the request's own address, so a laptop's server works on any port.
+    """
+    base = current_app.config.get("BASE_URL") or request.host_url
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+class MarketplaceFlask(Flask):
+    """Flask whose external URLs (`url_for(..., _external=True)`) start with BASE_URL."""
+
+    def url_for(  # type: ignore[override]
+        self,
+        endpoint: str,
+        *,
+        _anchor: str | None = None,
+        _method: str | None = None,
+        _scheme: str | None = None,
+        _external: bool | None = None,
+        **values: Any,
+    ) -> str:
+        if _external and self.config.get("BASE_URL") and has_request_context():
+            path = super().url_for(endpoint, _anchor=_anchor, _method=_method, **values)
+            return external_url(path)
+        return super().url_for(
+            endpoint, _anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external, **values
+        )
 
 
 def select_locale() -> str:
@@ -46,7 +79,9 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         config = Config()
         for key, value in overrides.items():
             setattr(config, key, value)
-    app = Flask(
+    # Fail closed: refuse to start on unsafe or missing settings, before anything is built.
+    check_settings(vars(config))
+    app = MarketplaceFlask(
         __name__,
         instance_path=config.INSTANCE_PATH,
         template_folder=str(PROJECT_ROOT / "templates"),
@@ -54,6 +89,12 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     )
     app.config.from_object(config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese as UTF-8, not \u escapes
+    hops = app.config.get("PROXY_HOPS") or 0
+    if hops:
+        # Trust exactly the configured proxies: request.remote_addr (which the rate limits and
+        # client_ip use) is the address the outermost of them saw; is_secure follows
+        # X-Forwarded-Proto. X-Forwarded-Host is never trusted: absolute URLs come from BASE_URL.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     Database(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False)).init_app(app)
 
@@ -92,6 +133,8 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if app.config.get("APP_ENV") == PRODUCTION:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if request.path.startswith("/api/docs"):
             # Swagger UI sets inline styles and draws icons as data: URIs; its scripts are our own files.
             csp = (

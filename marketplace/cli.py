@@ -1,12 +1,18 @@
-"""flask commands: seed the demo data, import Guangdong's divisions."""
+"""flask commands: seed the demo data (development only), create an admin, rebuild search."""
 
 from __future__ import annotations
 
-import click
-from flask import Flask
+import sys
 
+import click
+from flask import Flask, current_app
+
+from marketplace.config import PRODUCTION
 from marketplace.db import get_db
 from marketplace.gateways import media_storage
+
+# An admin moves money and grants roles: a longer password than the 8 characters users need.
+ADMIN_MIN_PASSWORD = 12
 
 
 def init_app(app: Flask) -> None:
@@ -21,9 +27,48 @@ def init_app(app: Flask) -> None:
     @app.cli.command("seed")
     def seed_command() -> None:
         """Load the demo data through the services (idempotent: a second run changes nothing)."""
+        if current_app.config.get("APP_ENV") == PRODUCTION:
+            # The demo accounts share a published password, an admin among them.
+            raise click.ClickException(
+                "flask seed loads demo accounts with a published password: it does not run in"
+                " production (APP_ENV=production). Create the admin with `flask create-admin`."
+            )
         from seed.loader import load_all
 
         with get_db().sessionmaker() as session:
             report = load_all(session, storage=media_storage())
         for key, value in report.items():
             click.echo(f"{key}: {value}")
+
+    @app.cli.command("create-admin")
+    @click.option("--phone", required=True, help="The admin's mobile number (11 digits, 1[3-9]…).")
+    @click.option("--name", default="", help="Display name shown to staff.")
+    @click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the password from the first line of standard input (for scripts) instead of asking.",
+    )
+    def create_admin_command(phone: str, name: str, password_stdin: bool) -> None:
+        """Create a platform admin with a password the operator chooses (asked twice, not echoed)."""
+        from domain import Role
+        from seed.loader import DEMO_PASSWORD
+        from services import accounts
+        from services.errors import ServiceError
+
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        if password == DEMO_PASSWORD:
+            raise click.ClickException("That is the published demo password: choose another.")
+        if len(password) < ADMIN_MIN_PASSWORD:
+            raise click.ClickException(f"An admin's password needs at least {ADMIN_MIN_PASSWORD} characters.")
+        with get_db().session_scope() as session:
+            try:
+                user = accounts.create_user(
+                    session, phone=phone, password=password, display_name=name, roles=(Role.ADMIN,)
+                )
+            except ServiceError as exc:
+                session.rollback()
+                raise click.ClickException(str(exc.message)) from exc
+            click.echo(f"admin created: user {user.id}, {user.phone}")

@@ -1,7 +1,14 @@
 """Configuration: one class reading the environment, with working local defaults.
 
 Every setting is documented in docs/deploy.md. Nothing here assumes a single process:
-sessions live in signed cookies, rate-limit counters in Redis when REDIS_URL is set.
+the signed session cookie carries only the id of a server-side login session (table
+login_sessions; remembered ones last REMEMBER_COOKIE_DURATION, 30 days), rate-limit counters
+live in Redis when REDIS_URL is set.
+
+APP_ENV names the environment: `development` (the default: working local defaults, secrets
+generated into instance/) or `production`, in which nothing is generated or assumed. There
+`check_settings` (called by create_app) refuses to start, naming every missing or unsafe setting
+at once; see `production_problems` and docs/deploy.md "Production requires".
 """
 
 from __future__ import annotations
@@ -9,10 +16,25 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+APP_ENVS = (DEVELOPMENT, PRODUCTION)
+# The local defaults production must replace (localstripe's keys).
+LOCALSTRIPE_SECRET_KEY = "sk_test_localstripe"  # noqa: S105 (a published placeholder, not a secret)
+LOCALSTRIPE_PUBLISHABLE_KEY = "pk_test_localstripe"
+MIN_SECRET_KEY_BYTES = 32
+
+
+class ConfigError(RuntimeError):
+    """The settings are unsafe or incomplete: the app refuses to start."""
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -20,6 +42,17 @@ def _bool(name: str, default: bool) -> bool:
     if raw is None:
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _hops() -> int | None:
+    """PROXY_HOPS: how many proxies in front of the app append to X-Forwarded-For (None: unset)."""
+    raw = os.environ.get("PROXY_HOPS")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"PROXY_HOPS: {raw!r} is not a whole number of proxies") from None
 
 
 def _instance_path() -> Path:
@@ -48,12 +81,99 @@ def load_or_create_secret_key(instance_path: Path, name: str = "SECRET_KEY", pre
     return key_file.read_text().strip()
 
 
+def _https_url(value: Any, *, origin_only: bool = False) -> bool:
+    parts = urlsplit(str(value or ""))
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        return False
+    return not origin_only or (parts.path in ("", "/") and not parts.query and not parts.fragment)
+
+
+def production_problems(settings: Mapping[str, Any]) -> list[str]:
+    """Every setting that is missing or unsafe for production, as "NAME: what is wrong"."""
+    problems: list[str] = []
+    key = str(settings.get("SECRET_KEY") or "")
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES or len(set(key)) < 10:
+        problems.append(
+            f"SECRET_KEY: set a random secret of at least {MIN_SECRET_KEY_BYTES} bytes in the"
+            " environment (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`),"
+            " the same on every machine; the generated instance file is for development only"
+        )
+    database = str(settings.get("DATABASE_URL") or "")
+    if not database or database.startswith("sqlite"):
+        problems.append(
+            "DATABASE_URL: set the PostgreSQL database (postgresql://user@host:5432/db);"
+            " SQLite is for development"
+        )
+    if not settings.get("RATELIMIT_ENABLED", True):
+        problems.append("RATELIMIT_ENABLED: the login and SMS rate limits must be on")
+    if str(settings.get("RATELIMIT_STORAGE_URI") or "memory://").startswith("memory://"):
+        problems.append(
+            "RATELIMIT_STORAGE_URI: memory:// counts per process, so every worker multiplies the"
+            " limits; set REDIS_URL (or this) to the shared Redis"
+        )
+    if not _https_url(settings.get("STRIPE_API_BASE")):
+        problems.append("STRIPE_API_BASE: set https://api.stripe.com (localstripe is for development)")
+    secret = str(settings.get("STRIPE_SECRET_KEY") or "")
+    if secret == LOCALSTRIPE_SECRET_KEY or not secret.startswith(("sk_", "rk_")):
+        problems.append("STRIPE_SECRET_KEY: set the account's secret key (sk_live_…), not localstripe's")
+    publishable = str(settings.get("STRIPE_PUBLISHABLE_KEY") or "")
+    if publishable == LOCALSTRIPE_PUBLISHABLE_KEY or not publishable.startswith("pk_"):
+        problems.append(
+            "STRIPE_PUBLISHABLE_KEY: set the account's publishable key (pk_live_…), not localstripe's"
+        )
+    if not _https_url(settings.get("STRIPE_JS_URL")):
+        problems.append("STRIPE_JS_URL: set https://js.stripe.com/v3/")
+    webhook = str(settings.get("STRIPE_WEBHOOK_SECRET") or "")
+    if not webhook.startswith("whsec_") or len(webhook) < len("whsec_") + 16:
+        problems.append(
+            "STRIPE_WEBHOOK_SECRET: set the webhook endpoint's signing secret (whsec_…) in the"
+            " environment; the generated instance file is for development only"
+        )
+    if not _https_url(settings.get("BASE_URL"), origin_only=True):
+        problems.append(
+            "BASE_URL: set the site's public address, https://host with no path (absolute links"
+            " and photo URLs are built from it, never from the request's Host header)"
+        )
+    if settings.get("PROXY_HOPS") is None:
+        problems.append(
+            "PROXY_HOPS: set how many proxies append to X-Forwarded-For in front of the app"
+            " (1 behind the nginx of docs/deploy.md; 0 if clients connect directly)"
+        )
+    if settings.get("DEV_PAGES"):
+        problems.append("DEV_PAGES: must be off (/dev/sms shows every SMS code in clear)")
+    return problems
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming every problem at once; create_app calls this before anything else."""
+    env = settings.get("APP_ENV", DEVELOPMENT)
+    problems: list[str] = []
+    if env not in APP_ENVS:
+        problems.append(f"APP_ENV: {env!r} is not one of {', '.join(APP_ENVS)}")
+    hops = settings.get("PROXY_HOPS")
+    if hops is not None and (not isinstance(hops, int) or hops < 0):
+        problems.append(f"PROXY_HOPS: {hops!r} is not a number of proxies (0 or more)")
+    if env == PRODUCTION:
+        problems += production_problems(settings)
+    if problems:
+        raise ConfigError(
+            f"Refusing to start (APP_ENV={env}): fix these settings (see docs/deploy.md):\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
 class Config:
-    """Production and development settings, read from the environment."""
+    """Production and development settings, read from the environment (APP_ENV says which)."""
 
     def __init__(self) -> None:
+        self.APP_ENV = os.environ.get("APP_ENV", DEVELOPMENT).strip().lower()
+        production = self.APP_ENV == PRODUCTION
         self.INSTANCE_PATH = str(_instance_path())
-        self.SECRET_KEY = load_or_create_secret_key(Path(self.INSTANCE_PATH))
+        # Production secrets come from the environment only: nothing is generated there.
+        instance = Path(self.INSTANCE_PATH)
+        self.SECRET_KEY = (
+            os.environ.get("SECRET_KEY", "") if production else load_or_create_secret_key(instance)
+        )
         self.DATABASE_URL = os.environ.get(
             "DATABASE_URL", f"sqlite:///{Path(self.INSTANCE_PATH) / 'marketplace.db'}"
         )
@@ -68,13 +188,27 @@ class Config:
         # Sessions: signed, HttpOnly, SameSite cookies. Secure whenever served over HTTPS.
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
-        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+        # Production is served over HTTPS only: Secure whatever SESSION_COOKIE_SECURE says.
+        self.SESSION_COOKIE_SECURE = production or _bool("SESSION_COOKIE_SECURE", False)
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.REMEMBER_COOKIE_SAMESITE = "Lax"
         self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        # "Stay logged in" lasts 30 days at most (seconds); the server-side session ends then too.
+        self.REMEMBER_COOKIE_DURATION = 30 * 86400
         self.PREFERRED_URL_SCHEME = "https" if self.SESSION_COOKIE_SECURE else "http"
         self.MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 8 * 1024 * 1024))
         self.WTF_CSRF_TIME_LIMIT = None  # a farmer may leave a form open for hours
+
+        # Behind proxies: how many append to X-Forwarded-For (and set X-Forwarded-Proto). The
+        # client address, which the rate limits count by, is the one the outermost trusted proxy
+        # saw; anything a client writes before it is ignored. 0 (development's default) trusts
+        # nobody; production must say (1 behind docs/deploy.md's nginx).
+        hops = _hops()
+        self.PROXY_HOPS = hops if hops is not None or production else 0
+        # The site's public address (https://host): absolute links (payment return pages) and
+        # API photo URLs are built from it, never from the Host header. Required in production;
+        # empty in development means the request's own address (a laptop's loopback server).
+        self.BASE_URL = os.environ.get("BASE_URL", "").strip().rstrip("/")
 
         # Rate limits: shared across processes through Redis; memory only for one dev process.
         self.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
@@ -108,13 +242,15 @@ class Config:
         # Payments: the Stripe HTTP API at STRIPE_API_BASE. `make run` and `make test` start
         # localstripe there; production sets https://api.stripe.com and real keys.
         self.STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8420").rstrip("/")
-        self.STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "sk_test_localstripe")
-        self.STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe")
+        self.STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", LOCALSTRIPE_SECRET_KEY)
+        self.STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", LOCALSTRIPE_PUBLISHABLE_KEY)
         # Stripe.js for the card form: Stripe's own in production, localstripe's copy locally.
         self.STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", f"{self.STRIPE_API_BASE}/js.stripe.com/v3/")
         # Signs webhook deliveries; generated once into instance/ for local runs.
-        self.STRIPE_WEBHOOK_SECRET = load_or_create_secret_key(
-            Path(self.INSTANCE_PATH), "STRIPE_WEBHOOK_SECRET", prefix="whsec_"
+        self.STRIPE_WEBHOOK_SECRET = (
+            os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+            if production
+            else load_or_create_secret_key(Path(self.INSTANCE_PATH), "STRIPE_WEBHOOK_SECRET", prefix="whsec_")
         )
         self.STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", 10))
         self.STRIPE_MAX_RETRIES = int(os.environ.get("STRIPE_MAX_RETRIES", 2))
@@ -126,6 +262,24 @@ class Config:
         self.PLATFORM_COMMISSION_BPS = int(os.environ.get("PLATFORM_COMMISSION_BPS", 500))
         self.PAYMENT_WINDOW_MINUTES = int(os.environ.get("PAYMENT_WINDOW_MINUTES", 30))
         self.PAYMENT_CURRENCY = os.environ.get("PAYMENT_CURRENCY", "cny")
+        # One checkout's most, in fen: the gateway's maximum charge (Stripe: 99,999,999).
+        self.MAX_CHECKOUT_TOTAL_FEN = int(os.environ.get("MAX_CHECKOUT_TOTAL_FEN", 99_999_999))
+        # Stock held unpaid (0 turns a cap off): per buyer, at most this many open unpaid orders,
+        # units in all and units of one product; orders placed per ORDER_RATE_WINDOW_MINUTES.
+        self.MAX_UNPAID_ORDERS = int(os.environ.get("MAX_UNPAID_ORDERS", 3))
+        self.MAX_UNPAID_UNITS = int(os.environ.get("MAX_UNPAID_UNITS", 50))
+        self.MAX_UNPAID_UNITS_PER_PRODUCT = int(os.environ.get("MAX_UNPAID_UNITS_PER_PRODUCT", 30))
+        self.ORDER_RATE_LIMIT = int(os.environ.get("ORDER_RATE_LIMIT", 10))
+        self.ORDER_RATE_WINDOW_MINUTES = int(os.environ.get("ORDER_RATE_WINDOW_MINUTES", 10))
+        # An order holding more than LARGE_ORDER_UNITS units is held this long instead.
+        self.LARGE_ORDER_UNITS = int(os.environ.get("LARGE_ORDER_UNITS", 20))
+        self.LARGE_ORDER_PAYMENT_WINDOW_MINUTES = int(
+            os.environ.get("LARGE_ORDER_PAYMENT_WINDOW_MINUTES", 10)
+        )
+        # A village agent's proxy orders for others: their own, larger caps and rate.
+        self.MAX_PROXY_UNPAID_ORDERS = int(os.environ.get("MAX_PROXY_UNPAID_ORDERS", 30))
+        self.MAX_PROXY_UNPAID_UNITS = int(os.environ.get("MAX_PROXY_UNPAID_UNITS", 500))
+        self.PROXY_ORDER_RATE_LIMIT = int(os.environ.get("PROXY_ORDER_RATE_LIMIT", 60))
         # Open payments are checked with the gateway after this long (the webhook safety net).
         self.RECONCILE_AFTER_MINUTES = int(os.environ.get("RECONCILE_AFTER_MINUTES", 5))
         self.PAYOUT_HOLDING_DAYS = int(os.environ.get("PAYOUT_HOLDING_DAYS", 7))

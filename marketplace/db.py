@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
@@ -65,6 +66,16 @@ class Database:
         """Serve every request from `session` (kept open across requests); None to stop."""
         self._lent = session
         self.session_factory = (lambda: session) if session is not None else self.sessionmaker
+
+    @contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """A session for a command or task outside a request, closed after (a lent one is kept)."""
+        session = self.session_factory()
+        try:
+            yield session
+        finally:
+            if session is not self._lent:
+                session.close()
 
     def init_app(self, app: Flask) -> None:
         app.extensions["database"] = self

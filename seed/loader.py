@@ -254,11 +254,19 @@ def main(argv: list[str]) -> int:
         for role, phone, scope in demo_logins():
             print(f"{role:<13} {phone}  {scope}")
         return 0
-    from marketplace.config import Config
+    from marketplace.config import PRODUCTION, Config
     from marketplace.db import make_engine
     from marketplace.gateways import build_media_storage
 
     config = Config()
+    if config.APP_ENV == PRODUCTION:
+        # The demo accounts share a published password, an admin among them.
+        print(
+            "seed.loader loads demo accounts with a published password: it does not run in"
+            " production (APP_ENV=production). Create the admin with `flask create-admin`.",
+            file=sys.stderr,
+        )
+        return 2
     engine = make_engine(config.DATABASE_URL)
     try:
         with Session(engine, expire_on_commit=False) as session:

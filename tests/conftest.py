@@ -60,6 +60,31 @@ def backend() -> str:
     return os.environ.get("TEST_DATABASE", "sqlite")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--authz-write",
+        action="store_true",
+        default=False,
+        help="rewrite tests/e2e/authz_matrix.csv from what the app answers (review the diff)",
+    )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The authorization matrix's figures (tests/e2e/test_authz_matrix.py), read from the reports'
+    user_properties so that they arrive from pytest-xdist workers too."""
+    figures: dict[str, int] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name in ("authz_cells", "authz_leaks"):
+                    figures[name] = figures.get(name, 0) + int(value)
+    for name in ("authz_cells", "authz_leaks"):
+        if name in figures:
+            terminalreporter.write_line(f"{name}: {figures[name]}")
+
+
 def _create_pg_database(name: str) -> str:
     admin = make_engine(PG_ADMIN_URL)
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

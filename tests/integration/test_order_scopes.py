@@ -234,3 +234,23 @@ class TestTheTable:
         assert not authz.may(authz.Action.DECLINE, {Party.STAFF, Party.ADMIN})
         with pytest.raises(IllegalTransition):
             states.apply(None, SubOrder(status=S.PAID), S.ACCEPTED, party=Party.STAFF)  # type: ignore[arg-type]
+
+
+class TestRevokingTheAgentRole:
+    def test_ends_the_consents_given_at_that_point(self, session, market, point, make_user, admin):
+        from domain import ListingConsent
+        from services import accounts
+
+        farmer = market.shop.meixian_farmer
+        agent = make_user(Role.AGENT, node_id=point.id, name="梅县村小二")
+        given = consent(session, agent, farmer, point)
+        (grant,) = [g for g in agent.grants if g.role == Role.AGENT]
+        accounts.revoke_role(session, admin, grant.id, user_id=agent.id)
+        session.expire_all()
+        assert session.get(ListingConsent, given.id).revoked_at is not None
+        # Appointed again at the same point, the agent needs the farmer's consent anew.
+        make_user_grant = RoleGrant(user_id=agent.id, role=Role.AGENT, node_id=point.id)
+        session.add(make_user_grant)
+        session.commit()
+        session.refresh(agent)
+        assert consents.active_consent(session, agent, farmer.id) is None

@@ -15,7 +15,7 @@ B ?=
 # The database tiers run on two pytest-xdist workers (each with its own database and localstripe).
 XDIST ?= -n 2
 
-.PHONY: run test install translations extract-messages db seed lint services browser-deps faketime-deps bench-deps test-unit test-sqlite test-postgresql test-year-ahead test-browser bench clean
+.PHONY: run test install translations extract-messages db seed lint services browser-deps faketime-deps bench-deps test-unit test-sqlite test-postgresql test-year-ahead test-browser test-fuzz bench clean
 
 install: $(STAMP)
 
@@ -110,11 +110,18 @@ test-year-ahead: install translations faketime-deps
 test-browser: install translations browser-deps
 	$(BIN)/pytest tests/browser -q -p no:cacheprovider
 
+# schemathesis against /api/openapi.json: every operation with FUZZ_EXAMPLES (25) examples, valid
+# and invalid, on SQLite only; prints fuzz_operations, fuzz_cases, fuzz_server_errors and
+# fuzz_schema_mismatches at the end. CI=1 derandomizes it (tests/conftest.py's "ci" profile).
+test-fuzz: install translations
+	TEST_DATABASE=sqlite $(BIN)/pytest tests/fuzz -q -p no:cacheprovider
+
 test: install translations services lint
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgresql
 	$(MAKE) --no-print-directory test-year-ahead
+	$(MAKE) --no-print-directory test-fuzz
 	$(MAKE) --no-print-directory test-browser
 
 # Debian's wrk drives the load of the benchmarks (a Python loop would be the bottleneck).

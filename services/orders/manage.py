@@ -414,10 +414,10 @@ def decline(
     now: datetime | None = None,
 ) -> SubOrder:
     """The seller cannot fill it (or the harvest failed): the buyer's money goes back at once."""
-    reason = check_text(reason, "reason", max_len=200, required=True)
     actor, sub, who = _acting(session, actor, number, set(authz.SUB_ORDER_ACTIONS[Action.DECLINE]))
     if not _may_decline(sub, who):
         raise IllegalTransition()
+    reason = check_text(reason, "reason", max_len=200, required=True)  # who may, before what they sent
     sub.decline_reason = reason
     session.commit()
     return _give_all_back(session, gateway, actor, sub, reason, next(iter(who)), f"decline-{sub.number}", now)
@@ -468,10 +468,10 @@ def request_refund(
 ) -> SubOrder:
     """The buyer asks for their money back. Before the seller accepted, it is refunded at once;
     after delivery, staff decide (refund all, part, or turn it down)."""
-    reason = check_text(reason, "reason", max_len=200, required=True)
     actor, sub, who = _acting(session, actor, number, set(authz.SUB_ORDER_ACTIONS[Action.REQUEST_REFUND]))
     if not _may_request_refund(sub, who):
         raise IllegalTransition()
+    reason = check_text(reason, "reason", max_len=200, required=True)  # who may, before what they sent
     if sub.status == OrderStatus.PAID:
         session.commit()
         return _give_all_back(session, gateway, actor, sub, reason, Party.BUYER, f"cancel-{sub.number}", now)
@@ -492,10 +492,10 @@ def staff_refund(
     now: datetime | None = None,
 ) -> SubOrder:
     """An admin gives back all or part of a sub-order (after-sale, shortfall, damage)."""
-    reason = check_text(reason, "reason", max_len=200, required=True)
     actor, sub, who = _acting(session, actor, number, set(authz.SUB_ORDER_ACTIONS[Action.REFUND]))
     if not _may_staff_refund(sub, who):
         raise IllegalTransition()
+    reason = check_text(reason, "reason", max_len=200, required=True)  # who may, before what they sent
     session.commit()
     payments.refund_sub_order(
         session,

@@ -156,6 +156,17 @@ class TestMyListings:
         assert resp.status_code == 200 and "flash-error" in html(resp)
         assert row(session, product.id)["status"] == ProductStatus.DRAFT
 
+    def test_the_one_tap_form_answers_an_admin_the_same_whatever_the_values(self, client, session, world):
+        """Admins moderate on the edit page; the listings' one-tap form is the seller's and their
+        agent's, and a bad value must not change the answer (it used to: 403 only when invalid)."""
+        product = catalog.create_product(session, world.farmer, listing(world))
+        before = row(session, product.id)
+        login(client, world.admin.phone)
+        for data in ({"price": "1", "stock": "1"}, {"price": "", "stock": "x"}):
+            assert client.post(f"/sell/{product.id}/price-stock", data=data).status_code == 403
+        assert row(session, product.id) == before
+        assert client.get(f"/sell/{product.id}/edit").status_code == 200
+
     def test_another_farmers_listing_is_forbidden_and_unchanged(self, client, session, world, media_root):
         product = catalog.create_product(session, world.farmer, listing(world))
         before = row(session, product.id)

@@ -118,6 +118,9 @@ def price_stock(product_id: int):  # type: ignore[no-untyped-def]
     user = _me()
     product = catalog.get_product(session, product_id)
     catalog.require_editor(session, user, product)  # refused before the input is even read
+    # The one-tap form lives on "my listings", which its seller and their agent use (admins
+    # moderate on the edit page): the same answer whether or not the values are valid.
+    selling = catalog.selling_as(session, user, product.seller_id)
     form = PriceStockForm()
     errors: dict[str, list[Any]] = {}
     values: dict[str, int] = {}
@@ -150,7 +153,6 @@ def price_stock(product_id: int):  # type: ignore[no-untyped-def]
             return redirect(_listings_url(user, product.seller_id, product.id))
     for field, messages in errors.items():
         form[field].errors = [str(m) for m in messages]
-    selling = catalog.selling_as(session, user, product.seller_id)
     return _render_listings(selling, failed=(product_id, form), status=422)
 
 

@@ -295,6 +295,17 @@ def policy() -> accounts.AuthPolicy:
 
 
 @pytest.fixture()
+def bearer(session: Session, policy):  # type: ignore[no-untyped-def]
+    """bearer(user) → headers with a fresh API token for that user."""
+
+    def make(user) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        secret, _ = accounts.issue_api_token(session, phone=user.phone, password=TEST_PASSWORD, policy=policy)
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make
+
+
+@pytest.fixture()
 def sms(session: Session) -> OutboxSmsGateway:
     """The outbox SMS gateway writing through the test's session."""
     return OutboxSmsGateway(lambda: session)
@@ -352,24 +363,9 @@ YINGDE = "441881"  # 清远市英德市
 @pytest.fixture()
 def first_village(session: Session):  # type: ignore[no-untyped-def]
     """The first rural village (村委会) of a county, by code."""
-    from sqlalchemy import select
+    from tests.factories import first_village as pick
 
-    from domain import Division, DivisionLevel
-
-    def pick(county_code: str, offset: int = 0) -> Division:
-        return session.scalars(
-            select(Division)
-            .where(
-                Division.level == DivisionLevel.VILLAGE,
-                Division.code.startswith(county_code),
-                Division.name.endswith("村委会"),
-            )
-            .order_by(Division.code)
-            .offset(offset)
-            .limit(1)
-        ).one()
-
-    return pick
+    return lambda county_code, offset=0: pick(session, county_code, offset)
 
 
 def login(client, phone: str, password: str = TEST_PASSWORD):  # type: ignore[no-untyped-def]

@@ -326,6 +326,21 @@ class World:
     fertilizer: Category
 
 
+def first_village(session: Session, county: str, offset: int = 0) -> Division:
+    """The first rural village (村委会) of a county by code (the `offset`-th with offset)."""
+    return session.scalars(
+        select(Division)
+        .where(
+            Division.level == DivisionLevel.VILLAGE,
+            Division.code.startswith(county),
+            Division.name.endswith("村委会"),
+        )
+        .order_by(Division.code)
+        .offset(offset)
+        .limit(1)
+    ).one()
+
+
 def _villages(session: Session, prefix: str) -> list[Division]:
     return list(
         session.scalars(

@@ -17,46 +17,28 @@ from marketplace.auth import actor
 from services.errors import Unauthorized
 from services.errors import ValidationError as ServiceValidationError
 from services.orders.cart import MAX_LINE_QUANTITY
-from services.validation import MAX_ID, MAX_INT64, parse_id, parse_int
+from services.validation import MAX_ID, MAX_INT64, parse_int
 
 # --- ids and numbers: services.validation's rules as marshmallow fields -------------------------------
-
-
-class Id(fields.Integer):
-    """An id, 1..MAX_ID (services.validation.parse_id). In a JSON body a JSON integer; with
-    strict=False (query strings) its digits as text. 2**64, "²", "①", 0, -1, 1e3: "Not a valid id."
-
-    The Range validator is what the OpenAPI document shows (minimum, maximum)."""
-
-    default_error_messages = {"invalid": _l("Not a valid id."), "too_large": _l("Not a valid id.")}
-
-    def __init__(self, *, strict: bool = True, **kwargs: Any) -> None:
-        kwargs.setdefault("validate", validate.Range(1, MAX_ID, error=_l("Not a valid id.")))
-        super().__init__(strict=strict, **kwargs)
-
-    def _validated(self, value: Any) -> int:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | str)
-            or (self.strict and isinstance(value, str))
-        ):
-            raise self.make_error("invalid", input=value)
-        try:
-            return parse_id(value)
-        except ServiceValidationError as exc:
-            raise self.make_error("invalid", input=value) from exc
 
 
 class BoundedInt(fields.Integer):
     """A whole number minimum..maximum (services.validation.parse_int): a JSON integer in a body,
     its digits with strict=False. Out of range: "Enter a whole number from … to …"."""
 
-    def __init__(self, *, minimum: int, maximum: int, strict: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *, minimum: int, maximum: int, strict: bool = True, message: Any = None, **kwargs: Any
+    ) -> None:
         self.minimum, self.maximum = minimum, maximum
-        message = _l("Enter a whole number from %(min)d to %(max)d.", min=minimum, max=maximum)
-        kwargs.setdefault("validate", validate.Range(minimum, maximum, error=message))
-        kwargs.setdefault("error_messages", {})
-        kwargs["error_messages"] = {"invalid": _l("Enter a whole number."), **kwargs["error_messages"]}
+        out_of_range = message or _l(
+            "Enter a whole number from %(min)d to %(max)d.", min=minimum, max=maximum
+        )
+        kwargs.setdefault("validate", validate.Range(minimum, maximum, error=out_of_range))
+        kwargs["error_messages"] = {
+            "invalid": message or _l("Enter a whole number."),
+            "too_large": message or _l("Enter a whole number."),
+            **kwargs.get("error_messages", {}),
+        }
         super().__init__(strict=strict, **kwargs)
 
     def _validated(self, value: Any) -> int:
@@ -71,6 +53,16 @@ class BoundedInt(fields.Integer):
             return parse_int(value, self.name or "value", minimum=-MAX_INT64 - 1, maximum=MAX_INT64)
         except ServiceValidationError as exc:
             raise self.make_error("invalid", input=value) from exc
+
+
+class Id(BoundedInt):
+    """An id, 1..MAX_ID (services.validation.parse_id's rule). In a JSON body a JSON integer; with
+    strict=False (query strings) its digits as text. 2**64, "²", "①", 0, -1, 1e3: "Not a valid id."
+
+    The Range validator is what the OpenAPI document shows (minimum, maximum)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(minimum=1, maximum=MAX_ID, message=_l("Not a valid id."), **kwargs)
 
 
 class Quantity(BoundedInt):

@@ -29,12 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain import (
     Division,
-    DivisionLevel,
     Node,
     NodeKind,
     Order,
@@ -54,7 +52,7 @@ from services.orders import addresses, checkout, states
 from services.orders.addresses import AddressInput
 from services.orders.checkout import CheckoutInput
 from services.payments import service as payments
-from tests.factories import consent, jpeg, paid_and_completed
+from tests.factories import consent, first_village, jpeg, paid_and_completed
 
 TABLE = Path(__file__).with_name("authz_matrix.csv")
 
@@ -155,20 +153,6 @@ class KeptFilesStorage(media.LocalStorage):
         del key
 
 
-def _first_village(session: Session, county: str, offset: int = 0) -> Division:
-    return session.scalars(
-        select(Division)
-        .where(
-            Division.level == DivisionLevel.VILLAGE,
-            Division.code.startswith(county),
-            Division.name.endswith("村委会"),
-        )
-        .order_by(Division.code)
-        .offset(offset)
-        .limit(1)
-    ).one()
-
-
 def _build_scope(
     session: Session,
     name: str,
@@ -186,7 +170,7 @@ def _build_scope(
 ) -> Scope:
     county = session.get(Division, county_code)
     assert county is not None
-    village = _first_village(session, county_code)
+    village = first_village(session, county_code)
 
     def node(kind: NodeKind, code: str, label: str, **extra: Any) -> Node:
         served = extra.pop("served", ())
@@ -281,7 +265,7 @@ def _build_scope(
         consent_id=record.id,
         category_slug=category,
         category_id=categories[category],
-        spare_village=_first_village(session, county_code, offset=1).code,
+        spare_village=first_village(session, county_code, offset=1).code,
         static_file=static_file,
         swagger_file=swagger_file,
         unpaid=unpaid,

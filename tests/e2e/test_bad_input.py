@@ -19,9 +19,8 @@ from sqlalchemy import select
 from werkzeug.routing import IntegerConverter
 
 from domain import CartItem, Order, Product, Role
-from services import accounts
 from services.validation import MAX_ID
-from tests.conftest import TEST_PASSWORD, count, login
+from tests.conftest import count, login
 from tests.factories import Market
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -48,15 +47,6 @@ def _failures(results: list[tuple[Any, Any, int, str]], expected: tuple[int, ...
 def _chinese_json(resp) -> bool:  # type: ignore[no-untyped-def]
     data = resp.get_json(silent=True) or {}
     return isinstance(data.get("message"), str) and bool(HAN.search(data["message"]))
-
-
-@pytest.fixture()
-def bearer(session, policy):  # type: ignore[no-untyped-def]
-    def make(user) -> dict[str, str]:  # type: ignore[no-untyped-def]
-        secret, _ = accounts.issue_api_token(session, phone=user.phone, password=TEST_PASSWORD, policy=policy)
-        return {"Authorization": f"Bearer {secret}"}
-
-    return make
 
 
 # --- ids in the path: 404 -------------------------------------------------------------------------

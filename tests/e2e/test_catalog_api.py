@@ -10,23 +10,13 @@ import pytest
 from sqlalchemy import func, select
 
 from domain import Product, ProductPhoto, ProductStatus
-from services import accounts, catalog, media
-from tests.conftest import TEST_PASSWORD
+from services import catalog, media
 from tests.factories import World, build_world, consent, jpeg, listing, row
 
 
 @pytest.fixture()
 def world(session, admin, make_user) -> World:  # type: ignore[no-untyped-def]
     return build_world(session, admin, make_user)
-
-
-@pytest.fixture()
-def bearer(session, policy):  # type: ignore[no-untyped-def]
-    def make(user) -> dict[str, str]:  # type: ignore[no-untyped-def]
-        secret, _ = accounts.issue_api_token(session, phone=user.phone, password=TEST_PASSWORD, policy=policy)
-        return {"Authorization": f"Bearer {secret}"}
-
-    return make
 
 
 @pytest.fixture(autouse=True)

@@ -21,22 +21,11 @@ from domain import (
     SubOrder,
     clock,
 )
-from services import accounts
 from services.payments.gateway import GatewayUnavailable
-from tests.conftest import MEIXIAN, TEST_PASSWORD, count
+from tests.conftest import MEIXIAN, count
 from tests.factories import Market
 
 S = OrderStatus
-
-
-
-@pytest.fixture()
-def bearer(session, policy):  # type: ignore[no-untyped-def]
-    def make(user) -> dict[str, str]:  # type: ignore[no-untyped-def]
-        secret, _ = accounts.issue_api_token(session, phone=user.phone, password=TEST_PASSWORD, policy=policy)
-        return {"Authorization": f"Bearer {secret}"}
-
-    return make
 
 
 @pytest.fixture()

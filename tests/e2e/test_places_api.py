@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 
 from domain import Node, NodeKind, Role
-from services import accounts
-from tests.conftest import TEST_PASSWORD
 from tests.factories import (
     COUNTY_X,
     COUNTY_Y,
@@ -15,17 +13,6 @@ from tests.factories import (
     node_count,
     snapshot,
 )
-
-
-@pytest.fixture()
-def bearer(session, policy):  # type: ignore[no-untyped-def]
-    """bearer(user) → headers with a fresh API token for that user."""
-
-    def make(user) -> dict[str, str]:  # type: ignore[no-untyped-def]
-        secret, _ = accounts.issue_api_token(session, phone=user.phone, password=TEST_PASSWORD, policy=policy)
-        return {"Authorization": f"Bearer {secret}"}
-
-    return make
 
 
 def assert_error(resp, status: int, code: str, field: str | None = None) -> dict:  # type: ignore[no-untyped-def]

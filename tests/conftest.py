@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from domain import Role, User
 from domain import clock as product_clock
 from marketplace import create_app
-from marketplace.config import PROJECT_ROOT, TestingConfig
+from marketplace.config import PROJECT_ROOT, Config, TestingConfig
 from marketplace.db import make_engine
 from marketplace.extensions import limiter
 from services import accounts, places
@@ -193,6 +193,31 @@ def app(_app, session: Session):  # type: ignore[no-untyped-def]
     # as in production (a test needing one outside a request opens it itself).
     yield _app
     db.lend_session(None)
+
+
+@pytest.fixture()
+def build_app(_app, session):  # type: ignore[no-untyped-def]
+    """build_app(config) → another app from that config, serving the test's session (one Limiter
+    and one Celery serve every app of the process: the test app's are put back after)."""
+    from marketplace.tasks import celery_app
+
+    saved = {k: getattr(limiter, k) for k in ("_storage", "_limiter", "_key_prefix", "enabled")}
+    saved_flask_app = celery_app.conf.flask_app
+    built = []
+
+    def make(config: Config):  # type: ignore[no-untyped-def]
+        app = create_app(config)
+        app.extensions["database"].lend_session(session)
+        built.append(app)
+        return app
+
+    yield make
+    for key, value in saved.items():
+        setattr(limiter, key, value)
+    celery_app.conf.flask_app = saved_flask_app
+    limiter.reset()
+    for app in built:
+        app.extensions["database"].engine.dispose()
 
 
 @pytest.fixture()

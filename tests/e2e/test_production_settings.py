@@ -11,10 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from domain import Role, User
-from marketplace import create_app
 from marketplace.config import Config, TestingConfig
-from marketplace.extensions import limiter
-from marketplace.tasks import celery_app
 from services import accounts, catalog, media
 from tests.conftest import TEST_PASSWORD, count
 from tests.factories import build_world, jpeg, listing
@@ -45,28 +42,6 @@ def production_config(database_url: str) -> Config:
     config.DEV_PAGES = False
     config.SESSION_COOKIE_SECURE = config.REMEMBER_COOKIE_SECURE = True
     return config
-
-
-@pytest.fixture()
-def build_app(_app, session):  # type: ignore[no-untyped-def]
-    """build_app(config) → an app from that config, serving the test's session."""
-    saved = {k: getattr(limiter, k) for k in ("_storage", "_limiter", "_key_prefix", "enabled")}
-    saved_flask_app = celery_app.conf.flask_app
-    built = []
-
-    def make(config: Config):  # type: ignore[no-untyped-def]
-        app = create_app(config)
-        app.extensions["database"].lend_session(session)
-        built.append(app)
-        return app
-
-    yield make
-    for key, value in saved.items():
-        setattr(limiter, key, value)
-    celery_app.conf.flask_app = saved_flask_app
-    limiter.reset()
-    for app in built:
-        app.extensions["database"].engine.dispose()
 
 
 @pytest.fixture()

@@ -9,22 +9,16 @@ import pytest
 from sqlalchemy import select
 
 from domain import SmsCode
-from marketplace import create_app
 from marketplace.config import TestingConfig
 from marketplace.extensions import limiter
-from marketplace.tasks import celery_app
 
 PROXY = {"REMOTE_ADDR": "10.0.0.2"}  # every request arrives from the proxy's own address
 LIMIT = 3
 
 
 @pytest.fixture()
-def app_with_hops(_app, database_url, session):  # type: ignore[no-untyped-def]
+def app_with_hops(build_app, database_url):  # type: ignore[no-untyped-def]
     """app_with_hops(n) → an app trusting n proxies, serving the test's session."""
-    # One Limiter (and one Celery) serves every app of the process: put the test app's back after.
-    saved = {k: getattr(limiter, k) for k in ("_storage", "_limiter", "_key_prefix", "enabled")}
-    saved_flask_app = celery_app.conf.flask_app
-    built = []
 
     def make(hops: int):  # type: ignore[no-untyped-def]
         config = TestingConfig()
@@ -32,19 +26,11 @@ def app_with_hops(_app, database_url, session):  # type: ignore[no-untyped-def]
         config.PROXY_HOPS = hops
         config.LOGIN_RATE_LIMIT = f"{LIMIT} per minute"
         config.SMS_RATE_LIMIT = f"{LIMIT} per minute"
-        app = create_app(config)
-        app.extensions["database"].lend_session(session)
+        app = build_app(config)
         limiter.reset()
-        built.append(app)
         return app
 
-    yield make
-    for key, value in saved.items():
-        setattr(limiter, key, value)
-    celery_app.conf.flask_app = saved_flask_app
-    limiter.reset()
-    for app in built:
-        app.extensions["database"].engine.dispose()
+    return make
 
 
 def log_in(client, forwarded_for: str | None):  # type: ignore[no-untyped-def]

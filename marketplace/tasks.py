@@ -46,6 +46,11 @@ def init_celery(app: Flask) -> Celery:
                 "task": "marketplace.tasks.purge_expired_sms_codes",
                 "schedule": timedelta(hours=1),
             },
+            # Ended login sessions, forgotten login failures, devices unused for half a year.
+            "purge-expired-logins": {
+                "task": "marketplace.tasks.purge_expired_logins",
+                "schedule": timedelta(hours=1),
+            },
             # The safety net under webhooks: stuck payments are asked about, unpaid orders
             # past their time are cancelled at the gateway and their stock released.
             "reconcile-payments": {
@@ -70,6 +75,16 @@ def purge_expired_sms_codes() -> int:
 
     with get_db().sessionmaker() as session:
         return purge_expired_codes(session)
+
+
+@celery_app.task(name="marketplace.tasks.purge_expired_logins")
+def purge_expired_logins() -> int:
+    from marketplace.auth import auth_policy
+    from marketplace.db import get_db
+    from services.accounts import purge_expired_logins as purge
+
+    with get_db().sessionmaker() as session:
+        return purge(session, auth_policy())
 
 
 @celery_app.task(name="marketplace.tasks.process_payment_event", bind=True, max_retries=5)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from kombu import pools as kombu_pools
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,9 @@ def _forget_connections() -> None:
         celery_app._pool.force_close_all()
     celery_app._pool = None
     vars(celery_app.amqp).pop("_producer_pool", None)
+    # kombu keeps producer pools per connection in a registry of its own: a second worker in the
+    # same process would otherwise get the pool whose connections the first one closed.
+    kombu_pools.reset()
 
 
 @pytest.fixture()
@@ -79,4 +83,37 @@ class TestTaskQueue:
         finally:
             with Session(engine) as s:
                 s.execute(delete(SmsCode).where(SmsCode.phone == "13700000001"))
+                s.commit()
+
+    def test_ended_login_sessions_are_purged_by_the_hourly_task(self, worker, engine):
+        from domain import LoginSession, User
+        from marketplace.tasks import purge_expired_logins
+
+        assert celery_app.conf.beat_schedule["purge-expired-logins"]["task"] == purge_expired_logins.name
+        now = clock.now()
+        with Session(engine) as s:
+            user = User(phone="13700000002", password_hash="!")
+            s.add(user)
+            s.flush()
+            user_id = user.id
+            for ended in (True, False):
+                s.add(
+                    LoginSession(
+                        token_hash=("ended" if ended else "live").ljust(64, "0"),
+                        user_id=user_id,
+                        created_at=now,
+                        last_seen_at=now,
+                        expires_at=now + timedelta(hours=12),
+                        revoked_at=now if ended else None,
+                    )
+                )
+            s.commit()
+        try:
+            assert purge_expired_logins.delay().get(timeout=20) >= 1
+            with Session(engine) as s:
+                left = s.scalars(select(LoginSession.token_hash).where(LoginSession.user_id == user_id)).all()
+            assert [t[:4] for t in left] == ["live"]
+        finally:
+            with Session(engine) as s:
+                s.execute(delete(User).where(User.phone == "13700000002"))
                 s.commit()

@@ -407,7 +407,7 @@ def authenticate(
             minutes = -(-int((row.blocked_until - now).total_seconds()) // 60)  # rounded up
             session.rollback()
             raise RateLimited(
-                _("Too many wrong passwords. Try again in %(n)d minutes or reset your password.", n=minutes)
+                _("Too many wrong passwords. Try again in %(n)d min or reset your password.", n=minutes)
             )
     if not right:
         _count_failure(session, key, row, now, policy)

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 import redis
-from kombu import pools as kombu_pools
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -31,13 +30,12 @@ def _forget_connections() -> None:
         celery_app._pool.force_close_all()
     celery_app._pool = None
     vars(celery_app.amqp).pop("_producer_pool", None)
-    # kombu keeps producer pools per connection in a registry of its own: a second worker in the
-    # same process would otherwise get the pool whose connections the first one closed.
-    kombu_pools.reset()
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def worker(database_url):  # type: ignore[no-untyped-def]
+    """One Celery worker on the real Redis broker for the module's tests (a second worker in one
+    process would meet the connection pools the first one closed)."""
     from celery.contrib.testing.worker import start_worker
 
     try:

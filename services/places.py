@@ -421,8 +421,11 @@ def create_node(
     Everything is checked before anything is written.
     """
     actor = authz.require_user(actor)
+    allowed = creatable_kinds(actor)
+    if not allowed:
+        raise Forbidden()  # who may, before what they sent
     kind = parse_kind(kind)
-    if kind not in creatable_kinds(actor):
+    if kind not in allowed:
         raise Forbidden()
     division_code = str(data.get("division_code") or "").strip()
     division = session.get(Division, division_code) if _is_code(division_code) else None
@@ -635,8 +638,11 @@ def division_picker(
     """The options at each level given what is picked so far; a pick that does not belong under
     the level above (or outside the actor's counties) is dropped, not an error."""
     actor = authz.require_user(actor)
+    allowed = creatable_kinds(actor)
+    if not allowed:
+        raise Forbidden()  # who may, before what they sent
     kind = parse_kind(kind)
-    if kind not in creatable_kinds(actor):
+    if kind not in allowed:
         raise Forbidden()
     scope = None if authz.is_admin(actor) else authz.staff_county_codes(actor)
     levels, division = _pick(session, PICKER_LEVELS[kind], selected, scope)

@@ -113,6 +113,16 @@ class TestOpeningNodes:
         assert net.dc.county_code == SHENZHEN_LONGGANG
 
 
+class TestWhoBeforeWhat:
+    @pytest.mark.parametrize("kind", ["", "castle", NodeKind.VILLAGE_POINT])
+    def test_someone_who_may_open_nothing_is_refused_whatever_they_sent(self, session, make_user, kind):
+        """A buyer learns nothing from the form's checks: 403 before the kind or fields are read."""
+        before = session.scalar(select(func.count()).select_from(Node))
+        with pytest.raises(Forbidden):
+            places.create_node(session, make_user(Role.BUYER), kind, {})
+        assert session.scalar(select(func.count()).select_from(Node)) == before
+
+
 class TestBadInputWritesNothing:
     @pytest.mark.parametrize(
         ("kind", "field", "overrides"),

@@ -183,12 +183,23 @@ def _app(database_url: str, localstripe):  # type: ignore[no-untyped-def]
     app.extensions["database"].engine.dispose()
 
 
+def reset_limiter() -> None:
+    """Forget every rate-limit count. The memory storage of `limits` expires counts on a timer
+    thread that indexes dicts reset() clears (a KeyError in that thread now and then): let a
+    running expiry finish and cancel the next before clearing."""
+    timer = getattr(limiter._storage, "timer", None)
+    if timer is not None:
+        timer.cancel()
+        timer.join()
+    limiter.reset()
+
+
 @pytest.fixture()
 def app(_app, session: Session):  # type: ignore[no-untyped-def]
     """The app, every request of which uses the test's session."""
     db = _app.extensions["database"]
     db.lend_session(session)
-    limiter.reset()
+    reset_limiter()
     # No app context is held around the test: each request gets its own, with a fresh `g`,
     # as in production (a test needing one outside a request opens it itself).
     yield _app
@@ -215,7 +226,7 @@ def build_app(_app, session):  # type: ignore[no-untyped-def]
     for key, value in saved.items():
         setattr(limiter, key, value)
     celery_app.conf.flask_app = saved_flask_app
-    limiter.reset()
+    reset_limiter()
     for app in built:
         app.extensions["database"].engine.dispose()
 

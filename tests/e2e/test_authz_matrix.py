@@ -31,9 +31,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from marketplace.api import SWAGGER_UI_FILES
-from marketplace.extensions import limiter
 from services import accounts
-from tests.conftest import TEST_PASSWORD, login
+from tests.conftest import TEST_PASSWORD, login, reset_limiter
 from tests.e2e.authz_world import (
     BODIES,
     COLUMNS,
@@ -128,7 +127,7 @@ def credentials(app, session: Session, world: AuthzWorld) -> dict[str, tuple[str
         if scope != "A":
             continue
         client = app.test_client()
-        limiter.reset()  # seven logins in a row from one address
+        reset_limiter()  # seven logins in a row from one address
         resp = login(client, user.phone)
         assert resp.status_code == 302, (role, resp.status_code)
         cookies = "; ".join(
@@ -181,7 +180,7 @@ def observe(app, session: Session, world: AuthzWorld) -> tuple[dict[Row, dict[st
             cell_point = connection.begin_nested()  # type: ignore[union-attr]
             cell = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
             db.lend_session(cell)
-            limiter.reset()
+            reset_limiter()
             try:
                 resp = send(app, client, req, creds[req.role])
                 resp.close()

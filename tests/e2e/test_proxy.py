@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from domain import SmsCode
 from marketplace.config import TestingConfig
-from marketplace.extensions import limiter
+from tests.conftest import reset_limiter
 
 PROXY = {"REMOTE_ADDR": "10.0.0.2"}  # every request arrives from the proxy's own address
 LIMIT = 3
@@ -27,7 +27,7 @@ def app_with_hops(build_app, database_url):  # type: ignore[no-untyped-def]
         config.LOGIN_RATE_LIMIT = f"{LIMIT} per minute"
         config.SMS_RATE_LIMIT = f"{LIMIT} per minute"
         app = build_app(config)
-        limiter.reset()
+        reset_limiter()
         return app
 
     return make

@@ -52,7 +52,7 @@ run: seed
 	  --state-file instance/localstripe.pickle --exit-with-parent \
 	  --webhook-url http://$(HOST):$(PORT)/webhooks/stripe --webhook-secret-file instance/stripe_webhook_secret & \
 	  ls_pid=$$!; trap 'kill $$ls_pid 2>/dev/null' EXIT INT TERM; \
-	  STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT) DEV_PAGES=1 \
+	  STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT) DEV_PAGES=1 EMBEDDED_JOBS=1 \
 	  $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 --access-logfile - wsgi:app
 
 # PostgreSQL and Redis are started here if they are down (the machine normally runs them).

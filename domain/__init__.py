@@ -31,6 +31,7 @@ from .catalog import (
     StorageClass,
     Unit,
 )
+from .jobs import JobRun
 from .ledger import (
     AccountKind,
     LedgerAccount,
@@ -87,6 +88,7 @@ __all__ = [
     "Division",
     "DivisionLevel",
     "GatewayCustomer",
+    "JobRun",
     "KnownDevice",
     "LedgerAccount",
     "LedgerEntry",

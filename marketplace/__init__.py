@@ -157,6 +157,10 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
             )
         return response
 
+    from marketplace import scheduler
+
+    scheduler.init_app(app)  # the periodic jobs of the embedded default (EMBEDDED_JOBS)
+
     if app.config.get("WARM_UP"):
         from services.search import text
 

@@ -221,6 +221,12 @@ class Config:
         # Task queue: Celery on Redis in production, eager (inline) in the embedded default.
         self.CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
         self.CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "")
+        # Periodic jobs (services/jobs.py): Celery beat runs them in production; EMBEDDED_JOBS
+        # starts the in-process scheduler instead (make run sets it), waking every tick.
+        self.EMBEDDED_JOBS = _bool("EMBEDDED_JOBS", False)
+        self.JOBS_TICK_SECONDS = float(os.environ.get("JOBS_TICK_SECONDS", 5))
+        # A delivered or picked-up sub-order completes by itself after this many days.
+        self.AUTO_COMPLETE_DAYS = int(os.environ.get("AUTO_COMPLETE_DAYS", 7))
 
         # SMS: "outbox" writes messages to a table shown on /dev/sms.
         self.SMS_GATEWAY = os.environ.get("SMS_GATEWAY", "outbox")
@@ -325,6 +331,7 @@ class TestingConfig(Config):
     def __init__(self) -> None:
         super().__init__()
         self.TESTING = True
+        self.EMBEDDED_JOBS = False  # a test that wants the scheduler turns it on itself
         self.WTF_CSRF_ENABLED = False
         self.DEV_PAGES = True
         self.DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "sqlite://")

@@ -5,10 +5,12 @@ Each task opens its own session and calls one service.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from typing import Any
 
 from celery import Celery, Task
-from flask import Flask, has_app_context
+from flask import Flask, current_app, has_app_context
+
+from services import jobs
 
 
 class FlaskTask(Task):
@@ -28,6 +30,18 @@ class FlaskTask(Task):
 
 celery_app = Celery("marketplace", task_cls=FlaskTask)
 
+RUN_JOB_TASK = "marketplace.tasks.run_job"
+
+
+def beat_schedule(registry: Any = None) -> dict[str, dict[str, Any]]:
+    """Celery beat's schedule, generated from the job registry (services/jobs.py): each job runs
+    every its period through `run_job`, which takes the job's lease and records the run."""
+    registry = jobs.REGISTRY if registry is None else registry
+    return {
+        spec.name: {"task": RUN_JOB_TASK, "schedule": spec.every, "args": (spec.name,)}
+        for spec in registry.values()
+    }
+
 
 def init_celery(app: Flask) -> Celery:
     """Bind Celery to the app: tasks run inside its app context; eager when no broker is set."""
@@ -41,50 +55,42 @@ def init_celery(app: Flask) -> Celery:
         task_acks_late=True,
         worker_prefetch_multiplier=1,
         timezone="Asia/Shanghai",
-        beat_schedule={
-            "purge-expired-sms-codes": {
-                "task": "marketplace.tasks.purge_expired_sms_codes",
-                "schedule": timedelta(hours=1),
-            },
-            # Ended login sessions, forgotten login failures, devices unused for half a year.
-            "purge-expired-logins": {
-                "task": "marketplace.tasks.purge_expired_logins",
-                "schedule": timedelta(hours=1),
-            },
-            # The safety net under webhooks: stuck payments are asked about, unpaid orders
-            # past their time are cancelled at the gateway and their stock released.
-            "reconcile-payments": {
-                "task": "marketplace.tasks.reconcile_payments",
-                "schedule": timedelta(minutes=1),
-            },
-            "reconcile-reserved-stock": {
-                "task": "marketplace.tasks.reconcile_reserved_stock",
-                "schedule": timedelta(hours=1),
-            },
-        },
+        beat_schedule=beat_schedule(),
     )
     celery_app.conf.flask_app = app
     app.extensions["celery"] = celery_app
     return celery_app
 
 
-@celery_app.task(name="marketplace.tasks.purge_expired_sms_codes")
-def purge_expired_sms_codes() -> int:
+def _run(name: str, *, only_if_due: bool = False) -> Any:
+    """Run a registered job in this app (its own sessions, its lease); the job's result, or None
+    when another runner held it."""
     from marketplace.db import get_db
-    from services.accounts import purge_expired_codes
+    from marketplace.scheduler import job_context
 
-    with get_db().sessionmaker() as session:
-        return purge_expired_codes(session)
+    outcome = jobs.run_job(
+        get_db().session_scope, name, context=job_context(current_app), only_if_due=only_if_due
+    )
+    return outcome.result if outcome.ran else None
+
+
+@celery_app.task(name=RUN_JOB_TASK)
+def run_job(name: str) -> Any:
+    """The task beat sends for every registered job (not run if another runner holds it)."""
+    return _run(name)
+
+
+# The periodic jobs by name, as before the registry (a queued one still finds its task).
+
+
+@celery_app.task(name="marketplace.tasks.purge_expired_sms_codes")
+def purge_expired_sms_codes() -> int | None:
+    return _run("purge-expired-sms-codes")
 
 
 @celery_app.task(name="marketplace.tasks.purge_expired_logins")
-def purge_expired_logins() -> int:
-    from marketplace.auth import auth_policy
-    from marketplace.db import get_db
-    from services.accounts import purge_expired_logins as purge
-
-    with get_db().sessionmaker() as session:
-        return purge(session, auth_policy())
+def purge_expired_logins() -> int | None:
+    return _run("purge-expired-logins")
 
 
 @celery_app.task(name="marketplace.tasks.process_payment_event", bind=True, max_retries=5)
@@ -105,23 +111,10 @@ def process_payment_event(self, event_id: str) -> None:  # type: ignore[no-untyp
 
 
 @celery_app.task(name="marketplace.tasks.reconcile_payments")
-def reconcile_payments() -> dict[str, int]:
-    from dataclasses import asdict
-    from datetime import timedelta
-
-    from flask import current_app
-
-    from marketplace.db import get_session
-    from marketplace.gateways import payment_gateway
-    from services.payments import service as payments
-
-    stale = timedelta(minutes=current_app.config["RECONCILE_AFTER_MINUTES"])
-    return asdict(payments.reconcile(get_session(), payment_gateway(), stale_after=stale))
+def reconcile_payments() -> dict[str, int] | None:
+    return _run("reconcile-payments")
 
 
 @celery_app.task(name="marketplace.tasks.reconcile_reserved_stock")
-def reconcile_reserved_stock() -> int:
-    from marketplace.db import get_session
-    from services.orders.reservations import reconcile_reserved
-
-    return len(reconcile_reserved(get_session()))
+def reconcile_reserved_stock() -> int | None:
+    return _run("reconcile-reserved-stock")

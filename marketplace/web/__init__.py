@@ -8,6 +8,7 @@ from marketplace.formatting import register_filters
 
 
 def init_app(app: Flask) -> None:
+    from marketplace.web.admin import bp as admin_bp
     from marketplace.web.auth import bp as auth_bp
     from marketplace.web.cart import bp as cart_bp
     from marketplace.web.dev import bp as dev_bp
@@ -31,5 +32,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(orders_bp, url_prefix="/orders")
     app.register_blueprint(finance_bp, url_prefix="/finance")
+    app.register_blueprint(admin_bp, url_prefix="/admin")
     if app.config.get("DEV_PAGES"):
         app.register_blueprint(dev_bp, url_prefix="/dev")

@@ -127,6 +127,8 @@ class OrderStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     REFUND_REQUESTED = "refund_requested"
     REFUNDED = "refunded"
+    # Legacy: only older history events name it. A partial refund is money, not a state: the
+    # sub-order keeps its fulfilment state with `refunded_fen` beside it.
     PARTIALLY_REFUNDED = "partially_refunded"
 
 
@@ -138,6 +140,9 @@ class SubOrder(Base):
         UniqueConstraint("order_id", "seller_id"),
         CheckConstraint("total_fen = items_fen + shipping_fen", name="total_adds_up"),
         CheckConstraint("refunded_fen >= 0 AND refunded_fen <= total_fen", name="refund_within_total"),
+        CheckConstraint(
+            "released_fen >= 0 AND released_fen + refunded_fen <= total_fen", name="released_within_total"
+        ),
         CheckConstraint("commission_fen >= 0 AND commission_fen <= items_fen", name="commission_range"),
         Index("ix_sub_orders_seller_status", "seller_id", "status", "id"),
         Index("ix_sub_orders_status_updated", "status", "status_changed_at"),
@@ -158,6 +163,9 @@ class SubOrder(Base):
     # The platform's cut of items_fen, fixed at checkout so later rate changes do not rewrite it.
     commission_fen: Mapped[Money] = mapped_column(default=0)
     refunded_fen: Mapped[Money] = mapped_column(default=0)
+    # Authorised but not captured (a pre-sale captured for less, e.g. weighed produce): the buyer
+    # was charged total_fen − released_fen for this sub-order, and only that can be refunded.
+    released_fen: Mapped[Money] = mapped_column(default=0)
     weight_g: Mapped[int] = mapped_column(default=0)
     storage_class: Mapped[StorageClass] = mapped_column(str_enum(StorageClass, 16))
     decline_reason: Mapped[str] = mapped_column(String(200), default="")

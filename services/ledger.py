@@ -69,9 +69,10 @@ OWNER_ACCOUNTS = {
     "agent_commission_payable": AccountKind.LIABILITY,
 }
 
-# Sub-orders whose seller may be paid: delivered (a completed one later partly refunded keeps
-# its completed_at and is still owed the rest).
-PAYABLE_STATUSES = (OrderStatus.COMPLETED, OrderStatus.PARTIALLY_REFUNDED)
+# Sub-orders whose seller may be paid: completed (a partial refund, before or after delivery,
+# leaves the sub-order in its fulfilment state with refunded_fen beside it; the payout pays what
+# the ledger says remains). One with an after-sale request open waits for the decision.
+PAYABLE_STATUSES = (OrderStatus.COMPLETED,)
 MAX_HOLDING_DAYS = 365
 _CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
 
@@ -264,14 +265,18 @@ def post(
 def post_sub_order_paid(
     session: Session, sub_order: SubOrder, *, via: str = "gateway", agent_id: int | None = None
 ) -> LedgerTransaction:
-    """The buyer's money for one sub-order came in: owed to the seller, commission, shipping."""
+    """The buyer's money for one sub-order came in: owed to the seller, commission, shipping.
+
+    Exactly what was charged is posted: the sub-order's total less what a capture for less
+    released (`released_fen`), taken from the three parts in proportion (`charged_parts`)."""
+    seller_net, commission, shipping = charged_parts(sub_order)
+    charged = seller_net + commission + shipping
     if via == "gateway":
-        into = Line.fixed(CLEARING, sub_order.total_fen)
+        into = Line.fixed(CLEARING, charged)
     elif via == "cash" and agent_id is not None:
-        into = Line.owned("cash_held", agent_id, sub_order.total_fen)
+        into = Line.owned("cash_held", agent_id, charged)
     else:
         raise ValueError("via must be 'gateway', or 'cash' with an agent_id")
-    seller_net = sub_order.items_fen - sub_order.commission_fen
     return post(
         session,
         key=f"paid:{sub_order.id}",
@@ -279,13 +284,13 @@ def post_sub_order_paid(
         lines=[
             into,
             Line.owned("seller_payable", sub_order.seller_id, -seller_net),
-            Line.fixed(PLATFORM_COMMISSION, -sub_order.commission_fen),
-            Line.fixed(LOGISTICS_FEES, -sub_order.shipping_fen),
+            Line.fixed(PLATFORM_COMMISSION, -commission),
+            Line.fixed(LOGISTICS_FEES, -shipping),
         ],
         order_id=sub_order.order_id,
         sub_order_id=sub_order.id,
         memo=sub_order.number,
-        details={"via": via, "agent_id": agent_id},
+        details={"via": via, "agent_id": agent_id, "released_fen": sub_order.released_fen or 0},
     )
 
 
@@ -307,6 +312,14 @@ class Parts(NamedTuple):
 
 
 NO_PARTS = Parts(0, 0, 0)
+
+
+def charged_parts(sub_order: SubOrder) -> Parts:
+    """What the buyer was charged for each part: the sub-order's parts less what a capture for
+    less released, the shortfall taken from the parts in proportion (as a refund would be)."""
+    parts = Parts.of(sub_order)
+    released = sub_order.released_fen or 0
+    return parts if not released else parts.minus(allocate_refund(parts, released))
 
 
 def allocate_refund(
@@ -383,7 +396,7 @@ def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
     source = next(e.account for e in paid.entries if e.amount_fen > 0)
     amount = refund.amount_fen
     seller, commission, shipping = allocate_refund(
-        sub_order, amount, already_refunded=refunded_parts(session, sub_order)
+        charged_parts(sub_order), amount, already_refunded=refunded_parts(session, sub_order)
     )
     return post(
         session,

@@ -17,6 +17,8 @@ from domain import (
     Order,
     OrderStatus,
     PaymentStatus,
+    Refund,
+    RefundStatus,
     Role,
     SellerProfile,
     SubOrder,
@@ -38,7 +40,7 @@ from .states import IllegalTransition, Party
 
 S = OrderStatus
 # Moves that belong to a use case of their own (money moves with them), not the generic one.
-SPECIAL = {S.PAID, S.CANCELLED, S.REFUND_REQUESTED, S.REFUNDED, S.PARTIALLY_REFUNDED, S.HANDED_IN}
+SPECIAL = {S.PAID, S.CANCELLED, S.REFUND_REQUESTED, S.REFUNDED, S.HANDED_IN}
 # A seller may still decline until the parcel is handed in.
 DECLINABLE = (S.PAID, S.ACCEPTED)
 
@@ -219,7 +221,23 @@ def moves_for(sub: SubOrder, who: set[Party]) -> list[OrderStatus]:
 
 def offered_moves(session: Session, actor: User | None, sub: SubOrder) -> list[OrderStatus]:
     """The generic moves (`move`) `actor` may make on this sub-order now."""
-    return moves_for(sub, parties(session, actor, sub))
+    return _decidable(session, sub, moves_for(sub, parties(session, actor, sub)))
+
+
+def _may_turn_down(session: Session, sub: SubOrder) -> bool:
+    """An admin may turn a refund request down (back to completed) only when it is an after-sale
+    request (asked after completion) and no refund of it is on its way: a request before
+    delivery is a full refund in flight, never a completion."""
+    pending = session.scalar(
+        select(Refund.id).where(Refund.sub_order_id == sub.id, Refund.status == RefundStatus.PENDING).limit(1)
+    )
+    return pending is None and states.state_before_refund(session, sub) == S.COMPLETED
+
+
+def _decidable(session: Session, sub: SubOrder, moves: list[OrderStatus]) -> list[OrderStatus]:
+    if sub.status == S.REFUND_REQUESTED and S.COMPLETED in moves and not _may_turn_down(session, sub):
+        return [m for m in moves if m != S.COMPLETED]
+    return moves
 
 
 # --- what may be done now: the rules the actions below enforce, asked by pages and the API -----------
@@ -240,11 +258,10 @@ def _may_request_refund(sub: SubOrder, who: set[Party]) -> bool:
 
 
 def _may_staff_refund(sub: SubOrder, who: set[Party]) -> bool:
-    # While a refund is asked for or partly given, and wherever an admin could ask for one.
+    # While a refund is asked for, and wherever an admin could ask for one.
     deciders = who & authz.SUB_ORDER_ACTIONS[Action.REFUND]
     return bool(deciders) and (
-        sub.status in (S.REFUND_REQUESTED, S.PARTIALLY_REFUNDED)
-        or states.can_move(sub.status, S.REFUND_REQUESTED, deciders)
+        sub.status == S.REFUND_REQUESTED or states.can_move(sub.status, S.REFUND_REQUESTED, deciders)
     )
 
 
@@ -280,7 +297,7 @@ def sub_actions(
     exactly what the actions below would accept."""
     if who is None:
         who = parties(session, actor, sub)
-    acts = SubActions(who=who, moves=moves_for(sub, who))
+    acts = SubActions(who=who, moves=_decidable(session, sub, moves_for(sub, who)))
     acts.decline = _may_decline(sub, who)
     acts.ready = _may_pack(sub, who) and sub.ready_at is None  # packed already: nothing to offer
     acts.hand_in = states.can_move(sub.status, S.HANDED_IN, who)
@@ -353,19 +370,22 @@ def move(
     note: str = "",
     now: datetime | None = None,
 ) -> SubOrder:
-    """A move with no money attached: accept, in transit, ready for pickup, delivered, completed."""
+    """A move with no money attached: accept, in transit, ready for pickup, delivered, completed
+    (an admin turning an after-sale request down, too)."""
     try:
         target = OrderStatus(str(target))
     except ValueError:
         raise IllegalTransition() from None
     if target in SPECIAL:
         raise IllegalTransition()
-    actor, sub, who = _acting(session, actor, number, {Party.BUYER, Party.SELLER, Party.STAFF})
+    actor, sub, who = _acting(session, actor, number, {Party.BUYER, Party.SELLER, Party.STAFF, Party.ADMIN})
     if sub.status == target:
         return sub  # a repeated tap
     note = check_text(note, "note", max_len=200)
     if not states.can_move(sub.status, target, who) and states.can_move(sub.status, target, set(Party)):
         raise authz.Forbidden()  # a move someone else makes (the seller accepts, an admin turns down)
+    if target not in _decidable(session, sub, [target]):
+        raise IllegalTransition()
     states.apply(session, sub, target, party=who, actor=actor, note=note, now=now)
     session.commit()
     return sub
@@ -383,19 +403,30 @@ def mark_ready(session: Session, actor: User | None, number: str, *, now: dateti
 
 
 def hand_in(
-    session: Session, gateway: PaymentGateway, actor: User | None, number: str, *, now: datetime | None = None
+    session: Session,
+    gateway: PaymentGateway,
+    actor: User | None,
+    number: str,
+    *,
+    captured_fen: int | None = None,
+    now: datetime | None = None,
 ) -> SubOrder:
     """The receiving agent or staff confirm the goods were handed in at the point: dispatch. A
-    pre-sale's authorised money is taken now."""
+    pre-sale's authorised money is taken now: all of this sub-order's part, or `captured_fen`
+    of it (weighed produce charged for its weighed weight; the rest of the hold is released)."""
     actor, sub, who = _acting(session, actor, number, set(states.TRANSITIONS[S.ACCEPTED][S.HANDED_IN]))
     if sub.status == OrderStatus.HANDED_IN:
         return sub
     if not states.can_move(sub.status, OrderStatus.HANDED_IN, who):
         raise IllegalTransition()
     order = sub.order
+    if captured_fen is not None and not order.presale:
+        msg = _("Only a pre-sale's authorised payment can be taken for less.")
+        raise ValidationError(msg, field_errors={"captured_fen": [msg]})
     if order.presale:
         session.commit()  # release the row lock while the gateway captures
-        payments.capture(session, gateway, order, now=now)
+        amounts = None if captured_fen is None else {sub.id: captured_fen}
+        payments.capture(session, gateway, order, amounts=amounts, now=now)
         sub = _sub_order(session, number, lock=True)
         if sub.status == OrderStatus.HANDED_IN:
             return sub

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain import OrderEvent, OrderStatus, SubOrder, User, clock
@@ -25,6 +26,12 @@ B, SE, ST, AD, SY = Party.BUYER, Party.SELLER, Party.STAFF, Party.ADMIN, Party.S
 # the seller accepts; the receiving agent or staff confirm the hand-in and move the parcel; the
 # buyer (or staff at the point) confirms receipt; after the seller accepted, only admins decide
 # that money goes back (REFUND_REQUESTED by staff is `manage.staff_refund`).
+
+# The fulfilment states a refund request returns to when only part of the money went back.
+RETURNABLE = (S.PAID, S.ACCEPTED, S.HANDED_IN, S.IN_TRANSIT, S.READY_FOR_PICKUP, S.OUT_FOR_DELIVERY)
+# No sub-order is in these any more; the value stays for the history of older orders
+# (migration 1b2c3d4e5f6a moved partly refunded sub-orders back to their fulfilment state).
+LEGACY = frozenset({S.PARTIALLY_REFUNDED})
 
 TRANSITIONS: Mapping[OrderStatus, Mapping[OrderStatus, frozenset[Party]]] = {
     S.PENDING_PAYMENT: {
@@ -53,25 +60,25 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[OrderStatus, frozenset[Party]]] = {
         S.REFUND_REQUESTED: frozenset({AD}),
     },
     S.READY_FOR_PICKUP: {
-        S.COMPLETED: frozenset({B, ST}),
+        # The system completes it after AUTO_COMPLETE_DAYS (services/jobs.py complete_delivered).
+        S.COMPLETED: frozenset({B, ST, SY}),
         S.REFUND_REQUESTED: frozenset({B, AD}),
     },
     S.OUT_FOR_DELIVERY: {
-        S.COMPLETED: frozenset({B, ST}),
+        S.COMPLETED: frozenset({B, ST, SY}),
         S.REFUND_REQUESTED: frozenset({B, AD}),
     },
     S.COMPLETED: {
         S.REFUND_REQUESTED: frozenset({B, AD}),
     },
     S.REFUND_REQUESTED: {
-        S.REFUNDED: frozenset({SY}),
-        S.PARTIALLY_REFUNDED: frozenset({SY}),
-        S.COMPLETED: frozenset({AD}),  # an admin turned an after-sale request down
-    },
-    S.PARTIALLY_REFUNDED: {
-        S.REFUND_REQUESTED: frozenset({B, AD}),
-        S.REFUNDED: frozenset({SY}),
-        S.PARTIALLY_REFUNDED: frozenset({SY}),  # a further partial refund
+        S.REFUNDED: frozenset({SY}),  # all the money went back
+        # An admin turned an after-sale request down, or refunded part of it (settled by the system
+        # on the admin's decision: payments._after_refund moves as {SY, AD}).
+        S.COMPLETED: frozenset({AD}),
+        # Part of the money went back: a partial refund is money, not a state, so the sub-order
+        # returns to the fulfilment state it was asked in (`state_before_refund`) and moves on.
+        **{before: frozenset({SY}) for before in RETURNABLE},
     },
     S.REFUNDED: {},
     S.CANCELLED: {},
@@ -80,6 +87,25 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[OrderStatus, frozenset[Party]]] = {
 # Buyers may ask for money back only for goods they have (after-sale) or before the seller
 # accepted; in between, the seller or staff decide.
 TERMINAL = frozenset(s for s, moves in TRANSITIONS.items() if not moves)
+
+
+def state_before_refund(session: Session, sub_order: SubOrder) -> OrderStatus:
+    """The fulfilment state a sub-order was in when its refund was asked for (from its events):
+    where it returns when only part of the money went back. (The session autoflushes: events
+    added in this transaction count.)"""
+    before = session.scalar(
+        select(OrderEvent.from_status)
+        .where(
+            OrderEvent.sub_order_id == sub_order.id,
+            OrderEvent.to_status == S.REFUND_REQUESTED,
+            OrderEvent.from_status.in_([*RETURNABLE, S.COMPLETED]),
+        )
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    )
+    if before is not None:
+        return before
+    return S.COMPLETED if sub_order.completed_at is not None else S.PAID
 
 
 class IllegalTransition(Conflict):
@@ -91,12 +117,12 @@ class IllegalTransition(Conflict):
 
 
 def can_move(current: OrderStatus, target: OrderStatus, parties: frozenset[Party] | set[Party]) -> bool:
-    return bool(TRANSITIONS[current].get(target, frozenset()) & set(parties))
+    return bool(TRANSITIONS.get(current, {}).get(target, frozenset()) & set(parties))
 
 
 def allowed_moves(current: OrderStatus, parties: frozenset[Party] | set[Party]) -> list[OrderStatus]:
     """The moves these parties may make from `current`, in table order."""
-    return [target for target, who in TRANSITIONS[current].items() if who & set(parties)]
+    return [target for target, who in TRANSITIONS.get(current, {}).items() if who & set(parties)]
 
 
 def apply(
@@ -132,6 +158,31 @@ def apply(
     session.add(event)
     sub_order.status = target
     sub_order.status_changed_at = now
-    if target == S.COMPLETED:
+    if target == S.COMPLETED and sub_order.completed_at is None:
+        # Back from a refund request: it was completed then, and its holding period runs from then.
         sub_order.completed_at = now
+    return event
+
+
+def note(
+    session: Session,
+    sub_order: SubOrder,
+    *,
+    actor: User | None = None,
+    note: str = "",
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> OrderEvent:
+    """Record something that happened to the sub-order without moving it (a partial refund):
+    an event from its state to the same state, with the details. The caller commits."""
+    event = OrderEvent(
+        sub_order_id=sub_order.id,
+        from_status=sub_order.status,
+        to_status=sub_order.status,
+        actor_id=actor.id if actor is not None else None,
+        note=note[:200],
+        details=details or {},
+        created_at=now or clock.now(),
+    )
+    session.add(event)
     return event

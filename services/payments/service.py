@@ -384,6 +384,8 @@ def _apply(session: Session, intent: Intent, *, now: datetime | None = None) -> 
         payment.amount_received_fen = intent.amount_received
         payment.succeeded_at = now
         payment.next_action = None
+        if before == PaymentStatus.REQUIRES_CAPTURE:
+            _match_capture(order, payment.amount_fen, intent.amount_received)
         # The money is in: every sub-order's share goes to its seller, the platform and
         # logistics (a sub-order refunded below for lack of stock is taken out by its refund).
         for sub in order.sub_orders:
@@ -400,6 +402,23 @@ def _apply(session: Session, intent: Intent, *, now: datetime | None = None) -> 
     payment.updated_at = now
     session.commit()
     return Applied(payment, to_refund)
+
+
+def _match_capture(order: Order, authorised_fen: int, received_fen: int) -> None:
+    """Make the sub-orders' released parts add up to what the gateway did not take. They do when
+    `capture` recorded its plan; if another capture won (a lost answer, a second caller), the
+    shortfall is spread over the sub-orders in proportion to their totals."""
+    subs = [sub for sub in order.sub_orders if sub.status != OrderStatus.CANCELLED]
+    shortfall = authorised_fen - received_fen
+    if sum(sub.released_fen or 0 for sub in subs) == shortfall or not subs:
+        return
+    total = sum(sub.total_fen for sub in subs)
+    shares = [shortfall * sub.total_fen // total for sub in subs]
+    rest = sorted(range(len(subs)), key=lambda i: -(shortfall * subs[i].total_fen % total))
+    for i in rest[: shortfall - sum(shares)]:
+        shares[i] += 1
+    for sub, share in zip(subs, shares, strict=True):
+        sub.released_fen = share
 
 
 def _on_authorised(session: Session, order: Order, now: datetime) -> list[int]:
@@ -497,23 +516,99 @@ def void_authorisation(
 
 
 def capture(
-    session: Session, gateway: PaymentGateway, order: Order, *, now: datetime | None = None
+    session: Session,
+    gateway: PaymentGateway,
+    order: Order,
+    *,
+    amount_fen: Any = None,
+    amounts: Mapping[int, Any] | None = None,
+    now: datetime | None = None,
 ) -> Payment:
-    """Take the authorised pre-sale money (at dispatch). Idempotent."""
+    """Take the authorised pre-sale money (at dispatch): all of it, or less.
+
+    `amounts` ({sub_order_id: fen}) says how much of each sub-order is taken (weighed produce
+    charged for its weighed weight; sub-orders not named are taken in full); `amount_fen` is the
+    total to take, which may be less than the authorisation only when `amounts` says where the
+    shortfall falls or the order has one sub-order. The rest of the hold is released by the
+    gateway; each sub-order's `released_fen` records its part of it, and the ledger posts
+    exactly what was taken. Idempotent: asked again for the same amount, nothing more happens;
+    once taken, a different amount is refused."""
     payment = payment_of(session, order)
-    if payment.status == PaymentStatus.SUCCEEDED:
-        return payment
-    if payment.status != PaymentStatus.REQUIRES_CAPTURE or payment.intent_id is None:
+    if payment.status not in (PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.SUCCEEDED) or (
+        payment.intent_id is None
+    ):
         raise PaymentClosed(_("There is no authorised payment to take."))
+    if payment.status == PaymentStatus.SUCCEEDED and payment.capture_method != "manual":
+        if amount_fen is None and amounts is None:
+            return payment
+        raise PaymentClosed(_("There is no authorised payment to take."))
+    released = _capture_plan(order, payment, amount_fen, amounts)
+    amount = payment.amount_fen - sum(released.values())
+    if payment.status == PaymentStatus.SUCCEEDED:
+        if amount_fen is None and amounts is None:
+            return payment
+        if payment.amount_received_fen == amount and all(
+            sub.released_fen == released.get(sub.id, 0) for sub in order.sub_orders
+        ):
+            return payment  # the same capture asked again
+        raise PaymentClosed(_("There is no authorised payment to take."))
+    # Each sub-order's share of what is released is recorded before the gateway takes the money,
+    # so the answer, however it comes back (this call, a webhook, reconciliation), posts it.
+    payment = _locked_payment(session, payment.id)
+    if payment.status != PaymentStatus.REQUIRES_CAPTURE:
+        session.commit()
+        return capture(session, gateway, order, amount_fen=amount_fen, amounts=amounts, now=now)
+    for sub in order.sub_orders:
+        sub.released_fen = released.get(sub.id, 0)
+    session.commit()
+    key = f"{payment.idempotency_key}-capture" + ("" if amount == payment.amount_fen else f"-{amount}")
     try:
         intent = gateway.capture_payment_intent(
-            payment.intent_id, idempotency_key=f"{payment.idempotency_key}-capture"
+            payment.intent_id,  # type: ignore[arg-type]
+            idempotency_key=key,
+            amount_to_capture=None if amount == payment.amount_fen else amount,
         )
     except GatewayError:
-        intent = gateway.retrieve_payment_intent(payment.intent_id)
+        intent = gateway.retrieve_payment_intent(payment.intent_id)  # type: ignore[arg-type]
         if intent.status != "succeeded":
             raise
     return apply_intent(session, gateway, intent, now=now)
+
+
+def _whole_fen(value: Any, most: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= most:
+        msg = _("Enter an amount from ¥0.01 to ¥%(amount)s.", amount=f"{most / 100:.2f}")
+        raise ValidationError(msg, field_errors={"amount": [msg]})
+    return value
+
+
+def _capture_plan(
+    order: Order, payment: Payment, amount_fen: Any, amounts: Mapping[int, Any] | None
+) -> dict[int, int]:
+    """What is released of each sub-order ({sub_order_id: fen}, only those taken for less)."""
+    subs = {sub.id: sub for sub in order.sub_orders if sub.status != OrderStatus.CANCELLED}
+    released: dict[int, int] = {}
+    if amounts is not None:
+        if not isinstance(amounts, Mapping) or not amounts:
+            raise ValidationError(_("Say how much is taken for each part of this order."))
+        for sub_id, fen in amounts.items():
+            sub = subs.get(sub_id) if isinstance(sub_id, int) else None
+            if sub is None:
+                raise ValidationError(_("Say how much is taken for each part of this order."))
+            released[sub.id] = sub.total_fen - _whole_fen(fen, sub.total_fen)
+    total = payment.amount_fen - sum(released.values())
+    if amount_fen is not None:
+        amount = _whole_fen(amount_fen, payment.amount_fen)
+        if amounts is None and amount < payment.amount_fen:
+            if len(subs) != 1:
+                raise ValidationError(_("Say how much is taken for each part of this order."))
+            (sub,) = subs.values()
+            if payment.amount_fen - amount > sub.total_fen - 1:
+                raise ValidationError(_("Say how much is taken for each part of this order."))
+            released[sub.id] = payment.amount_fen - amount
+        elif amount != total:
+            raise ValidationError(_("Say how much is taken for each part of this order."))
+    return {k: v for k, v in released.items() if v}
 
 
 def refundable_fen(session: Session, sub_order: SubOrder) -> int:
@@ -522,7 +617,13 @@ def refundable_fen(session: Session, sub_order: SubOrder) -> int:
             Refund.sub_order_id == sub_order.id, Refund.status == RefundStatus.PENDING
         )
     ).all()
-    return sub_order.total_fen - sub_order.refunded_fen - sum(pending)
+    return charged_fen(sub_order) - sub_order.refunded_fen - sum(pending)
+
+
+def charged_fen(sub_order: SubOrder) -> int:
+    """What the buyer was charged for the sub-order: its total, less what a capture for less
+    released."""
+    return sub_order.total_fen - (sub_order.released_fen or 0)
 
 
 def refund_sub_order(
@@ -567,9 +668,14 @@ def refund_sub_order(
         msg = _("At most ¥%(amount)s can be refunded.", amount=f"{left / 100:.2f}")
         raise ValidationError(msg, field_errors={"amount": [msg]})
     if sub.status != OrderStatus.REFUND_REQUESTED:
-        states.apply(
-            session, sub, OrderStatus.REFUND_REQUESTED, party=party, actor=actor, note=reason, now=now
-        )
+        if not states.can_move(sub.status, OrderStatus.REFUND_REQUESTED, {party}):
+            raise states.IllegalTransition()
+        if amount == left:
+            # All that is left goes back: the sub-order stops here. A part is money, not a
+            # state: the sub-order keeps moving and the refund is noted when it settles.
+            states.apply(
+                session, sub, OrderStatus.REFUND_REQUESTED, party=party, actor=actor, note=reason, now=now
+            )
     count = session.scalar(
         select(Refund.id).where(Refund.sub_order_id == sub.id).order_by(Refund.id.desc()).limit(1)
     )
@@ -631,16 +737,43 @@ def settle_refund(
         refund.settled_at = now
         sub.refunded_fen += refund.amount_fen
         payment.amount_refunded_fen += refund.amount_fen
-        target = OrderStatus.REFUNDED if sub.refunded_fen >= sub.total_fen else OrderStatus.PARTIALLY_REFUNDED
-        if sub.status in (OrderStatus.REFUND_REQUESTED, OrderStatus.PARTIALLY_REFUNDED):
-            states.apply(
-                session, sub, target, party=Party.SYSTEM, details={"refund_fen": refund.amount_fen}, now=now
-            )
+        _after_refund(session, sub, refund, now)
     elif status in ("failed", "canceled"):
         refund.status = RefundStatus.FAILED
         refund.settled_at = now
     session.commit()
     return refund
+
+
+def _after_refund(session: Session, sub: SubOrder, refund: Refund, now: datetime) -> None:
+    """Where a settled refund leaves the sub-order. All of the money back: REFUNDED. Part of it:
+    the sub-order stays in (or, from a refund request with no other refund pending, returns to)
+    its fulfilment state, and the refund is in its history with the amount."""
+    details = {"refund_fen": refund.amount_fen, "refunded_fen": sub.refunded_fen}
+    system = {Party.SYSTEM}
+    if sub.refunded_fen >= charged_fen(sub):
+        if sub.status != OrderStatus.REFUND_REQUESTED and states.can_move(
+            sub.status, OrderStatus.REFUND_REQUESTED, {Party.SYSTEM, Party.ADMIN}
+        ):
+            states.apply(
+                session, sub, OrderStatus.REFUND_REQUESTED, party={Party.SYSTEM, Party.ADMIN}, now=now
+            )
+        if states.can_move(sub.status, OrderStatus.REFUNDED, system):
+            states.apply(session, sub, OrderStatus.REFUNDED, party=system, details=details, now=now)
+            return
+    elif sub.status == OrderStatus.REFUND_REQUESTED:
+        others = session.scalar(
+            select(Refund.id).where(
+                Refund.sub_order_id == sub.id, Refund.status == RefundStatus.PENDING, Refund.id != refund.id
+            )
+        )
+        back = states.state_before_refund(session, sub)
+        # Back to completed is an admin's decision (only admins refund after delivery).
+        deciders = {Party.SYSTEM, Party.ADMIN}
+        if others is None and states.can_move(sub.status, back, deciders):
+            states.apply(session, sub, back, party=deciders, details=details, now=now)
+            return
+    states.note(session, sub, details=details, now=now)
 
 
 # --- webhooks and reconciliation -------------------------------------------------------------------

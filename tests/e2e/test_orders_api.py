@@ -471,7 +471,7 @@ class TestSubOrders:
         refund = {"amount_fen": 500, "reason": "坏果", "idempotency_key": "refund-key-001"}
         first = client.post(f"/api/v1/sub-orders/{number}/refund", json=refund, headers=staff)
         assert first.status_code == 200, first.get_json()
-        assert first.get_json()["status"] == "partially_refunded" and first.get_json()["refunded_fen"] == 500
+        assert first.get_json()["status"] == "completed" and first.get_json()["refunded_fen"] == 500
         second = client.post(f"/api/v1/sub-orders/{number}/refund", json=refund, headers=staff)
         assert second.get_json()["refunded_fen"] == 500
         assert count(session, Refund) == 1

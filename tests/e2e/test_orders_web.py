@@ -32,7 +32,6 @@ from tests.factories import consent
 S = OrderStatus
 
 
-
 @pytest.fixture()
 def as_user(app):  # type: ignore[no-untyped-def]
     """as_user(user, english=False) → a test client logged in as the user (one per person)."""
@@ -343,7 +342,7 @@ class TestRefunds:
         assert staff.post(f"/orders/sub/{paid.number}/refund", data=form).status_code == 302
         # The same form sent again (a double tap) refunds once.
         assert staff.post(f"/orders/sub/{paid.number}/refund", data=form).status_code == 302
-        assert status_of(session, paid) == S.PARTIALLY_REFUNDED
+        assert status_of(session, paid) == S.COMPLETED  # part refunded: back to completed
         sub = session.get(SubOrder, paid.id)
         assert sub.refunded_fen == 1250
         assert count(session, Refund, Refund.sub_order_id == paid.id) == 1
@@ -351,7 +350,8 @@ class TestRefunds:
 
         page = html(buyer.get(f"/orders/{paid.order.number}"))
         assert 'class="num refunded" data-fen="1250"' in page
-        assert 'data-status="partially_refunded"' in page
+        assert 'data-status="completed"' in page
+        assert 'data-refund-fen="1250"' in page  # the history says what went back
 
     def test_a_refund_over_what_is_left_is_a_form_error(self, session, market, paid, as_user, admin, gateway):
         drive(
@@ -486,6 +486,11 @@ class TestWorkspaceLinks:
         assert 'href="/orders/sell"' in html(as_user(market.shop.meixian_farmer).get("/workspace"))
         assert 'href="/orders/"' in html(as_user(market.buyer).get("/workspace"))
         assert 'href="/orders/staff"' in html(as_user(county_staff).get("/workspace"))
+
+    def test_an_admin_finds_finance_and_the_periodic_jobs(self, as_user, admin, county_staff):
+        page = html(as_user(admin).get("/workspace"))
+        assert 'href="/finance/"' in page and 'href="/admin/jobs"' in page
+        assert 'href="/admin/jobs"' not in html(as_user(county_staff).get("/workspace"))
 
 
 def test_paid_orders_are_in_the_database_as_the_pages_say(session, paid):

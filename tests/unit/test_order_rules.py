@@ -33,9 +33,10 @@ def sub(status: OrderStatus) -> SubOrder:
 
 class TestTransitionTable:
     def test_every_status_has_a_row_and_every_target_is_a_status(self):
-        assert set(states.TRANSITIONS) == set(OrderStatus)
+        # A legacy status (kept for old history only) has no row and no move leads into it.
+        assert set(states.TRANSITIONS) == set(OrderStatus) - states.LEGACY
         for moves in states.TRANSITIONS.values():
-            assert set(moves) <= set(OrderStatus)
+            assert set(moves) <= set(OrderStatus) - states.LEGACY
             assert all(who and who <= set(Party) for who in moves.values())
 
     def test_every_status_is_reachable_from_pending_payment(self):
@@ -45,11 +46,11 @@ class TestTransitionTable:
                 if target not in seen:
                     seen.add(target)
                     todo.append(target)
-        assert seen == set(OrderStatus)
+        assert seen == set(OrderStatus) - states.LEGACY
 
     def test_only_the_system_marks_paid_or_refunded(self):
         for moves in states.TRANSITIONS.values():
-            for target in (S.PAID, S.REFUNDED, S.PARTIALLY_REFUNDED):
+            for target in (S.PAID, S.REFUNDED):
                 if target in moves:
                     assert moves[target] == frozenset({Party.SYSTEM})
 

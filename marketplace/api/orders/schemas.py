@@ -261,6 +261,9 @@ class SubOrderSchema(Schema):
     shipping_fen = fields.Integer()
     total_fen = fields.Integer()
     refunded_fen = fields.Integer()
+    released_fen = fields.Integer(
+        metadata={"description": "Authorised but not charged: a pre-sale captured for less (weighed)"}
+    )
     weight_g = fields.Integer()
     storage_class = fields.Enum(StorageClass, by_value=True)
     decline_reason = fields.String()

@@ -331,6 +331,21 @@ def policy() -> accounts.AuthPolicy:
 
 
 @pytest.fixture()
+def as_user(app):  # type: ignore[no-untyped-def]
+    """as_user(user, english=False) → a test client logged in as the user through the login page."""
+
+    def make(user, english: bool = False):  # type: ignore[no-untyped-def]
+        client = app.test_client()
+        resp = login(client, user.phone)
+        assert resp.status_code == 302, resp.get_data(as_text=True)
+        if english:
+            client.post("/lang", data={"lang": "en", "next": "/"})
+        return client
+
+    return make
+
+
+@pytest.fixture()
 def bearer(session: Session, policy):  # type: ignore[no-untyped-def]
     """bearer(user) → headers with a fresh API token for that user."""
 

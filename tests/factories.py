@@ -645,6 +645,29 @@ class Market:
         )
         return checkout.place_order(self.session, buyer or self.buyer, data, settings).order
 
+    def api_body(
+        self, items: dict[str, int] | dict[int, int], key: str = "order-key-0001", **extra: Any
+    ) -> dict[str, Any]:
+        """The JSON body of POST /api/v1/orders for these items (names or product ids)."""
+        address = self.address()
+        body: dict[str, Any] = {
+            "items": [
+                {"product_id": self.product(k).id if isinstance(k, str) else k, "quantity": q}
+                for k, q in items.items()
+            ],
+            "idempotency_key": key,
+            "payment_method": "card",
+            "delivery": "home",
+            "address": {
+                "recipient": address.recipient,
+                "phone": address.phone,
+                "division_code": address.division_code,
+                "detail": address.detail,
+            },
+        }
+        body.update(extra)
+        return body
+
     def pay(self, order: Order, gateway: PaymentGateway, card: str = "pm_card_visa") -> Order:
         payments.confirm_with(self.session, gateway, order, card)
         self.session.refresh(order)

@@ -24,7 +24,7 @@ from domain import (
     clock,
 )
 from services import ledger
-from tests.conftest import NOW, count, login
+from tests.conftest import NOW, count
 from tests.factories import DIVISION, RECENTLY, add_seller, add_user, paid_and_completed
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -61,16 +61,6 @@ def books(session, make_user):  # type: ignore[no-untyped-def]
     paid_and_completed(session, buyer, b.other, items=7_000, at=RECENTLY)  # still held
     session.commit()
     return b
-
-
-@pytest.fixture()
-def as_user(app):  # type: ignore[no-untyped-def]
-    def make(user):  # type: ignore[no-untyped-def]
-        client = app.test_client()
-        assert login(client, user.phone).status_code == 302, "log-in failed"
-        return client
-
-    return make
 
 
 class TestAdminFlow:

@@ -11,7 +11,6 @@ from sqlalchemy import update
 from domain import JobRun, OrderStatus, Role, SubOrder
 from services import jobs
 from services.orders.pricing import CheckoutSettings
-from tests.conftest import login
 
 EN = {"Accept-Language": "en"}
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
@@ -19,16 +18,6 @@ SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
 
 def html(resp) -> str:  # type: ignore[no-untyped-def]
     return resp.get_data(as_text=True)
-
-
-@pytest.fixture()
-def as_user(app):  # type: ignore[no-untyped-def]
-    def make(user):  # type: ignore[no-untyped-def]
-        client = app.test_client()
-        assert login(client, user.phone).status_code == 302, "log-in failed"
-        return client
-
-    return make
 
 
 @pytest.fixture()

@@ -41,25 +41,8 @@ def lychee(market) -> Product:  # type: ignore[no-untyped-def]
     )
 
 
-def address(market: Market) -> dict[str, str]:
-    return {
-        "recipient": "陈小姐",
-        "phone": "13912345678",
-        "division_code": market.village_code,
-        "detail": "幸福路8号",
-    }
-
-
 def order_body(market: Market, items: dict[str, int], key: str = "order-key-0001", **extra) -> dict:  # type: ignore[no-untyped-def]
-    body = {
-        "items": [{"product_id": market.product(name).id, "quantity": q} for name, q in items.items()],
-        "idempotency_key": key,
-        "payment_method": "card",
-        "delivery": "home",
-        "address": address(market),
-    }
-    body.update(extra)
-    return body
+    return market.api_body(items, key, **extra)
 
 
 def assert_error(resp, status: int, code: str | None = None) -> dict:  # type: ignore[no-untyped-def]

@@ -26,25 +26,10 @@ from domain import (
     SubOrder,
 )
 from services.orders import manage
-from tests.conftest import MEIXIAN, count, login
+from tests.conftest import MEIXIAN, count
 from tests.factories import consent
 
 S = OrderStatus
-
-
-@pytest.fixture()
-def as_user(app):  # type: ignore[no-untyped-def]
-    """as_user(user, english=False) → a test client logged in as the user (one per person)."""
-
-    def make(user, english: bool = False):  # type: ignore[no-untyped-def]
-        client = app.test_client()
-        resp = login(client, user.phone)
-        assert resp.status_code == 302, resp.get_data(as_text=True)
-        if english:
-            client.post("/lang", data={"lang": "en", "next": "/"})
-        return client
-
-    return make
 
 
 @pytest.fixture()

@@ -10,7 +10,6 @@ import pytest
 
 from domain import Node, NodeKind, Role
 from services import places
-from tests.conftest import login
 from tests.factories import (
     COUNTY_X,
     COUNTY_Y,
@@ -18,19 +17,6 @@ from tests.factories import (
     node_count,
     snapshot,
 )
-
-
-@pytest.fixture()
-def as_user(app):  # type: ignore[no-untyped-def]
-    """as_user(user) → a test client logged in as that user through the login page."""
-
-    def make(user):  # type: ignore[no-untyped-def]
-        client = app.test_client()
-        resp = login(client, user.phone)
-        assert resp.status_code == 302, "log-in failed"
-        return client
-
-    return make
 
 
 def point_ids(html: str) -> set[int]:

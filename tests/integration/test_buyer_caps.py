@@ -206,29 +206,11 @@ class TestOverHttp:
     """The API answers the caps with 409 and the rate limit with 429, in Chinese."""
 
     @pytest.fixture()
-    def headers(self, session, market, policy):  # type: ignore[no-untyped-def]
-        from services import accounts
-        from tests.conftest import TEST_PASSWORD
-
-        secret, _ = accounts.issue_api_token(
-            session, phone=market.buyer.phone, password=TEST_PASSWORD, policy=policy
-        )
-        return {"Authorization": f"Bearer {secret}"}
+    def headers(self, market, bearer):  # type: ignore[no-untyped-def]
+        return bearer(market.buyer)
 
     def body(self, market, product: Product, n: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
-        a = market.address()
-        return {
-            "items": [{"product_id": product.id, "quantity": 1}],
-            "idempotency_key": f"caps-http-{n:04d}",
-            "payment_method": "card",
-            "delivery": "home",
-            "address": {
-                "recipient": a.recipient,
-                "phone": a.phone,
-                "division_code": a.division_code,
-                "detail": a.detail,
-            },
-        }
+        return market.api_body({product.id: 1}, f"caps-http-{n:04d}")
 
     def test_the_fourth_unpaid_order_is_a_409_in_chinese(self, client, market, bulk, headers):
         for n in range(3):

@@ -96,27 +96,9 @@ def test_amounts_past_32_bits_are_stored_and_summed_exactly(session):  # type: i
     assert ledger.trial_balance(session) == 0
 
 
-def test_the_api_answers_422_in_chinese(client, session, market, dear, policy):  # type: ignore[no-untyped-def]
-    from services import accounts
-    from tests.conftest import TEST_PASSWORD
-
-    secret, _ = accounts.issue_api_token(
-        session, phone=market.buyer.phone, password=TEST_PASSWORD, policy=policy
-    )
-    a = market.address()
-    body = {
-        "items": [{"product_id": dear.id, "quantity": 999}],
-        "idempotency_key": "money-cap-0001",
-        "payment_method": "card",
-        "delivery": "home",
-        "address": {
-            "recipient": a.recipient,
-            "phone": a.phone,
-            "division_code": a.division_code,
-            "detail": a.detail,
-        },
-    }
-    resp = client.post("/api/v1/orders", json=body, headers={"Authorization": f"Bearer {secret}"})
+def test_the_api_answers_422_in_chinese(client, session, market, dear, bearer):  # type: ignore[no-untyped-def]
+    body = market.api_body({dear.id: 999}, "money-cap-0001")
+    resp = client.post("/api/v1/orders", json=body, headers=bearer(market.buyer))
     assert resp.status_code == 422, resp.get_data(as_text=True)
     assert "999,999.99" in resp.get_json()["message"] and "订单" in resp.get_json()["message"]
     assert count(session, Order) == 0

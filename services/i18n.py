@@ -29,3 +29,10 @@ def _translate(message: str, params: dict[str, Any]) -> str:
 def _(message: str, **params: Any) -> Any:
     """A lazy, translatable message; `%(name)s` placeholders take keyword arguments."""
     return LazyProxy(_translate, message, params, enable_cache=False)
+
+
+def yuan_text(fen: int) -> str:
+    """An amount in fen as messages show it: ¥1,234.50 (integer arithmetic, never a float)."""
+    sign = "-" if fen < 0 else ""
+    fen = abs(int(fen))
+    return f"{sign}¥{fen // 100:,}.{fen % 100:02d}"

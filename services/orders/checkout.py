@@ -41,7 +41,7 @@ from domain import (
 )
 from services import authz, places
 from services.errors import Conflict, RateLimited, ValidationError
-from services.i18n import _
+from services.i18n import _, yuan_text
 from services.validation import check_text, normalize_phone
 
 from . import cart as carts
@@ -287,10 +287,6 @@ def _lock_users(session: Session, user_ids: set[int]) -> None:
     """SELECT … FOR UPDATE the users' rows, in id order (no deadlock between two placers).
     SQLite has no row locks and needs none: its transactions take the write lock at BEGIN."""
     session.execute(select(User.id).where(User.id.in_(sorted(user_ids))).order_by(User.id).with_for_update())
-
-
-def yuan_text(fen: int) -> str:
-    return f"¥{fen // 100:,}.{fen % 100:02d}"
 
 
 def check_total(total_fen: int, settings: CheckoutSettings) -> None:

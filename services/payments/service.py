@@ -39,7 +39,7 @@ from domain import (
 )
 from services import ledger
 from services.errors import Conflict, NotFound, ServiceError, ValidationError
-from services.i18n import _
+from services.i18n import _, yuan_text
 from services.orders import reservations, states
 from services.orders.states import Party
 
@@ -577,7 +577,7 @@ def capture(
 
 def _whole_fen(value: Any, most: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= most:
-        msg = _("Enter an amount from ¥0.01 to ¥%(amount)s.", amount=f"{most / 100:.2f}")
+        msg = _("Enter an amount from ¥0.01 to %(amount)s.", amount=yuan_text(most))
         raise ValidationError(msg, field_errors={"amount": [msg]})
     return value
 
@@ -665,7 +665,7 @@ def refund_sub_order(
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise ValidationError(_("Enter an amount."), field_errors={"amount": [_("Enter an amount.")]})
     if amount > left:
-        msg = _("At most ¥%(amount)s can be refunded.", amount=f"{left / 100:.2f}")
+        msg = _("At most %(amount)s can be refunded.", amount=yuan_text(left))
         raise ValidationError(msg, field_errors={"amount": [msg]})
     if sub.status != OrderStatus.REFUND_REQUESTED:
         if not states.can_move(sub.status, OrderStatus.REFUND_REQUESTED, {party}):

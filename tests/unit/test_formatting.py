@@ -58,3 +58,11 @@ class TestDivisionNames:
         assert village("东门社区居委会").short_name == "东门社区"
         assert village("义容村村民委员会").is_rural_village
         assert not village("东门社区居委会").is_rural_village
+
+
+def test_amounts_in_service_messages_are_exact_yuan():
+    from services.i18n import yuan_text
+
+    assert yuan_text(99_999_999) == "¥999,999.99"
+    assert yuan_text(5) == "¥0.05"
+    assert yuan_text(-1050) == "-¥10.50"

@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
-# The local Stripe server `make run` starts beside the app (a private port, fresh state each run).
+# The local Stripe server `make run` starts beside the app. Its state is kept in
+# instance/localstripe.pickle (under INSTANCE_PATH if set) beside the database: the seed pays the
+# demo's orders through a localstripe on that file (seed/gateway.py), and this one loads it.
 LOCALSTRIPE_PORT ?= 8420
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 REDIS_HOST ?= 127.0.0.1
@@ -38,7 +40,7 @@ db: install
 	$(BIN)/alembic upgrade head
 
 seed: db translations
-	$(BIN)/flask --app wsgi seed
+	STRIPE_API_BASE=$${STRIPE_API_BASE:-http://127.0.0.1:$(LOCALSTRIPE_PORT)} $(BIN)/flask --app wsgi seed
 
 run: seed
 	@echo
@@ -48,9 +50,9 @@ run: seed
 	@echo "  SMS codes (dev outbox): http://$(HOST):$(PORT)/dev/sms"
 	@echo "  Payments: localstripe on http://127.0.0.1:$(LOCALSTRIPE_PORT) (test card 4242 4242 4242 4242)"
 	@echo
-	@$(BIN)/python -m devtools.localstripe --port $(LOCALSTRIPE_PORT) --from-scratch --quiet --idempotency \
-	  --state-file instance/localstripe.pickle --exit-with-parent \
-	  --webhook-url http://$(HOST):$(PORT)/webhooks/stripe --webhook-secret-file instance/stripe_webhook_secret & \
+	@$(BIN)/python -m devtools.localstripe --port $(LOCALSTRIPE_PORT) --quiet --idempotency \
+	  --state-file $${INSTANCE_PATH:-instance}/localstripe.pickle --exit-with-parent \
+	  --webhook-url http://$(HOST):$(PORT)/webhooks/stripe --webhook-secret-file $${INSTANCE_PATH:-instance}/stripe_webhook_secret & \
 	  ls_pid=$$!; trap 'kill $$ls_pid 2>/dev/null' EXIT INT TERM; \
 	  STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT) DEV_PAGES=1 EMBEDDED_JOBS=1 \
 	  $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 --access-logfile - wsgi:app

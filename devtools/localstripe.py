@@ -33,6 +33,11 @@ What this launcher changes (in the localstripe process only; the product never s
   `payment_method_data`; confirm accepts payment_method / payment_method_data / return_url
   (localstripe answered 500/400); GET /v1/payment_intents?customer= filters (it answered 400);
   reports amount_received and amount_capturable; capture refuses intents not in requires_capture.
+  POST /v1/payment_intents/{id} (update) takes payment_method_types, payment_method_options,
+  metadata and description, only while the intent is not paid, processing or cancelled (400
+  otherwise, as Stripe); types that leave out the attached payment method's type detach it, so
+  a wallet's QR code or redirect shown before can no longer be paid (wallet_paid answers 400)
+  and the intent is requires_payment_method again.
 - Declines look like Stripe's: HTTP 402, error.type card_error, code card_declined, a
   decline_code and the PaymentIntent. 4000000000000002 / pm_card_chargeDeclined /
   pm_card_visa_chargeDeclined (generic_decline) and 4000000000009995 /
@@ -55,9 +60,19 @@ What this launcher changes (in the localstripe process only; the product never s
 - Refunds created with POST /v1/refunds fire refund.created and charge.refunded (localstripe
   fires no refund or charge events).
 - DELETE /_config/webhooks/{id} removes a webhook.
+- GET /v1/refunds?payment_intent=pi_… lists the refunds of that PaymentIntent (newest first, with
+  the metadata they were created with), 404 for an unknown intent; localstripe answered 500 for
+  an intent without a charge.
 - --idempotency (start_localstripe(idempotency=True)): a POST /v1/… repeating an Idempotency-Key
   gets the first response again (header Idempotent-Replayed: true); the same key with other
-  parameters gets 400 idempotency_error, as on Stripe. Responses 5xx are not kept.
+  parameters gets 400 idempotency_error, as on Stripe. Responses 5xx are not kept. Keys are
+  forgotten 24 hours (IDEMPOTENCY_RETENTION) after their first use, by this server's clock: the
+  same key a day later makes a new object, as Stripe may once it has pruned the key.
+- This server's clock is the machine's plus an offset that tests move (it only ages idempotency
+  keys; objects keep the machine's time):
+      POST /_test/clock  advance=<seconds>  → moves it forward; reset=1 → back to the machine's;
+                                               answers {"now": <unix time>, "offset": <seconds>}
+  From Python: LocalStripe.advance_clock(seconds), LocalStripe.reset_clock().
 """
 
 from __future__ import annotations
@@ -86,6 +101,8 @@ from typing import Any
 import requests
 
 TEST_SECRET_KEY = "sk_test_localstripe"  # noqa: S105  # localstripe takes any sk_… key
+# Stripe keeps an Idempotency-Key at least this long, then may prune it; this server forgets it then.
+IDEMPOTENCY_RETENTION = 24 * 3600  # seconds
 WALLETS = ("wechat_pay", "alipay")
 # Stripe's documented decline test cards that localstripe lets through, and their decline codes.
 DECLINED_CARDS = {
@@ -183,6 +200,20 @@ class LocalStripe:
         return dict(
             self._call("POST", f"/_test/payment_intents/{intent_id}/wallet_failed", auth=False).json()
         )
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move this server's clock forward (idempotency keys age with it); returns its offset."""
+        data = {"advance": str(float(seconds))}
+        return float(self._call("POST", "/_test/clock", auth=False, data=data).json()["offset"])
+
+    def reset_clock(self) -> None:
+        """Put this server's clock back on the machine's."""
+        self._call("POST", "/_test/clock", auth=False, data={"reset": "1"})
+
+    def refunds(self, payment_intent: str) -> list[dict[str, Any]]:
+        """Every refund of a PaymentIntent, newest first (GET /v1/refunds?payment_intent=)."""
+        params = {"payment_intent": payment_intent, "limit": "100"}
+        return list(self._call("GET", "/v1/refunds", params=params).json()["data"])
 
     def stop(self) -> None:
         """Stop the process (and remove its state, when start_localstripe chose the directory)."""
@@ -523,6 +554,58 @@ def build_app(state_file: Path, base_url: str, *, idempotency: bool = False) -> 
 
     PI._api_list_all = classmethod(pi_list_all)
 
+    # Update, as Stripe: only before it is paid, processing or cancelled. New payment_method_types
+    # that leave out the attached payment method's type detach it: the attempt with it is over
+    # (a wallet's QR code or redirect can no longer be paid) and the intent waits for a new one.
+    def pi_update(
+        cls: Any,
+        id: Any = None,
+        payment_method_types: Any = None,
+        payment_method_options: Any = None,
+        metadata: Any = None,
+        description: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if kwargs:
+            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        obj = retrieve_intent(id)
+        if obj.status not in ("requires_payment_method", "requires_confirmation", "requires_action"):
+            raise bad_request(
+                f"You cannot update this PaymentIntent because it has a status of {obj.status}."
+            )
+        types = payment_method_types
+        if types is not None:
+            if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+                raise UserError(400, "Bad request")
+            unknown = sorted(set(types) - {"card", *WALLETS})
+            if unknown:
+                raise bad_request(
+                    f"The payment method type {unknown[0]!r} is invalid.", param="payment_method_types"
+                )
+        if payment_method_options is not None and not isinstance(payment_method_options, dict):
+            raise UserError(400, "Bad request")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise UserError(400, "Bad request")
+        if description is not None and not isinstance(description, str):
+            raise UserError(400, "Bad request")
+        if types is not None:
+            obj.payment_method_types = types
+            attached = PM._api_retrieve(obj.payment_method) if obj.payment_method else None
+            if attached is not None and attached.type not in types:
+                obj.payment_method = None
+                obj.latest_charge = None
+                obj.next_action = None
+                obj._authentication_failed = False
+        if payment_method_options is not None:
+            obj.payment_method_options = payment_method_options
+        if metadata:
+            obj.metadata = {**(obj.metadata or {}), **metadata}
+        if description is not None:
+            obj.description = description
+        return obj
+
+    PI._api_update = classmethod(pi_update)
+
     # Declines as Stripe reports them.
     original_declined = PM._charging_is_declined
 
@@ -574,6 +657,28 @@ def build_app(state_file: Path, base_url: str, *, idempotency: bool = False) -> 
         return refund
 
     R.Refund._api_create = classmethod(refund_create)
+
+    # The refunds of a PaymentIntent, whichever way they were made (localstripe filtered by the
+    # intent's latest charge only, and failed with a 500 for an intent without one).
+    def refund_list_all(
+        cls: Any, url: Any, charge: Any = None, payment_intent: Any = None, **kwargs: Any
+    ) -> Any:
+        if payment_intent is None:
+            return original_refund_list(url, charge=charge, **kwargs)
+        if charge is not None or not isinstance(payment_intent, str) or not payment_intent.startswith("pi_"):
+            raise UserError(400, "Bad request")
+        intent = PI._api_retrieve(payment_intent)  # 404 when unknown
+        latest = getattr(intent, "latest_charge", None)
+        charge_id = getattr(latest, "id", latest)
+        li = super(R.Refund, cls)._api_list_all(url, **kwargs)
+        li._list = [
+            r for r in li._list if r.payment_intent == intent.id or (charge_id and r.charge == charge_id)
+        ]
+        li._list.sort(key=lambda r: (r.created, r.id), reverse=True)
+        return li
+
+    original_refund_list = R.Refund._api_list_all
+    R.Refund._api_list_all = classmethod(refund_list_all)
 
     from localstripe import server
 
@@ -654,12 +759,27 @@ status <b>{html.escape(str(obj.status))}</b></p>
         webhooks._webhooks.pop(request.match_info["id"], None)
         return web.Response()
 
+    async def move_clock(request: Any) -> Any:
+        form = await request.post()
+        if form.get("reset"):
+            clock.offset = 0.0
+        elif form.get("advance") is not None:
+            try:
+                seconds = float(str(form["advance"]))
+            except ValueError:
+                raise bad_request("advance must be a number of seconds.") from None
+            if seconds < 0:
+                raise bad_request("The clock only moves forward (reset=1 puts it back).")
+            clock.offset += seconds
+        return server.json_response({"now": clock.now(), "offset": clock.offset})
+
     app.router.add_post("/_test/payment_intents/{id}/wallet_paid", wallet_paid)
     app.router.add_post("/_test/payment_intents/{id}/wallet_failed", wallet_failed)
     app.router.add_get("/_test/payment_intents/{id}/wallet", wallet_page)
     app.router.add_get("/_test/payment_intents/{id}/qr.png", qr_png)
     app.router.add_get("/_test/payment_intents/{id}/qr.svg", qr_svg)
     app.router.add_delete("/_config/webhooks/{id}", delete_webhook)
+    app.router.add_post("/_test/clock", move_clock)
 
     # The test endpoints stand for the buyer's phone, which has no API key.
     original_auth = server.auth_middleware
@@ -673,13 +793,28 @@ status <b>{html.escape(str(obj.status))}</b></p>
     app.middlewares[:] = [auth_middleware if m is original_auth else m for m in app.middlewares]
 
     if idempotency:
-        app.middlewares.insert(0, idempotency_middleware(web))
+        app.middlewares.insert(0, idempotency_middleware(web, clock))
     return app
 
 
-def idempotency_middleware(web: Any) -> Any:
-    """Replay the first response to a repeated Idempotency-Key, as Stripe does."""
-    replies: dict[tuple[str, str], tuple[str, int, str]] = {}
+class ServerClock:
+    """The localstripe process's clock: the machine's plus an offset the tests move."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset  # noqa: TID251  # the gateway's own clock, not the product's
+
+
+clock = ServerClock()
+
+
+def idempotency_middleware(web: Any, clock: ServerClock) -> Any:
+    """Replay the first response to a repeated Idempotency-Key, as Stripe does, for
+    IDEMPOTENCY_RETENTION seconds of `clock` after the key's first use."""
+    # (authorization, key) → (fingerprint, status, body, first used at)
+    replies: dict[tuple[str, str], tuple[str, int, str, float]] = {}
 
     @web.middleware
     async def middleware(request: Any, handler: Any) -> Any:
@@ -688,6 +823,9 @@ def idempotency_middleware(web: Any) -> Any:
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or not key or not request.path.startswith("/v1/"):
             return await handler(request)
+        now = clock.now()
+        for old in [k for k, saved in replies.items() if now - saved[3] >= IDEMPOTENCY_RETENTION]:
+            del replies[old]  # pruned, as Stripe may do after a day
         scope = (request.headers.get("Authorization", ""), key)
         fingerprint = hashlib.sha256(request.path.encode() + b"\0" + await request.read()).hexdigest()
         saved = replies.get(scope)
@@ -707,7 +845,7 @@ def idempotency_middleware(web: Any) -> Any:
             )
         response = await handler(request)
         if response.status < 500 and getattr(response, "text", None) is not None:
-            replies[scope] = (fingerprint, response.status, response.text)
+            replies[scope] = (fingerprint, response.status, response.text, now)
         return response
 
     return middleware

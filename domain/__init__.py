@@ -41,6 +41,13 @@ from .ledger import (
     PayoutBatch,
     PayoutBatchStatus,
 )
+from .notifications import (
+    Notification,
+    NotificationEvent,
+    NotificationOptOut,
+    NotificationStatus,
+    PickupCode,
+)
 from .orders import (
     Address,
     CartItem,
@@ -54,7 +61,16 @@ from .orders import (
     StockReservation,
     SubOrder,
 )
-from .payments import GatewayCustomer, Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
+from .payments import (
+    AttemptStatus,
+    GatewayCustomer,
+    Payment,
+    PaymentAttempt,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    WebhookEvent,
+)
 from .places import (
     CODE_LENGTH,
     CountyServiceCenter,
@@ -75,6 +91,7 @@ __all__ = [
     "AccountKind",
     "Address",
     "ApiToken",
+    "AttemptStatus",
     "AuditEvent",
     "Base",
     "CartItem",
@@ -98,16 +115,22 @@ __all__ = [
     "LoginThrottle",
     "Node",
     "NodeKind",
+    "Notification",
+    "NotificationEvent",
+    "NotificationOptOut",
+    "NotificationStatus",
     "Order",
     "OrderEvent",
     "OrderLine",
     "OrderStatus",
     "Payment",
+    "PaymentAttempt",
     "PaymentMethod",
     "PaymentStatus",
     "Payout",
     "PayoutBatch",
     "PayoutBatchStatus",
+    "PickupCode",
     "Product",
     "ProductPhoto",
     "ProductStatus",

@@ -103,15 +103,23 @@ class PayoutBatch(Base):
 
 
 class Payout(Base):
-    """One seller's line in a payout batch."""
+    """One seller's line in a payout batch: what their sub-orders in it owe (`gross_fen`), less
+    what the seller carried from refunds made after earlier payouts (`netted_fen`), is what the
+    bank pays (`amount_fen`, never negative; 0 when the netting took all of it)."""
 
     __tablename__ = "payouts"
-    __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount_fen >= 0", name="amount_nonnegative"),
+        CheckConstraint("netted_fen >= 0", name="netted_nonnegative"),
+        CheckConstraint("gross_fen > 0 AND gross_fen = amount_fen + netted_fen", name="gross_adds_up"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("payout_batches.id", ondelete="CASCADE"), index=True)
     seller_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    amount_fen: Mapped[Money]
+    amount_fen: Mapped[Money]  # what the bank transfers
+    gross_fen: Mapped[Money]  # what the sub-orders in this payout owe the seller
+    netted_fen: Mapped[Money] = mapped_column(default=0)  # taken from the seller's carried balance
     sub_order_count: Mapped[int] = mapped_column(default=0)
 
     batch: Mapped[PayoutBatch] = relationship(back_populates="payouts")

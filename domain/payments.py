@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
@@ -63,6 +63,46 @@ class Payment(Base):
     succeeded_at: Mapped[datetime | None] = mapped_column(default=None)
 
     order = relationship("Order", back_populates="payment")
+    # Every try to pay, oldest first (a retry or a switch of method on the same PaymentIntent).
+    attempts: Mapped[list[PaymentAttempt]] = relationship(
+        back_populates="payment", order_by="PaymentAttempt.number", lazy="select"
+    )
+
+
+class AttemptStatus(enum.StrEnum):
+    STARTED = "started"  # recorded; the gateway has not been asked yet, or has not answered
+    REQUIRES_ACTION = "requires_action"  # a QR code, a redirect or the bank's check is shown
+    PROCESSING = "processing"
+    FAILED = "failed"  # declined, or the wallet refused or was abandoned
+    SUPERSEDED = "superseded"  # the buyer tried again (another method or the same) before it ended
+    SUCCEEDED = "succeeded"  # paid (or, for a pre-sale, authorised)
+    CANCELED = "canceled"  # the payment was cancelled (the order cancelled or expired)
+
+
+class PaymentAttempt(Base):
+    """One try to pay an order: the method chosen and how it ended. All of an order's attempts
+    act on its one PaymentIntent; each carries its own idempotency keys to the gateway
+    (`<payment key>-a<number>-…`), and `request_key` is the key the buyer's client sent, so a
+    double-submitted switch is one attempt. A history for admins and the buyer."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (
+        UniqueConstraint("payment_id", "number"),
+        UniqueConstraint("payment_id", "request_key"),
+        CheckConstraint("number > 0", name="number_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    method: Mapped[PaymentMethod] = mapped_column(str_enum(PaymentMethod, 16))
+    request_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[AttemptStatus] = mapped_column(str_enum(AttemptStatus, 16), default=AttemptStatus.STARTED)
+    error: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    payment: Mapped[Payment] = relationship(back_populates="attempts")
 
 
 class RefundStatus(enum.StrEnum):
@@ -72,7 +112,13 @@ class RefundStatus(enum.StrEnum):
 
 
 class Refund(Base):
-    """Money given back for one sub-order (all of it or part)."""
+    """Money given back for one sub-order (all of it or part).
+
+    `idempotency_key` names the refund for good: it is sent in the gateway refund's metadata
+    (refund_key), which is how a refund whose answer was lost is found again. It is also the
+    first Idempotency-Key; the gateway forgets keys after about a day, so a refund sent again
+    later, once a lookup found nothing, goes with the next key of the same name
+    (`key_generation`, first used at `key_used_at`)."""
 
     __tablename__ = "refunds"
     __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
@@ -85,6 +131,8 @@ class Refund(Base):
     status: Mapped[RefundStatus] = mapped_column(str_enum(RefundStatus, 16), default=RefundStatus.PENDING)
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     gateway_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    key_generation: Mapped[int] = mapped_column(default=0)
+    key_used_at: Mapped[datetime | None] = mapped_column(default=None)  # None: created_at
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     settled_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -94,16 +142,36 @@ class Refund(Base):
 
 
 class WebhookEvent(Base):
-    """A gateway event we accepted, by the gateway's event id: a replayed delivery is a no-op."""
+    """A gateway event we accepted, by the gateway's event id: a replayed delivery is a no-op.
+
+    Processed once (`processed_at`). Until then it is due at `next_attempt_at` (set when it is
+    received, in case the queue loses it, and after each failure by the backoff); the runner
+    processing it holds it until `locked_until`. After the last attempt it is given up
+    (`gave_up_at`) and waits for an admin's "process again" (services/payments/events.py)."""
 
     __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_next_attempt_at", "next_attempt_at"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=clock.now)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
-    error: Mapped[str] = mapped_column(String(300), default="")
+    error: Mapped[str] = mapped_column(Text, default="")  # the last attempt's; "" once processed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    gave_up_at: Mapped[datetime | None] = mapped_column(default=None)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    locked_by: Mapped[str] = mapped_column(String(64), default="")
+
+    @property
+    def state(self) -> str:
+        """processed, given_up, retrying (failed; tried again at next_attempt_at) or new."""
+        if self.processed_at is not None:
+            return "processed"
+        if self.gave_up_at is not None:
+            return "given_up"
+        return "retrying" if self.attempts else "new"
 
 
 class GatewayCustomer(Base):

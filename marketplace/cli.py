@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import click
 from flask import Flask, current_app
 
 from marketplace.config import PRODUCTION
 from marketplace.db import get_db
-from marketplace.gateways import media_storage
+from marketplace.gateways import checkout_settings, media_storage, notification_channel, pickup_code_keys
 
 # An admin moves money and grants roles: a longer password than the 8 characters users need.
 ADMIN_MIN_PASSWORD = 12
@@ -25,7 +26,12 @@ def init_app(app: Flask) -> None:
             click.echo(f"indexed: {search.rebuild_index(session)}")
 
     @app.cli.command("seed")
-    def seed_command() -> None:
+    @click.option(
+        "--history/--no-history",
+        default=True,
+        help="Also place, pay and move the demo's orders (through a localstripe: seed/gateway.py).",
+    )
+    def seed_command(history: bool) -> None:
         """Load the demo data through the services (idempotent: a second run changes nothing)."""
         if current_app.config.get("APP_ENV") == PRODUCTION:
             # The demo accounts share a published password, an admin among them.
@@ -33,10 +39,27 @@ def init_app(app: Flask) -> None:
                 "flask seed loads demo accounts with a published password: it does not run in"
                 " production (APP_ENV=production). Create the admin with `flask create-admin`."
             )
-        from seed.loader import load_all
+        from seed import gateway as demo
+        from seed.history import GatewayMismatch, gateway_unused, load_demo
 
         with get_db().sessionmaker() as session:
-            report = load_all(session, storage=media_storage())
+            fresh = gateway_unused(session)
+            paying = demo.demo_gateway(current_app.config, fresh=fresh) if history else nullcontext()
+            with paying as found:
+                if history and found is None:
+                    click.echo("order history: skipped (STRIPE_API_BASE is no localstripe on this machine)")
+                try:
+                    report = load_demo(
+                        session,
+                        storage=media_storage(),
+                        gateway=found.gateway if found else None,
+                        settings=checkout_settings(),
+                        pickup_keys=pickup_code_keys(),
+                        wallet_url=found.url if found else None,
+                        channel=notification_channel(),
+                    )
+                except GatewayMismatch as exc:
+                    raise click.ClickException(str(exc)) from exc
         for key, value in report.items():
             click.echo(f"{key}: {value}")
 

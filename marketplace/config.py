@@ -230,6 +230,11 @@ class Config:
 
         # SMS: "outbox" writes messages to a table shown on /dev/sms.
         self.SMS_GATEWAY = os.environ.get("SMS_GATEWAY", "outbox")
+        # Buyers' order messages (services/notify.py): "outbox" (the SMS outbox) or "sms" (the
+        # SMS_GATEWAY's provider). Pickup codes are derived from PICKUP_CODE_SECRET (SECRET_KEY
+        # when empty); changing it changes every pickup code.
+        self.NOTIFICATION_CHANNEL = os.environ.get("NOTIFICATION_CHANNEL", "outbox")
+        self.PICKUP_CODE_SECRET = os.environ.get("PICKUP_CODE_SECRET", "")
         self.SMS_CODE_TTL_SECONDS = int(os.environ.get("SMS_CODE_TTL_SECONDS", 300))
         self.SMS_CODE_MAX_ATTEMPTS = int(os.environ.get("SMS_CODE_MAX_ATTEMPTS", 5))
         self.SMS_CODES_PER_PHONE_PER_HOUR = int(os.environ.get("SMS_CODES_PER_PHONE_PER_HOUR", 5))
@@ -288,6 +293,9 @@ class Config:
         self.PROXY_ORDER_RATE_LIMIT = int(os.environ.get("PROXY_ORDER_RATE_LIMIT", 60))
         # Open payments are checked with the gateway after this long (the webhook safety net).
         self.RECONCILE_AFTER_MINUTES = int(os.environ.get("RECONCILE_AFTER_MINUTES", 5))
+        # A webhook event whose processing fails is tried this many times in all (backoff 1 min,
+        # 5 min, 30 min, 2 h, 12 h), then listed for admins on /admin/webhooks.
+        self.WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", 6))
         self.PAYOUT_HOLDING_DAYS = int(os.environ.get("PAYOUT_HOLDING_DAYS", 7))
 
         # Shop list pages (home, category, search) are kept rendered per worker this long;

@@ -5,6 +5,8 @@ once per app, from settings, and handed out by an accessor.
     payments        services.payments.gateway.PaymentGateway  STRIPE_*        build_payment_gateway
     SMS             services.sms.SmsGateway                   SMS_GATEWAY     build_sms_gateway
     photo storage   services.media.Storage                    MEDIA_STORAGE   build_media_storage
+    notifications   services.notify.NotificationChannel       NOTIFICATION_CHANNEL
+                                                                              build_notification_channel
 
 `create_app` calls `init_app(app)` once; it stores each gateway in `app.extensions` under its
 name. Views, the API, tasks and commands call the accessors (`payment_gateway()`,
@@ -40,6 +42,8 @@ from flask import Flask, current_app
 
 from marketplace.db import get_session
 from services.media import LocalStorage, Storage
+from services.notify import NotificationChannel, SmsGatewayChannel, SmsOutboxChannel
+from services.orders.pickup import PickupCodeKeys
 from services.orders.pricing import CheckoutSettings
 from services.payments.gateway import PaymentGateway
 from services.payments.stripe import StripeGateway
@@ -49,6 +53,8 @@ PAYMENT_GATEWAY = "payment_gateway"
 SMS_GATEWAY = "sms_gateway"
 MEDIA_STORAGE = "media_storage"
 CHECKOUT_SETTINGS = "checkout_settings"
+NOTIFICATION_CHANNEL = "notification_channel"
+PICKUP_CODE_KEYS = "pickup_code_keys"
 
 
 def init_app(app: Flask) -> None:
@@ -57,6 +63,8 @@ def init_app(app: Flask) -> None:
     app.extensions[SMS_GATEWAY] = build_sms_gateway(app.config)
     app.extensions[MEDIA_STORAGE] = build_media_storage(app.config)
     app.extensions[CHECKOUT_SETTINGS] = CheckoutSettings.from_mapping(app.config)
+    app.extensions[NOTIFICATION_CHANNEL] = build_notification_channel(app.config, app.extensions[SMS_GATEWAY])
+    app.extensions[PICKUP_CODE_KEYS] = PickupCodeKeys.from_settings(app.config)
 
 
 # --- builders: the implementation each setting names -----------------------------------------
@@ -91,6 +99,18 @@ def build_media_storage(config: Mapping[str, Any]) -> Storage:
     raise ValueError(f"unknown MEDIA_STORAGE {kind!r}; only 'local' ships with the code")
 
 
+def build_notification_channel(config: Mapping[str, Any], sms: SmsGateway) -> NotificationChannel:
+    """The channel buyers' order messages go through, as NOTIFICATION_CHANNEL names it:
+    "outbox" (the SMS outbox table, written in the sending job's transaction; shown on /dev/sms)
+    or "sms" (through the app's SMS gateway, i.e. an SMS provider)."""
+    name = config.get("NOTIFICATION_CHANNEL", "outbox")
+    if name == "outbox":
+        return SmsOutboxChannel()
+    if name == "sms":
+        return SmsGatewayChannel(sms)
+    raise ValueError(f"unknown NOTIFICATION_CHANNEL {name!r}; 'outbox' or 'sms'")
+
+
 # --- accessors: the current app's gateways ----------------------------------------------------
 
 
@@ -107,6 +127,17 @@ def sms_gateway() -> SmsGateway:
 def media_storage() -> Storage:
     """The app's photo storage."""
     return current_app.extensions[MEDIA_STORAGE]  # type: ignore[no-any-return]
+
+
+def notification_channel() -> NotificationChannel:
+    """The channel buyers' order messages go through (services/notify.py)."""
+    return current_app.extensions[NOTIFICATION_CHANNEL]  # type: ignore[no-any-return]
+
+
+def pickup_code_keys() -> PickupCodeKeys:
+    """The secret pickup codes are derived from and their attempt limit (PICKUP_CODE_SECRET,
+    by default SECRET_KEY; SMS_CODE_MAX_ATTEMPTS)."""
+    return current_app.extensions[PICKUP_CODE_KEYS]  # type: ignore[no-any-return]
 
 
 def checkout_settings() -> CheckoutSettings:

@@ -25,12 +25,18 @@ EXTENSION = "job_scheduler"
 
 
 def job_context(app: Flask) -> jobs.JobContext:
-    """What the jobs need from the app: its settings, payment gateway and login policy.
-    Call inside an app context (the gateway is looked up lazily, when a job asks)."""
+    """What the jobs need from the app: its settings, payment gateway, login policy and
+    notification channel. Call inside an app context (the gateway is looked up lazily, when a
+    job asks)."""
     from marketplace.auth import auth_policy
-    from marketplace.gateways import payment_gateway
+    from marketplace.gateways import notification_channel, payment_gateway
 
-    return jobs.JobContext(settings=app.config, payment_gateway=payment_gateway, auth_policy=auth_policy)
+    return jobs.JobContext(
+        settings=app.config,
+        payment_gateway=payment_gateway,
+        auth_policy=auth_policy,
+        notification_channel=notification_channel,
+    )
 
 
 class EmbeddedScheduler:

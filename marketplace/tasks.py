@@ -93,21 +93,22 @@ def purge_expired_logins() -> int | None:
     return _run("purge-expired-logins")
 
 
-@celery_app.task(name="marketplace.tasks.process_payment_event", bind=True, max_retries=5)
-def process_payment_event(self, event_id: str) -> None:  # type: ignore[no-untyped-def]
-    """Apply one verified gateway event (queued by the webhook)."""
+@celery_app.task(name="marketplace.tasks.process_payment_event")
+def process_payment_event(event_id: str) -> bool | None:
+    """Apply one verified gateway event (queued by the webhook). A failure is recorded on the
+    event and retried by the retry-webhook-events job with backoff, not by Celery."""
     from marketplace.db import get_session
     from marketplace.gateways import payment_gateway
-    from services.payments import service as payments
-    from services.payments.gateway import GatewayUnavailable
+    from services.payments import events
 
     # The app context's session (closed at its teardown), as a request would have.
-    try:
-        payments.process_event(get_session(), payment_gateway(), event_id)
-    except GatewayUnavailable as exc:
-        if self.request.is_eager:
-            raise
-        raise self.retry(exc=exc, countdown=30) from exc
+    outcome = events.process_event(
+        get_session(),
+        payment_gateway(),
+        event_id,
+        max_attempts=int(current_app.config.get("WEBHOOK_MAX_ATTEMPTS") or events.DEFAULT_MAX_ATTEMPTS),
+    )
+    return outcome.ok
 
 
 @celery_app.task(name="marketplace.tasks.reconcile_payments")

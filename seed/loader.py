@@ -1,6 +1,8 @@
 """Load the demo data through the services, idempotently: a second run adds and changes nothing.
 
-    python -m seed.loader            load into DATABASE_URL (the same as `flask --app wsgi seed`)
+    python -m seed.loader            load into DATABASE_URL (the same as `flask --app wsgi seed`),
+                                     the order history too (seed/history.py, paid through a
+                                     localstripe on instance/localstripe.pickle: seed/gateway.py)
     python -m seed.loader --logins   print the demo logins from the data file (no database)
 
 What is loaded (files in seed/data/):
@@ -13,6 +15,8 @@ What is loaded (files in seed/data/):
   sellers.json                     seller profiles of the demo farmers, cooperatives and merchant
   products.json                    Guangdong specialties from the sellers' villages, and goods
                                    and farm inputs for the villages; each gets a generated photo
+  demo_history.json                the demo's orders in every state, a refund or two and a paid
+                                   payout batch (seed/history.py, not loaded by load_all)
 
 Existing rows are matched on natural keys (node kind + division code, user phone, role + scope,
 category slug, seller, product idempotency key "seed:<key>") and left exactly as they are.
@@ -256,7 +260,11 @@ def main(argv: list[str]) -> int:
         return 0
     from marketplace.config import PRODUCTION, Config
     from marketplace.db import make_engine
-    from marketplace.gateways import build_media_storage
+    from marketplace.gateways import build_media_storage, build_notification_channel, build_sms_gateway
+    from seed.gateway import demo_gateway
+    from seed.history import gateway_unused, load_demo
+    from services.orders.pickup import PickupCodeKeys
+    from services.orders.pricing import CheckoutSettings
 
     config = Config()
     if config.APP_ENV == PRODUCTION:
@@ -267,10 +275,23 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    settings = vars(config)
     engine = make_engine(config.DATABASE_URL)
     try:
         with Session(engine, expire_on_commit=False) as session:
-            for key, value in load_all(session, storage=build_media_storage(vars(config))).items():
+            with demo_gateway(settings, fresh=gateway_unused(session)) as found:
+                if found is None:
+                    print("order history: skipped (STRIPE_API_BASE is not a localstripe on this machine)")
+                report = load_demo(
+                    session,
+                    storage=build_media_storage(settings),
+                    gateway=found.gateway if found else None,
+                    settings=CheckoutSettings.from_mapping(settings),
+                    pickup_keys=PickupCodeKeys.from_settings(settings),
+                    wallet_url=found.url if found else None,
+                    channel=build_notification_channel(settings, build_sms_gateway(settings)),
+                )
+            for key, value in report.items():
                 print(f"{key}: {value}")
     finally:
         engine.dispose()

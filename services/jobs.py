@@ -38,6 +38,7 @@ from services.i18n import _
 
 if TYPE_CHECKING:
     from services.accounts import AuthPolicy
+    from services.notify import NotificationChannel
     from services.payments.gateway import PaymentGateway
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class JobContext:
     settings: Mapping[str, Any] = field(default_factory=dict)
     payment_gateway: Callable[[], PaymentGateway] | None = None
     auth_policy: Callable[[], AuthPolicy] | None = None
+    notification_channel: Callable[[], NotificationChannel] | None = None
     now: datetime | None = None
 
     def setting(self, key: str, default: Any) -> Any:
@@ -85,6 +87,15 @@ class Outcome:
     error: str = ""
 
 
+class JobFailed(Exception):
+    """Raised by a job that ran to its end and found something wrong (e.g. the ledger checks'
+    breaches): the run is recorded as failed, with this message as its error and `result`."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 # --- the jobs ---------------------------------------------------------------------------------
 
 
@@ -110,6 +121,15 @@ def _reconcile_payments(session: Session, ctx: JobContext) -> dict[str, int]:
     report = payments.reconcile(session, ctx.payment_gateway(), now=ctx.now, stale_after=stale)
     session.commit()
     return dataclasses.asdict(report)
+
+
+def _retry_webhook_events(session: Session, ctx: JobContext) -> dict[str, int]:
+    from services.payments import events
+
+    if ctx.payment_gateway is None:
+        raise RuntimeError("retry-webhook-events needs the payment gateway in its JobContext")
+    attempts = int(ctx.setting("WEBHOOK_MAX_ATTEMPTS", events.DEFAULT_MAX_ATTEMPTS))
+    return events.retry_due(session, ctx.payment_gateway(), now=ctx.now, max_attempts=attempts)
 
 
 def _reconcile_reserved_stock(session: Session, ctx: JobContext) -> int:
@@ -173,12 +193,38 @@ def _complete_delivered(session: Session, ctx: JobContext) -> int:
     return complete_delivered(session, days=days, now=ctx.now)
 
 
+def _send_notifications(session: Session, ctx: JobContext) -> dict[str, int]:
+    from services import notify
+    from services.orders.pickup import PickupCodeKeys
+
+    if ctx.notification_channel is None:
+        raise RuntimeError("send-notifications needs the notification channel in its JobContext")
+    keys = PickupCodeKeys.from_settings(ctx.settings)
+    report = notify.send_pending(session, ctx.notification_channel(), keys, now=ctx.now)
+    return dataclasses.asdict(report)
+
+
+def _check_ledger(session: Session, ctx: JobContext) -> dict[str, Any]:
+    from services import ledger_checks
+
+    return ledger_checks.check_ledger(session)
+
+
 def _registry(*specs: JobSpec) -> dict[str, JobSpec]:
     return {spec.name: spec for spec in specs}
 
 
 # The one place a periodic job is registered. Its name is its beat schedule entry's name too.
 REGISTRY: Mapping[str, JobSpec] = _registry(
+    JobSpec(
+        "check-ledger",
+        _check_ledger,
+        timedelta(hours=1),
+        _(
+            "Checks the books: balanced postings, payments, refunds and payouts as the ledger has"
+            " them, no seller owed less than nothing, agents' cash. Fails, listing what is wrong."
+        ),
+    ),
     JobSpec(
         "purge-expired-sms-codes",
         _purge_expired_sms_codes,
@@ -201,6 +247,15 @@ REGISTRY: Mapping[str, JobSpec] = _registry(
         ),
     ),
     JobSpec(
+        "retry-webhook-events",
+        _retry_webhook_events,
+        timedelta(minutes=1),
+        _(
+            "Processes again the payment gateway's events whose processing failed (after 1 min,"
+            " 5 min, 30 min, 2 h, 12 h); after the last try they wait on the webhooks page."
+        ),
+    ),
+    JobSpec(
         "reconcile-reserved-stock",
         _reconcile_reserved_stock,
         timedelta(hours=1),
@@ -211,6 +266,15 @@ REGISTRY: Mapping[str, JobSpec] = _registry(
         _complete_delivered,
         timedelta(hours=1),
         _("Completes orders delivered or ready for pickup for the set number of days."),
+    ),
+    JobSpec(
+        "send-notifications",
+        _send_notifications,
+        timedelta(seconds=30),
+        _(
+            "Sends buyers the messages about their orders (paid, on the way, pickup code, refunded),"
+            " again if a send failed."
+        ),
     ),
 )
 
@@ -303,6 +367,11 @@ def run_job(
         try:
             result = _plain(spec.function(session, ctx))
             session.commit()
+        except JobFailed as exc:  # ran to its end and found something wrong: failed, with its result
+            session.rollback()
+            log.error("job %s failed: %s", name, exc)
+            result = _plain(exc.result)
+            error = str(exc)[:MAX_ERROR_CHARS] or type(exc).__name__
         except Exception as exc:  # recorded; the scheduler must keep going
             session.rollback()
             log.exception("job %s failed", name)

@@ -6,13 +6,25 @@ posted under a unique key so a repeated webhook posts nothing twice. Accounts:
     buyer_payments_clearing        asset      money collected through the gateway, not yet paid out
     cash_held:{agent_id}           asset      cash a village agent collected for the platform
     seller_payable:{seller_id}     liability  what the platform owes a seller
+    seller_carried:{seller_id}     asset      what a seller owes the platform: their share of refunds
+                                              made after their sub-order was paid out, carried
+                                              until a later payout nets it
     agent_commission_payable:{id}  liability  what the platform owes a village agent
     platform_commission            revenue    the platform's cut of item prices
     logistics_fees                 revenue    shipping charged to buyers
     refunds                        expense    money returned to buyers (contra-revenue)
 
-The posting functions (`post`, `post_sub_order_paid`, `post_refund`, `post_payout`) flush but never
-commit: the use case that calls them owns the transaction. The payout use cases commit.
+The posting functions (`post`, `post_sub_order_paid`, `post_refund`, `post_netting`, `post_payout`)
+flush but never commit: the use case that calls them owns the transaction. The payout use cases commit.
+
+Refunds after a payout. A sub-order in a payout batch has been (or is being) paid to its seller;
+a refund of it afterwards cannot take the seller's share back from `seller_payable` (that money
+is gone), so it debits `seller_carried:{seller}`: the ledger says at any moment what each seller
+carries. The next batch nets it: the seller's payout is what their newly payable sub-orders owe
+(gross) less what they carry (netted), never below zero; the netting is posted when the batch is
+built (seller_payable debited, seller_carried credited), so a second batch cannot net it again,
+and what netting could not cover stays carried. seller_payable therefore never has a debit
+balance, and seller_carried never a credit one (services/ledger_checks.py checks both).
 """
 
 from __future__ import annotations
@@ -21,10 +33,10 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,6 +46,7 @@ from sqlalchemy.orm import Session, object_session
 
 from domain import (
     AccountKind,
+    JobRun,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
@@ -42,6 +55,7 @@ from domain import (
     PayoutBatch,
     PayoutBatchStatus,
     Refund,
+    RefundStatus,
     SellerProfile,
     SubOrder,
     User,
@@ -65,6 +79,7 @@ FIXED_ACCOUNTS = {
 # Per-owner account families: code prefix → kind.
 OWNER_ACCOUNTS = {
     "seller_payable": AccountKind.LIABILITY,
+    "seller_carried": AccountKind.ASSET,
     "cash_held": AccountKind.ASSET,
     "agent_commission_payable": AccountKind.LIABILITY,
 }
@@ -74,6 +89,8 @@ OWNER_ACCOUNTS = {
 # the ledger says remains). One with an after-sale request open waits for the decision.
 PAYABLE_STATUSES = (OrderStatus.COMPLETED,)
 MAX_HOLDING_DAYS = 365
+CHECK_JOB = "check-ledger"  # the job running services/ledger_checks.py (services/jobs.py)
+_T = TypeVar("_T")
 _CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
 
 
@@ -104,6 +121,10 @@ class RefundTooLarge(ServiceError):
 
 def seller_payable_code(seller_id: int) -> str:
     return f"seller_payable:{seller_id}"
+
+
+def seller_carried_code(seller_id: int) -> str:
+    return f"seller_carried:{seller_id}"
 
 
 def cash_held_code(agent_id: int) -> str:
@@ -356,7 +377,9 @@ def allocate_refund(
 
 
 def refunded_parts(session: Session, sub_order: SubOrder) -> Parts:
-    """What the ledger's refunds of this sub-order took back from each part so far."""
+    """What the ledger's refunds of this sub-order took back from each part so far (the seller's
+    part from seller_payable, or from seller_carried for a refund after the payout)."""
+    seller_codes = [seller_payable_code(sub_order.seller_id), seller_carried_code(sub_order.seller_id)]
     rows = session.execute(
         select(LedgerAccount.code, func.sum(LedgerEntry.amount_fen))
         .select_from(LedgerEntry)
@@ -365,15 +388,13 @@ def refunded_parts(session: Session, sub_order: SubOrder) -> Parts:
         .where(
             LedgerTransaction.kind == "refund",
             LedgerTransaction.sub_order_id == sub_order.id,
-            LedgerAccount.code.in_(
-                [seller_payable_code(sub_order.seller_id), PLATFORM_COMMISSION, LOGISTICS_FEES]
-            ),
+            LedgerAccount.code.in_([*seller_codes, PLATFORM_COMMISSION, LOGISTICS_FEES]),
         )
         .group_by(LedgerAccount.code)
     ).all()
     by_code = {code: int(total or 0) for code, total in rows}
     return Parts(
-        by_code.get(seller_payable_code(sub_order.seller_id), 0),
+        sum(by_code.get(code, 0) for code in seller_codes),
         by_code.get(PLATFORM_COMMISSION, 0),
         by_code.get(LOGISTICS_FEES, 0),
     )
@@ -381,14 +402,20 @@ def refunded_parts(session: Session, sub_order: SubOrder) -> Parts:
 
 def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
     """Money returned to the buyer for one sub-order, taken back from seller, commission and
-    shipping in proportion to what remains of each."""
+    shipping in proportion to what remains of each. The seller's share comes out of what the
+    platform owes them, or, once the sub-order is in a payout batch, is carried (seller_carried)
+    until a later payout nets it."""
     key = f"refund:{refund.id}"
     existing = _transaction(session, key)
     if existing is not None:
         return existing
     sub_order: SubOrder = refund.sub_order
-    # Two refunds of one sub-order at once would both read the same "already refunded".
-    session.execute(select(SubOrder.id).where(SubOrder.id == sub_order.id).with_for_update())
+    # Two refunds of one sub-order at once would both read the same "already refunded"; and a
+    # payout batch claiming the sub-order at this moment holds the same row lock, so payout_id
+    # read here is the one that decides where the seller's share comes from.
+    payout_id = session.scalar(
+        select(SubOrder.payout_id).where(SubOrder.id == sub_order.id).with_for_update()
+    )
     paid = _transaction(session, f"paid:{sub_order.id}")
     if paid is None:
         raise LedgerError(_("This order's payment is not in the ledger yet, so it cannot be refunded."))
@@ -405,7 +432,9 @@ def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
         lines=[
             Line.fixed(REFUNDS, amount),
             Line(source.code, source.kind, source.owner_id, -amount),
-            Line.owned("seller_payable", sub_order.seller_id, seller),
+            Line.owned(
+                "seller_carried" if payout_id is not None else "seller_payable", sub_order.seller_id, seller
+            ),
             Line.fixed(PLATFORM_COMMISSION, commission),
             Line.fixed(LOGISTICS_FEES, shipping),
             Line.fixed(REFUNDS, -amount),
@@ -418,12 +447,35 @@ def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
             "seller_fen": seller,
             "commission_fen": commission,
             "shipping_fen": shipping,
+            # Paid out already: the seller's share is carried, netted from a later payout.
+            "after_payout_id": payout_id,
         },
     )
 
 
-def post_payout(session: Session, payout: Payout) -> LedgerTransaction:
-    """The bank paid a seller their payout: the platform owes them that much less."""
+def post_netting(session: Session, payout: Payout) -> LedgerTransaction | None:
+    """Net what the seller carried against what their payout's sub-orders owe them (when the
+    batch is built): the platform owes them `netted_fen` less and they carry that much less."""
+    if not payout.netted_fen:
+        return None
+    return post(
+        session,
+        key=f"netting:{payout.id}",
+        kind="payout_netting",
+        lines=[
+            Line.owned("seller_payable", payout.seller_id, payout.netted_fen),
+            Line.owned("seller_carried", payout.seller_id, -payout.netted_fen),
+        ],
+        payout_id=payout.id,
+        details={"batch_id": payout.batch_id, "gross_fen": payout.gross_fen, "netted_fen": payout.netted_fen},
+    )
+
+
+def post_payout(session: Session, payout: Payout) -> LedgerTransaction | None:
+    """The bank paid a seller their payout: the platform owes them that much less. A payout
+    that netting took all of moved no money: nothing to post."""
+    if not payout.amount_fen:
+        return None
     return post(
         session,
         key=f"payout:{payout.id}",
@@ -433,7 +485,7 @@ def post_payout(session: Session, payout: Payout) -> LedgerTransaction:
             Line.fixed(CLEARING, -payout.amount_fen),
         ],
         payout_id=payout.id,
-        details={"batch_id": payout.batch_id},
+        details={"batch_id": payout.batch_id, "gross_fen": payout.gross_fen, "netted_fen": payout.netted_fen},
     )
 
 
@@ -471,6 +523,34 @@ def seller_payable(session: Session, seller_id: int) -> int:
     return -balance(session, seller_payable_code(seller_id))
 
 
+def seller_carried(session: Session, seller_id: int) -> int:
+    """What a seller owes the platform from refunds after their payouts, not yet netted."""
+    return balance(session, seller_carried_code(seller_id))
+
+
+def carried_balances(session: Session, seller_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """Each seller's carried balance (seller_carried, positive when they owe), by seller id;
+    only sellers whose balance is not zero."""
+    query = (
+        select(LedgerAccount.owner_id, func.sum(LedgerEntry.amount_fen))
+        .select_from(LedgerEntry)
+        .join(LedgerEntry.account)
+        .where(LedgerAccount.code.like("seller_carried:%"))
+        .group_by(LedgerAccount.owner_id)
+    )
+    found: dict[int, int] = {}
+    if seller_ids is None:
+        rows: list[Any] = list(session.execute(query).all())
+    else:
+        rows = []
+        for chunk in _chunks(list(seller_ids)):
+            rows += session.execute(query.where(LedgerAccount.owner_id.in_(chunk))).all()
+    for owner_id, total in rows:
+        if owner_id is not None and int(total or 0):
+            found[int(owner_id)] = int(total)
+    return found
+
+
 @dataclass(frozen=True)
 class AccountBalance:
     code: str
@@ -489,10 +569,19 @@ class FinanceOverview:
     accounts: list[AccountBalance]  # platform accounts first, then per-owner ones by code
     trial_balance_fen: int
     batches: list[PayoutBatch]
+    # Sellers who owe the platform (refunds after their payout), to be netted: largest first.
+    carried: list[AccountBalance] = field(default_factory=list)
+    # The last run of the ledger's invariant checks (services/ledger_checks.py), if any.
+    last_check: JobRun | None = None
+
+    @property
+    def carried_total_fen(self) -> int:
+        return sum(a.balance_fen for a in self.carried)
 
 
 def finance_overview(session: Session, actor: User | None, *, batch_limit: int = 50) -> FinanceOverview:
-    """For the admins' finance page: every account's balance, the trial balance, recent batches."""
+    """For the admins' finance page: every account's balance, the trial balance, recent batches,
+    what each seller carries, and the last run of the ledger checks."""
     authz.require_admin(actor)
     rows = session.execute(
         select(
@@ -520,13 +609,23 @@ def finance_overview(session: Session, actor: User | None, *, batch_limit: int =
     ]
     fixed = list(FIXED_ACCOUNTS)
     accounts.sort(key=lambda a: (0, fixed.index(a.code), "") if a.code in fixed else (1, 0, a.code))
-    return FinanceOverview(accounts, trial_balance(session), list_batches(session, actor, limit=batch_limit))
+    carried = sorted(
+        (a for a in accounts if a.family == "seller_carried" and a.balance_fen),
+        key=lambda a: (-a.balance_fen, a.code),
+    )
+    return FinanceOverview(
+        accounts,
+        trial_balance(session),
+        list_batches(session, actor, limit=batch_limit),
+        carried=carried,
+        last_check=session.get(JobRun, CHECK_JOB),
+    )
 
 
 # --- payouts ----------------------------------------------------------------------------------
 
 
-def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+def _chunks(ids: Sequence[_T]) -> Iterator[Sequence[_T]]:
     for i in range(0, len(ids), _CHUNK):
         yield ids[i : i + _CHUNK]
 
@@ -566,7 +665,16 @@ def create_payout_batch(
     session: Session, actor: User | None, *, now: datetime | None = None, holding_days: int = 7
 ) -> PayoutBatch | None:
     """Pay every seller what the ledger owes them for sub-orders completed at least
-    `holding_days` ago and not yet in a batch; None when there is nothing to pay."""
+    `holding_days` ago and not yet in a batch, less what they carry; None when there is nothing
+    to pay.
+
+    Per seller: gross = what those sub-orders owe (their payments net of their refunds); netted
+    = the smaller of gross and what the seller carries (seller_carried); the payout is gross −
+    netted, never negative. A seller whose carried balance takes all of gross gets a payout of 0
+    (it claims the sub-orders and records the netting; the bank files leave it out); one with a
+    carried balance and nothing newly payable gets no row and keeps carrying it. A sub-order
+    with a refund still pending at the gateway waits for a later batch: paying it now could pay
+    out money that is about to go back to the buyer."""
     actor = authz.require_admin(actor)
     holding_days = _check_holding_days(holding_days)
     now = now or clock.now()
@@ -586,6 +694,17 @@ def create_payout_batch(
         .order_by(SubOrder.id)
         .with_for_update()
     ).all()
+    # Read after the lock, in a statement of its own: a refund asked for while this waited is seen.
+    pending: set[int] = set()
+    for chunk in _chunks([row.id for row in candidates]):
+        pending.update(
+            session.scalars(
+                select(Refund.sub_order_id).where(
+                    Refund.sub_order_id.in_(chunk), Refund.status == RefundStatus.PENDING
+                )
+            )
+        )
+    candidates = [row for row in candidates if row.id not in pending]
     owed = _owed_by_sub_order(session, [(row.id, row.seller_id) for row in candidates])
     by_seller: dict[int, list[int]] = defaultdict(list)
     for row in candidates:
@@ -594,16 +713,31 @@ def create_payout_batch(
     if not payable:
         session.commit()  # ends the transaction and releases the row locks
         return None
+    # The carried accounts are locked too: a refund posting to one meanwhile waits, and no other
+    # batch nets the same balance twice.
+    for chunk in _chunks([seller_carried_code(seller) for seller in sorted(payable)]):
+        session.execute(select(LedgerAccount.id).where(LedgerAccount.code.in_(chunk)).with_for_update())
+    carried = carried_balances(session, sorted(payable))
 
     batch = PayoutBatch(cutoff=cutoff, created_by_id=actor.id, status=PayoutBatchStatus.OPEN)
     for seller in sorted(payable):
         ids = payable[seller]
+        gross = sum(owed.get(i, 0) for i in ids)
+        netted = min(gross, max(carried.get(seller, 0), 0))
         batch.payouts.append(
-            Payout(seller_id=seller, amount_fen=sum(owed.get(i, 0) for i in ids), sub_order_count=len(ids))
+            Payout(
+                seller_id=seller,
+                gross_fen=gross,
+                netted_fen=netted,
+                amount_fen=gross - netted,
+                sub_order_count=len(ids),
+            )
         )
     batch.total_fen = sum(p.amount_fen for p in batch.payouts)
     session.add(batch)
     session.flush()
+    for payout in batch.payouts:
+        post_netting(session, payout)
     for payout in batch.payouts:
         claimed = 0
         for chunk in _chunks(payable[payout.seller_id]):
@@ -672,8 +806,10 @@ class PayoutRow:
     seller_id: int
     shop_name: str
     phone: str  # unmasked: the bank needs it; pages mask it
-    amount_fen: int
+    amount_fen: int  # what the bank transfers
     sub_order_count: int
+    gross_fen: int = 0  # what the sub-orders owe the seller
+    netted_fen: int = 0  # taken from what the seller carried
 
 
 def yuan(fen: int) -> Decimal:
@@ -681,8 +817,9 @@ def yuan(fen: int) -> Decimal:
     return Decimal(int(fen)).scaleb(-2)
 
 
-def payout_rows(batch: PayoutBatch) -> list[PayoutRow]:
-    """A batch's payouts with each seller's shop name and phone, by seller id."""
+def payout_rows(batch: PayoutBatch, *, transfers_only: bool = False) -> list[PayoutRow]:
+    """A batch's payouts with each seller's shop name and phone, by seller id; `transfers_only`:
+    without the payouts netting took all of (amount 0), which the bank has nothing to pay."""
     session = object_session(batch)
     shops: dict[int, str] = {}
     if session is not None and batch.payouts:
@@ -700,12 +837,26 @@ def payout_rows(batch: PayoutBatch) -> list[PayoutRow]:
             phone=p.seller.phone,
             amount_fen=p.amount_fen,
             sub_order_count=p.sub_order_count,
+            gross_fen=p.gross_fen,
+            netted_fen=p.netted_fen,
         )
         for p in sorted(batch.payouts, key=lambda p: p.seller_id)
+        if p.amount_fen or not transfers_only
     ]
 
 
-EXPORT_HEADER = ("批次号", "卖家编号", "店铺名", "收款人手机号", "金额（元）", "子订单数")
+# The bank reads the first six columns (unchanged since the first file); the last two show the
+# netting: what the sub-orders owed and what was taken from the seller's carried refunds.
+EXPORT_HEADER = (
+    "批次号",
+    "卖家编号",
+    "店铺名",
+    "收款人手机号",
+    "金额（元）",
+    "子订单数",
+    "应付（元）",
+    "抵扣（元）",
+)
 
 
 def _cell_text(text: str) -> str:
@@ -714,11 +865,12 @@ def _cell_text(text: str) -> str:
 
 
 def export_batch_csv(batch: PayoutBatch) -> bytes:
-    """The batch for the bank as CSV: UTF-8 with a BOM so that Excel reads the Chinese right."""
+    """The batch for the bank as CSV: UTF-8 with a BOM so that Excel reads the Chinese right.
+    One line per transfer: a payout netting took all of is on the batch page, not in the file."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_HEADER)
-    for row in payout_rows(batch):
+    for row in payout_rows(batch, transfers_only=True):
         writer.writerow(
             [
                 row.batch_id,
@@ -727,18 +879,21 @@ def export_batch_csv(batch: PayoutBatch) -> bytes:
                 _cell_text(row.phone),
                 f"{yuan(row.amount_fen):.2f}",
                 row.sub_order_count,
+                f"{yuan(row.gross_fen):.2f}",
+                f"{yuan(row.netted_fen):.2f}",
             ]
         )
     return out.getvalue().encode("utf-8-sig")
 
 
 def export_batch_xlsx(batch: PayoutBatch) -> bytes:
-    """The batch for the bank as an Excel workbook: amounts as numbers, a total row at the end."""
+    """The batch for the bank as an Excel workbook: amounts as numbers, a total row at the end;
+    one row per transfer, as in the CSV."""
     # Imported here: openpyxl is only needed by this export, not on every request.
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
-    rows = payout_rows(batch)
+    rows = payout_rows(batch, transfers_only=True)
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -760,13 +915,19 @@ def export_batch_xlsx(batch: PayoutBatch) -> bytes:
         text_cell(r, 4, row.phone)
         ws.cell(row=r, column=5, value=yuan(row.amount_fen)).number_format = "0.00"
         ws.cell(row=r, column=6, value=row.sub_order_count)
+        ws.cell(row=r, column=7, value=yuan(row.gross_fen)).number_format = "0.00"
+        ws.cell(row=r, column=8, value=yuan(row.netted_fen)).number_format = "0.00"
     total_row = len(rows) + 2
     ws.cell(row=total_row, column=1, value="合计").font = Font(bold=True)
     total = ws.cell(row=total_row, column=5, value=yuan(sum(r.amount_fen for r in rows)))
     total.number_format = "0.00"
     total.font = Font(bold=True)
     ws.cell(row=total_row, column=6, value=sum(r.sub_order_count for r in rows)).font = Font(bold=True)
-    for column, width in zip("ABCDEF", (10, 10, 28, 16, 14, 10), strict=True):
+    for col, fen in ((7, sum(r.gross_fen for r in rows)), (8, sum(r.netted_fen for r in rows))):
+        cell = ws.cell(row=total_row, column=col, value=yuan(fen))
+        cell.number_format = "0.00"
+        cell.font = Font(bold=True)
+    for column, width in zip("ABCDEFGH", (10, 10, 28, 16, 14, 10, 14, 14), strict=True):
         ws.column_dimensions[column].width = width
     ws.freeze_panes = "A2"
     out = io.BytesIO()

@@ -101,6 +101,9 @@ def _drop_pg_database(name: str) -> None:
     admin.dispose()
 
 
+DATABASES_MADE: list[str] = []  # by new_database, in order: the ledger checks look at them too
+
+
 @pytest.fixture(scope="session")
 def new_database(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A factory for empty databases of the chosen backend, dropped at the end of the run."""
@@ -110,9 +113,11 @@ def new_database(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
         if backend() == "postgresql":
             name = f"gdm_test_{label}_{uuid.uuid4().hex[:10]}"
             created.append(name)
-            return _create_pg_database(name)
-        path = tmp_path_factory.mktemp(label) / "test.db"
-        return f"sqlite:///{path}"
+            url = _create_pg_database(name)
+        else:
+            url = f"sqlite:///{tmp_path_factory.mktemp(label) / 'test.db'}"
+        DATABASES_MADE.append(url)
+        return url
 
     yield make
     for name in created:
@@ -248,6 +253,111 @@ def gateway(_app):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def checkout_settings(_app):  # type: ignore[no-untyped-def]
     return _app.extensions["checkout_settings"]
+
+
+@pytest.fixture()
+def pickup_keys(_app):  # type: ignore[no-untyped-def]
+    """The app's pickup code keys (its secret and attempt limit): read a pickup order's code
+    with tests.factories.pickup_code_of(session, order, pickup_keys)."""
+    return _app.extensions["pickup_code_keys"]
+
+
+# --- the ledger's invariants after every order and payment test (issue 10, item 10) ------------
+
+# The suites after each test of which services/ledger_checks.py must find no breach, in the
+# test's own session (the `session` fixture, which the app's requests share) and in every
+# database the module made for itself (new_database: the concurrency tests).
+LEDGER_CHECKED = (
+    "integration/test_checkout",
+    "integration/test_partial_refunds.py",
+    "integration/test_capture_for_less.py",
+    "integration/test_payment_faults.py",
+    "integration/test_ledger",
+    "integration/test_order_",
+    "integration/test_buyer_caps.py",
+    "integration/test_payment_retry.py",
+    "integration/test_refund_lookup.py",
+    "integration/test_webhook_retries.py",
+    "integration/test_notifications.py",
+    "e2e/test_orders_",
+    "e2e/test_payment_webhooks.py",
+    "e2e/test_cart_checkout_web.py",
+    "e2e/test_finance_",
+    "e2e/test_payment_switch.py",
+    "e2e/test_webhooks_admin.py",
+    "e2e/test_pickup_codes_web.py",
+)
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "ledger_unchecked(reason): the test builds a partial or broken ledger on purpose; the ledger's"
+        " invariants are not checked after it",
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+
+
+def _ledger_checked(path: Path) -> bool:
+    return path.relative_to(Path(__file__).parent).as_posix().startswith(LEDGER_CHECKED)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_databases() -> int:
+    """Where this module's databases start in DATABASES_MADE (autouse: set up before any other
+    module fixture, so a module-scoped database is counted in)."""
+    return len(DATABASES_MADE)
+
+
+def _breaches_in(url: str) -> list[str]:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from services.ledger_checks import find_breaches
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+            if set(MigrationContext.configure(conn).get_current_heads()) != heads:
+                return []  # a migration test's database, not at head: not the product's schema
+        with Session(engine) as other:
+            return [str(b) for b in find_breaches(other)]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _ledger_invariants(request: pytest.FixtureRequest, _module_databases: int) -> Iterator[None]:
+    """After each test of the order, payment and ledger suites: the ledger's invariants hold
+    (services/ledger_checks.py) in the database the test wrote to, or the test fails, listing them."""
+    if not _ledger_checked(request.path):
+        yield
+        return
+    uses_session = "session" in request.fixturenames
+    session: Session | None = request.getfixturevalue("session") if uses_session else None
+    yield
+    if request.node.get_closest_marker("ledger_unchecked") or request.node.stash.get(_CALL_FAILED, False):
+        return
+    from services.ledger_checks import find_breaches
+
+    found: list[str] = []
+    if session is not None:
+        if not session.is_active:
+            session.rollback()
+        found += [str(b) for b in find_breaches(session)]
+    for url in DATABASES_MADE[_module_databases:]:
+        found += [f"{url.rsplit('/', 1)[-1]}: {b}" for b in _breaches_in(url)]
+    if found:
+        pytest.fail("the ledger's invariants do not hold after this test:\n  " + "\n  ".join(found))
 
 
 @pytest.fixture(autouse=True)

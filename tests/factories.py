@@ -282,7 +282,9 @@ def add_sub_order(
 
 
 def add_refund(session: Session, sub_order: SubOrder, amount: int) -> Refund:
+    """A settled refund, with the sub-order's and the payment's refunded totals that go with it."""
     sub_order.refunded_fen += amount
+    sub_order.order.payment.amount_refunded_fen += amount
     with bound(session):
         return RefundFactory(sub_order=sub_order, amount_fen=amount)
 
@@ -295,6 +297,16 @@ def paid_and_completed(
     )
     ledger.post_sub_order_paid(session, sub_order)
     return sub_order
+
+
+def pickup_code_of(session: Session, order: Order, keys: Any) -> str:
+    """The 6-digit pickup code of a pickup order, as its buyer's page shows it (made on first
+    need); `keys` is a services.orders.pickup.PickupCodeKeys (the app's: `pickup_keys` fixture)."""
+    from services.orders import pickup
+
+    code = pickup.code_of(keys, pickup.ensure_code(session, order, keys))
+    session.commit()
+    return code
 
 
 # --- the catalog's world (through the services) ---------------------------------------------------

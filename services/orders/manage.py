@@ -6,7 +6,7 @@ party may do, is the table in services/authz.py; every move goes through states.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, not_, or_, select, true
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from domain import (
     Node,
+    NotificationEvent,
     Order,
     OrderStatus,
     PaymentStatus,
@@ -25,17 +26,19 @@ from domain import (
     User,
     clock,
 )
-from services import authz
+from services import authz, notify
+from services.accounts import AuthPolicy
 from services.authz import Action
 from services.catalog.consents import active_consent
-from services.errors import NotFound, ValidationError
+from services.errors import NotFound, RateLimited, ValidationError
 from services.i18n import _
 from services.payments import service as payments
 from services.payments.gateway import PaymentGateway
 from services.validation import check_text, mask_phone
 
-from . import states
+from . import pickup, states
 from .lookup import get_order
+from .pickup import PickupCodeKeys
 from .states import IllegalTransition, Party
 
 S = OrderStatus
@@ -243,6 +246,18 @@ def _decidable(session: Session, sub: SubOrder, moves: list[OrderStatus]) -> lis
 # --- what may be done now: the rules the actions below enforce, asked by pages and the API -----------
 
 
+def needs_pickup_code(sub: SubOrder, who: set[Party], target: OrderStatus) -> bool:
+    """Handing a pickup order's parcel over at the point (staff completing it) takes the buyer's
+    pickup code; the buyer confirming receipt themselves does not, nor a home delivery."""
+    return (
+        target == S.COMPLETED
+        and sub.status == S.READY_FOR_PICKUP
+        and pickup.is_pickup(sub.order)
+        and Party.STAFF in who
+        and Party.BUYER not in who
+    )
+
+
 def _may_decline(sub: SubOrder, who: set[Party]) -> bool:
     return authz.may(Action.DECLINE, who) and sub.status in DECLINABLE
 
@@ -277,6 +292,8 @@ class SubActions:
     request_refund: bool = False
     staff_refund: bool = False
     refundable_fen: int = 0
+    # The completed move hands a pickup parcel over: it takes the buyer's pickup code.
+    pickup_code: bool = False
 
     @property
     def any(self) -> bool:
@@ -301,6 +318,7 @@ def sub_actions(
     acts.decline = _may_decline(sub, who)
     acts.ready = _may_pack(sub, who) and sub.ready_at is None  # packed already: nothing to offer
     acts.hand_in = states.can_move(sub.status, S.HANDED_IN, who)
+    acts.pickup_code = S.COMPLETED in acts.moves and needs_pickup_code(sub, who, S.COMPLETED)
     acts.request_refund = _may_request_refund(sub, who)
     if _may_staff_refund(sub, who):
         payment = sub.order.payment
@@ -368,10 +386,14 @@ def move(
     target: Any,
     *,
     note: str = "",
+    pickup_code: str | None = None,
+    keys: PickupCodeKeys | None = None,
     now: datetime | None = None,
 ) -> SubOrder:
     """A move with no money attached: accept, in transit, ready for pickup, delivered, completed
-    (an admin turning an after-sale request down, too)."""
+    (an admin turning an after-sale request down, too). Staff handing a pickup parcel over give
+    the buyer's `pickup_code`, checked with `keys` (services/orders/pickup.py); a parcel handed
+    over already is left as it is, whatever code is sent again."""
     try:
         target = OrderStatus(str(target))
     except ValueError:
@@ -386,9 +408,62 @@ def move(
         raise authz.Forbidden()  # a move someone else makes (the seller accepts, an admin turns down)
     if target not in _decidable(session, sub, [target]):
         raise IllegalTransition()
+    if needs_pickup_code(sub, who, target):
+        if keys is None:
+            raise RuntimeError("handing a pickup parcel over needs the pickup code keys")
+        pickup.check(session, sub.order, pickup_code, keys, now=now)
     states.apply(session, sub, target, party=who, actor=actor, note=note, now=now)
     session.commit()
     return sub
+
+
+# --- pickup codes: the buyer's side ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PickupCodeView:
+    """The pickup code as its buyer sees it on the order page."""
+
+    code: str
+    locked: bool
+    attempts_left: int
+
+
+def buyer_pickup_code(
+    session: Session, actor: User | None, order: Order, keys: PickupCodeKeys
+) -> PickupCodeView | None:
+    """The pickup code of the buyer's own pickup order while a parcel of it is still to be
+    collected (made on first need); None for anyone else and any other order."""
+    if not is_buyer_of(actor, order) or not pickup.waiting(order):
+        return None
+    row = pickup.ensure_code(session, order, keys)
+    session.commit()
+    left = pickup.attempts_left(keys, row)
+    return PickupCodeView(code=pickup.code_of(keys, row), locked=left == 0, attempts_left=left)
+
+
+# A new code at most this often (the wait between SMS codes).
+NEW_CODE_WAIT = timedelta(seconds=AuthPolicy.code_resend_seconds)
+
+
+def new_pickup_code(
+    session: Session, actor: User | None, number: str, keys: PickupCodeKeys, *, now: datetime | None = None
+) -> Order:
+    """The buyer has a new pickup code issued: the old one stops working, wrong tries are
+    forgotten (a locked code is unlocked this way, and only this way), and the new code is sent
+    by SMS to the pickup phone. At most one a minute."""
+    order = own_order(session, actor, number)
+    if not pickup.waiting(order):
+        raise IllegalTransition()
+    now = now or clock.now()
+    row = pickup.ensure_code(session, order, keys, lock=True)
+    if row.issue > 1 and row.created_at > now - NEW_CODE_WAIT:
+        wait = int((row.created_at + NEW_CODE_WAIT - now).total_seconds()) + 1
+        raise RateLimited(_("Please wait %(n)d seconds before asking for another code.", n=wait))
+    row = pickup.reissue(session, order, keys, now=now)
+    notify.record(session, NotificationEvent.PICKUP_CODE, order, seq=row.issue, now=now)
+    session.commit()
+    return order
 
 
 def mark_ready(session: Session, actor: User | None, number: str, *, now: datetime | None = None) -> SubOrder:

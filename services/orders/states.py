@@ -2,7 +2,8 @@
 
 Each move names the parties allowed to make it. Pages and the API only offer the moves
 `allowed_moves` returns, and `apply` refuses anything else, so an illegal move cannot happen
-through any door.
+through any door. Every move (and every noted refund) also records what it tells the buyer, in
+the same transaction (services/notify.py: an outbox sent after the commit, once per event).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain import OrderEvent, OrderStatus, SubOrder, User, clock
+from services import notify
 from services.authz import Party
 from services.errors import Conflict
 from services.i18n import _
@@ -161,6 +163,8 @@ def apply(
     if target == S.COMPLETED and sub_order.completed_at is None:
         # Back from a refund request: it was completed then, and its holding period runs from then.
         sub_order.completed_at = now
+    # The buyer is told in this transaction's outbox (sent after the commit; never twice).
+    notify.on_move(session, sub_order, current, target, event.details, now=now)
     return event
 
 
@@ -185,4 +189,6 @@ def note(
         created_at=now or clock.now(),
     )
     session.add(event)
+    status = sub_order.status
+    notify.on_move(session, sub_order, status, status, event.details, now=event.created_at)
     return event

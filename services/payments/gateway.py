@@ -169,6 +169,20 @@ class PaymentGateway(Protocol):
         """Confirm a PaymentIntent (with this payment method, if given)."""
         ...
 
+    def update_payment_intent(
+        self,
+        intent_id: str,
+        *,
+        idempotency_key: str,
+        payment_method_types: Sequence[str] | None = None,
+        payment_method_options: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Intent:
+        """Change a PaymentIntent that is not paid yet (requires_payment_method, _confirmation or
+        _action), e.g. the payment method types the buyer may pay it with. A payment method
+        of a type no longer allowed is detached: the intent waits for a payment method again."""
+        ...
+
     def capture_payment_intent(
         self, intent_id: str, *, idempotency_key: str, amount_to_capture: int | None = None
     ) -> Intent:
@@ -189,6 +203,16 @@ class PaymentGateway(Protocol):
         self, *, customer: str | None, metadata_key: str, metadata_value: str
     ) -> Intent | None:
         """The PaymentIntent whose metadata[metadata_key] == metadata_value, if any."""
+        ...
+
+    def find_refund(
+        self, *, payment_intent: str, metadata_key: str, metadata_value: str
+    ) -> RefundResult | None:
+        """The refund of `payment_intent` whose metadata[metadata_key] == metadata_value, if any.
+
+        Authoritative: None means the gateway has made no such refund (so sending it again
+        cannot refund twice), whatever became of the Idempotency-Key it was first sent with.
+        """
         ...
 
     def parse_webhook(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:

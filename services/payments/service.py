@@ -11,6 +11,7 @@ order, so a lost response or a retry can create at most an extra, never-confirme
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Mapping
@@ -24,27 +25,34 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from domain import (
+    AttemptStatus,
     GatewayCustomer,
     Order,
     OrderStatus,
     Payment,
+    PaymentAttempt,
     PaymentMethod,
     PaymentStatus,
     Refund,
     RefundStatus,
     SubOrder,
     User,
-    WebhookEvent,
     clock,
 )
 from services import ledger
-from services.errors import Conflict, NotFound, ServiceError, ValidationError
+from services.errors import Conflict, NotFound, ValidationError
 from services.i18n import _, yuan_text
 from services.orders import reservations, states
 from services.orders.states import Party
 
-from .gateway import CardDeclined, GatewayError, GatewayUnavailable, Intent, PaymentGateway
-from .stripe import intent_from_json, refund_from_json
+from .gateway import (
+    CardDeclined,
+    GatewayError,
+    GatewayUnavailable,
+    Intent,
+    InvalidPaymentRequest,
+    PaymentGateway,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,26 @@ class PaymentClosed(Conflict):
     @classmethod
     def default_message(cls) -> Any:
         return _("This order can no longer be paid.")
+
+
+class PaymentProcessing(Conflict):
+    """A payment is on its way (the gateway is processing it): another one must not start, or
+    the buyer could pay twice. It ends by itself, paid or failed."""
+
+    code = "payment_processing"
+
+    @classmethod
+    def default_message(cls) -> Any:
+        return _(
+            "A payment for this order is being processed. "
+            "Please wait for its result before paying another way."
+        )
+
+
+# The ways a buyer pays online, in the order the pay page offers them.
+ONLINE = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
+WALLETS = (PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
+ENDED = (AttemptStatus.FAILED, AttemptStatus.SUPERSEDED, AttemptStatus.SUCCEEDED, AttemptStatus.CANCELED)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -118,15 +146,23 @@ def gateway_customer(session: Session, gateway: PaymentGateway, user: User) -> s
     return customer_id
 
 
-def _intent_params(order: Order, payment: Payment, customer: str, return_url: str | None) -> dict[str, Any]:
+def _method_options(method: PaymentMethod) -> dict[str, Any] | None:
+    # WeChat Pay shows its QR code on a web page (Stripe asks which client pays).
+    return {"wechat_pay": {"client": "web"}} if method == PaymentMethod.WECHAT_PAY else None
+
+
+def _intent_params(
+    order: Order, payment: Payment, customer: str, return_url: str | None, *, idempotency_key: str
+) -> dict[str, Any]:
     params: dict[str, Any] = {
         "amount": payment.amount_fen,
         "currency": payment.currency,
         "payment_method_types": [payment.method.value],
         "capture_method": payment.capture_method,
         "customer": customer,
+        # The payment's own key, whichever attempt creates the intent: how a lost one is found.
         "metadata": {PAYMENT_KEY: payment.idempotency_key, "order": order.number},
-        "idempotency_key": payment.idempotency_key,
+        "idempotency_key": idempotency_key,
         "description": f"Order {order.number}",
     }
     if payment.method == PaymentMethod.WECHAT_PAY:
@@ -134,7 +170,7 @@ def _intent_params(order: Order, payment: Payment, customer: str, return_url: st
         params.update(
             confirm=True,
             payment_method_data={"type": "wechat_pay"},
-            payment_method_options={"wechat_pay": {"client": "web"}},
+            payment_method_options=_method_options(payment.method),
         )
     elif payment.method == PaymentMethod.ALIPAY:
         params.update(confirm=True, payment_method_data={"type": "alipay"}, return_url=return_url)
@@ -153,22 +189,44 @@ def ensure_intent(
         return payment
     if payment.status not in OPEN or is_expired(order):
         raise PaymentClosed()
+    attempt = _current_attempt(session, payment)
+    return _create_intent(session, gateway, order, payment, attempt, return_url)[0]
+
+
+def _create_intent(
+    session: Session,
+    gateway: PaymentGateway,
+    order: Order,
+    payment: Payment,
+    attempt: PaymentAttempt,
+    return_url: str | None,
+) -> tuple[Payment, Intent]:
+    """Create the order's one PaymentIntent for `attempt` (its method is the payment's), or adopt
+    the one an earlier call made. Returns the payment and the intent it now has."""
     customer = gateway_customer(session, gateway, order.buyer)
     session.commit()  # nothing held while the gateway thinks
-    try:
-        intent = gateway.create_payment_intent(**_intent_params(order, payment, customer, return_url))
-    except GatewayUnavailable:
-        # Perhaps it acted and only the answer was lost: look before anyone tries again.
+    found: Intent | None = None
+    key = _attempt_key(payment, attempt)
+    if key != payment.idempotency_key:
+        # An earlier attempt may have created it, its answer lost: never make a second one.
+        found = gateway.find_payment_intent(
+            customer=customer, metadata_key=PAYMENT_KEY, metadata_value=payment.idempotency_key
+        )
+    if found is None:
+        params = _intent_params(order, payment, customer, return_url, idempotency_key=key)
         try:
-            found = gateway.find_payment_intent(
-                customer=customer, metadata_key=PAYMENT_KEY, metadata_value=payment.idempotency_key
-            )
-        except GatewayError:
-            found = None
-        if found is None:
-            raise
-        intent = found
-    return _adopt(session, gateway, payment.id, intent)
+            found = gateway.create_payment_intent(**params)
+        except GatewayUnavailable:
+            # Perhaps it acted and only the answer was lost: look before anyone tries again.
+            try:
+                found = gateway.find_payment_intent(
+                    customer=customer, metadata_key=PAYMENT_KEY, metadata_value=payment.idempotency_key
+                )
+            except GatewayError:
+                found = None
+            if found is None:
+                raise
+    return _adopt(session, gateway, payment.id, found), found
 
 
 def _adopt(session: Session, gateway: PaymentGateway, payment_id: int, intent: Intent) -> Payment:
@@ -188,6 +246,8 @@ def _adopt(session: Session, gateway: PaymentGateway, payment_id: int, intent: I
         .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
+    if claimed and waiting:
+        _track_attempt(session, payment_id, intent, clock.now())
     session.commit()
     if claimed and waiting:
         payment = session.get(Payment, payment_id)
@@ -205,7 +265,7 @@ def _adopt(session: Session, gateway: PaymentGateway, payment_id: int, intent: I
                 log.warning("could not cancel orphan PaymentIntent %s of payment %s", intent.id, payment_id)
             session.refresh(payment)
             return payment
-    return apply_intent(session, gateway, intent)
+    return apply_intent(session, gateway, intent, fresh=True)
 
 
 def confirm_with(
@@ -228,16 +288,21 @@ def confirm_with(
     payment = ensure_intent(session, gateway, order, return_url=return_url)
     if payment.status not in OPEN:
         return payment  # already paid (a repeated tap), or closed
-    attempt = payment.updated_at.timestamp() if payment.updated_at else 0
+    if payment.method != PaymentMethod.CARD:
+        raise Conflict(_("This order is set to be paid another way. Choose bank card first."))
+    attempt = _card_attempt(session, payment)
+    # One key per attempt and card: a double tap is one charge; another card after a decline
+    # (a new attempt) or in the same attempt (another card) is a new request.
+    card = hashlib.sha256(payment_method.encode()).hexdigest()[:16]
     try:
         intent = gateway.confirm_payment_intent(
             payment.intent_id,  # type: ignore[arg-type]
             payment_method=payment_method,
             return_url=return_url,
-            idempotency_key=f"{payment.idempotency_key}-confirm-{int(attempt * 1000)}",
+            idempotency_key=f"{_attempt_key(payment, attempt)}-card-{card}",
         )
     except CardDeclined as exc:
-        _note_error(session, payment.id, exc)
+        _note_error(session, payment.id, exc, attempt.id)
         raise
     except GatewayError as exc:
         # The gateway may have charged before its answer was lost (or a retried confirm was
@@ -248,18 +313,26 @@ def confirm_with(
             raise exc from None
         if intent.status in ("requires_payment_method", "requires_confirmation", "canceled"):
             raise
-    return apply_intent(session, gateway, intent)
+    return apply_intent(session, gateway, intent, fresh=True)
 
 
-def _note_error(session: Session, payment_id: int, exc: GatewayError) -> None:
+def _note_error(session: Session, payment_id: int, exc: GatewayError, attempt_id: int | None = None) -> None:
+    code = str(exc.gateway_code or exc.code)[:300]
+    now = clock.now()
     session.execute(
         update(Payment)
         .where(Payment.id == payment_id)
-        .values(last_error=str(exc.gateway_code or exc.code)[:300], updated_at=clock.now())
-        # Synchronised: the next attempt's confirm key derives from updated_at, and a session
-        # that keeps this Payment loaded must not send the declined attempt's key again.
+        .values(last_error=code, updated_at=now)
         .execution_options(synchronize_session="evaluate")
     )
+    if attempt_id is not None:
+        # The declined attempt is over: the next card starts a new one (new idempotency keys).
+        session.execute(
+            update(PaymentAttempt)
+            .where(PaymentAttempt.id == attempt_id, PaymentAttempt.status.not_in(ENDED))
+            .values(status=AttemptStatus.FAILED, error=code, ended_at=now)
+            .execution_options(synchronize_session="evaluate")
+        )
     session.commit()
 
 
@@ -268,7 +341,7 @@ def refresh(session: Session, gateway: PaymentGateway, order: Order) -> Payment:
     payment = payment_of(session, order)
     if payment.intent_id is None:
         return payment
-    return apply_intent(session, gateway, gateway.retrieve_payment_intent(payment.intent_id))
+    return apply_intent(session, gateway, gateway.retrieve_payment_intent(payment.intent_id), fresh=True)
 
 
 def is_expired(order: Order, now: datetime | None = None) -> bool:
@@ -320,6 +393,264 @@ def pay_state(order: Order, *, now: datetime | None = None) -> str:
     return "wallet_retry"  # no QR code or redirect yet (the gateway was down), or the wallet failed
 
 
+# --- attempts: paying again, another way --------------------------------------------------------
+#
+# An order has one PaymentIntent for life, as Stripe recommends ("one PaymentIntent for each
+# order"; a declined or abandoned attempt returns it to requires_payment_method, to be confirmed
+# again). Paying another way changes the intent's payment_method_types (Update a PaymentIntent),
+# which detaches the previous method: a WeChat code or Alipay page shown before can no longer be
+# paid. Whatever an intent collects is this order's payment, applied once by apply_intent, so a
+# late success of an earlier attempt is never lost and never counted twice, and the amount is
+# the intent's, never changed. Each attempt is a PaymentAttempt row (the history, and the stem
+# of its gateway idempotency keys).
+
+
+def latest_attempt(session: Session, payment_id: int) -> PaymentAttempt | None:
+    return session.scalar(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.payment_id == payment_id)
+        .order_by(PaymentAttempt.number.desc())
+        .limit(1)
+    )
+
+
+def _attempt_key(payment: Payment, attempt: PaymentAttempt) -> str:
+    """The stem of every gateway idempotency key of one attempt. The attempt opened with the
+    payment itself uses the payment's own key (the create key of intents made before attempts
+    were recorded); any other, `<payment key>-a<number>`."""
+    if attempt.request_key == payment.idempotency_key:
+        return payment.idempotency_key
+    return f"{payment.idempotency_key}-a{attempt.number}"
+
+
+def _open_attempt(
+    session: Session,
+    payment_id: int,
+    method: PaymentMethod,
+    request_key: str | None,
+    *,
+    now: datetime | None = None,
+) -> PaymentAttempt | None:
+    """Record a new attempt after the last one (which, if still open, is superseded); commits.
+    None when a concurrent request recorded the same attempt first."""
+    now = now or clock.now()
+    payment = _locked_payment(session, payment_id)
+    last = latest_attempt(session, payment_id)
+    if last is not None and last.status not in ENDED:
+        last.status = AttemptStatus.SUPERSEDED
+        last.ended_at = now
+    number = (last.number if last is not None else 0) + 1
+    attempt = PaymentAttempt(
+        payment_id=payment_id,
+        number=number,
+        method=method,
+        request_key=request_key or f"{payment.idempotency_key}-a{number}",
+        created_at=now,
+    )
+    session.add(attempt)
+    if payment.intent_id is None and payment.method != method:
+        # No intent yet, so nothing at the gateway to change: the next one is made for this method.
+        payment.method = method
+        payment.order.payment_method = method
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return None
+    return attempt
+
+
+def _current_attempt(session: Session, payment: Payment) -> PaymentAttempt:
+    """The payment's latest attempt; the first one is recorded when there is none."""
+    for _try in range(3):
+        attempt = latest_attempt(session, payment.id)
+        if attempt is None:
+            attempt = _open_attempt(session, payment.id, payment.method, payment.idempotency_key)
+        if attempt is not None:
+            return attempt
+    raise Conflict(_("Please try again."))
+
+
+def _card_attempt(session: Session, payment: Payment) -> PaymentAttempt:
+    """The card attempt a card confirmation belongs to: the open one, or a new one after a
+    decline or a failed bank check."""
+    for _try in range(3):
+        attempt = _current_attempt(session, payment)
+        if attempt.method == PaymentMethod.CARD and attempt.status not in ENDED:
+            return attempt
+        attempt = _open_attempt(session, payment.id, PaymentMethod.CARD, None)  # type: ignore[assignment]
+        if attempt is not None:
+            return attempt
+    raise Conflict(_("Please try again."))
+
+
+def _online_method(method: Any) -> PaymentMethod:
+    value = getattr(method, "value", method)
+    chosen = next((m for m in ONLINE if m.value == value), None)
+    if chosen is None:
+        msg = _("Choose bank card, WeChat Pay or Alipay.")
+        raise ValidationError(msg, field_errors={"method": [msg]})
+    return chosen
+
+
+def _check_switchable(order: Order, payment: Payment, method: PaymentMethod, now: datetime | None) -> None:
+    """Refuse (4xx, nothing written) paying again when the order cannot be paid that way now."""
+    if payment.method == PaymentMethod.CASH or payment.status == PaymentStatus.AWAITING_CASH:
+        raise PaymentClosed(_("This order is paid in cash at pickup."))
+    if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REQUIRES_CAPTURE):
+        raise PaymentClosed(_("This order is already paid."))
+    if payment.status not in OPEN:
+        raise PaymentClosed(_("This order is cancelled. Nothing was charged."))
+    if is_expired(order, now):
+        raise PaymentClosed(_("The time to pay for this order has run out. The goods are back on sale."))
+    if payment.status == PaymentStatus.PROCESSING:
+        raise PaymentProcessing()
+    if payment.capture_method == "manual" and method != PaymentMethod.CARD:
+        msg = _("Pre-sale items can only be paid by card.")
+        raise ValidationError(msg, field_errors={"method": [msg]})
+
+
+def method_choices(order: Order, *, now: datetime | None = None) -> list[PaymentMethod]:
+    """The ways the buyer may start paying the order again now (the pay page's buttons): none
+    once it is paid, closed, expired or processing, nor for a pre-sale (by card, on its form);
+    the way in use only after it failed (a new QR code or Alipay page)."""
+    state = pay_state(order, now=now)
+    if state not in ("card", "authenticate", "wechat", "alipay", "wallet_retry"):
+        return []
+    if order.payment.capture_method == "manual":
+        return []
+    current = order.payment.method
+    return [m for m in ONLINE if m != current or state == "wallet_retry"]
+
+
+def switch_method(
+    session: Session,
+    gateway: PaymentGateway,
+    order: Order,
+    method: Any,
+    *,
+    key: str,
+    return_url: str | None = None,
+    now: datetime | None = None,
+) -> Payment:
+    """Pay the order (again) with `method`: card, wechat_pay or alipay, on its one PaymentIntent.
+    A wallet is confirmed at once (the answer holds the new QR code or redirect); a card waits
+    for the card form (confirm_with). `key` is the client's idempotency key: the same request
+    again is one attempt and the same gateway calls. Paid, cancelled or expired orders: 409 and
+    nothing written; a payment processing at the gateway: 409 (PaymentProcessing)."""
+    chosen = _online_method(method)
+    payment = payment_of(session, order)
+    for _try in range(3):
+        attempt = session.scalar(
+            select(PaymentAttempt).where(
+                PaymentAttempt.payment_id == payment.id, PaymentAttempt.request_key == key
+            )
+        )
+        if attempt is not None:
+            if attempt.method != chosen:
+                raise Conflict(_("This form was already used to pay another way. Please reload the page."))
+            if attempt.status != AttemptStatus.STARTED:
+                return payment  # the same request again: it was done
+            # The gateway has not answered this attempt (yet): ask again, with the same keys.
+            _check_switchable(order, payment, chosen, now)
+            return _start_attempt(session, gateway, order, payment, attempt, return_url, now)
+        _check_switchable(order, payment, chosen, now)
+        if payment.intent_id is not None and payment.status == PaymentStatus.REQUIRES_ACTION:
+            # A QR code, an Alipay page or the bank's check is out: the buyer may have just paid.
+            current = gateway.retrieve_payment_intent(payment.intent_id)
+            apply_intent(session, gateway, current, now=now, fresh=True)
+            _check_switchable(order, payment, chosen, now)
+        attempt = _open_attempt(session, payment.id, chosen, key, now=now)
+        if attempt is not None:
+            return _start_attempt(session, gateway, order, payment, attempt, return_url, now)
+        session.refresh(payment)  # another request recorded an attempt at the same moment
+    raise Conflict(_("Please try again."))
+
+
+def _start_attempt(
+    session: Session,
+    gateway: PaymentGateway,
+    order: Order,
+    payment: Payment,
+    attempt: PaymentAttempt,
+    return_url: str | None,
+    now: datetime | None,
+) -> Payment:
+    method = attempt.method
+    stem = _attempt_key(payment, attempt)
+    if payment.intent_id is None:
+        payment, intent = _create_intent(session, gateway, order, payment, attempt, return_url)
+        if intent.id != payment.intent_id or payment.status not in OPEN:
+            return payment
+    else:
+        intent = gateway.retrieve_payment_intent(payment.intent_id)
+    if intent.status not in WAITING:  # paid, processing or cancelled a moment ago
+        payment = apply_intent(session, gateway, intent, now=now, fresh=True)
+        _check_switchable(order, payment, method, now)
+        return payment
+    try:
+        if list(intent.payment_method_types) != [method.value]:
+            intent = gateway.update_payment_intent(
+                intent.id,
+                payment_method_types=[method.value],
+                payment_method_options=_method_options(method),
+                idempotency_key=f"{stem}-update",
+            )
+        if method in WALLETS and not (intent.status == "requires_action" and intent.next_action):
+            intent = gateway.confirm_payment_intent(
+                intent.id,
+                payment_method_data={"type": method.value},
+                return_url=return_url if method == PaymentMethod.ALIPAY else None,
+                idempotency_key=f"{stem}-confirm",
+            )
+    except InvalidPaymentRequest:
+        # Refused: most likely paid (or cancelled) a moment ago. Apply what it is, and say so.
+        current = gateway.retrieve_payment_intent(intent.id)
+        payment = apply_intent(session, gateway, current, now=now, fresh=True)
+        if current.status in WAITING:
+            raise
+        _check_switchable(order, payment, method, now)
+        return payment
+    return apply_intent(session, gateway, intent, now=now, fresh=True)
+
+
+def _method_of(intent: Intent) -> PaymentMethod | None:
+    """The one online method an intent may be paid with, if it has exactly one."""
+    if len(intent.payment_method_types) != 1:
+        return None
+    return next((m for m in ONLINE if m.value == intent.payment_method_types[0]), None)
+
+
+def _track_attempt(session: Session, payment_id: int, intent: Intent, now: datetime) -> None:
+    """Bring the payment's latest attempt in line with the intent (its history)."""
+    attempt = latest_attempt(session, payment_id)
+    if attempt is None or attempt.status in ENDED:
+        return
+    status = intent.status
+    if status == "canceled":
+        new = AttemptStatus.CANCELED
+    elif attempt.method.value not in intent.payment_method_types:
+        return  # news from before this attempt changed the intent's method
+    elif status in ("succeeded", "requires_capture"):
+        new = AttemptStatus.SUCCEEDED
+    elif status == "requires_action":
+        new = AttemptStatus.REQUIRES_ACTION
+    elif status == "processing":
+        new = AttemptStatus.PROCESSING
+    elif (
+        status == "requires_payment_method"
+        and intent.last_error
+        and attempt.status in (AttemptStatus.REQUIRES_ACTION, AttemptStatus.PROCESSING)
+    ):
+        new = AttemptStatus.FAILED
+        attempt.error = intent.last_error[:300]
+    else:
+        return
+    attempt.status = new
+    if new in ENDED:
+        attempt.ended_at = now
+
+
 # --- applying what the gateway says ----------------------------------------------------------------
 
 
@@ -339,10 +670,17 @@ def _payment_for_intent(session: Session, intent: Intent) -> Payment | None:
 
 
 def apply_intent(
-    session: Session, gateway: PaymentGateway, intent: Intent, *, now: datetime | None = None
+    session: Session,
+    gateway: PaymentGateway,
+    intent: Intent,
+    *,
+    now: datetime | None = None,
+    fresh: bool = False,
 ) -> Payment:
-    """Bring our payment, order, stock and ledger in line with the PaymentIntent; idempotent."""
-    result = _apply(session, intent, now=now)
+    """Bring our payment, order, stock and ledger in line with the PaymentIntent; idempotent.
+    `fresh`: the intent is the gateway's answer just now (not a webhook's earlier picture), so
+    it also says which way the buyer pays now."""
+    result = _apply(session, intent, now=now, fresh=fresh)
     if result is None:
         raise NotFound(_("Order not found."))
     for sub_order_id in result.refund_sub_orders:
@@ -356,7 +694,9 @@ def apply_intent(
     return result.payment
 
 
-def _apply(session: Session, intent: Intent, *, now: datetime | None = None) -> Applied | None:
+def _apply(
+    session: Session, intent: Intent, *, now: datetime | None = None, fresh: bool = False
+) -> Applied | None:
     now = now or clock.now()
     found = _payment_for_intent(session, intent)
     if found is None:
@@ -370,12 +710,26 @@ def _apply(session: Session, intent: Intent, *, now: datetime | None = None) -> 
     assert order is not None
     to_refund: list[int] = []
     before = payment.status
+    status = intent.status
+    final = before == PaymentStatus.SUCCEEDED or (before == PaymentStatus.CANCELED and status != "succeeded")
+    stale = status in WAITING and not fresh and payment.method.value not in intent.payment_method_types
+    if stale and not final:
+        # A webhook's picture of the intent from before the buyer switched to another way: what
+        # it waited for is over. (Money moved is never stale news: it is applied below.)
+        session.commit()
+        return Applied(payment, [])
+    if not final:
+        method = _method_of(intent)
+        if method is not None and method != payment.method and (fresh or status not in WAITING):
+            # The intent as it is now says which way the order is paid (the buyer switched).
+            payment.method = method
+            order.payment_method = method
+        _track_attempt(session, payment.id, intent, now)
     payment.client_secret = intent.client_secret or payment.client_secret
     payment.next_action = intent.next_action
     if intent.last_error:
         payment.last_error = intent.last_error[:300]
-    status = intent.status
-    if before == PaymentStatus.SUCCEEDED or (before == PaymentStatus.CANCELED and status != "succeeded"):
+    if final:
         pass  # final: later or repeated news changes nothing
     elif status == "succeeded":
         if before != PaymentStatus.REQUIRES_CAPTURE:
@@ -647,7 +1001,8 @@ def refund_sub_order(
                 # A client's key reused for another sub-order must not pass for its refund.
                 raise Conflict(_("This refund key was already used for another order."))
             if existing.status == RefundStatus.PENDING and existing.gateway_refund_id is None:
-                return _send_refund(session, gateway, existing, now=now)  # the last try failed
+                # The last try failed, or its answer was lost: look before sending again.
+                return _resend_refund(session, gateway, existing, now=now)[0]
             return existing
     sub = session.scalar(
         select(SubOrder)
@@ -693,18 +1048,78 @@ def refund_sub_order(
     return _send_refund(session, gateway, refund, now=now)
 
 
-def _send_refund(session: Session, gateway: PaymentGateway, refund: Refund, *, now: datetime) -> Refund:
-    """Ask the gateway for a recorded refund. If the call fails the refund stays pending and is
-    sent again with the same Idempotency-Key (a repeated request, the reconciliation job)."""
+def _send_refund(
+    session: Session, gateway: PaymentGateway, refund: Refund, *, now: datetime, idempotency_key: str = ""
+) -> Refund:
+    """Ask the gateway for a recorded refund. If the call fails the refund stays pending; a
+    repeated request or the reconciliation job sends it again through `_resend_refund`. The
+    refund's own key goes in the metadata (REFUND_KEY), whichever Idempotency-Key is used."""
     intent_id = refund.payment.intent_id
     assert intent_id is not None
     result = gateway.create_refund(
         payment_intent=intent_id,
         amount=refund.amount_fen,
-        idempotency_key=refund.idempotency_key,
-        metadata={"refund_key": refund.idempotency_key, "sub_order": refund.sub_order.number},
+        idempotency_key=idempotency_key or refund.idempotency_key,
+        metadata={REFUND_KEY: refund.idempotency_key, "sub_order": refund.sub_order.number},
     )
     return settle_refund(session, refund.id, result.id, result.status, now=now)
+
+
+# The metadata field that finds a refund again at the gateway (our Refund.idempotency_key).
+REFUND_KEY = "refund_key"
+# Stripe keeps an Idempotency-Key at least 24 hours and may prune it after; a key is trusted to
+# be remembered for a little less.
+KEY_TRUSTED_FOR = timedelta(hours=23)
+
+
+class RefundMismatch(GatewayError):
+    """The gateway holds a refund under our key for another amount: an admin must look."""
+
+
+def _resend_refund(
+    session: Session, gateway: PaymentGateway, refund: Refund, *, now: datetime
+) -> tuple[Refund, bool]:
+    """Send again a refund whose earlier try failed or whose answer was lost, never twice.
+
+    First look it up at the gateway by its metadata (REFUND_KEY) among the PaymentIntent's
+    refunds: if it is there it is adopted (its id recorded, settled by its status) and nothing
+    is sent. The lookup is authoritative, so after a negative one sending is safe; it goes with
+    the refund's current Idempotency-Key while the gateway still remembers it (a send in flight
+    elsewhere is then one refund with this one), else with the next key of the same name
+    (`_send_key`). Returns the refund and whether it was adopted."""
+    intent_id = refund.payment.intent_id
+    assert intent_id is not None
+    found = gateway.find_refund(
+        payment_intent=intent_id, metadata_key=REFUND_KEY, metadata_value=refund.idempotency_key
+    )
+    if found is not None:
+        if found.amount != refund.amount_fen:
+            mismatch = f"refund {refund.id}: {found.id} is for {found.amount}, not {refund.amount_fen}"
+            raise RefundMismatch(gateway_message=mismatch)
+        log.info("refund %s found at the gateway as %s: adopted, not sent again", refund.id, found.id)
+        return settle_refund(session, refund.id, found.id, found.status, now=now), True
+    key = _send_key(session, refund, now)
+    return _send_refund(session, gateway, refund, now=now, idempotency_key=key), False
+
+
+def _send_key(session: Session, refund: Refund, now: datetime) -> str:
+    """The Idempotency-Key to send the refund with now: the current one while the gateway
+    remembers it, else the next of its generation, deterministic (`<key>.<generation>`) and
+    taken by a compare-and-set so that two senders agree on it."""
+    used = refund.key_used_at or refund.created_at
+    if now - used >= KEY_TRUSTED_FOR:
+        generation = refund.key_generation
+        session.execute(
+            update(Refund)
+            .where(Refund.id == refund.id, Refund.key_generation == generation)
+            .values(key_generation=generation + 1, key_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        session.refresh(refund)  # ours, or the generation another sender took first
+    if refund.key_generation == 0:
+        return refund.idempotency_key
+    return f"{refund.idempotency_key}.{refund.key_generation}"
 
 
 def settle_refund(
@@ -779,71 +1194,7 @@ def _after_refund(session: Session, sub: SubOrder, refund: Refund, now: datetime
 # --- webhooks and reconciliation -------------------------------------------------------------------
 
 
-def record_event(session: Session, event: Mapping[str, Any]) -> str | None:
-    """Keep a verified event once, by its id. Returns the id to process, or None when the
-    event was already processed (a replay or a duplicate delivery)."""
-    event_id = event.get("id")
-    event_type = event.get("type")
-    data = event.get("data")
-    obj = data.get("object") if isinstance(data, Mapping) else None
-    if not isinstance(event_id, str) or not isinstance(event_type, str) or not isinstance(obj, Mapping):
-        raise ServiceError(_("Not a payment event."))
-    if len(event_id) > 64:
-        raise ServiceError(_("Not a payment event."))
-    existing = session.get(WebhookEvent, event_id)
-    if existing is not None:
-        return None if existing.processed_at is not None else event_id
-    session.add(WebhookEvent(id=event_id, type=event_type[:64], payload=dict(event)))
-    try:
-        session.commit()
-    except IntegrityError:  # the same event delivered twice at once
-        session.rollback()
-        return None
-    return event_id
-
-
-def process_event(session: Session, gateway: PaymentGateway, event_id: str) -> None:
-    """Apply one received event (the task queue runs this). Safe to run again."""
-    event = session.get(WebhookEvent, event_id)
-    if event is None or event.processed_at is not None:
-        return
-    obj = event.payload["data"]["object"]
-    try:
-        if event.type.startswith("payment_intent."):
-            intent = intent_from_json(obj)
-            if _payment_for_intent(session, intent) is not None:
-                apply_intent(session, gateway, intent)
-        elif event.type.startswith("charge.refund") or event.type.startswith("refund."):
-            for raw in _refunds_in(event.type, obj):
-                result = refund_from_json(raw)
-                refund = session.scalar(select(Refund).where(Refund.gateway_refund_id == result.id))
-                if refund is None and result.metadata.get("refund_key"):
-                    refund = session.scalar(
-                        select(Refund).where(Refund.idempotency_key == result.metadata["refund_key"])
-                    )
-                if refund is not None:
-                    settle_refund(session, refund.id, result.id, result.status)
-    except Exception as exc:
-        session.rollback()
-        event = session.get(WebhookEvent, event_id)
-        assert event is not None
-        event.error = f"{type(exc).__name__}: {exc}"[:300]
-        session.commit()
-        raise
-    event = session.get(WebhookEvent, event_id)
-    assert event is not None
-    event.processed_at = clock.now()
-    event.error = ""
-    session.commit()
-
-
-def _refunds_in(event_type: str, obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    if event_type.startswith("refund."):
-        return [obj]
-    refunds = obj.get("refunds")
-    if isinstance(refunds, Mapping):
-        return [r for r in refunds.get("data") or [] if isinstance(r, Mapping)]
-    return []
+# Received webhook events (kept once, processed with retries): services/payments/events.py.
 
 
 @dataclass
@@ -852,6 +1203,7 @@ class Reconciled:
     adopted: int = 0
     expired: int = 0
     refunds_sent: int = 0
+    refunds_adopted: int = 0  # found at the gateway by their metadata, not sent again
     failed: int = 0
 
 
@@ -865,7 +1217,7 @@ def reconcile(
     """The safety net under webhooks: ask the gateway about payments still open after
     `stale_after`; adopt intents whose create answer was lost; expire unpaid orders past their
     pay-by time (cancelling the intent first, so a late payment cannot land); send again the
-    refunds the gateway never confirmed receiving."""
+    refunds the gateway never confirmed receiving, or adopt those it made (`_resend_refund`)."""
     now = now or clock.now()
     report = Reconciled()
     rows = session.execute(
@@ -893,7 +1245,10 @@ def reconcile(
                     _adopt(session, gateway, payment.id, found)
                     report.adopted += 1
             else:
-                apply_intent(session, gateway, gateway.retrieve_payment_intent(payment.intent_id), now=now)
+                # The gateway's answer now (not a webhook's old picture): it also says how the buyer pays.
+                apply_intent(
+                    session, gateway, gateway.retrieve_payment_intent(payment.intent_id), now=now, fresh=True
+                )
                 report.synced += 1
             session.refresh(payment)
             if payment.status in OPEN and is_expired(order, now):
@@ -916,10 +1271,15 @@ def reconcile(
     ).all()
     for refund in stuck:
         try:
-            _send_refund(session, gateway, refund, now=now)
-            report.refunds_sent += 1
-        except GatewayError:
+            _refund, adopted = _resend_refund(session, gateway, refund, now=now)
+            if adopted:
+                report.refunds_adopted += 1
+            else:
+                report.refunds_sent += 1
+        except GatewayError as exc:
             session.rollback()
-            log.warning("refund %s still not accepted by the gateway; next run retries", refund.id)
+            log.warning(
+                "refund %s not settled (%s); next run retries", refund.id, exc.gateway_message or exc.code
+            )
             report.failed += 1
     return report

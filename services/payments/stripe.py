@@ -254,6 +254,25 @@ class StripeGateway:
             self._post(f"/v1/payment_intents/{_path(intent_id)}/confirm", params, idempotency_key)
         )
 
+    def update_payment_intent(
+        self,
+        intent_id: str,
+        *,
+        idempotency_key: str,
+        payment_method_types: Sequence[str] | None = None,
+        payment_method_options: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Intent:
+        """POST /v1/payment_intents/{id} (Stripe's "Update a PaymentIntent")."""
+        types = None if payment_method_types is None else [str(t) for t in payment_method_types]
+        params: dict[str, Any] = {
+            "payment_method_types": types,
+            "payment_method_options": payment_method_options,
+            "metadata": None if metadata is None else dict(metadata),
+        }
+        path = f"/v1/payment_intents/{_path(intent_id)}"
+        return intent_from_json(self._post(path, params, idempotency_key))
+
     def capture_payment_intent(
         self, intent_id: str, *, idempotency_key: str, amount_to_capture: int | None = None
     ) -> Intent:
@@ -293,6 +312,26 @@ class StripeGateway:
                 return found
             canceled = canceled or found
         return canceled
+
+    def find_refund(
+        self, *, payment_intent: str, metadata_key: str, metadata_value: str
+    ) -> RefundResult | None:
+        """Page through the PaymentIntent's refunds (GET /v1/refunds?payment_intent=) for the one
+        carrying this metadata: how a refund whose create answer was lost is found again after
+        Stripe may have forgotten its Idempotency-Key (kept about 24 hours). The intent filter is
+        applied here too, for servers that list more than asked. When several match, a live one
+        (succeeded, pending, requires_action) wins over a failed or canceled one."""
+        ended: RefundResult | None = None
+        for item in self._list("/v1/refunds", {"payment_intent": payment_intent}):
+            if _id_of(item.get("payment_intent")) not in (None, payment_intent):
+                continue
+            if _metadata(item.get("metadata")).get(metadata_key) != metadata_value:
+                continue
+            found = refund_from_json(item)
+            if found.status not in ("failed", "canceled"):
+                return found
+            ended = ended or found
+        return ended
 
     def parse_webhook(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
         """Verify a Stripe-Signature over the raw body, then read the event (Stripe's own

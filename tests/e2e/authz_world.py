@@ -45,6 +45,7 @@ from domain import (
     SubOrder,
     Unit,
     User,
+    WebhookEvent,
 )
 from seed.loader import read_json
 from services import catalog, ledger, media, places
@@ -52,6 +53,7 @@ from services.orders import addresses, checkout, states
 from services.orders.addresses import AddressInput
 from services.orders.checkout import CheckoutInput
 from services.payments import service as payments
+from tests.conftest import NOW
 from tests.factories import consent, first_village, jpeg, paid_and_completed
 
 TABLE = Path(__file__).with_name("authz_matrix.csv")
@@ -310,8 +312,27 @@ def build_authz_world(
         static_file="js/pay.js",
         swagger_file=swagger[1],
     )
+    for scope in (a, b):  # a webhook event given up, for the admins' "process again"
+        session.add(
+            WebhookEvent(
+                id=webhook_event_id(scope),
+                type="charge.dispute.created",
+                payload={
+                    "id": webhook_event_id(scope),
+                    "type": "charge.dispute.created",
+                    "data": {"object": {}},
+                },
+                attempts=6,
+                error="RuntimeError: authz matrix",
+                gave_up_at=NOW,
+            )
+        )
     session.commit()
     return AuthzWorld(admin=admin, scopes={"A": a, "B": b})
+
+
+def webhook_event_id(scope: Scope) -> str:
+    return f"evt_authz_matrix_{scope.name}"
 
 
 # --- URL parameters ---------------------------------------------------------------------------------
@@ -381,6 +402,8 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return media.variant_keys(scope.photo)[0]
     if name == "job_name":  # the admins' "run now": a job that needs no gateway
         return "reconcile-reserved-stock"
+    if name == "event_id":  # the admins' "process again": a given-up webhook event
+        return webhook_event_id(scope)
     raise UnresolvedParameter(
         f"add a resolver for <{name}> (route {rule}, endpoint {endpoint}) in tests/e2e/authz_world.py"
     )

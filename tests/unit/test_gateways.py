@@ -33,6 +33,7 @@ def settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         "SMS_GATEWAY": "outbox",
         "MEDIA_STORAGE": "local",
         "MEDIA_ROOT": str(tmp_path / "media"),
+        "SECRET_KEY": "unit-secret-key-" + "9" * 32,  # pickup codes are derived from it
     }
     config.update(overrides)
     return config
@@ -71,6 +72,34 @@ class TestInitApp:
         app.config.update(settings(tmp_path, SMS_GATEWAY="carrier-pigeon"))
         with pytest.raises(ValueError, match="SMS_GATEWAY"):
             gateways.init_app(app)
+
+
+class TestBuildNotificationChannel:
+    def test_the_setting_names_the_channel_and_an_unknown_one_fails_at_start(self, tmp_path: Path):
+        from services.notify import SmsGatewayChannel, SmsOutboxChannel
+
+        sms = OutboxSmsGateway(lambda: None)  # type: ignore[arg-type,return-value]
+        assert isinstance(gateways.build_notification_channel(settings(tmp_path), sms), SmsOutboxChannel)
+        named = settings(tmp_path, NOTIFICATION_CHANNEL="sms")
+        assert isinstance(gateways.build_notification_channel(named, sms), SmsGatewayChannel)
+        app = Flask(__name__)
+        app.config.update(settings(tmp_path, NOTIFICATION_CHANNEL="carrier-pigeon"))
+        with pytest.raises(ValueError, match="NOTIFICATION_CHANNEL"):
+            gateways.init_app(app)
+
+    def test_pickup_codes_need_a_secret_and_take_the_sms_codes_attempt_limit(self, tmp_path: Path):
+        app = Flask(__name__)
+        secret = "pickup-" + "3" * 32
+        app.config.update(settings(tmp_path, PICKUP_CODE_SECRET=secret, SMS_CODE_MAX_ATTEMPTS=3))
+        gateways.init_app(app)
+        with app.app_context():
+            keys = gateways.pickup_code_keys()
+        assert (keys.secret, keys.max_attempts) == (secret, 3)
+        assert "3333" not in repr(keys)
+        bare = Flask(__name__)
+        bare.config.update(settings(tmp_path, SECRET_KEY=""))
+        with pytest.raises(RuntimeError, match="SECRET_KEY"):
+            gateways.init_app(bare)
 
 
 class TestBuildPaymentGateway:

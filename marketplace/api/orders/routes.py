@@ -32,7 +32,7 @@ from marketplace.api.orders.schemas import (
 )
 from marketplace.auth import actor
 from marketplace.db import get_session
-from marketplace.gateways import checkout_settings, payment_gateway
+from marketplace.gateways import checkout_settings, payment_gateway, pickup_code_keys
 from services.orders import cart as carts
 from services.orders import checkout, manage
 from services.orders.addresses import AddressInput
@@ -79,9 +79,11 @@ def _shown_sub(sub: Any) -> _Shown:
 
 
 def _shown_order(order: Any) -> _Shown:
+    code = manage.buyer_pickup_code(get_session(), actor(), order, pickup_code_keys())
     return _Shown(
         order,
         recipient_phone=manage.recipient_phone_for(actor(), order),
+        pickup_code=code.code if code is not None and not code.locked else None,
         sub_orders=[_shown_sub(sub) for sub in order.sub_orders],
     )
 
@@ -201,24 +203,40 @@ def _return_url(order_number: str) -> str:
 
 @blp.route("/orders/<order_number>/payment", methods=["POST"])
 @token_required
-@blp.doc(security=BEARER)
+@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
 @blp.arguments(PaymentRequestSchema)
 @blp.response(200, PaymentSchema)
 @blp.alt_response(401, description="No valid bearer token")
-@blp.alt_response(402, description="card_declined: the order stays payable with another card")
+@blp.alt_response(402, description="card_declined: the order stays payable with another card or way")
 @blp.alt_response(404, description="No such order, or someone else's")
-@blp.alt_response(409, description="payment_closed: cancelled or expired")
+@blp.alt_response(
+    409,
+    description="payment_closed: paid, cancelled or expired (nothing written); payment_processing: a "
+    "payment is on its way, wait for its result; conflict: the key was used for another method",
+)
+@blp.alt_response(
+    422, description="An unknown method (or cash), no idempotency key with method, or a pre-sale not by card"
+)
 @blp.alt_response(503, description="The payment gateway is down: the order stays payable")
 def pay(body: dict[str, Any], order_number: str):  # type: ignore[no-untyped-def]
     """Without payment_method: the order's PaymentIntent (client_secret for Stripe.js, or the
-    wallet's next_action). With a tokenised card (pm_…): confirm the payment with it."""
+    wallet's next_action). With a tokenised card (pm_…): confirm the payment with it. With method
+    (card, wechat_pay, alipay): pay again, or another way, on the same order (after a decline, or
+    instead of a QR code shown) — no new order, the stock stays held until pay_by."""
     session = get_session()
     # Staff may look at an order; only its buyer pays for it.
     order = manage.own_order(session, actor(), order_number)
-    method = body.get("payment_method")
+    card = body.get("payment_method")
     return_url = _return_url(order.number)
-    if method:
-        return payments.confirm_with(session, payment_gateway(), order, method, return_url=return_url)
+    if body.get("method") is not None:
+        key = checkout.check_idempotency_key(_key(body))
+        payment = payments.switch_method(
+            session, payment_gateway(), order, body["method"], key=key, return_url=return_url
+        )
+        if not card:
+            return payment
+    if card:
+        return payments.confirm_with(session, payment_gateway(), order, card, return_url=return_url)
     return payments.ensure_intent(session, payment_gateway(), order, return_url=return_url)
 
 
@@ -291,11 +309,25 @@ def _documented(view: Any) -> Any:
 @blp.doc(security=BEARER)
 @blp.arguments(TransitionSchema)
 @blp.response(200, SubOrderDetailSchema)
+@blp.alt_response(422, description="wrong_pickup_code, or no pickup code where one is needed")
 @_documented
 def transition(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-def]
     """A move with no money attached: accepted (seller), in_transit, ready_for_pickup,
-    out_for_delivery (staff), completed (buyer or staff). Repeating it changes nothing."""
-    return _shown_sub(manage.move(get_session(), actor(), sub_number, body["to"].value, note=body["note"]))
+    out_for_delivery (staff), completed (buyer or staff). Staff handing a pickup order's parcel
+    over send the buyer's pickup_code: a wrong one is a 422 with the tries left, and after 5 the
+    code is locked (409 pickup_code_locked) until the buyer has a new one issued. Repeating it
+    changes nothing."""
+    return _shown_sub(
+        manage.move(
+            get_session(),
+            actor(),
+            sub_number,
+            body["to"].value,
+            note=body["note"],
+            pickup_code=body["pickup_code"],
+            keys=pickup_code_keys(),
+        )
+    )
 
 
 @blp.route("/sub-orders/<sub_number>/decline", methods=["POST"])

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from domain import (
+    AttemptStatus,
     DeliveryMethod,
     OrderStatus,
     PaymentMethod,
@@ -152,6 +153,23 @@ class PaymentRequestSchema(ListedErrorsSchema):
             "Without it: the PaymentIntent and its client_secret / next_action."
         },
     )
+    method = _enum(
+        PaymentMethod,
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Pay (again) this way, on the same order: a wallet answers with its new "
+            "QR code or redirect in next_action; card waits for payment_method (in this request or "
+            "a later one). Needs an idempotency key. Not while a payment is processing (409).",
+        },
+    )
+    idempotency_key = _key("With method: or the Idempotency-Key header; a repeated request switches once")
+
+    @validates_schema
+    def card_with_card(self, data: dict[str, Any], **kwargs: Any) -> None:
+        method = data.get("method")
+        if data.get("payment_method") and method is not None and method != PaymentMethod.CARD:
+            raise ValidationError(_l("A card goes with method card."), field_name="payment_method")
 
 
 class SubOrdersQuerySchema(ListedErrorsSchema):
@@ -176,6 +194,11 @@ class TransitionSchema(ListedErrorsSchema):
         metadata={"description": "accepted, in_transit, ready_for_pickup, out_for_delivery or completed"},
     )
     note = _reason(load_default="")
+    pickup_code = _text(
+        load_default="",
+        validate=validate.Length(max=16),
+        metadata={"description": "Staff handing a pickup parcel over (completed): the buyer's 6-digit code"},
+    )
 
 
 class ReasonSchema(ListedErrorsSchema):
@@ -309,7 +332,24 @@ class OrderSchema(Schema):
     shipping_fen = fields.Integer()
     total_fen = fields.Integer()
     refunded_fen = fields.Function(lambda o: sum(s.refunded_fen for s in o.sub_orders))
+    pickup_code = fields.String(
+        allow_none=True,
+        metadata={"description": "The buyer's own pickup order, while a parcel waits: its pickup code"},
+    )
     sub_orders = fields.List(fields.Nested(SubOrderSchema))
+
+
+class PaymentAttemptSchema(Schema):
+    number = fields.Integer()
+    method = fields.Enum(PaymentMethod, by_value=True)
+    status = fields.Enum(
+        AttemptStatus,
+        by_value=True,
+        metadata={"description": "failed: declined or abandoned; superseded: the buyer tried again"},
+    )
+    error = fields.String(metadata={"description": "The gateway's code, when it failed"})
+    created_at = fields.DateTime()
+    ended_at = fields.DateTime(allow_none=True)
 
 
 class PaymentSchema(Schema):
@@ -331,6 +371,10 @@ class PaymentSchema(Schema):
         allow_none=True, metadata={"description": "A 3-D Secure page or a wallet QR code"}
     )
     last_error = fields.String(metadata={"description": "The gateway's code of the last failed attempt"})
+    attempts = fields.List(
+        fields.Nested(PaymentAttemptSchema),
+        metadata={"description": "Every try to pay this order, oldest first"},
+    )
 
 
 class PlacedOrderSchema(OrderSchema):

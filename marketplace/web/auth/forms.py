@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+)
 from wtforms.fields import TelField
 from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
@@ -94,6 +102,13 @@ class ProfileForm(FlaskForm):
         choices=[("", _l("Automatic")), ("zh_Hans_CN", "中文"), ("en", "English")],
         validate_choice=True,
     )
+    submit = SubmitField(_l("Save"))
+
+
+class NotificationsForm(FlaskForm):
+    """Which optional order messages to receive (the service knows the kinds and checks them)."""
+
+    events = SelectMultipleField(choices=[], validate_choice=False)
     submit = SubmitField(_l("Save"))
 
 

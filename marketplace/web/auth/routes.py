@@ -16,6 +16,7 @@ from marketplace.web.auth import bp
 from marketplace.web.auth.forms import (
     GrantRoleForm,
     LoginForm,
+    NotificationsForm,
     ProfileForm,
     RegisterForm,
     ResetPasswordForm,
@@ -24,7 +25,7 @@ from marketplace.web.auth.forms import (
 )
 from marketplace.web.cart.guest import merge_guest_cart
 from marketplace.web.forms import form_error, reraise_access, safe_next
-from services import accounts, places
+from services import accounts, notify, places
 from services.errors import ServiceError, ValidationError
 from services.validation import mask_phone
 
@@ -255,7 +256,36 @@ def profile():  # type: ignore[no-untyped-def]
                 return redirect(url_for("auth.profile"))
         else:
             status = 422
-    return render_template("auth/profile.html", user=user, form=form, error=error), status
+    return _render_profile(user, form, error=error, status=status)
+
+
+def _render_profile(user: User, form: ProfileForm, *, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template(
+        "auth/profile.html",
+        user=user,
+        form=form,
+        error=error,
+        notifications=notify.preferences(get_session(), user),
+        notifications_form=NotificationsForm(formdata=None),
+    ), status
+
+
+@bp.post("/me/notifications")
+@login_required
+def notifications():  # type: ignore[no-untyped-def]
+    """Turn the optional order messages on or off (the essential ones always go)."""
+    user = actor()
+    assert user is not None  # login_required
+    form = NotificationsForm()
+    try:
+        notify.set_preferences(get_session(), user, form.events.data or [])
+    except ServiceError as exc:
+        reraise_access(exc)
+        get_session().rollback()
+        profile_form = ProfileForm(data={"display_name": user.display_name, "locale": user.locale or ""})
+        return _render_profile(user, profile_form, error=str(exc.message), status=exc.status)
+    flash(gettext("Saved."), "info")
+    return redirect(url_for("auth.profile") + "#notifications")
 
 
 # --- users and roles (admins, county staff) -----------------------------------------------------

@@ -301,6 +301,15 @@ def _shop_names(order: Order) -> dict[int, str]:
     return names
 
 
+def _method_name(method: PaymentMethod) -> str:
+    names = {
+        PaymentMethod.CARD: gettext("Bank card"),
+        PaymentMethod.WECHAT_PAY: gettext("WeChat Pay"),
+        PaymentMethod.ALIPAY: gettext("Alipay"),
+    }
+    return names.get(method, method.value)
+
+
 def _render_pay(order: Order, *, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     payment = order.payment
     state = payments.pay_state(order)
@@ -313,12 +322,21 @@ def _render_pay(order: Order, *, error: str | None = None, status: int = 200):  
         }
         g.csp_extra_origin = " ".join(sorted(o for o in origins if o))
     qr_text = payments.wechat_qr_text(payment) if state == "wechat" else None
+    if error is None and state == "wallet_retry" and payment.intent_id and payment.last_error:
+        # The wallet declined or the buyer gave up there: say so, and offer to pay again.
+        error = gettext(
+            "The payment with %(method)s did not go through. Pay again, or choose another way to pay.",
+            method=_method_name(payment.method),
+        )
+    choices = payments.method_choices(order)
     return render_template(
         "cart/pay.html",
         order=order,
         payment=payment,
         state=state,
         error=error,
+        # One key per button: a double tap switches once; another button is another request.
+        choices=[(method.value, checkout.new_idempotency_key()) for method in choices],
         qr=qr_svg(qr_text) if qr_text else None,
         qr_page=(action.get("wechat_pay_display_qr_code") or {}).get("hosted_instructions_url"),
         alipay_url=payments.alipay_url(payment) if state == "alipay" else None,
@@ -350,6 +368,28 @@ def pay(number: str):  # type: ignore[no-untyped-def]
         except (GatewayError, payments.PaymentClosed) as exc:
             error, status = str(exc.message), exc.status
     return _render_pay(order, error=error, status=status)
+
+
+@bp.post("/orders/<number>/pay/method")
+@login_required
+def pay_method(number: str):  # type: ignore[no-untyped-def]
+    """Pay again, or another way (bank card, WeChat Pay, Alipay), without ordering again."""
+    db = get_session()
+    order = manage.own_order(db, _me(), number)
+    try:
+        payments.switch_method(
+            db,
+            payment_gateway(),
+            order,
+            request.form.get("method", ""),
+            key=checkout.check_idempotency_key(request.form.get("key")),
+            return_url=_return_url(order),
+        )
+    except ServiceError as exc:
+        reraise_access(exc)
+        # Paid meanwhile, closed, processing, gateway down: say so on the pay page as it stands.
+        return _render_pay(order, error=str(exc.message), status=exc.status)
+    return redirect(url_for(".pay", number=order.number))
 
 
 @bp.post("/orders/<number>/pay/card")

@@ -20,10 +20,21 @@ class ActionForm(FlaskForm):
 
 
 class MoveForm(ActionForm):
-    """One of the generic moves the state machine offers (accept, in transit, completed, …)."""
+    """One of the generic moves the state machine offers (accept, in transit, completed, …).
+    Handing a pickup parcel over takes the buyer's pickup code (checked by the service)."""
 
     target = HiddenField()
     note = StringField(_l("Note (optional)"), validators=[Length(max=200)], render_kw={"maxlength": 200})
+    pickup_code = StringField(
+        _l("The buyer's pickup code"),
+        validators=[Length(max=16)],
+        render_kw={
+            "inputmode": "numeric",
+            "autocomplete": "one-time-code",
+            "maxlength": 6,
+            "pattern": "[0-9]{6}",
+        },
+    )
 
 
 class DeclineForm(ActionForm):

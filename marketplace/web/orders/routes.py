@@ -1,7 +1,8 @@
 """The order pages: a buyer's orders and each order's detail (pay, cancel unpaid, confirm
-receipt, ask for a refund); a seller's orders to fulfil (accept, decline, packed, handed in; agents
-switch between their consenting farmers with ?farmer=); the staff's list and the sub-order page
-with the moves the state machine allows and a refund form.
+receipt, ask for a refund, the pickup code and a new one); a seller's orders to fulfil (accept,
+decline, packed, handed in; agents switch between their consenting farmers with ?farmer=); the
+staff's list and the sub-order page with the moves the state machine allows (handing a pickup
+parcel over takes the buyer's pickup code) and a refund form.
 
 Every action is a POST with the CSRF token. The services decide who may do what: a move that is
 not allowed now re-renders the sub-order page with the reason (409), someone else's order is
@@ -19,7 +20,7 @@ from domain import Order, OrderStatus, SubOrder, User
 from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.formatting import money, order_status_label
-from marketplace.gateways import payment_gateway
+from marketplace.gateways import payment_gateway, pickup_code_keys
 from marketplace.web.forms import query_id, reraise_access, safe_next
 from marketplace.web.orders import bp
 from marketplace.web.orders.forms import (
@@ -86,6 +87,7 @@ def mine():  # type: ignore[no-untyped-def]
 def _render_order(order: Order, *, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     user = _me()
     can = manage.order_actions(get_session(), user, order)
+    code = manage.buyer_pickup_code(get_session(), user, order, pickup_code_keys())
     return render_template(
         "orders/order.html",
         order=order,
@@ -96,6 +98,7 @@ def _render_order(order: Order, *, error: str | None = None, status: int = 200):
         pay_url=url_for("cart.pay", number=order.number),
         place=places.division_chain(order.division),
         refunded_fen=sum(sub.refunded_fen for sub in order.sub_orders),
+        pickup_code=code,
         forms={"refund": RefundRequestForm(formdata=None)},
         error=error,
     ), status
@@ -128,6 +131,25 @@ def cancel(order_number: str):  # type: ignore[no-untyped-def]
     return redirect(
         safe_next(form.next.data) if form.next.data else url_for(".order", order_number=found.number)
     )
+
+
+@bp.post("/<order_number>/pickup-code")
+@login_required
+def new_pickup_code(order_number: str):  # type: ignore[no-untyped-def]
+    """The buyer has a new pickup code issued and sent by SMS (unlocks a locked code)."""
+    session = get_session()
+    ActionForm()
+    try:
+        found = manage.new_pickup_code(session, _me(), order_number, pickup_code_keys())
+    except ServiceError as exc:
+        reraise_access(exc)
+        session.rollback()
+        found = manage.visible_order(session, _me(), order_number)
+        return _render_order(found, error=str(exc.message), status=exc.status)
+    flash(
+        gettext("A new pickup code is shown below and sent by SMS; the old one no longer works."), "success"
+    )
+    return redirect(url_for(".order", order_number=found.number) + "#pickup-code")
 
 
 # --- sellers ------------------------------------------------------------------------------------------
@@ -242,7 +264,15 @@ def sub_order(sub_number: str):  # type: ignore[no-untyped-def]
 def move(sub_number: str):  # type: ignore[no-untyped-def]
     form = MoveForm()
     try:
-        sub = manage.move(get_session(), _me(), sub_number, form.target.data or "", note=form.note.data or "")
+        sub = manage.move(
+            get_session(),
+            _me(),
+            sub_number,
+            form.target.data or "",
+            note=form.note.data or "",
+            pickup_code=form.pickup_code.data or "",
+            keys=pickup_code_keys(),
+        )
     except ServiceError as exc:
         return _failed(sub_number, exc)
     _moved(sub)

@@ -217,3 +217,80 @@ class TestBuyerChecksOutOnAPhone:
         assert parcels(page) == ["paid"]
         fits_the_screenshot(shot(page, "checkout-7-wechat-paid"))
         context.close()
+
+
+class TestAPaymentThatFailsIsPaidAnotherWay:
+    def test_declined_wechat_then_card_on_the_same_order_and_the_pickup_code(
+        self, browser, server, shot, browser_localstripe
+    ):
+        """WeChat refuses; the pay page offers the three ways again; the buyer picks card (a plain
+        form, no JavaScript needed) and pays on the same order; the order page shows the pickup
+        code the point will ask for."""
+        plain = phone_context(browser, javascript=False)
+        page = plain.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(server + "/auth/login")
+        log_in(page)
+        add_to_cart(page, server, TEA, 1)
+        page.goto(server + "/cart/checkout")
+        page.click("label.choice:has(input[name=delivery][value=pickup])")
+        county = page.locator("select[name=pickup_county]")
+        county.select_option(county.locator("option", has_text="梅县区").first.get_attribute("value"))
+        with page.expect_navigation():
+            page.click(".pickup-only button[name=action][value=pick]")
+        page.locator(".points label.choice").first.click()
+        page.click("label.choice:has(input[name=payment_method][value=wechat_pay])")
+        with page.expect_navigation():
+            page.click("button[name=action][value=place]")
+        match = re.search(r"/cart/orders/(\d+)/pay$", page.url)
+        assert match, page.url
+        pay_url = page.url
+        intent = re.search(
+            r"/_test/payment_intents/(pi_\w+)/",
+            page.locator(".pay-state a").first.get_attribute("href") or "",
+        )
+        assert intent, "the WeChat instructions link names the PaymentIntent"
+
+        browser_localstripe.wallet_failed(intent.group(1))  # WeChat refuses
+        page.goto(pay_url)
+        assert page.locator(".pay-switch button[name=method]").count() == 3
+        assert "仍为您保留" in page.locator("main").inner_text()  # the goods stay held
+        fits_the_screenshot(shot(page, "retry-1-wechat-declined"))
+        with page.expect_navigation():
+            page.click(".pay-switch button[name=method][value=card]")
+        assert page.url.endswith("/pay"), page.url
+        state = plain.storage_state()
+        plain.close()
+
+        # Card needs Stripe.js: the same buyer, same order, with JavaScript on.
+        context = browser.new_context(
+            viewport={"width": 360, "height": 740},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            locale="zh-CN",
+            storage_state=state,
+        )
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(pay_url)
+        page.locator(".card-element input[placeholder=number]").wait_for(state="visible")
+        page.locator(".card-element input[placeholder=number]").fill("4242424242424242")
+        page.locator(".card-element input[placeholder=exp_month]").fill("12")
+        page.locator(".card-element input[placeholder=exp_year]").fill("30")
+        page.locator(".card-element input[placeholder=cvc]").fill("123")
+        fits_the_phone(page)
+        shot(page, "retry-2-card")
+        page.click("#card-pay button[type=submit]")
+        page.wait_for_url(re.compile(r"/cart/orders/\d+/return$"))
+        page.wait_for_load_state()
+        assert page.locator("[data-state=paid]").count() == 1
+        assert parcels(page) == ["paid"]
+        # Paid on the same order: the order's own page shows the pickup code.
+        page.goto(f"{server}/orders/{match.group(1)}")
+        code = page.locator("[data-pickup-code]")
+        assert code.count() == 1, page.locator("main").inner_text()[:500]
+        assert re.fullmatch(r"\d{6}", code.get_attribute("data-pickup-code") or "")
+        fits_the_phone(page)
+        shot(page, "retry-3-order-pickup-code")
+        context.close()

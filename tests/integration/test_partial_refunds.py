@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from domain import Order, OrderEvent, OrderStatus, Payout, SubOrder, clock
-from services import ledger
+from services import jobs, ledger
 from services.errors import ServiceError
 from services.ledger import NO_PARTS, Parts, allocate_refund
 from services.orders import manage
@@ -93,6 +93,26 @@ class TestPartialRefundBeforeDelivery:
         assert [(p.seller_id, p.amount_fen) for p in payouts] == [(sub.seller_id, expected_net(sub, [1000]))]
         assert sub_of(session, sub).payout_id == payouts[0].id
         assert ledger.trial_balance(session) == 0
+
+    def test_refunded_in_part_then_delivered_it_completes_by_itself_and_is_paid_the_rest(
+        self, session, market, gateway, admin
+    ):
+        """Issue 10's "done when": nobody clicks "received"; the complete-delivered job does."""
+        sub = paid_sub(session, market, gateway)
+        advance(session, gateway, market, admin, sub, S.ACCEPTED)
+        manage.staff_refund(session, gateway, admin, sub.number, 700, "少了一个", key())
+        for target in FULFILMENT[1:-1]:  # handed in, in transit, waiting at the point
+            advance(session, gateway, market, admin, sub, target)
+        assert sub_of(session, sub).status == S.READY_FOR_PICKUP
+        # Six days on nothing happens; after the seventh the job completes it.
+        assert jobs.complete_delivered(session, days=7, now=clock.now() + timedelta(days=6)) == 0
+        assert sub_of(session, sub).status == S.READY_FOR_PICKUP
+        assert jobs.complete_delivered(session, days=7, now=clock.now() + timedelta(days=7, minutes=1)) == 1
+        sub = sub_of(session, sub)
+        assert (sub.status, sub.refunded_fen) == (S.COMPLETED, 700)
+        payouts = pay_out(session, admin)
+        assert [(p.seller_id, p.amount_fen) for p in payouts] == [(sub.seller_id, expected_net(sub, [700]))]
+        assert expected_net(sub, [700]) < expected_net(sub, [])
 
     def test_a_partial_refund_while_paid_leaves_it_paid_for_the_seller_to_accept(
         self, session, market, gateway, admin

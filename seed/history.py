@@ -108,14 +108,26 @@ STORIES: dict[str, tuple[tuple[str, float], ...]] = {
     "short_then_paid_out": (*_through("accept"), ("refund_shortage", 5), *PIPELINE[2:]),
     # An after-sale refund of part of a completed order: it stays completed.
     "after_sale_refund": (*_through("complete"), ("refund_after_sale", 90)),
+    # Paid out, then part of it goes back to the buyer (after_sale_after_payout, placed on the
+    # timeline a day after the bank paid the batch): the seller's share is carried and shown on the
+    # finance page until their next payout nets it.
+    "refunded_after_payout": _through("complete"),
     # The buyer cancels a paid order before the seller accepted: all of it goes back at once.
     "cancelled_and_refunded": (("pay", 0.05), ("cancel", 0.6)),
     "declined": (("pay", 0.05), ("decline", 4)),
 }
-PAID_OUT = frozenset({"paid_out", "collected_paid_out", "short_then_paid_out"})
+PAID_OUT = frozenset({"paid_out", "collected_paid_out", "short_then_paid_out", "refunded_after_payout"})
+REFUNDED_AFTER_PAYOUT = frozenset({"refunded_after_payout"})
 PICKUP_ONLY = frozenset({"ready_for_pickup", "collected", "collected_paid_out"})
 HOME_ONLY = frozenset(
-    {"out_for_delivery", "completed", "paid_out", "short_then_paid_out", "after_sale_refund"}
+    {
+        "out_for_delivery",
+        "completed",
+        "paid_out",
+        "short_then_paid_out",
+        "after_sale_refund",
+        "refunded_after_payout",
+    }
 )
 
 
@@ -538,6 +550,10 @@ def load_history(
     built, paid = payout_times(anchor)
     timeline.append((built, len(timeline), _bind(run.build_payout, paid_out)))
     timeline.append((paid, len(timeline), _bind(run.mark_paid, paid_out)))
+    for planned in orders:
+        if planned.story in REFUNDED_AFTER_PAYOUT:
+            refund = _bind(run.step, planned, "refund_after_sale", True)
+            timeline.append((paid + timedelta(days=1), len(timeline), refund))
     timeline.sort(key=lambda item: (item[0], item[1]))
     with clock.frozen(anchor) as frozen:
         for when, _position, action in timeline:

@@ -43,6 +43,9 @@ class TestAdmin:
         for name in jobs.REGISTRY:
             assert f'data-job="{name}"' in page
         assert "定时任务" in page and "立即运行" in page
+        # Each period as it is: half a minute, a minute, an hour (never "every 0 hours").
+        assert "每 30 秒" in page and "每 1 分钟" in page and "每 1 小时" in page
+        assert "每 0 " not in page
 
     def test_run_now_runs_the_job_and_the_page_shows_the_result(
         self, session, make_user, as_user, picked_up_long_ago

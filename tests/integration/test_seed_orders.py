@@ -195,6 +195,11 @@ class TestTheDemoHistory:
         # out is owed it.
         assert ledger.trial_balance(session) == 0
         assert [str(b) for b in ledger_checks.find_breaches(session)] == []
+        # A refund after the payout: the seller's share is carried (the finance page shows it),
+        # to be netted from their next payout.
+        carried = ledger.carried_balances(session)
+        late = {r.sub_order.seller_id for r in refunds if batch.paid_at and r.created_at > batch.paid_at}
+        assert carried and set(carried) == late and all(v > 0 for v in carried.values())
         for seller_id in {s.seller_id for s in subs}:
             unpaid = [
                 s

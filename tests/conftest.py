@@ -556,3 +556,21 @@ def market(session, make_user, first_village):  # type: ignore[no-untyped-def]
     from tests.factories import build_market
 
     return build_market(session, make_user, first_village)
+
+
+@pytest.fixture()
+def point(session, market, village_point):  # type: ignore[no-untyped-def]
+    """The market's Meixian farmer's home village point."""
+    from domain import SellerProfile
+
+    node = village_point(MEIXIAN)
+    profile = session.get(SellerProfile, market.shop.meixian_farmer.id)
+    profile.home_point_id = node.id
+    session.commit()
+    return node
+
+
+@pytest.fixture()
+def agent(make_user, point):  # type: ignore[no-untyped-def]
+    """The agent running that point."""
+    return make_user(Role.AGENT, node_id=point.id, name="梅县村小二")

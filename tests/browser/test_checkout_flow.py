@@ -35,7 +35,7 @@ def fits_the_screenshot(path) -> None:  # type: ignore[no-untyped-def]
         assert image.width <= 720, f"{path.name} is {image.width / 2:g}px wide on a 360px phone"
 
 
-def phone_context(browser, *, javascript: bool = True):  # type: ignore[no-untyped-def]
+def phone_context(browser, *, javascript: bool = True, **options):  # type: ignore[no-untyped-def]
     return browser.new_context(
         viewport={"width": 360, "height": 740},
         device_scale_factor=2,
@@ -43,6 +43,7 @@ def phone_context(browser, *, javascript: bool = True):  # type: ignore[no-untyp
         has_touch=True,
         locale="zh-CN",
         java_script_enabled=javascript,
+        **options,
     )
 
 
@@ -263,14 +264,7 @@ class TestAPaymentThatFailsIsPaidAnotherWay:
         plain.close()
 
         # Card needs Stripe.js: the same buyer, same order, with JavaScript on.
-        context = browser.new_context(
-            viewport={"width": 360, "height": 740},
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            locale="zh-CN",
-            storage_state=state,
-        )
+        context = phone_context(browser, storage_state=state)
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.goto(pay_url)

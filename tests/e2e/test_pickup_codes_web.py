@@ -12,30 +12,13 @@ from domain import (
     NotificationOptOut,
     OrderStatus,
     PickupCode,
-    Role,
-    SellerProfile,
     SubOrder,
 )
 from services.orders import manage
 from services.orders.checkout import AddressInput
-from tests.conftest import MEIXIAN
 from tests.factories import pickup_code_of
 
 S = OrderStatus
-
-
-@pytest.fixture()
-def point(session, market, village_point):  # type: ignore[no-untyped-def]
-    node = village_point(MEIXIAN)
-    profile = session.get(SellerProfile, market.shop.meixian_farmer.id)
-    profile.home_point_id = node.id
-    session.commit()
-    return node
-
-
-@pytest.fixture()
-def agent(make_user, point):  # type: ignore[no-untyped-def]
-    return make_user(Role.AGENT, node_id=point.id, name="梅县村小二")
 
 
 @pytest.fixture()

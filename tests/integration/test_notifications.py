@@ -19,8 +19,6 @@ from domain import (
     OrderEvent,
     OrderStatus,
     PickupCode,
-    Role,
-    SellerProfile,
     SmsMessage,
     SubOrder,
     clock,
@@ -34,7 +32,7 @@ from services.orders.checkout import AddressInput
 from services.orders.pickup import PickupCodeKeys, PickupCodeLocked, WrongPickupCode
 from services.orders.pricing import CheckoutSettings
 from services.payments import service as payments
-from tests.conftest import MEIXIAN, count
+from tests.conftest import count
 from tests.factories import pickup_code_of
 
 S = OrderStatus
@@ -51,20 +49,6 @@ class FailingChannel:
     def send(self, session, phone: str, body: str) -> None:  # type: ignore[no-untyped-def]
         self.calls += 1
         raise ConnectionError("SMS provider unreachable")
-
-
-@pytest.fixture()
-def point(session, market, village_point):  # type: ignore[no-untyped-def]
-    node = village_point(MEIXIAN)
-    profile = session.get(SellerProfile, market.shop.meixian_farmer.id)
-    profile.home_point_id = node.id
-    session.commit()
-    return node
-
-
-@pytest.fixture()
-def agent(make_user, point):  # type: ignore[no-untyped-def]
-    return make_user(Role.AGENT, node_id=point.id, name="梅县村小二")
 
 
 def fresh(session, sub: SubOrder) -> SubOrder:  # type: ignore[no-untyped-def]

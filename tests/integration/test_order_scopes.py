@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain import NodeKind, OrderStatus, Role, RoleGrant, SellerProfile, SubOrder
+from domain import NodeKind, OrderStatus, Role, RoleGrant, SubOrder
 from services import authz, places
 from services.authz import Party, Standing
 from services.catalog import consents
@@ -29,16 +29,6 @@ def fresh(session, sub: SubOrder) -> SubOrder:  # type: ignore[no-untyped-def]
     found = session.get(SubOrder, sub.id)
     assert found is not None
     return found
-
-
-@pytest.fixture()
-def point(session, market, village_point):  # type: ignore[no-untyped-def]
-    """The Meixian farmer's home point."""
-    node = village_point(MEIXIAN)
-    profile = session.get(SellerProfile, market.shop.meixian_farmer.id)
-    profile.home_point_id = node.id
-    session.commit()
-    return node
 
 
 @pytest.fixture()

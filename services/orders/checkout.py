@@ -31,6 +31,7 @@ from domain import (
     OrderLine,
     OrderStatus,
     Payment,
+    PaymentAttempt,
     PaymentMethod,
     PaymentStatus,
     Product,
@@ -240,6 +241,12 @@ def place_order(
         idempotency_key=f"pay-{order.number}",
         created_at=now,
     )
+    if method != PaymentMethod.CASH:
+        # The first try at paying opens with the payment, in this transaction (services/payments
+        # records each later try; the first one's keys are the payment's own).
+        order.payment.attempts.append(
+            PaymentAttempt(number=1, method=method, request_key=order.payment.idempotency_key, created_at=now)
+        )
     session.add(order)
     try:
         session.flush()  # a concurrent request with the same key waits here, then fails

@@ -124,9 +124,13 @@ class TestPayPage:
             assert resp.status_code == 302
         order = fresh(session, order)
         assert order.payment.method == PaymentMethod.WECHAT_PAY
-        # The card form had not reached the gateway yet: WeChat Pay is the one attempt, made once.
-        assert attempt_count(session, order) == 1
-        assert order.payment.attempts[0].method == PaymentMethod.WECHAT_PAY
+        # The card chosen at checkout never reached the gateway: it is superseded by WeChat Pay,
+        # one attempt however many taps.
+        tries = sorted(order.payment.attempts, key=lambda a: a.number)
+        assert [(a.method, a.status) for a in tries] == [
+            (PaymentMethod.CARD, AttemptStatus.SUPERSEDED),
+            (PaymentMethod.WECHAT_PAY, AttemptStatus.REQUIRES_ACTION),
+        ]
         assert 'data-state="wechat"' in page_of(client.get(pay_url))
 
     def test_a_paid_order_refuses_another_way_to_pay(self, session, market, gateway, as_user):
@@ -148,11 +152,12 @@ class TestPayPage:
 
         order = market.place({"梅县金柚": 1}, SETTINGS, method="wechat_pay")
         other = as_user(make_user(Role.BUYER, name="别人"))
+        before = attempt_count(session, order)  # the one checkout opened
         resp = other.post(
             f"/cart/orders/{order.number}/pay/method", data={"method": "card", "key": "not-mine-01"}
         )
         assert resp.status_code == 404
-        assert attempt_count(session, order) == 0
+        assert attempt_count(session, order) == before == 1
 
 
 class TestPaymentApi:
@@ -235,12 +240,13 @@ class TestPaymentApi:
         order = market.place({"梅县金柚": 1}, SETTINGS, method="card")
         if key:
             headers = {**headers, "Idempotency-Key": key}
+        before = attempt_count(session, order)  # the one checkout opened
         resp = client.post(self.url(order), json=body, headers=headers)
         assert resp.status_code == 422, resp.get_json()
         assert resp.get_json()["message"]
         order = fresh(session, order)
         assert order.payment.method == PaymentMethod.CARD and order.payment.intent_id is None
-        assert attempt_count(session, order) == 0
+        assert attempt_count(session, order) == before == 1
 
     def test_a_cancelled_order_is_a_409(self, client, session, market, gateway, bearer):
         headers = bearer(market.buyer)

@@ -15,6 +15,7 @@ from .accounts import (
     User,
 )
 from .base import Base
+from .cash import CashRemittance, RemittanceStatus
 from .catalog import (
     MAX_PRICE_FEN,
     MAX_STOCK,
@@ -82,6 +83,7 @@ from .places import (
     VillageServicePoint,
     distribution_center_counties,
 )
+from .villagers import ConsentMethod, Villager
 
 __all__ = [
     "CODE_LENGTH",
@@ -95,10 +97,12 @@ __all__ = [
     "AuditEvent",
     "Base",
     "CartItem",
+    "CashRemittance",
     "Category",
     "CategoryFlow",
     "Certification",
     "CertificationKind",
+    "ConsentMethod",
     "CountyServiceCenter",
     "DeliveryMethod",
     "DistributionCenter",
@@ -136,6 +140,7 @@ __all__ = [
     "ProductStatus",
     "Refund",
     "RefundStatus",
+    "RemittanceStatus",
     "ReservationStatus",
     "Role",
     "RoleGrant",
@@ -150,6 +155,7 @@ __all__ = [
     "Unit",
     "User",
     "VillageServicePoint",
+    "Villager",
     "WebhookEvent",
     "distribution_center_counties",
 ]

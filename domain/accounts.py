@@ -106,6 +106,9 @@ class SmsPurpose(enum.StrEnum):
     RESET_PASSWORD = "reset_password"  # noqa: S105 (a purpose, not a password)
     # A farmer without a smartphone reads this code out to the agent who enrolls them.
     LISTING_CONSENT = "listing_consent"
+    # A villager (or their family, on a shared phone) reads this code out to the village agent
+    # who registers them.
+    VILLAGER_CONSENT = "villager_consent"
 
 
 class SmsCode(Base):

@@ -192,7 +192,14 @@ def request_sms_code(
     )
     minutes = max(1, policy.code_ttl_seconds // 60)
     # SMS text goes out in Chinese: the recipient may not have chosen a language yet.
-    if purpose == SmsPurpose.LISTING_CONSENT:
+    if purpose == SmsPurpose.VILLAGER_CONSENT:
+        # Read out to the village agent by a villager (or their family) who agrees to be
+        # registered at the point, so the agent can shop for them.
+        text = (
+            f"【粤农通】验证码{code}：村级服务点申请登记您的信息并为您代购商品。"
+            f"同意才把验证码告诉服务点工作人员，{minutes}分钟内有效。"
+        )
+    elif purpose == SmsPurpose.LISTING_CONSENT:
         # Read out to the village agent by a farmer who agrees to have them list for them.
         text = (
             f"【粤农通】验证码{code}：村级服务点申请代您上架和管理农产品。"
@@ -277,6 +284,12 @@ def register(
     user.grants = [RoleGrant(role=r, created_at=now) for r in roles]
     session.add(user)
     try:
+        session.flush()
+        # Villagers an agent registered with this phone and name become this account's
+        # (linked, not duplicated). Imported here: services.villagers imports this module.
+        from services.villagers import link_on_register
+
+        link_on_register(session, user)
         session.commit()
     except IntegrityError:
         # Two registrations for one number raced; the other one won.

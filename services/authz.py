@@ -8,10 +8,14 @@ Roles and their scopes (a `RoleGrant` carries the scope):
 | buyer         | their own orders      | order, pay, cancel unpaid, ask for money back, confirm receipt |
 | farmer        | their own shop        | list products, accept, pack and decline their orders           |
 | merchant      | their own shop        | the same as a farmer (last-kilometer goods)                    |
-| agent         | their village point   | list for farmers who consented (while the consent holds); as   |
-|               |                       | staff: confirm hand-ins and move parcels of their point        |
+| agent         | their village point   | list for farmers who consented (while the consent holds);      |
+|               |                       | register and find the point's villagers (VILLAGER_RIGHTS); as  |
+|               |                       | staff: confirm hand-ins and move parcels of their point; take  |
+|               |                       | cash for proxy orders at their point, declare remittances      |
+|               |                       | (CASH_ACTIONS)                                                 |
 | county_staff  | their county          | manage the county's nodes and agents; as staff: confirm        |
-|               |                       | hand-ins and move parcels of sellers or pickups in the county  |
+|               |                       | hand-ins and move parcels of sellers or pickups in the county; |
+|               |                       | count and confirm the county's cash remittances (CASH_ACTIONS) |
 | dc_staff      | their distribution    | as staff: move parcels picked up at their center (until the    |
 |               | center                | logistics legs say which parcels pass through it)              |
 | admin         | the province          | everything, and alone decides refunds after hand-in            |
@@ -86,6 +90,49 @@ SUB_ORDER_ACTIONS: Mapping[Action, frozenset[Party]] = {
 }
 
 
+class VillagerStanding(enum.StrEnum):
+    """How a person relates to a villager an agent registered (services/villagers.py)."""
+
+    POINT_AGENT = "point_agent"  # agent of the villager's village point
+    COUNTY_STAFF = "county_staff"  # staff of the point's county
+    SELF = "self"  # the villager's own account, once linked
+
+
+class VillagerRight(enum.StrEnum):
+    VIEW = "view"  # name and phone in full (everyone else sees them masked: 王*, 138****0061)
+    MANAGE = "manage"  # register villagers at the point, find them, edit their notes
+
+
+VILLAGER_RIGHTS: Mapping[VillagerStanding, frozenset[VillagerRight]] = {
+    VillagerStanding.POINT_AGENT: frozenset({VillagerRight.VIEW, VillagerRight.MANAGE}),
+    VillagerStanding.COUNTY_STAFF: frozenset({VillagerRight.VIEW}),
+    VillagerStanding.SELF: frozenset({VillagerRight.VIEW}),
+}
+
+
+def villager_standings(
+    user: User | None, point: Node, villager_user_id: int | None = None
+) -> set[VillagerStanding]:
+    """The standings of `user` on the villagers of `point` (on one of them, with its user id)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return set()
+    found = set()
+    if point.id in node_ids(user, Role.AGENT):
+        found.add(VillagerStanding.POINT_AGENT)
+    if point.county_code in staff_county_codes(user):
+        found.add(VillagerStanding.COUNTY_STAFF)
+    if villager_user_id is not None and villager_user_id == user.id:
+        found.add(VillagerStanding.SELF)
+    return found
+
+
+def villager_rights(
+    user: User | None, point: Node, villager_user_id: int | None = None
+) -> set[VillagerRight]:
+    """What `user` may do with the villagers of `point` (or one of them)."""
+    return {r for s in villager_standings(user, point, villager_user_id) for r in VILLAGER_RIGHTS[s]}
+
+
 def parties_of(standings: set[Standing]) -> set[Party]:
     """The state machine's parties for these standings."""
     return {p for s in standings for p in STANDING_PARTIES[s]}
@@ -155,3 +202,43 @@ def require_staff(user: User | None) -> User:
     if not (is_admin(user) or staff_county_codes(user)):
         raise Forbidden()
     return user
+
+
+# --- cash: proxy orders paid in cash at a point, and its remittance to the county center ---------
+
+
+class CashStanding(enum.StrEnum):
+    """How a person relates to a cash order or a cash remittance (services/cash.py computes it)."""
+
+    POINT_AGENT = "point_agent"  # agent of the order's pickup point (or, declaring, of any point)
+    REMITTER = "remitter"  # the agent whose remittance it is
+    COUNTY_STAFF = "county_staff"  # staff of the county the remittance is handed in to
+    ADMIN = "admin"
+
+
+class CashAction(enum.StrEnum):
+    TAKE_CASH = "take_cash"  # the agent took the cash for a proxy order at their point: paid
+    DECLARE_REMITTANCE = "declare_remittance"  # the agent hands cash to the county center
+    VIEW_REMITTANCE = "view_remittance"  # see it, and its discrepancy
+    CONFIRM_REMITTANCE = "confirm_remittance"  # count the cash and confirm the counted amount
+
+
+# Counting cash happens at the county center: its staff confirm, not admins from afar.
+CASH_ACTIONS: Mapping[CashAction, frozenset[CashStanding]] = {
+    CashAction.TAKE_CASH: frozenset({CashStanding.POINT_AGENT}),
+    CashAction.DECLARE_REMITTANCE: frozenset({CashStanding.POINT_AGENT}),
+    CashAction.VIEW_REMITTANCE: frozenset(
+        {CashStanding.REMITTER, CashStanding.COUNTY_STAFF, CashStanding.ADMIN}
+    ),
+    CashAction.CONFIRM_REMITTANCE: frozenset({CashStanding.COUNTY_STAFF}),
+}
+
+
+def may_cash(action: CashAction, standings: set[CashStanding]) -> bool:
+    return bool(CASH_ACTIONS[action] & standings)
+
+
+def require_cash(action: CashAction, standings: set[CashStanding]) -> None:
+    """Forbidden unless one of `standings` may take `action` (CASH_ACTIONS)."""
+    if not may_cash(action, standings):
+        raise Forbidden()

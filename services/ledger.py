@@ -4,7 +4,9 @@ Every money event is one balanced transaction of signed fen entries (debit > 0, 
 posted under a unique key so a repeated webhook posts nothing twice. Accounts:
 
     buyer_payments_clearing        asset      money collected through the gateway, not yet paid out
-    cash_held:{agent_id}           asset      cash a village agent collected for the platform
+    cash_held:{agent_id}           asset      cash a village agent collected for the platform and
+                                              has not remitted (county staff's counted amount
+                                              moves to clearing: post_cash_remitted)
     seller_payable:{seller_id}     liability  what the platform owes a seller
     seller_carried:{seller_id}     asset      what a seller owes the platform: their share of refunds
                                               made after their sub-order was paid out, carried
@@ -453,6 +455,97 @@ def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
     )
 
 
+def post_cash_remitted(
+    session: Session, *, remittance_id: int, agent_id: int, counted_fen: int
+) -> LedgerTransaction | None:
+    """County staff counted cash an agent handed in: it leaves the agent's hands (cash_held)
+    and joins the platform's money (clearing). Only the counted amount moves: a shortfall stays
+    in cash_held, still owed by the agent. Nothing to post when nothing was counted."""
+    if not counted_fen:
+        return None
+    return post(
+        session,
+        key=f"remitted:{remittance_id}",
+        kind="cash_remitted",
+        lines=[Line.fixed(CLEARING, counted_fen), Line.owned("cash_held", agent_id, -counted_fen)],
+        memo=f"remittance {remittance_id}",
+        details={"remittance_id": remittance_id, "agent_id": agent_id},
+    )
+
+
+def cash_in_agents_hands(session: Session, sub_order_ids: Sequence[int]) -> set[int]:
+    """Of these sub-orders, the ones paid in cash whose cash is still in an agent's hands.
+
+    The rule (first in, first out per agent): an agent's cash sub-orders are taken in the order
+    their payments were posted, each for the cash it brought in less the cash refunded out of it;
+    the agent's remitted total (what county staff counted) covers them from the oldest on. A
+    sub-order is remitted once the running total up to and including it is within the remitted
+    total; the rest is still in the agent's hands and is not payable."""
+    cash_paid: list[Any] = []
+    for chunk in _chunks(list(sub_order_ids)):
+        cash_paid += session.execute(
+            select(LedgerTransaction.sub_order_id, LedgerAccount.owner_id)
+            .select_from(LedgerEntry)
+            .join(LedgerEntry.transaction)
+            .join(LedgerEntry.account)
+            .where(
+                LedgerTransaction.kind == "sub_order_paid",
+                LedgerTransaction.sub_order_id.in_(chunk),
+                LedgerAccount.code.like("cash_held:%"),
+                LedgerEntry.amount_fen > 0,
+            )
+        ).all()
+    if not cash_paid:
+        return set()
+    agents = sorted({int(owner) for _sub, owner in cash_paid})
+    codes = [cash_held_code(a) for a in agents]
+    # Every cash movement of these agents tied to a sub-order (payments in, refunds out), oldest first.
+    moves = session.execute(
+        select(
+            LedgerAccount.owner_id,
+            LedgerTransaction.sub_order_id,
+            LedgerTransaction.id,
+            LedgerEntry.amount_fen,
+        )
+        .select_from(LedgerEntry)
+        .join(LedgerEntry.transaction)
+        .join(LedgerEntry.account)
+        .where(LedgerAccount.code.in_(codes), LedgerTransaction.sub_order_id.is_not(None))
+        .order_by(LedgerTransaction.id)
+    ).all()
+    remitted = cash_remitted_by_agent(session, agents)
+    first_seen: dict[int, dict[int, int]] = defaultdict(dict)  # agent → sub-order → first txn id
+    net: dict[int, int] = defaultdict(int)
+    for owner, sub_id, txn_id, fen in moves:
+        first_seen[int(owner)].setdefault(int(sub_id), int(txn_id))
+        net[int(sub_id)] += int(fen)
+    held: set[int] = set()
+    for agent in agents:
+        running = 0
+        for sub_id in sorted(first_seen[agent], key=lambda s: first_seen[agent][s]):
+            running += max(net[sub_id], 0)
+            if running > remitted.get(agent, 0):
+                held.add(sub_id)
+    return held & set(sub_order_ids)
+
+
+def cash_remitted_by_agent(session: Session, agent_ids: Sequence[int]) -> dict[int, int]:
+    """What each agent's confirmed remittances moved out of cash_held (the counted amounts), as
+    the ledger posted it."""
+    rows = session.execute(
+        select(LedgerAccount.owner_id, func.sum(LedgerEntry.amount_fen))
+        .select_from(LedgerEntry)
+        .join(LedgerEntry.transaction)
+        .join(LedgerEntry.account)
+        .where(
+            LedgerTransaction.kind == "cash_remitted",
+            LedgerAccount.code.in_([cash_held_code(a) for a in agent_ids]),
+        )
+        .group_by(LedgerAccount.owner_id)
+    ).all()
+    return {int(owner): -int(total or 0) for owner, total in rows}
+
+
 def post_netting(session: Session, payout: Payout) -> LedgerTransaction | None:
     """Net what the seller carried against what their payout's sub-orders owe them (when the
     batch is built): the platform owes them `netted_fen` less and they carry that much less."""
@@ -674,7 +767,8 @@ def create_payout_batch(
     (it claims the sub-orders and records the netting; the bank files leave it out); one with a
     carried balance and nothing newly payable gets no row and keeps carrying it. A sub-order
     with a refund still pending at the gateway waits for a later batch: paying it now could pay
-    out money that is about to go back to the buyer."""
+    out money that is about to go back to the buyer. A sub-order paid in cash waits until the
+    agent who took the cash has remitted it (`cash_in_agents_hands`)."""
     actor = authz.require_admin(actor)
     holding_days = _check_holding_days(holding_days)
     now = now or clock.now()
@@ -704,6 +798,9 @@ def create_payout_batch(
                 )
             )
         )
+    # Cash still in an agent's hands is not the platform's yet: its sub-orders wait until the
+    # agent remits it (cash_in_agents_hands: first in, first out per agent).
+    pending |= cash_in_agents_hands(session, [row.id for row in candidates])
     candidates = [row for row in candidates if row.id not in pending]
     owed = _owed_by_sub_order(session, [(row.id, row.seller_id) for row in candidates])
     by_seller: dict[int, list[int]] = defaultdict(list)

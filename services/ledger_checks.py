@@ -18,8 +18,8 @@
 - seller_payable         no seller payable has a debit balance (the platform owing less than
                          nothing): a refund after a payout is carried in seller_carried instead
 - seller_carried         no carried balance is below zero (netting never takes more than is carried)
-- cash_held              each agent's cash_held is the cash orders they collected and have not
-                         remitted
+- cash_held              each agent's cash_held is the cash orders they collected (less cash
+                         refunds) less the counted amounts of their confirmed remittances
 
 Balances are never stored (each is the sum of its account's entries), so "an account's balance
 equals the sum of its entries" is checked through the totals other tables keep beside the ledger:
@@ -41,6 +41,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from domain import (
+    CashRemittance,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
@@ -51,6 +52,7 @@ from domain import (
     PayoutBatchStatus,
     Refund,
     RefundStatus,
+    RemittanceStatus,
     SubOrder,
 )
 from services import ledger
@@ -311,10 +313,9 @@ def check_seller_balances(session: Session) -> list[Breach]:
 
 def check_cash_held(session: Session) -> list[Breach]:
     """Each agent holds the cash of the cash orders they collected, less what was refunded out
-    of it. Cash orders do not exist yet (no use case posts `via="cash"`), so today every
-    cash_held account must be zero; the check is already the real one. When the village-agent
-    issue adds remittances (the agent hands the cash in), subtract each agent's remitted cash
-    from `expected` here, from the remittance records, not from the ledger."""
+    of it, less what they remitted: the counted amounts of their confirmed remittances, read
+    from the remittance records (services/cash.py), not from the ledger. A shortfall (declared
+    more than counted) is still held."""
     expected: dict[str, int] = defaultdict(int)
     collected = [
         (sub_id, code) for _o, sub_id, code, _f in _paid_inflows(session) if code.startswith("cash_held:")
@@ -327,6 +328,12 @@ def check_cash_held(session: Session) -> list[Breach]:
         for sub_id, code in collected:
             sub = subs[sub_id]
             expected[code] += sub.total_fen - (sub.released_fen or 0) - sub.refunded_fen
+    for agent_id, counted in session.execute(
+        select(CashRemittance.agent_id, func.sum(CashRemittance.counted_fen))
+        .where(CashRemittance.status == RemittanceStatus.CONFIRMED)
+        .group_by(CashRemittance.agent_id)
+    ):
+        expected[ledger.cash_held_code(agent_id)] -= int(counted or 0)
     breaches = []
     held = {code: fen for code, fen in _balances_by_code(session).items() if code.startswith("cash_held:")}
     for code in sorted(set(held) | set(expected)):

@@ -286,6 +286,8 @@ LEDGER_CHECKED = (
     "e2e/test_payment_switch.py",
     "e2e/test_webhooks_admin.py",
     "e2e/test_pickup_codes_web.py",
+    "integration/test_cash_remittance.py",
+    "e2e/test_cash_web.py",
 )
 _CALL_FAILED = pytest.StashKey[bool]()
 

@@ -16,12 +16,23 @@ SWAGGER_UI_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger
 def register_api(app: Flask, api: Api) -> None:
     from marketplace.api.auth.routes import blp as auth_blp
     from marketplace.api.browse.routes import blp as browse_blp
+    from marketplace.api.cash.routes import blp as cash_blp
     from marketplace.api.catalog.routes import blp as catalog_blp
     from marketplace.api.orders.routes import blp as orders_blp
     from marketplace.api.places.routes import blp as places_blp
     from marketplace.api.search.routes import blp as search_blp
+    from marketplace.api.villagers.routes import blp as villagers_blp
 
-    for blp in (auth_blp, places_blp, catalog_blp, browse_blp, search_blp, orders_blp):
+    for blp in (
+        auth_blp,
+        places_blp,
+        catalog_blp,
+        browse_blp,
+        search_blp,
+        orders_blp,
+        villagers_blp,
+        cash_blp,
+    ):
         # Bearer tokens, not cookies, authenticate the API: no CSRF token to carry.
         csrf.exempt(blp)
         document_errors(blp)  # every operation lists its 4xx answers with the error body

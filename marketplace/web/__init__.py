@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     from marketplace.web.admin import bp as admin_bp
     from marketplace.web.auth import bp as auth_bp
     from marketplace.web.cart import bp as cart_bp
+    from marketplace.web.cash import bp as cash_bp
     from marketplace.web.dev import bp as dev_bp
     from marketplace.web.finance import bp as finance_bp
     from marketplace.web.main import bp as main_bp
@@ -19,6 +20,7 @@ def init_app(app: Flask) -> None:
     from marketplace.web.places import bp as places_bp
     from marketplace.web.sell import bp as sell_bp
     from marketplace.web.shop import bp as shop_bp
+    from marketplace.web.villagers import bp as villagers_bp
     from marketplace.web.webhooks import bp as webhooks_bp
 
     register_filters(app)
@@ -32,6 +34,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(orders_bp, url_prefix="/orders")
     app.register_blueprint(finance_bp, url_prefix="/finance")
+    app.register_blueprint(cash_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(villagers_bp, url_prefix="/agent/villagers")
     if app.config.get("DEV_PAGES"):
         app.register_blueprint(dev_bp, url_prefix="/dev")

@@ -35,6 +35,7 @@ from domain import (
     PaymentMethod,
     PaymentStatus,
     Product,
+    Role,
     StockReservation,
     SubOrder,
     User,
@@ -157,10 +158,11 @@ def place_order(
         raise _field("items", _("Your cart is empty."))
 
     method = _choice(PaymentMethod, data.payment_method, "payment_method", _("Choose how to pay."))
-    if method not in ONLINE_METHODS:
-        # Cash on pickup is for proxy orders a village agent places and collects for.
-        raise _field("payment_method", _("Choose how to pay."))
     delivery = _choice(DeliveryMethod, data.delivery, "delivery", _("Choose home delivery or pickup."))
+    if method not in ONLINE_METHODS and not _cash_at_own_point(buyer, placer, delivery, data):
+        # Cash is for proxy orders a village agent places for pickup at their own point and
+        # takes the cash for (services/cash.py take_cash).
+        raise _field("payment_method", _("Choose how to pay."))
     ship = _destination(session, buyer, data, delivery)
 
     quote = carts.quote(session, items, settings, delivery)
@@ -237,7 +239,7 @@ def place_order(
         amount_fen=order.total_fen,
         currency=settings.currency,
         capture_method="manual" if presale else "automatic",
-        status=PaymentStatus.CREATING,
+        status=PaymentStatus.AWAITING_CASH if method == PaymentMethod.CASH else PaymentStatus.CREATING,
         idempotency_key=f"pay-{order.number}",
         created_at=now,
     )
@@ -285,6 +287,18 @@ def place_order(
     carts.forget_products(session, buyer.id, list(items))
     session.commit()
     return Placed(order, True)
+
+
+def _cash_at_own_point(buyer: User, placer: User, delivery: DeliveryMethod, data: CheckoutInput) -> bool:
+    """A proxy order (placed for someone else) picked up at a point the placer is agent of."""
+    if placer.id == buyer.id or delivery != DeliveryMethod.PICKUP:
+        return False
+    try:
+        node_id = int(str(data.pickup_node_id or ""))
+    except ValueError:
+        return False
+    standings = {authz.CashStanding.POINT_AGENT} if node_id in authz.node_ids(placer, Role.AGENT) else set()
+    return authz.may_cash(authz.CashAction.TAKE_CASH, standings)
 
 
 # --- limits: what one buyer may hold unpaid ----------------------------------------------------

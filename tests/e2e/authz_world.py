@@ -48,7 +48,7 @@ from domain import (
     WebhookEvent,
 )
 from seed.loader import read_json
-from services import catalog, ledger, media, places
+from services import cash, catalog, ledger, media, places, villagers
 from services.orders import addresses, checkout, states
 from services.orders.addresses import AddressInput
 from services.orders.checkout import CheckoutInput
@@ -118,6 +118,8 @@ class Scope:
     unpaid: Order
     orders: dict[str, Order]  # by PATHS key: each has one sub-order, the farmer's
     batch_id: int
+    villager_id: int  # a villager registered at the scope's point
+    remittance_id: int  # the scope's agent's cash, declared to the county center, not yet counted
 
     def sub(self, state: str) -> SubOrder:
         (sub,) = self.orders[state].sub_orders
@@ -195,6 +197,9 @@ def _build_scope(
     )
     buyer = make_user(Role.BUYER, name=f"{name}买家")
     record = consent(session, agent, farmer, point)
+    villager = villagers.register_villager(
+        session, agent, villagers.VillagerInput(name=f"{name}村民王秀英", village_code=village.code)
+    )
 
     categories = {c.slug: c.id for c in catalog.categories(session)}
 
@@ -241,6 +246,25 @@ def _build_scope(
         session.commit()
         orders[state] = order
 
+    # A proxy order the point's agent placed for the buyer and took the cash for, and that cash
+    # declared to the county center: a remittance waiting for the county's staff to count it.
+    cash_order = checkout.place_order(
+        session,
+        buyer,
+        CheckoutInput(
+            items={goods.id: 1},
+            idempotency_key=checkout.new_idempotency_key(),
+            payment_method="cash",
+            delivery="pickup",
+            pickup_node_id=point.id,
+            pickup_contact=contact,
+        ),
+        settings,
+        placed_by=agent,
+    ).order
+    cash.take_cash(session, agent, cash_order.number, f"matrix-cash-{name}")
+    remittance = cash.declare_remittance(session, agent, cash_order.total_fen, f"matrix-remit-{name}")
+
     # A payout batch of this scope's own (older, completed) sub-order: batches take everything
     # payable, so each scope's is made before the next scope's sub-orders exist.
     paid_and_completed(session, buyer, farmer, items=1000, commission=100)
@@ -273,6 +297,8 @@ def _build_scope(
         unpaid=unpaid,
         orders=orders,
         batch_id=batch.id,
+        villager_id=villager.id,
+        remittance_id=remittance.id,
     )
 
 
@@ -392,6 +418,8 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return str(scope.batch_id)
     if name == "consent_id":
         return str(scope.consent_id)
+    if name == "villager_id":
+        return str(scope.villager_id)
     if name == "code":
         return scope.county.code
     if name == "slug":
@@ -404,6 +432,8 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return "reconcile-reserved-stock"
     if name == "event_id":  # the admins' "process again": a given-up webhook event
         return webhook_event_id(scope)
+    if name == "remittance_id":
+        return str(scope.remittance_id)
     raise UnresolvedParameter(
         f"add a resolver for <{name}> (route {rule}, endpoint {endpoint}) in tests/e2e/authz_world.py"
     )
@@ -457,6 +487,20 @@ BODIES: dict[str, Callable[[Scope], dict[str, Any]]] = {
         "name": "权限矩阵测试服务点",
     },
     "places.new_node": lambda s: {"division_code": s.spare_village, "name": "权限矩阵测试服务点"},
+    # A villager of a village of the scope's point's town (an agent registers them there).
+    "api_villagers.create_villager": lambda s: {
+        "name": "权限矩阵村民",
+        "village_code": s.point.division_code,
+        "consent_method": "in_person",
+        "point_id": s.point.id,
+    },
+    "api_villagers.update_villager": lambda s: {"notes": "送到女儿家"},
+    "api_villagers.send_consent_code": lambda s: {"phone": "13800000099"},
+    # Cash: a fen handed in or counted (the request is rolled back), each with its key.
+    "api_cash.declare": lambda s: {"amount_fen": 1, "idempotency_key": "matrix-declare-01"},
+    "cash.declare": lambda s: {"amount": "0.01", "key": "matrix-declare-01"},
+    "api_cash.confirm": lambda s: {"counted_fen": 1},
+    "cash.confirm": lambda s: {"counted": "0.01"},
     # The scope's buyer made an agent at the scope's point (county staff appoint agents there).
     "api_auth.grant_role": lambda s: {"role": "agent", "node_id": s.point.id},
 }

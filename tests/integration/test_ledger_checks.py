@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from domain import (
     AccountKind,
+    CashRemittance,
     JobRun,
     LedgerAccount,
     LedgerEntry,
@@ -19,6 +20,7 @@ from domain import (
     PaymentMethod,
     Payout,
     PayoutBatch,
+    RemittanceStatus,
     Role,
     SubOrder,
 )
@@ -52,6 +54,25 @@ def books(session, admin):  # type: ignore[no-untyped-def]
     ledger.post_refund(session, add_refund(session, b.sub, 2_000))  # after the payout: carried
     session.commit()
     return b
+
+
+def village_point_id(session) -> int:  # type: ignore[no-untyped-def]
+    """Any node: the remittance rows these checks plant need one to point at."""
+    from domain import Node, NodeKind
+    from services import places
+    from tests.factories import first_village
+
+    node = session.scalar(select(Node.id).limit(1))
+    if node is not None:
+        return int(node)
+    admin = add_user(session, Role.ADMIN)
+    point = places.create_node(
+        session,
+        admin,
+        NodeKind.VILLAGE_POINT,
+        {"division_code": first_village(session, "441403").code, "name": "点"},
+    )
+    return point.id
 
 
 def checks(session) -> set[str]:  # type: ignore[no-untyped-def]
@@ -155,6 +176,35 @@ class TestPlantedBreaches:
         ledger.post_refund(session, add_refund(session, sub, 500))
         assert ledger.balance(session, ledger.cash_held_code(books.agent.id)) == 1_500
         assert ledger_checks.find_breaches(session) == []
+
+    def test_cash_held_is_collected_less_the_counted_remittances(self, session, books, make_user):
+        sub = add_sub_order(session, books.buyer, books.other, items=2_000, method=PaymentMethod.CASH)
+        ledger.post_sub_order_paid(session, sub, via="cash", agent_id=books.agent.id)
+        session.add(
+            CashRemittance(
+                agent_id=books.agent.id,
+                node_id=village_point_id(session),
+                county_code="441403",
+                declared_fen=1_500,
+                counted_fen=1_200,
+                status=RemittanceStatus.CONFIRMED,
+                idempotency_key="remit-check-0001",
+            )
+        )
+        session.flush()
+        remittance_id = session.scalar(select(CashRemittance.id))
+        ledger.post_cash_remitted(
+            session, remittance_id=remittance_id, agent_id=books.agent.id, counted_fen=1_200
+        )
+        assert ledger.balance(session, ledger.cash_held_code(books.agent.id)) == 800
+        assert ledger_checks.find_breaches(session) == []
+
+    @planted
+    def test_cash_remitted_in_the_ledger_without_a_confirmed_remittance_is_reported(self, session, books):
+        sub = add_sub_order(session, books.buyer, books.other, items=2_000, method=PaymentMethod.CASH)
+        ledger.post_sub_order_paid(session, sub, via="cash", agent_id=books.agent.id)
+        ledger.post_cash_remitted(session, remittance_id=999, agent_id=books.agent.id, counted_fen=500)
+        assert checks(session) == {"cash_held"}
 
     @planted
     def test_an_account_of_the_wrong_kind_is_reported(self, session, books):

@@ -148,5 +148,12 @@ def checkout_settings() -> CheckoutSettings:
 
 def enqueue(task_name: str, *args: object) -> None:
     """Queue a task by name (inline in the embedded default). Pages and the API never import
-    marketplace.tasks: the entry points stay independent of each other."""
-    current_app.extensions["celery"].tasks[task_name].delay(*args)
+    marketplace.tasks: the entry points stay independent of each other.
+
+    Whether to queue is this app's setting, not the Celery object's (one per process, bound to
+    whichever app was built last): without a broker the task runs here and now, in this app."""
+    task = current_app.extensions["celery"].tasks[task_name]
+    if not current_app.config.get("CELERY_BROKER_URL"):
+        task.apply(args=args, throw=True)
+        return
+    task.delay(*args)

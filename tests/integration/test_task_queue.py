@@ -46,8 +46,10 @@ def worker(database_url):  # type: ignore[no-untyped-def]
     config.DATABASE_URL = database_url
     config.CELERY_BROKER_URL = REDIS_URL
     config.CELERY_RESULT_BACKEND = REDIS_URL
-    app = create_app(config)
+    # Celery is one object per process: what this app binds (the Redis broker, not eager) is
+    # put back afterwards, or the next modules' tasks would be queued for a worker that is gone.
     saved = dict(celery_app.conf)
+    app = create_app(config)
     celery_app.conf.update(task_ignore_result=False)
     _forget_connections()
     with start_worker(celery_app, perform_ping_check=False, pool="solo", loglevel="WARNING"):

@@ -25,7 +25,7 @@ class VillagerForm(FlaskForm):
     """An agent registers a villager; `key` makes a resent form register them once."""
 
     key = HiddenField()
-    name = StringField(_l("Name"), validators=[_required, Length(max=40)], render_kw={"maxlength": 40})
+    name = StringField(_l("Full name"), validators=[_required, Length(max=40)], render_kw={"maxlength": 40})
     village_code = SelectField(_l("Village"), validate_choice=False)
     phone = TelField(
         _l("Mobile number (optional, may be the family's)"),

@@ -211,6 +211,31 @@ def request_sms_code(
     session.commit()
 
 
+def request_code_for_someone(
+    session: Session,
+    gateway: SmsGateway,
+    agent: User | None,
+    phone: str,
+    purpose: SmsPurpose,
+    policy: AuthPolicy,
+    *,
+    own_number: Any,
+    ip: str = "",
+    now: datetime | None = None,
+) -> str:
+    """A village agent has a consent code sent to someone else's phone (a farmer's, a
+    villager's), who reads it out to them; returns the number. `own_number`: the message when
+    the agent typed their own."""
+    agent = authz.require_user(agent)
+    if not authz.node_ids(agent, Role.AGENT):
+        raise Forbidden(_("Only village agents can do this."))
+    phone = normalize_phone(phone)
+    if phone == agent.phone:
+        raise ValidationError(own_number, field_errors={"phone": [own_number]})
+    request_sms_code(session, gateway, phone, purpose, policy, now=now, ip=ip)
+    return phone
+
+
 def consume_sms_code(
     session: Session,
     phone: str,

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from domain import ConsentMethod, Division, DivisionLevel, Node, Role, SmsPurpose, User, Villager, clock
 from services import authz
-from services.accounts import AuthPolicy, consume_sms_code, request_sms_code
+from services.accounts import AuthPolicy, consume_sms_code, request_code_for_someone
 from services.authz import VillagerRight
 from services.catalog import audit
 from services.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -136,15 +136,17 @@ def request_consent_code(
     now: datetime | None = None,
 ) -> str:
     """An agent has the consent code sent to the villager's (family) phone; returns the number."""
-    actor = authz.require_user(actor)
-    if not authz.node_ids(actor, Role.AGENT):
-        raise Forbidden(_("Only village agents can do this."))
-    phone = normalize_phone(phone)
-    if phone == actor.phone:
-        msg = _("Enter the villager's mobile number, not your own.")
-        raise ValidationError(msg, field_errors={"phone": [msg]})
-    request_sms_code(session, gateway, phone, SmsPurpose.VILLAGER_CONSENT, policy, now=now, ip=ip)
-    return phone
+    return request_code_for_someone(
+        session,
+        gateway,
+        actor,
+        phone,
+        SmsPurpose.VILLAGER_CONSENT,
+        policy,
+        own_number=_("Enter the villager's mobile number, not your own."),
+        ip=ip,
+        now=now,
+    )
 
 
 def _find_by_key(session: Session, point: Node, key: str | None) -> Villager | None:

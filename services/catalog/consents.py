@@ -23,14 +23,13 @@ from domain import (
     clock,
 )
 from services import authz
-from services.accounts import AuthPolicy, consume_sms_code, find_user_by_phone, request_sms_code
+from services.accounts import AuthPolicy, consume_sms_code, find_user_by_phone, request_code_for_someone
 from services.errors import Forbidden, NotFound, ValidationError
 from services.i18n import _
 from services.sms import SmsGateway
 from services.validation import check_text, normalize_phone
 
 from . import audit
-from .common import field_error
 from .sellers import apply_profile
 
 
@@ -157,14 +156,17 @@ def request_consent_code(
     now: datetime | None = None,
 ) -> str:
     """An agent asks for the consent code to be sent to a farmer's phone; returns the number."""
-    actor = authz.require_user(actor)
-    if not agent_point_ids(actor):
-        raise Forbidden(_("Only village agents can do this."))
-    phone = normalize_phone(phone)
-    if phone == actor.phone:
-        raise field_error("phone", _("Enter the farmer's mobile number, not your own."))
-    request_sms_code(session, gateway, phone, SmsPurpose.LISTING_CONSENT, policy, now=now, ip=ip)
-    return phone
+    return request_code_for_someone(
+        session,
+        gateway,
+        actor,
+        phone,
+        SmsPurpose.LISTING_CONSENT,
+        policy,
+        own_number=_("Enter the farmer's mobile number, not your own."),
+        ip=ip,
+        now=now,
+    )
 
 
 def active_consent(session: Session, agent: User | None, farmer_id: int) -> ListingConsent | None:

@@ -125,3 +125,60 @@ class TestPages:
         page = as_user(make_user(Role.BUYER))
         assert page.get("/agent/cash").status_code == 403
         assert page.get("/county/remittances").status_code == 403
+
+
+class TestBadInput:
+    """Each cash route's malformed input: a 422 with a message, nothing written."""
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"amount_fen": 0, "idempotency_key": "bad-remit-0001"},
+            {"amount_fen": -500, "idempotency_key": "bad-remit-0002"},
+            {"amount_fen": "五百", "idempotency_key": "bad-remit-0003"},
+            {"amount_fen": 100, "idempotency_key": "短"},
+            {"amount_fen": 100},  # no key at all
+            {"idempotency_key": "bad-remit-0004"},
+        ],
+    )
+    def test_a_declaration_that_cannot_be_read(self, client, session, bearer, agent, cash_order, body):
+        cash.take_cash(session, agent, cash_order.number, "bad-input-cash-01")
+        resp = client.post("/api/v1/agent/remittances", json=body, headers=bearer(agent))
+        assert resp.status_code == 422, resp.get_json()
+        assert resp.get_json()["message"]
+        assert count(session, CashRemittance) == 0
+
+    def test_taking_cash_without_a_key_is_refused(self, client, session, bearer, agent, cash_order):
+        resp = client.post(f"/api/v1/agent/orders/{cash_order.number}/cash", json={}, headers=bearer(agent))
+        assert resp.status_code == 422, resp.get_json()
+        session.expire_all()
+        assert cash_order.payment.status == PaymentStatus.AWAITING_CASH
+
+    @pytest.mark.parametrize("counted", [-1, "一百", None, 10**12])
+    def test_a_count_that_cannot_be_read(self, client, session, bearer, agent, staff, cash_order, counted):
+        cash.take_cash(session, agent, cash_order.number, "bad-input-cash-02")
+        remittance = cash.declare_remittance(session, agent, cash_order.total_fen, "bad-input-remit-1")
+        resp = client.post(
+            f"/api/v1/county/remittances/{remittance.id}/confirm",
+            json={"counted_fen": counted},
+            headers=bearer(staff),
+        )
+        assert resp.status_code in (409, 422), resp.get_json()  # 10**12: more than declared
+        assert resp.get_json()["message"]
+        session.expire_all()
+        assert session.get(CashRemittance, remittance.id).status == RemittanceStatus.DECLARED
+
+    def test_a_list_filter_that_cannot_be_read(self, client, bearer, staff):
+        resp = client.get("/api/v1/county/remittances?to_confirm=maybe", headers=bearer(staff))
+        assert resp.status_code == 422
+
+    def test_an_unknown_order_or_remittance_is_not_found(self, client, bearer, agent, staff):
+        headers = {**bearer(agent), "Idempotency-Key": "bad-input-cash-03"}
+        assert (
+            client.post("/api/v1/agent/orders/202601010000000000/cash", json={}, headers=headers).status_code
+            == 404
+        )
+        resp = client.post(
+            "/api/v1/county/remittances/999999/confirm", json={"counted_fen": 1}, headers=bearer(staff)
+        )
+        assert resp.status_code == 404

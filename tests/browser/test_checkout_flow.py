@@ -82,6 +82,14 @@ def pick_village(page) -> None:  # type: ignore[no-untyped-def]
             page.click("fieldset.picker button[name=action][value=pick]")
 
 
+def type_card(page, number: str) -> None:  # type: ignore[no-untyped-def]
+    """Type a test card into (localstripe's) Stripe.js card form."""
+    page.locator(".card-element input[placeholder=number]").fill(number)
+    page.locator(".card-element input[placeholder=exp_month]").fill("12")
+    page.locator(".card-element input[placeholder=exp_year]").fill("30")
+    page.locator(".card-element input[placeholder=cvc]").fill("123")
+
+
 def parcels(page) -> list[str]:  # type: ignore[no-untyped-def]
     """The status of each parcel on the order summary."""
     items = page.locator(".order-summary li.parcel")
@@ -127,10 +135,7 @@ class TestBuyerChecksOutOnAPhone:
         assert re.search(r"/cart/orders/\d+/pay$", page.url), page.url
         card = page.locator(".card-element input[placeholder=number]")
         card.wait_for(state="visible")
-        page.locator(".card-element input[placeholder=number]").fill("4242424242424242")
-        page.locator(".card-element input[placeholder=exp_month]").fill("12")
-        page.locator(".card-element input[placeholder=exp_year]").fill("30")
-        page.locator(".card-element input[placeholder=cvc]").fill("123")
+        type_card(page, "4242424242424242")
         fits_the_phone(page)
         shot(page, "checkout-3-card")
         page.click("#card-pay button[type=submit]")
@@ -163,10 +168,7 @@ class TestBuyerChecksOutOnAPhone:
         page.click("label.choice:has(input[name=payment_method][value=card])")
         with page.expect_navigation():
             page.click("button[name=action][value=place]")
-        page.locator(".card-element input[placeholder=number]").fill("4000002500003155")
-        page.locator(".card-element input[placeholder=exp_month]").fill("12")
-        page.locator(".card-element input[placeholder=exp_year]").fill("30")
-        page.locator(".card-element input[placeholder=cvc]").fill("123")
+        type_card(page, "4000002500003155")
         page.click("#card-pay button[type=submit]")
         # The server confirmed; the bank wants its check: Stripe.js (localstripe's) asks.
         page.locator("[data-state=authenticate]").wait_for()
@@ -269,10 +271,7 @@ class TestAPaymentThatFailsIsPaidAnotherWay:
         page.set_default_timeout(15_000)
         page.goto(pay_url)
         page.locator(".card-element input[placeholder=number]").wait_for(state="visible")
-        page.locator(".card-element input[placeholder=number]").fill("4242424242424242")
-        page.locator(".card-element input[placeholder=exp_month]").fill("12")
-        page.locator(".card-element input[placeholder=exp_year]").fill("30")
-        page.locator(".card-element input[placeholder=cvc]").fill("123")
+        type_card(page, "4242424242424242")
         fits_the_phone(page)
         shot(page, "retry-2-card")
         page.click("#card-pay button[type=submit]")

@@ -18,8 +18,11 @@ def register_api(app: Flask, api: Api) -> None:
     from marketplace.api.browse.routes import blp as browse_blp
     from marketplace.api.cash.routes import blp as cash_blp
     from marketplace.api.catalog.routes import blp as catalog_blp
+    from marketplace.api.intake.routes import blp as intake_blp
     from marketplace.api.orders.routes import blp as orders_blp
+    from marketplace.api.parcels.routes import blp as parcels_blp
     from marketplace.api.places.routes import blp as places_blp
+    from marketplace.api.proxy.routes import blp as proxy_blp
     from marketplace.api.search.routes import blp as search_blp
     from marketplace.api.villagers.routes import blp as villagers_blp
 
@@ -32,6 +35,9 @@ def register_api(app: Flask, api: Api) -> None:
         orders_blp,
         villagers_blp,
         cash_blp,
+        proxy_blp,
+        parcels_blp,
+        intake_blp,
     ):
         # Bearer tokens, not cookies, authenticate the API: no CSRF token to carry.
         csrf.exempt(blp)

@@ -14,10 +14,13 @@ def init_app(app: Flask) -> None:
     from marketplace.web.cash import bp as cash_bp
     from marketplace.web.dev import bp as dev_bp
     from marketplace.web.finance import bp as finance_bp
+    from marketplace.web.intake import bp as intake_bp
     from marketplace.web.main import bp as main_bp
     from marketplace.web.media import bp as media_bp
     from marketplace.web.orders import bp as orders_bp
+    from marketplace.web.parcels import bp as parcels_bp
     from marketplace.web.places import bp as places_bp
+    from marketplace.web.proxy import bp as proxy_bp
     from marketplace.web.sell import bp as sell_bp
     from marketplace.web.shop import bp as shop_bp
     from marketplace.web.villagers import bp as villagers_bp
@@ -37,5 +40,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(cash_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(villagers_bp, url_prefix="/agent/villagers")
+    app.register_blueprint(proxy_bp, url_prefix="/agent/proxy")
+    app.register_blueprint(parcels_bp, url_prefix="/agent/parcels")
+    app.register_blueprint(intake_bp, url_prefix="/agent/intake")
     if app.config.get("DEV_PAGES"):
         app.register_blueprint(dev_bp, url_prefix="/dev")

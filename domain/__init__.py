@@ -32,6 +32,8 @@ from .catalog import (
     StorageClass,
     Unit,
 )
+from .commissions import AgentCommission, CommissionKind, CommissionPayout, CommissionRate
+from .credit import AgentCreditLimit, CreditCollection, ProxyCartItem
 from .jobs import JobRun
 from .ledger import (
     AccountKind,
@@ -42,6 +44,7 @@ from .ledger import (
     PayoutBatch,
     PayoutBatchStatus,
 )
+from .lots import Grade, Intake, IntakeLine, IntakePhoto, Lot
 from .notifications import (
     Notification,
     NotificationEvent,
@@ -62,6 +65,7 @@ from .orders import (
     StockReservation,
     SubOrder,
 )
+from .parcels import HandoverMethod, IdentityReason, ParcelHandover
 from .payments import (
     AttemptStatus,
     GatewayCustomer,
@@ -83,6 +87,7 @@ from .places import (
     VillageServicePoint,
     distribution_center_counties,
 )
+from .standing import Cadence, CycleStatus, StandingCycle, StandingOrder, StandingOrderLine, StandingStatus
 from .villagers import ConsentMethod, Villager
 
 __all__ = [
@@ -92,23 +97,37 @@ __all__ = [
     "ROLE_SCOPE",
     "AccountKind",
     "Address",
+    "AgentCommission",
+    "AgentCreditLimit",
     "ApiToken",
     "AttemptStatus",
     "AuditEvent",
     "Base",
+    "Cadence",
     "CartItem",
     "CashRemittance",
     "Category",
     "CategoryFlow",
     "Certification",
     "CertificationKind",
+    "CommissionKind",
+    "CommissionPayout",
+    "CommissionRate",
     "ConsentMethod",
     "CountyServiceCenter",
+    "CreditCollection",
+    "CycleStatus",
     "DeliveryMethod",
     "DistributionCenter",
     "Division",
     "DivisionLevel",
     "GatewayCustomer",
+    "Grade",
+    "HandoverMethod",
+    "IdentityReason",
+    "Intake",
+    "IntakeLine",
+    "IntakePhoto",
     "JobRun",
     "KnownDevice",
     "LedgerAccount",
@@ -117,6 +136,7 @@ __all__ = [
     "ListingConsent",
     "LoginSession",
     "LoginThrottle",
+    "Lot",
     "Node",
     "NodeKind",
     "Notification",
@@ -127,6 +147,7 @@ __all__ = [
     "OrderEvent",
     "OrderLine",
     "OrderStatus",
+    "ParcelHandover",
     "Payment",
     "PaymentAttempt",
     "PaymentMethod",
@@ -138,6 +159,7 @@ __all__ = [
     "Product",
     "ProductPhoto",
     "ProductStatus",
+    "ProxyCartItem",
     "Refund",
     "RefundStatus",
     "RemittanceStatus",
@@ -149,6 +171,10 @@ __all__ = [
     "SmsCode",
     "SmsMessage",
     "SmsPurpose",
+    "StandingCycle",
+    "StandingOrder",
+    "StandingOrderLine",
+    "StandingStatus",
     "StockReservation",
     "StorageClass",
     "SubOrder",

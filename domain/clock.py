@@ -80,6 +80,11 @@ def local(at: datetime) -> datetime:
     return at.astimezone(CHINA)
 
 
+def start_of_day(day: date) -> datetime:
+    """The instant (UTC) a day of China's calendar begins: for "earned in December" ranges."""
+    return datetime(day.year, day.month, day.day, tzinfo=CHINA).astimezone(UTC)
+
+
 def install(clock: Clock) -> Clock:
     """Make `clock` the product's clock; returns the one it replaces."""
     global _current

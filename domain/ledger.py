@@ -100,6 +100,10 @@ class PayoutBatch(Base):
     payouts: Mapped[list[Payout]] = relationship(
         back_populates="batch", lazy="selectin", order_by="Payout.id", cascade="all, delete-orphan"
     )
+    # The agents' commissions paid in this batch (domain/commissions.py).
+    commission_payouts = relationship(
+        "CommissionPayout", lazy="selectin", order_by="CommissionPayout.agent_id", viewonly=True
+    )
 
 
 class Payout(Base):

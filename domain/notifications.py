@@ -32,6 +32,9 @@ class NotificationEvent(enum.StrEnum):
     OUT_FOR_DELIVERY = "out_for_delivery"  # on its way to the door
     REFUNDED = "refunded"  # money went back (each refund, in part or in full)
     PICKUP_CODE = "pickup_code"  # a new pickup code was issued (the old one no longer works)
+    PARCEL_COLLECTED = "parcel_collected"  # the parcel was collected at the point (services/parcels.py)
+    PARCEL_REMINDER = "parcel_reminder"  # still waiting at the point: collect it before it goes back
+    PROXY_PLACED = "proxy_placed"  # an agent placed a proxy order for the villager (代购)
 
 
 class NotificationStatus(enum.StrEnum):

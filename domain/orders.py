@@ -67,6 +67,7 @@ class PaymentMethod(enum.StrEnum):
     WECHAT_PAY = "wechat_pay"
     ALIPAY = "alipay"
     CASH = "cash"  # cash on pickup, collected by the village agent (proxy orders)
+    CREDIT = "credit"  # on the placing agent's credit: the villager pays cash at pickup
 
 
 class Order(Base):
@@ -88,6 +89,8 @@ class Order(Base):
     buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     # Who pressed the button: the buyer, or (later) a village agent placing a proxy order.
     placed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # A proxy order's buyer of record: the villager the agent shopped for (services/proxy.py).
+    villager_id: Mapped[int | None] = mapped_column(ForeignKey("villagers.id"), index=True, default=None)
     idempotency_key: Mapped[str] = mapped_column(String(64))
     payment_method: Mapped[PaymentMethod] = mapped_column(str_enum(PaymentMethod, 16))
     delivery_method: Mapped[DeliveryMethod] = mapped_column(str_enum(DeliveryMethod, 16))
@@ -109,6 +112,7 @@ class Order(Base):
     buyer = relationship("User", foreign_keys=[buyer_id], lazy="joined")
     pickup_node = relationship("Node", lazy="joined")
     division = relationship("Division", lazy="joined")
+    villager = relationship("Villager", lazy="select")
     sub_orders: Mapped[list[SubOrder]] = relationship(
         back_populates="order", lazy="selectin", order_by="SubOrder.id", cascade="all, delete-orphan"
     )

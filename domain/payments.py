@@ -27,6 +27,9 @@ class PaymentStatus(enum.StrEnum):
     CANCELED = "canceled"
     # Cash on pickup: nothing at the gateway; the agent records the cash (proxy orders).
     AWAITING_CASH = "awaiting_cash"
+    # On the placing agent's credit: paid for the seller at once, the villager pays at pickup
+    # (services/cash.py collect_on_pickup makes it succeeded).
+    ON_CREDIT = "on_credit"
 
 
 class Payment(Base):

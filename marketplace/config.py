@@ -227,6 +227,13 @@ class Config:
         self.JOBS_TICK_SECONDS = float(os.environ.get("JOBS_TICK_SECONDS", 5))
         # A delivered or picked-up sub-order completes by itself after this many days.
         self.AUTO_COMPLETE_DAYS = int(os.environ.get("AUTO_COMPLETE_DAYS", 7))
+        # Parcels waiting at a village point: one reminder after these days, returned after these.
+        self.PARCEL_REMIND_DAYS = int(os.environ.get("PARCEL_REMIND_DAYS", 3))
+        self.PARCEL_RETURN_DAYS = int(os.environ.get("PARCEL_RETURN_DAYS", 7))
+        # Standing orders: a cycle's cut-off hour (China time, the day before it is due) and how far
+        # ahead cycles are prepared for the agent to confirm.
+        self.STANDING_ORDER_CUTOFF_HOUR = int(os.environ.get("STANDING_ORDER_CUTOFF_HOUR", 22))
+        self.STANDING_ORDER_PREPARE_DAYS = int(os.environ.get("STANDING_ORDER_PREPARE_DAYS", 2))
 
         # SMS: "outbox" writes messages to a table shown on /dev/sms.
         self.SMS_GATEWAY = os.environ.get("SMS_GATEWAY", "outbox")

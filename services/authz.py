@@ -10,12 +10,20 @@ Roles and their scopes (a `RoleGrant` carries the scope):
 | merchant      | their own shop        | the same as a farmer (last-kilometer goods)                    |
 | agent         | their village point   | list for farmers who consented (while the consent holds);      |
 |               |                       | register and find the point's villagers (VILLAGER_RIGHTS); as  |
-|               |                       | staff: confirm hand-ins and move parcels of their point; take  |
-|               |                       | cash for proxy orders at their point, declare remittances      |
-|               |                       | (CASH_ACTIONS)                                                 |
-| county_staff  | their county          | manage the county's nodes and agents; as staff: confirm        |
-|               |                       | hand-ins and move parcels of sellers or pickups in the county; |
-|               |                       | count and confirm the county's cash remittances (CASH_ACTIONS) |
+|               |                       | staff: move parcels of their point; record the intake (weigh,  |
+|               |                       | grade: the hand-in) of their point's sellers (INTAKE_ACTIONS); |
+|               |                       | take cash for proxy orders at their point, declare remittances |
+|               |                       | (CASH_ACTIONS); place proxy orders for the point's villagers,  |
+|               |                       | paid by QR, cash or on their credit (PROXY_ACTIONS)            |
+|               |                       | receive their point's parcels and hand them over, with the     |
+|               |                       | pickup code or a recorded reason (PARCEL_ACTIONS);             |
+|               |                       | set up, confirm, skip, pause and cancel the point's villagers' |
+|               |                       | standing orders (STANDING_ORDER_ACTIONS)                       |
+| county_staff  | their county          | manage the county's nodes and agents; as staff: move parcels   |
+|               |                       | of sellers or pickups in the county; record the intake of the  |
+|               |                       | county's sellers at the center (INTAKE_ACTIONS);               |
+|               |                       | count and confirm the county's cash remittances (CASH_ACTIONS);|
+|               |                       | set the county's agents' credit limits (PROXY_ACTIONS)         |
 | dc_staff      | their distribution    | as staff: move parcels picked up at their center (until the    |
 |               | center                | logistics legs say which parcels pass through it)              |
 | admin         | the province          | everything, and alone decides refunds after hand-in            |
@@ -241,4 +249,191 @@ def may_cash(action: CashAction, standings: set[CashStanding]) -> bool:
 def require_cash(action: CashAction, standings: set[CashStanding]) -> None:
     """Forbidden unless one of `standings` may take `action` (CASH_ACTIONS)."""
     if not may_cash(action, standings):
+        raise Forbidden()
+
+
+# --- proxy orders (代购): an agent shops for the villagers of their point, on QR, cash or credit ----
+
+
+class ProxyStanding(enum.StrEnum):
+    """How a person relates to a villager's proxy order, or to an agent's credit
+    (services/proxy.py computes it)."""
+
+    POINT_AGENT = "point_agent"  # agent of the villager's point (and so of the order's pickup point)
+    PLACER = "placer"  # the agent who placed the proxy order
+    COUNTY_STAFF = "county_staff"  # staff of the county of the agent's point
+    ADMIN = "admin"
+
+
+class ProxyAction(enum.StrEnum):
+    SHOP_FOR = "shop_for"  # fill a proxy cart for the villager and place the order (QR or cash)
+    PLACE_ON_CREDIT = "place_on_credit"  # place it as cash on pickup, on the agent's credit
+    FOLLOW = "follow"  # see the proxy order, show the QR, switch or retry its payment
+    COLLECT = "collect"  # take the villager's cash at pickup for an order placed on credit
+    VIEW_CREDIT = "view_credit"  # an agent's credit limit and what is used
+    SET_CREDIT_LIMIT = "set_credit_limit"  # give an agent a credit limit (0: none)
+
+
+# The county service center gives credit; the agent uses it only at their own point.
+PROXY_ACTIONS: Mapping[ProxyAction, frozenset[ProxyStanding]] = {
+    ProxyAction.SHOP_FOR: frozenset({ProxyStanding.POINT_AGENT}),
+    ProxyAction.PLACE_ON_CREDIT: frozenset({ProxyStanding.POINT_AGENT}),
+    ProxyAction.FOLLOW: frozenset({ProxyStanding.PLACER, ProxyStanding.POINT_AGENT}),
+    ProxyAction.COLLECT: frozenset({ProxyStanding.POINT_AGENT}),
+    ProxyAction.VIEW_CREDIT: frozenset(
+        {ProxyStanding.PLACER, ProxyStanding.COUNTY_STAFF, ProxyStanding.ADMIN}
+    ),
+    ProxyAction.SET_CREDIT_LIMIT: frozenset({ProxyStanding.COUNTY_STAFF}),
+}
+
+
+def may_proxy(action: ProxyAction, standings: set[ProxyStanding]) -> bool:
+    return bool(PROXY_ACTIONS[action] & standings)
+
+
+def require_proxy(action: ProxyAction, standings: set[ProxyStanding]) -> None:
+    """Forbidden unless one of `standings` may take `action` (PROXY_ACTIONS)."""
+    if not may_proxy(action, standings):
+        raise Forbidden()
+
+
+# --- parcels at the pickup point: arrivals and hand-overs (services/parcels.py) ------------------
+
+
+class ParcelStanding(enum.StrEnum):
+    """How a person relates to a parcel of a pickup order (services/parcels.py computes it)."""
+
+    # Agent of the order's pickup point: also on proxy orders they placed (they hand them to the
+    # villager), never on a parcel they sell (no handing over one's own sale without a witness).
+    PICKUP_AGENT = "pickup_agent"
+
+
+class ParcelAction(enum.StrEnum):
+    LIST = "list"  # see the parcels arriving at and waiting at the point
+    RECEIVE = "receive"  # mark a parcel arrived at the point (in transit → ready for pickup)
+    HAND_OVER = "hand_over"  # hand it over: with the pickup code, or for a recorded reason
+
+
+PARCEL_ACTIONS: Mapping[ParcelAction, frozenset[ParcelStanding]] = {
+    ParcelAction.LIST: frozenset({ParcelStanding.PICKUP_AGENT}),
+    ParcelAction.RECEIVE: frozenset({ParcelStanding.PICKUP_AGENT}),
+    ParcelAction.HAND_OVER: frozenset({ParcelStanding.PICKUP_AGENT}),
+}
+
+
+def may_parcel(action: ParcelAction, standings: set[ParcelStanding]) -> bool:
+    return bool(PARCEL_ACTIONS[action] & standings)
+
+
+def require_parcel(action: ParcelAction, standings: set[ParcelStanding]) -> None:
+    """Forbidden unless one of `standings` may take `action` (PARCEL_ACTIONS)."""
+    if not may_parcel(action, standings):
+        raise Forbidden()
+
+
+# --- agents' commissions: rates the county center sets, what an agent earned ------------------
+
+
+class CommissionStanding(enum.StrEnum):
+    """How a person relates to a county's commission rates or to their own earnings
+    (services/commissions.py computes it)."""
+
+    COUNTY_STAFF = "county_staff"  # staff of the county whose rates they are
+    ADMIN = "admin"
+    SELF = "self"  # an agent, about their own commissions
+
+
+class CommissionAction(enum.StrEnum):
+    VIEW_RATES = "view_rates"
+    SET_RATES = "set_rates"  # the county service center sets its own county's rates
+    VIEW_EARNINGS = "view_earnings"  # an agent's own commissions, per month
+
+
+COMMISSION_ACTIONS: Mapping[CommissionAction, frozenset[CommissionStanding]] = {
+    CommissionAction.VIEW_RATES: frozenset({CommissionStanding.COUNTY_STAFF, CommissionStanding.ADMIN}),
+    CommissionAction.SET_RATES: frozenset({CommissionStanding.COUNTY_STAFF}),
+    CommissionAction.VIEW_EARNINGS: frozenset({CommissionStanding.SELF}),
+}
+
+
+def may_commission(action: CommissionAction, standings: set[CommissionStanding]) -> bool:
+    return bool(COMMISSION_ACTIONS[action] & standings)
+
+
+def require_commission(action: CommissionAction, standings: set[CommissionStanding]) -> None:
+    """Forbidden unless one of `standings` may take `action` (COMMISSION_ACTIONS)."""
+    if not may_commission(action, standings):
+        raise Forbidden()
+
+
+# --- produce intake: the hand-in at the village point, weighed and graded (services/intake.py) ---
+
+
+class IntakeStanding(enum.StrEnum):
+    """How a person relates to the intake of one sub-order (services/intake.py computes it).
+    Nobody receives goods they sell, bought or placed (their receiving standings are dropped)."""
+
+    RECEIVING_AGENT = "receiving_agent"  # agent of the seller's home point: receives there
+    COUNTY_STAFF = "county_staff"  # staff of the seller's county: receives at the county center
+    SELLER = "seller"  # sells it, or runs the seller's shop under a consent that holds
+    BUYER = "buyer"  # bought it, or placed it for the buyer
+    ADMIN = "admin"
+
+
+class IntakeAction(enum.StrEnum):
+    RECEIVE = "receive"  # weigh, grade and photograph the goods: the sub-order is handed in
+    VIEW = "view"  # see the intake (weights, grades, what went back) and its lots
+
+
+# The goods are weighed where they are handed in: the point's agent or the county center's
+# staff, never an admin from afar, never the seller (issue 11: the seller no longer marks goods
+# handed in on their own).
+INTAKE_ACTIONS: Mapping[IntakeAction, frozenset[IntakeStanding]] = {
+    IntakeAction.RECEIVE: frozenset({IntakeStanding.RECEIVING_AGENT, IntakeStanding.COUNTY_STAFF}),
+    IntakeAction.VIEW: frozenset(IntakeStanding),
+}
+
+
+def may_intake(action: IntakeAction, standings: set[IntakeStanding]) -> bool:
+    return bool(INTAKE_ACTIONS[action] & standings)
+
+
+def require_intake(action: IntakeAction, standings: set[IntakeStanding]) -> None:
+    """Forbidden unless one of `standings` may take `action` (INTAKE_ACTIONS)."""
+    if not may_intake(action, standings):
+        raise Forbidden()
+
+
+# --- standing orders: a villager's regular proxy order, confirmed each cycle (services/standing.py)
+
+
+class StandingOrderStanding(enum.StrEnum):
+    """How a person relates to a standing order (services/standing.py computes it)."""
+
+    POINT_AGENT = "point_agent"  # agent of the villager's point (the standing order's point)
+
+
+class StandingOrderAction(enum.StrEnum):
+    SET_UP = "set_up"  # set one up for a villager of the point
+    VIEW = "view"  # see it and its cycles
+    CONFIRM = "confirm"  # confirm a cycle: its proxy order is placed
+    CHANGE = "change"  # skip a cycle; pause, resume or cancel the standing order
+
+
+# The agent who shops for the villager runs their standing orders; nobody else places them.
+STANDING_ORDER_ACTIONS: Mapping[StandingOrderAction, frozenset[StandingOrderStanding]] = {
+    StandingOrderAction.SET_UP: frozenset({StandingOrderStanding.POINT_AGENT}),
+    StandingOrderAction.VIEW: frozenset({StandingOrderStanding.POINT_AGENT}),
+    StandingOrderAction.CONFIRM: frozenset({StandingOrderStanding.POINT_AGENT}),
+    StandingOrderAction.CHANGE: frozenset({StandingOrderStanding.POINT_AGENT}),
+}
+
+
+def may_standing(action: StandingOrderAction, standings: set[StandingOrderStanding]) -> bool:
+    return bool(STANDING_ORDER_ACTIONS[action] & standings)
+
+
+def require_standing(action: StandingOrderAction, standings: set[StandingOrderStanding]) -> None:
+    """Forbidden unless one of `standings` may take `action` (STANDING_ORDER_ACTIONS)."""
+    if not may_standing(action, standings):
         raise Forbidden()

@@ -15,6 +15,12 @@ counted amount from cash_held to clearing. A shortfall (declared − counted > 0
 cash_held: it is still owed by the agent and shows on both sides' lists as the discrepancy.
 Counting more than declared is refused (the agent declares again). Confirming twice changes
 nothing. Payout batches pay cash sub-orders only once remitted (ledger.cash_in_agents_hands).
+
+Cash on pickup. A proxy order placed on the agent's credit (services/proxy/credit.py) is paid for
+its sellers when placed; the villager pays the agent at pickup: `collect_on_pickup` (called in
+the parcel hand-over's transaction, so it does not commit) records what each sub-order still owed
+(a `CreditCollection`) and the ledger moves it from the placer's agent_credit to the collecting
+agent's cash_held, remitted as any cash. Once nothing is owed the payment has succeeded.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from sqlalchemy.orm import Session
 from domain import (
     AttemptStatus,
     CashRemittance,
+    CreditCollection,
     Node,
     Order,
     OrderStatus,
@@ -39,11 +46,12 @@ from domain import (
     PaymentStatus,
     RemittanceStatus,
     Role,
+    SubOrder,
     User,
     clock,
 )
 from services import authz, ledger
-from services.authz import CashAction, CashStanding
+from services.authz import CashAction, CashStanding, ProxyAction, ProxyStanding
 from services.errors import Conflict, NotFound, ValidationError
 from services.i18n import _, yuan_text
 from services.orders import reservations, states
@@ -132,6 +140,81 @@ def awaiting_cash(session: Session, actor: User | None, *, limit: int = 50) -> l
             .order_by(Order.id.desc())
             .limit(limit)
         ).unique()
+    )
+
+
+# --- cash on pickup: orders placed on the agent's credit ----------------------------------------
+
+
+def collect_on_pickup(
+    session: Session,
+    actor: User | None,
+    order: Order,
+    *,
+    sub_order: SubOrder | None = None,
+    now: datetime | None = None,
+) -> list[CreditCollection]:
+    """The villager paid the agent (`actor`, agent of the order's pickup point) cash at pickup
+    for an order placed on credit: what `sub_order` (default: each sub-order of the order) still
+    owes — charged less refunded — is recorded once and moved in the ledger from the placer's
+    agent_credit to the actor's cash_held. When no sub-order owes anything any more the payment
+    has succeeded. Not a credit order, or already collected: nothing to do. DOES NOT COMMIT: the
+    caller (the parcel hand-over) owns the transaction. Returns the collections it made."""
+    actor = authz.require_user(actor)
+    payment = _locked_payment(session, payment_of(session, order).id)
+    if payment.method != PaymentMethod.CREDIT or payment.status not in (
+        PaymentStatus.ON_CREDIT,
+        PaymentStatus.SUCCEEDED,
+    ):
+        return []
+    standing = order.pickup_node_id is not None and order.pickup_node_id in authz.node_ids(actor, Role.AGENT)
+    authz.require_proxy(ProxyAction.COLLECT, {ProxyStanding.POINT_AGENT} if standing else set())
+    now = now or clock.now()
+    done = set(
+        session.scalars(select(CreditCollection.sub_order_id).where(CreditCollection.order_id == order.id))
+    )
+    made = []
+    for sub in order.sub_orders:
+        if (sub_order is not None and sub.id != sub_order.id) or sub.id in done:
+            continue
+        owed = sub.total_fen - (sub.released_fen or 0) - sub.refunded_fen
+        if owed <= 0:
+            continue
+        collection = CreditCollection(
+            sub_order_id=sub.id,
+            order_id=order.id,
+            credit_agent_id=order.placed_by_id,
+            agent_id=actor.id,
+            amount_fen=owed,
+            collected_at=now,
+        )
+        session.add(collection)
+        ledger.post_credit_collected(
+            session, sub, credit_agent_id=order.placed_by_id, agent_id=actor.id, amount_fen=owed
+        )
+        done.add(sub.id)
+        made.append(collection)
+    owing = [
+        sub
+        for sub in order.sub_orders
+        if sub.id not in done and sub.total_fen - (sub.released_fen or 0) - sub.refunded_fen > 0
+    ]
+    if not owing and payment.status == PaymentStatus.ON_CREDIT:
+        payment.status = PaymentStatus.SUCCEEDED
+        payment.succeeded_at = now
+    session.flush()
+    return made
+
+
+def credit_collected(session: Session, order: Order) -> int:
+    """What villagers paid at pickup for this order placed on credit, so far."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(CreditCollection.amount_fen), 0)).where(
+                CreditCollection.order_id == order.id
+            )
+        )
+        or 0
     )
 
 

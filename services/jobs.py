@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
-from domain import JobRun, OrderStatus, SubOrder, User, clock
+from domain import DeliveryMethod, JobRun, Order, OrderStatus, SubOrder, User, clock
 from services import authz
 from services.errors import NotFound
 from services.i18n import _
@@ -138,8 +138,15 @@ def _reconcile_reserved_stock(session: Session, ctx: JobContext) -> int:
     return len(reconcile_reserved(session))
 
 
-# Delivered (brought to the door) or waiting at the point: the moment the goods reached the buyer.
+# Delivered (brought to the door) or arrived for a home delivery: the goods reached the buyer.
+# A parcel waiting at a pickup point (a pickup order READY_FOR_PICKUP) has not: it leaves the
+# point when collected (services/parcels.py hand_over) or returned (flag-uncollected-parcels).
 DELIVERED = (OrderStatus.READY_FOR_PICKUP, OrderStatus.OUT_FOR_DELIVERY)
+
+
+def _waiting_at_pickup_point() -> Any:
+    pickup_orders = select(Order.id).where(Order.delivery_method == DeliveryMethod.PICKUP)
+    return (SubOrder.status == OrderStatus.READY_FOR_PICKUP) & SubOrder.order_id.in_(pickup_orders)
 
 
 def complete_delivered(
@@ -149,7 +156,10 @@ def complete_delivered(
     now: datetime | None = None,
     batch: int = AUTO_COMPLETE_BATCH,
 ) -> int:
-    """Complete the sub-orders delivered or waiting for pickup for at least `days` days.
+    """Complete the sub-orders delivered for at least `days` days: out for delivery, or ready
+    for pickup when the order is a home delivery. A pickup order's parcel waiting at its point is
+    never completed here: nobody collected it yet (services/parcels.py returns it after
+    PARCEL_RETURN_DAYS).
 
     A buyer who opened an after-sale request moved the sub-order to REFUND_REQUESTED, which is
     not one of these states, so it waits for the admins. Batches of `batch` rows, each locked
@@ -166,7 +176,11 @@ def complete_delivered(
     while True:
         subs = session.scalars(
             select(SubOrder)
-            .where(SubOrder.status.in_(DELIVERED), SubOrder.status_changed_at <= cutoff)
+            .where(
+                SubOrder.status.in_(DELIVERED),
+                SubOrder.status_changed_at <= cutoff,
+                ~_waiting_at_pickup_point(),
+            )
             .order_by(SubOrder.id)
             .limit(batch)
             .options(lazyload("*"))
@@ -193,6 +207,21 @@ def _complete_delivered(session: Session, ctx: JobContext) -> int:
     return complete_delivered(session, days=days, now=ctx.now)
 
 
+def _flag_uncollected_parcels(session: Session, ctx: JobContext) -> dict[str, int]:
+    from services import parcels
+
+    if ctx.payment_gateway is None:
+        raise RuntimeError("flag-uncollected-parcels needs the payment gateway in its JobContext")
+    report = parcels.flag_uncollected(
+        session,
+        ctx.payment_gateway(),
+        remind_days=int(ctx.setting("PARCEL_REMIND_DAYS", parcels.REMIND_DAYS)),
+        return_days=int(ctx.setting("PARCEL_RETURN_DAYS", parcels.RETURN_DAYS)),
+        now=ctx.now,
+    )
+    return dataclasses.asdict(report)
+
+
 def _send_notifications(session: Session, ctx: JobContext) -> dict[str, int]:
     from services import notify
     from services.orders.pickup import PickupCodeKeys
@@ -208,6 +237,18 @@ def _check_ledger(session: Session, ctx: JobContext) -> dict[str, Any]:
     from services import ledger_checks
 
     return ledger_checks.check_ledger(session)
+
+
+def _prepare_standing_orders(session: Session, ctx: JobContext) -> dict[str, int]:
+    from services import standing
+
+    report = standing.prepare_cycles(
+        session,
+        cutoff_hour=int(ctx.setting("STANDING_ORDER_CUTOFF_HOUR", standing.CUTOFF_HOUR)),
+        prepare_days=int(ctx.setting("STANDING_ORDER_PREPARE_DAYS", standing.PREPARE_DAYS)),
+        now=ctx.now,
+    )
+    return dataclasses.asdict(report)
 
 
 def _registry(*specs: JobSpec) -> dict[str, JobSpec]:
@@ -265,7 +306,10 @@ REGISTRY: Mapping[str, JobSpec] = _registry(
         "complete-delivered",
         _complete_delivered,
         timedelta(hours=1),
-        _("Completes orders delivered or ready for pickup for the set number of days."),
+        _(
+            "Completes orders delivered to the door for the set number of days (parcels waiting at"
+            " a pickup point wait to be collected or returned)."
+        ),
     ),
     JobSpec(
         "send-notifications",
@@ -274,6 +318,24 @@ REGISTRY: Mapping[str, JobSpec] = _registry(
         _(
             "Sends buyers the messages about their orders (paid, on the way, pickup code, refunded),"
             " again if a send failed."
+        ),
+    ),
+    JobSpec(
+        "flag-uncollected-parcels",
+        _flag_uncollected_parcels,
+        timedelta(hours=1),
+        _(
+            "Reminds the recipient once of a parcel waiting at a pickup point for the set number of"
+            " days, and returns the parcels nobody collected in time, refunded in full."
+        ),
+    ),
+    JobSpec(
+        "prepare-standing-orders",
+        _prepare_standing_orders,
+        timedelta(hours=1),
+        _(
+            "Prepares the villagers' standing orders for the agent to confirm before each cut-off"
+            " (the day before the due date), and marks the cycles nobody confirmed in time expired."
         ),
     ),
 )

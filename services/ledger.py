@@ -7,6 +7,10 @@ posted under a unique key so a repeated webhook posts nothing twice. Accounts:
     cash_held:{agent_id}           asset      cash a village agent collected for the platform and
                                               has not remitted (county staff's counted amount
                                               moves to clearing: post_cash_remitted)
+    agent_credit:{agent_id}        asset      what villagers owe through an agent for proxy orders
+                                              placed on the agent's credit (cash on pickup), until
+                                              collected at pickup (→ cash_held: post_credit_collected)
+                                              or refunded; its balance is the agent's credit used
     seller_payable:{seller_id}     liability  what the platform owes a seller
     seller_carried:{seller_id}     asset      what a seller owes the platform: their share of refunds
                                               made after their sub-order was paid out, carried
@@ -72,17 +76,20 @@ CLEARING = "buyer_payments_clearing"
 PLATFORM_COMMISSION = "platform_commission"
 LOGISTICS_FEES = "logistics_fees"
 REFUNDS = "refunds"
+AGENT_COMMISSIONS = "agent_commissions"  # what the platform pays village agents (services/commissions.py)
 FIXED_ACCOUNTS = {
     CLEARING: AccountKind.ASSET,
     PLATFORM_COMMISSION: AccountKind.REVENUE,
     LOGISTICS_FEES: AccountKind.REVENUE,
     REFUNDS: AccountKind.EXPENSE,
+    AGENT_COMMISSIONS: AccountKind.EXPENSE,
 }
 # Per-owner account families: code prefix → kind.
 OWNER_ACCOUNTS = {
     "seller_payable": AccountKind.LIABILITY,
     "seller_carried": AccountKind.ASSET,
     "cash_held": AccountKind.ASSET,
+    "agent_credit": AccountKind.ASSET,
     "agent_commission_payable": AccountKind.LIABILITY,
 }
 
@@ -131,6 +138,10 @@ def seller_carried_code(seller_id: int) -> str:
 
 def cash_held_code(agent_id: int) -> str:
     return f"cash_held:{agent_id}"
+
+
+def agent_credit_code(agent_id: int) -> str:
+    return f"agent_credit:{agent_id}"
 
 
 def agent_commission_code(agent_id: int) -> str:
@@ -298,8 +309,11 @@ def post_sub_order_paid(
         into = Line.fixed(CLEARING, charged)
     elif via == "cash" and agent_id is not None:
         into = Line.owned("cash_held", agent_id, charged)
+    elif via == "credit" and agent_id is not None:
+        # Placed on the agent's credit: owed through the agent until the villager pays at pickup.
+        into = Line.owned("agent_credit", agent_id, charged)
     else:
-        raise ValueError("via must be 'gateway', or 'cash' with an agent_id")
+        raise ValueError("via must be 'gateway', or 'cash' or 'credit' with an agent_id")
     return post(
         session,
         key=f"paid:{sub_order.id}",
@@ -421,13 +435,18 @@ def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
     paid = _transaction(session, f"paid:{sub_order.id}")
     if paid is None:
         raise LedgerError(_("This order's payment is not in the ledger yet, so it cannot be refunded."))
-    # The money goes back out of the account it came into (the gateway's, or the agent's cash).
+    # The money goes back out of the account it came into (the gateway's, or the agent's cash);
+    # on credit: out of the agent's credit (released), or once collected, out of the collecting
+    # agent's cash (the agent hands the cash back).
     source = next(e.account for e in paid.entries if e.amount_fen > 0)
+    collected = _transaction(session, f"collected:{sub_order.id}")
+    if collected is not None:
+        source = next(e.account for e in collected.entries if e.amount_fen > 0)
     amount = refund.amount_fen
     seller, commission, shipping = allocate_refund(
         charged_parts(sub_order), amount, already_refunded=refunded_parts(session, sub_order)
     )
-    return post(
+    posted = post(
         session,
         key=key,
         kind="refund",
@@ -453,6 +472,11 @@ def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
             "after_payout_id": payout_id,
         },
     )
+    # The agents' commissions earned on it give back the refunded share.
+    from services import commissions  # it posts through this module
+
+    commissions.reverse_for_refund(session, sub_order, refund.id)
+    return posted
 
 
 def post_cash_remitted(
@@ -473,15 +497,48 @@ def post_cash_remitted(
     )
 
 
+def post_credit_collected(
+    session: Session, sub_order: SubOrder, *, credit_agent_id: int, agent_id: int, amount_fen: int
+) -> LedgerTransaction:
+    """The villager paid cash at pickup for a sub-order placed on an agent's credit: what was
+    still owed leaves the placing agent's credit (agent_credit) for the collecting agent's cash
+    (cash_held), to be remitted as usual. Posted once per sub-order."""
+    return post(
+        session,
+        key=f"collected:{sub_order.id}",
+        kind="credit_collected",
+        lines=[
+            Line.owned("cash_held", agent_id, amount_fen),
+            Line.owned("agent_credit", credit_agent_id, -amount_fen),
+        ],
+        order_id=sub_order.order_id,
+        sub_order_id=sub_order.id,
+        memo=sub_order.number,
+        details={"credit_agent_id": credit_agent_id, "agent_id": agent_id},
+    )
+
+
+def credit_used(session: Session, agent_id: int) -> int:
+    """What villagers owe through the agent now (orders on their credit not yet collected or
+    refunded): the balance of agent_credit, never a stored counter."""
+    return balance(session, agent_credit_code(agent_id))
+
+
 def cash_in_agents_hands(session: Session, sub_order_ids: Sequence[int]) -> set[int]:
-    """Of these sub-orders, the ones paid in cash whose cash is still in an agent's hands.
+    """Of these sub-orders, the ones paid in cash (or on an agent's credit) whose cash is still
+    in an agent's hands, or not even collected yet.
 
     The rule (first in, first out per agent): an agent's cash sub-orders are taken in the order
     their payments were posted, each for the cash it brought in less the cash refunded out of it;
     the agent's remitted total (what county staff counted) covers them from the oldest on. A
     sub-order is remitted once the running total up to and including it is within the remitted
-    total; the rest is still in the agent's hands and is not payable."""
+    total; the rest is still in the agent's hands and is not payable.
+
+    On credit: a sub-order placed on an agent's credit is not payable until the villager paid at
+    pickup (post_credit_collected); from then on its cash is the collecting agent's like any cash
+    sub-order's, placed in that agent's queue at its collection."""
     cash_paid: list[Any] = []
+    on_credit: set[int] = set()
     for chunk in _chunks(list(sub_order_ids)):
         cash_paid += session.execute(
             select(LedgerTransaction.sub_order_id, LedgerAccount.owner_id)
@@ -489,14 +546,29 @@ def cash_in_agents_hands(session: Session, sub_order_ids: Sequence[int]) -> set[
             .join(LedgerEntry.transaction)
             .join(LedgerEntry.account)
             .where(
-                LedgerTransaction.kind == "sub_order_paid",
+                LedgerTransaction.kind.in_(("sub_order_paid", "credit_collected")),
                 LedgerTransaction.sub_order_id.in_(chunk),
                 LedgerAccount.code.like("cash_held:%"),
                 LedgerEntry.amount_fen > 0,
             )
         ).all()
+        on_credit.update(
+            session.scalars(
+                select(LedgerTransaction.sub_order_id)
+                .select_from(LedgerEntry)
+                .join(LedgerEntry.transaction)
+                .join(LedgerEntry.account)
+                .where(
+                    LedgerTransaction.kind == "sub_order_paid",
+                    LedgerTransaction.sub_order_id.in_(chunk),
+                    LedgerAccount.code.like("agent_credit:%"),
+                    LedgerEntry.amount_fen > 0,
+                )
+            )
+        )
+    uncollected = on_credit - {int(sub) for sub, _owner in cash_paid}
     if not cash_paid:
-        return set()
+        return uncollected & set(sub_order_ids)
     agents = sorted({int(owner) for _sub, owner in cash_paid})
     codes = [cash_held_code(a) for a in agents]
     # Every cash movement of these agents tied to a sub-order (payments in, refunds out), oldest first.
@@ -526,7 +598,7 @@ def cash_in_agents_hands(session: Session, sub_order_ids: Sequence[int]) -> set[
             running += max(net[sub_id], 0)
             if running > remitted.get(agent, 0):
                 held.add(sub_id)
-    return held & set(sub_order_ids)
+    return (held | uncollected) & set(sub_order_ids)
 
 
 def cash_remitted_by_agent(session: Session, agent_ids: Sequence[int]) -> dict[int, int]:
@@ -849,6 +921,11 @@ def create_payout_batch(
         if claimed != len(payable[payout.seller_id]):
             session.rollback()
             raise Conflict(_("Another payout batch was being built at the same time. Please try again."))
+    # The agents' commissions on the claimed sub-orders are paid beside the sellers.
+    from services import commissions  # it posts through this module
+
+    agents = commissions.add_to_batch(session, batch, [i for ids in payable.values() for i in ids])
+    batch.total_fen += sum(p.amount_fen for p in agents)
     # The bulk UPDATE went around the identity map: sub-orders this session holds reload it.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, SubOrder):
@@ -873,6 +950,9 @@ def mark_batch_paid(session: Session, actor: User | None, batch_id: int) -> Payo
         return batch
     for payout in batch.payouts:
         post_payout(session, payout)
+    from services import commissions  # it posts through this module
+
+    commissions.post_payouts(session, batch)
     batch.status = PayoutBatchStatus.PAID
     batch.paid_by_id = actor.id
     batch.paid_at = clock.now()

@@ -14,12 +14,21 @@
                          sub-order count is how many point at it
 - payout_posting         its netting is posted for `netted_fen`, and once its batch is paid its
                          transfer for `amount_fen` (neither before, nor when 0)
-- batch_total            a batch's `total_fen` is the sum of its payouts' amounts
+- batch_total            a batch's `total_fen` is the sum of its payouts' amounts (sellers' and
+                         agents' commission payouts)
 - seller_payable         no seller payable has a debit balance (the platform owing less than
                          nothing): a refund after a payout is carried in seller_carried instead
 - seller_carried         no carried balance is below zero (netting never takes more than is carried)
-- cash_held              each agent's cash_held is the cash orders they collected (less cash
-                         refunds) less the counted amounts of their confirmed remittances
+- cash_held              each agent's cash_held is the cash orders they collected (and the credit
+                         orders they collected at pickup), less cash refunds, less the counted
+                         amounts of their confirmed remittances
+- agent_credit           each agent's agent_credit is what the sub-orders they placed on credit
+                         still owe: charged less refunded, for those not collected at pickup;
+                         and each collection is posted once for the amount its record says
+- agent_commission       each agent's commission payable is what their commission records hold
+                         (earned − reversed) less their paid commission payouts; each record's
+                         earning and reversals are posted for its amounts; a commission payout
+                         pays at most what its commissions hold
 
 Balances are never stored (each is the sum of its account's entries), so "an account's balance
 equals the sum of its entries" is checked through the totals other tables keep beside the ledger:
@@ -41,11 +50,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from domain import (
+    AgentCommission,
     CashRemittance,
+    CommissionPayout,
+    CreditCollection,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
+    Order,
     Payment,
+    PaymentMethod,
     PaymentStatus,
     Payout,
     PayoutBatch,
@@ -149,7 +163,8 @@ def check_payments(session: Session) -> list[Breach]:
             Payment.amount_refunded_fen,
         ).order_by(Payment.id)
     ):
-        expected = received if status == PaymentStatus.SUCCEEDED else 0
+        # On credit, the order is paid for its sellers at once (the agent's credit carries it).
+        expected = received if status in (PaymentStatus.SUCCEEDED, PaymentStatus.ON_CREDIT) else 0
         found = posted.pop(order_id, 0)
         if found != expected:
             breaches.append(Breach("payment_received", f"payment {pid} ({status.value})", expected, found))
@@ -290,6 +305,12 @@ def check_payouts(session: Session) -> list[Breach]:
         for (p, kind, code), fen in sorted(postings.items())
         if fen
     ]
+    for batch_id, fen in session.execute(
+        select(CommissionPayout.batch_id, func.sum(CommissionPayout.amount_fen)).group_by(
+            CommissionPayout.batch_id
+        )
+    ):
+        totals[int(batch_id)] += int(fen or 0)
     for batch_id, total in session.execute(
         select(PayoutBatch.id, PayoutBatch.total_fen).order_by(PayoutBatch.id)
     ):
@@ -328,6 +349,14 @@ def check_cash_held(session: Session) -> list[Breach]:
         for sub_id, code in collected:
             sub = subs[sub_id]
             expected[code] += sub.total_fen - (sub.released_fen or 0) - sub.refunded_fen
+    # Credit orders collected at pickup: the collector took what was still owed (charged less
+    # the refunds before), and refunds after come out of that cash: charged less all refunds.
+    for agent_id, total, released, refunded in session.execute(
+        select(
+            CreditCollection.agent_id, SubOrder.total_fen, SubOrder.released_fen, SubOrder.refunded_fen
+        ).join(SubOrder, SubOrder.id == CreditCollection.sub_order_id)
+    ):
+        expected[ledger.cash_held_code(agent_id)] += total - (released or 0) - refunded
     for agent_id, counted in session.execute(
         select(CashRemittance.agent_id, func.sum(CashRemittance.counted_fen))
         .where(CashRemittance.status == RemittanceStatus.CONFIRMED)
@@ -342,6 +371,105 @@ def check_cash_held(session: Session) -> list[Breach]:
     return breaches
 
 
+def check_agent_commissions(session: Session) -> list[Breach]:
+    """An agent's commission payable holds what their commission records say: earned less
+    reversed, less what paid batches transferred to them (services/commissions.py); each record
+    is posted as it says."""
+    expected: dict[str, int] = defaultdict(int)
+    posted: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    breaches = []
+    rows = {row.id: row for row in session.scalars(select(AgentCommission))}
+    for row in rows.values():
+        expected[ledger.agent_commission_code(row.agent_id)] -= row.amount_fen - row.reversed_fen
+        posted[row.id] = [0, 0]  # every record must be posted
+    for details, kind, fen in session.execute(
+        select(LedgerTransaction.details, LedgerTransaction.kind, LedgerEntry.amount_fen)
+        .join(LedgerEntry.transaction)
+        .join(LedgerEntry.account)
+        .where(
+            LedgerTransaction.kind.in_(["agent_commission", "agent_commission_reversal"]),
+            LedgerAccount.code == ledger.AGENT_COMMISSIONS,
+        )
+    ):
+        commission_id = int((details or {}).get("commission_id", 0))
+        posted[commission_id][0 if kind == "agent_commission" else 1] += int(fen)
+    for commission_id, (earned, reversed_fen) in sorted(posted.items()):
+        found = rows.get(commission_id)
+        want = (found.amount_fen, -found.reversed_fen) if found is not None else (0, 0)
+        if (earned, reversed_fen) != want:
+            breaches.append(
+                Breach(
+                    "agent_commission", f"commission {commission_id}", str(want), str((earned, reversed_fen))
+                )
+            )
+    for payout, status in session.execute(
+        select(CommissionPayout, PayoutBatch.status).join(
+            PayoutBatch, PayoutBatch.id == CommissionPayout.batch_id
+        )
+    ):
+        if status == PayoutBatchStatus.PAID:
+            expected[ledger.agent_commission_code(payout.agent_id)] += payout.amount_fen
+        if payout.amount_fen > payout.gross_fen:
+            breaches.append(
+                Breach(
+                    "agent_commission", f"commission payout {payout.id}", payout.gross_fen, payout.amount_fen
+                )
+            )
+    held = {
+        code: fen
+        for code, fen in _balances_by_code(session).items()
+        if code.startswith("agent_commission_payable:")
+    }
+    for code in sorted(set(held) | set(expected)):
+        if held.get(code, 0) != expected.get(code, 0):
+            breaches.append(Breach("agent_commission", code, expected.get(code, 0), held.get(code, 0)))
+    return breaches
+
+
+def check_agent_credit(session: Session) -> list[Breach]:
+    """Each agent's agent_credit is what the sub-orders they placed on credit still owe (charged
+    less refunded) until collected at pickup, read from the orders and the collection records
+    (services/cash.py), not from the ledger; each collection's posting is its recorded amount."""
+    expected: dict[str, int] = defaultdict(int)
+    collected = {
+        int(sub_id): int(fen)
+        for sub_id, fen in session.execute(select(CreditCollection.sub_order_id, CreditCollection.amount_fen))
+    }
+    for placer, sub_id, total, released, refunded in session.execute(
+        select(
+            Order.placed_by_id, SubOrder.id, SubOrder.total_fen, SubOrder.released_fen, SubOrder.refunded_fen
+        )
+        .join(SubOrder, SubOrder.order_id == Order.id)
+        .join(Payment, Payment.order_id == Order.id)
+        .where(
+            Payment.method == PaymentMethod.CREDIT,
+            Payment.status.in_((PaymentStatus.ON_CREDIT, PaymentStatus.SUCCEEDED)),
+        )
+    ):
+        owed = 0 if sub_id in collected else total - (released or 0) - refunded
+        expected[ledger.agent_credit_code(placer)] += owed
+    breaches = []
+    held = {code: fen for code, fen in _balances_by_code(session).items() if code.startswith("agent_credit:")}
+    for code in sorted(set(held) | set(expected)):
+        if held.get(code, 0) != expected.get(code, 0):
+            breaches.append(Breach("agent_credit", code, expected.get(code, 0), held.get(code, 0)))
+    posted = {
+        int(sub_id): int(fen)
+        for sub_id, fen in session.execute(
+            select(LedgerTransaction.sub_order_id, func.sum(LedgerEntry.amount_fen))
+            .select_from(LedgerEntry)
+            .join(LedgerEntry.transaction)
+            .where(LedgerTransaction.kind == "credit_collected", LedgerEntry.amount_fen > 0)
+            .group_by(LedgerTransaction.sub_order_id)
+        )
+    }
+    for sub_id in sorted(set(posted) | set(collected)):
+        if posted.get(sub_id, 0) != collected.get(sub_id, 0):
+            subject = f"collection of sub-order id {sub_id}"
+            breaches.append(Breach("agent_credit", subject, collected.get(sub_id, 0), posted.get(sub_id, 0)))
+    return breaches
+
+
 CHECKS = (
     check_trial_balance,
     check_account_kinds,
@@ -350,6 +478,8 @@ CHECKS = (
     check_payouts,
     check_seller_balances,
     check_cash_held,
+    check_agent_credit,
+    check_agent_commissions,
 )
 
 

@@ -18,6 +18,15 @@ What is told, to whom:
     out_for_delivery  on its way to the door                   the recipient     no
     refunded          each refund settled, in part or in full  the buyer         yes
     pickup_code       the buyer had a new pickup code issued   the pickup phone  yes
+    proxy_placed      an agent placed a proxy order (代购)      the villager      yes
+    parcel_reminder   uncollected for N days (once; job)       the pickup phone  yes
+    parcel_collected  collected at the point (parcels.py)      the pickup phone  yes
+
+Proxy orders (`Order.villager_id` set: an agent shopped for a villager): every message goes to
+the villager's phone on the order (`recipient_phone`: their family phone, or the point's when
+they have none), never to the agent's own phone when the agent is the order's buyer in the
+table. An order on the agent's credit is not told "paid" (the villager pays at pickup: the
+placed message says so), and its refunds say the amount is not due rather than "returned".
 
 A buyer may turn the optional ones off on their account page (`NotificationOptOut`); such a
 message is recorded as skipped and never sent. The texts are Chinese, as every SMS the product
@@ -37,12 +46,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain import (
+    CreditCollection,
     Notification,
     NotificationEvent,
     NotificationOptOut,
     NotificationStatus,
     Order,
     OrderStatus,
+    PaymentMethod,
+    PaymentStatus,
     SmsMessage,
     SubOrder,
     User,
@@ -64,7 +76,9 @@ OPTIONAL = (E.ACCEPTED, E.HANDED_IN, E.OUT_FOR_DELIVERY)
 ESSENTIAL = frozenset(E) - frozenset(OPTIONAL)
 # Sent to the phone that collects or receives the parcel (the checkout's pickup contact or
 # recipient), not to the buyer's account.
-TO_RECIPIENT = frozenset({E.READY_FOR_PICKUP, E.OUT_FOR_DELIVERY, E.PICKUP_CODE})
+TO_RECIPIENT = frozenset(
+    {E.READY_FOR_PICKUP, E.OUT_FOR_DELIVERY, E.PICKUP_CODE, E.PARCEL_REMINDER, E.PARCEL_COLLECTED}
+)
 
 # The sub-order moves that are told (a refund is found from the move's details instead).
 MOVE_EVENTS = {
@@ -134,7 +148,9 @@ def record(
     was recorded before. A kind the buyer turned off is recorded as skipped."""
     now = now or clock.now()
     key = _dedupe_key(event, order, sub, seq)
-    phone = order.recipient_phone if event in TO_RECIPIENT else order.buyer.phone
+    # A proxy order's messages are the villager's: to the phone on the order, not the agent's.
+    to_recipient = event in TO_RECIPIENT or order.villager_id is not None
+    phone = order.recipient_phone if to_recipient else order.buyer.phone
     # Everything the move changed is written first: the savepoint below holds this row alone.
     session.flush()
     if session.scalar(select(Notification.id).where(Notification.dedupe_key == key)) is not None:
@@ -175,6 +191,8 @@ def _announced(
         return None
     if after == S.PAID and before == S.PENDING_PAYMENT:
         order = sub.order
+        if order.payment_method == PaymentMethod.CREDIT:
+            return None  # on the agent's credit: nothing is paid yet (proxy_placed says so)
         return E.PAID, None, 0, {"amount_fen": order.total_fen, "presale": bool(order.presale)}
     event = MOVE_EVENTS.get(after)
     if event is not None and before != S.REFUND_REQUESTED:
@@ -218,6 +236,15 @@ TEXTS = {
     E.OUT_FOR_DELIVERY: "【粤农通】订单{number}正在派送，请保持电话畅通。",
     E.REFUNDED: "【粤农通】订单{number}已退款{amount}，将原路退回。",
     E.PICKUP_CODE: "【粤农通】订单{number}的新取货码{code}，原取货码已作废，请勿告诉他人。",
+    # Proxy orders (代购): who placed it and how it is paid, as it stands when the text is sent.
+    E.PROXY_PLACED: "【粤农通】{point}已为您代购订单{number}，共{amount}，{how}货到服务点后凭取货码取货。",
+    "proxy_paid": "已付款。",
+    "proxy_awaiting": "请尽快付款。",
+    "proxy_on_credit": "取货时付现金。",
+    "refund_cash": "【粤农通】订单{number}已退款{amount}，请到服务点领取现金。",
+    "refund_credit": "【粤农通】订单{number}有{amount}无需再付，取货时按余额付现金。",
+    E.PARCEL_REMINDER: "【粤农通】订单{number}已在{point}放了{days}天，请于{until}前取货，逾期将退回并退款。",
+    E.PARCEL_COLLECTED: "【粤农通】订单{number}已于{time}在{point}取走。如非本人取货，请联系服务点。",
 }
 
 
@@ -239,7 +266,29 @@ def render(session: Session, row: Notification, keys: pickup.PickupCodeKeys) -> 
             fields["point"] = order.pickup_node.name if order.pickup_node is not None else "取货点"
         else:
             template = "arrived"
+    if row.event in (E.PARCEL_REMINDER, E.PARCEL_COLLECTED):
+        fields["point"] = order.pickup_node.name if order.pickup_node is not None else "取货点"
+        fields.update({k: params.get(k, "") for k in ("days", "until", "time")})
+    if row.event == E.PROXY_PLACED:
+        fields["amount"] = yuan_text(order.total_fen)
+        fields["point"] = order.pickup_node.name if order.pickup_node is not None else "服务点"
+        status = order.payment.status if order.payment is not None else None
+        how = {PaymentStatus.SUCCEEDED: "proxy_paid", PaymentStatus.ON_CREDIT: "proxy_on_credit"}
+        fields["how"] = TEXTS[how.get(status, "proxy_awaiting")]  # type: ignore[arg-type]
+    if row.event == E.REFUNDED and order.payment_method in (PaymentMethod.CASH, PaymentMethod.CREDIT):
+        # Not "returned the way it came": the agent hands the cash back, or it is not due.
+        template = "refund_credit" if _uncollected_credit(session, order, sub) else "refund_cash"
     return TEXTS[template].format(**fields)
+
+
+def _uncollected_credit(session: Session, order: Order, sub: SubOrder | None) -> bool:
+    """An order on an agent's credit whose (sub-order's) cash was not taken at pickup yet."""
+    if order.payment_method != PaymentMethod.CREDIT:
+        return False
+    where = (
+        CreditCollection.sub_order_id == sub.id if sub is not None else CreditCollection.order_id == order.id
+    )
+    return session.scalar(select(CreditCollection.id).where(where).limit(1)) is None
 
 
 # --- sending: after the commit, by the job ---------------------------------------------------------

@@ -269,6 +269,7 @@ def pickup_keys(_app):  # type: ignore[no-untyped-def]
 # database the module made for itself (new_database: the concurrency tests).
 LEDGER_CHECKED = (
     "integration/test_checkout",
+    "integration/test_commissions.py",
     "integration/test_partial_refunds.py",
     "integration/test_capture_for_less.py",
     "integration/test_payment_faults.py",
@@ -288,6 +289,14 @@ LEDGER_CHECKED = (
     "e2e/test_pickup_codes_web.py",
     "integration/test_cash_remittance.py",
     "e2e/test_cash_web.py",
+    "integration/test_intake.py",
+    "e2e/test_intake_",
+    "integration/test_proxy_orders.py",
+    "e2e/test_proxy_",
+    "integration/test_parcels.py",
+    "e2e/test_parcels_",
+    "integration/test_standing_orders.py",
+    "e2e/test_standing_",
 )
 _CALL_FAILED = pytest.StashKey[bool]()
 

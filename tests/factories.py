@@ -765,3 +765,120 @@ def png_header(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+# --- parcels at the village point (issue 11, item 4) -----------------------------------------------
+
+
+def pickup_parcel_in_transit(
+    session: Session, market: Market, gateway: Any, settings: CheckoutSettings, staff: User, point: Node
+) -> SubOrder:
+    """A paid pickup order of one 梅县金柚 at `point` (contact 陈小姐, 13912345678), accepted by its
+    farmer, handed in (as the intake at the seller's point leaves it) and in transit to the point:
+    its one sub-order, for the point's agent to mark arrived."""
+    from services.authz import Party
+    from services.orders import manage, states
+
+    order = market.place(
+        {"梅县金柚": 1},
+        settings,
+        delivery="pickup",
+        pickup_node_id=point.id,
+        pickup_contact=AddressInput(recipient="陈小姐", phone="13912345678"),
+        address=None,
+    )
+    market.pay(order, gateway)
+    (sub,) = order.sub_orders
+    manage.move(session, market.shop.meixian_farmer, sub.number, OrderStatus.ACCEPTED)
+    session.expire_all()
+    sub = session.get(SubOrder, sub.id)  # type: ignore[assignment]
+    states.apply(session, sub, OrderStatus.HANDED_IN, party=Party.STAFF, actor=staff)
+    session.commit()
+    manage.move(session, staff, sub.number, OrderStatus.IN_TRANSIT)
+    session.expire_all()
+    return session.get(SubOrder, sub.id)  # type: ignore[return-value]
+
+
+# --- produce intake at the village point (issue 11, item 5) -------------------------------------------
+
+
+def receiver_of(session: Session, sub: SubOrder) -> User:
+    """Someone who receives this sub-order's goods (services.intake), able to log in with
+    TEST_PASSWORD: an agent of the seller's home point, made if there is none; with no home
+    point, staff of the seller's county, made if need be, with a county center to receive at
+    (opened if the county has none). Never its buyer, placer or seller."""
+    from services import accounts
+    from tests.conftest import TEST_PASSWORD
+
+    profile = session.get(SellerProfile, sub.seller_id)
+    assert profile is not None, "the seller has no profile"
+    parties = {sub.seller_id, sub.order.buyer_id, sub.order.placed_by_id}
+    point, county = profile.home_point_id, profile.county_code
+    assert point is not None or county is not None, "the seller has neither a home point nor a county"
+    role, scope = (
+        (Role.AGENT, {"node_id": point})
+        if point is not None
+        else (Role.COUNTY_STAFF, {"county_code": county})
+    )
+    column = RoleGrant.node_id if point is not None else RoleGrant.county_code
+    grant = session.scalar(
+        select(RoleGrant).where(
+            RoleGrant.role == role, column == (point or county), RoleGrant.user_id.not_in(parties)
+        )
+    )
+    if grant is not None:
+        user = session.get(User, grant.user_id)
+        assert user is not None
+    else:
+        name = "收货村小二" if point is not None else "县中心收货员"
+        user = accounts.create_user(
+            session, phone=next_phone(), password=TEST_PASSWORD, display_name=name, roles=()
+        )
+        session.add(RoleGrant(user_id=user.id, role=role, **scope))
+    if point is None:
+        center = select(Node.id).where(Node.kind == NodeKind.COUNTY_CENTER, Node.county_code == county)
+        if session.scalar(center) is None:
+            kind = NodeKind.COUNTY_CENTER
+            session.add(Node(kind=kind, name="县级服务中心", division_code=county, county_code=county))
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def receive(
+    session: Session,
+    gateway: PaymentGateway,
+    sub: SubOrder,
+    *,
+    by: User | None = None,
+    weights: dict[Any, int] | None = None,
+    grades: dict[Any, str] | None = None,
+    quantities: dict[Any, int] | None = None,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Any:
+    """The hand-in of an accepted sub-order, recorded as the intake at the point
+    (services.intake.record_intake): every line weighed at its ordered net weight, graded 一级,
+    all accepted, unless `weights` (grams) / `grades` / `quantities` say otherwise for a line
+    (keyed by product name or order line id). `by`: the receiver (default `receiver_of`)."""
+    from services import intake
+
+    sub = session.get(SubOrder, sub.id) or sub
+
+    def pick(table: dict[Any, Any] | None, line: Any, default: Any) -> Any:
+        table = table or {}
+        return table.get(line.id, table.get(line.name, default))
+
+    lines = [
+        intake.LineInput(
+            line_id=line.id,
+            weighed_g=pick(weights, line, line.net_weight_g * line.quantity),
+            grade=pick(grades, line, "first"),
+            accepted_quantity=pick(quantities, line, None),
+        )
+        for line in sub.lines
+    ]
+    receiver = by or receiver_of(session, sub)
+    return intake.record_intake(
+        session, gateway, receiver, sub.number, lines, key or checkout.new_idempotency_key(), now=now
+    )

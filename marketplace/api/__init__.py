@@ -14,16 +14,19 @@ SWAGGER_UI_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger
 
 
 def register_api(app: Flask, api: Api) -> None:
+    from marketplace.api.agent.routes import blp as agent_blp
     from marketplace.api.auth.routes import blp as auth_blp
     from marketplace.api.browse.routes import blp as browse_blp
     from marketplace.api.cash.routes import blp as cash_blp
     from marketplace.api.catalog.routes import blp as catalog_blp
+    from marketplace.api.commissions.routes import blp as commissions_blp
     from marketplace.api.intake.routes import blp as intake_blp
     from marketplace.api.orders.routes import blp as orders_blp
     from marketplace.api.parcels.routes import blp as parcels_blp
     from marketplace.api.places.routes import blp as places_blp
     from marketplace.api.proxy.routes import blp as proxy_blp
     from marketplace.api.search.routes import blp as search_blp
+    from marketplace.api.standing.routes import blp as standing_blp
     from marketplace.api.villagers.routes import blp as villagers_blp
 
     for blp in (
@@ -38,6 +41,9 @@ def register_api(app: Flask, api: Api) -> None:
         proxy_blp,
         parcels_blp,
         intake_blp,
+        commissions_blp,
+        standing_blp,
+        agent_blp,
     ):
         # Bearer tokens, not cookies, authenticate the API: no CSRF token to carry.
         csrf.exempt(blp)

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain import (
     DeliveryMethod,
+    NotificationEvent,
     Order,
     OrderEvent,
     OrderLine,
@@ -54,6 +55,8 @@ from .reservations import take_stock, unpaid_holds
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ONLINE_METHODS = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
+# Paid through the village agent who places a proxy order: cash now, or on the agent's credit.
+THROUGH_AGENT = (PaymentMethod.CASH, PaymentMethod.CREDIT)
 
 
 class OutOfStock(Conflict):
@@ -134,6 +137,7 @@ def place_order(
     settings: CheckoutSettings,
     *,
     placed_by: User | None = None,
+    villager_id: int | None = None,
     now: datetime | None = None,
 ) -> Placed:
     """Place the buyer's order for `data.items`; the same idempotency key returns the same order.
@@ -141,7 +145,12 @@ def place_order(
     `placed_by`: the village agent placing a proxy order for `buyer` (a villager). The caps on
     unpaid orders and units and the rate limit count per buyer, whoever placed the orders; an
     agent's proxy orders also count against the placer's own larger caps and rate (the rules:
-    CheckoutSettings). A replay of a placed order's key returns it before any cap is counted."""
+    CheckoutSettings). A replay of a placed order's key returns it before any cap is counted.
+
+    `villager_id`: the villager the proxy order is for (services/proxy, which checked the agent
+    may act for them), recorded as the buyer of record; `buyer` is then the villager's own
+    account, or the agent when the villager has none. Cash and credit (on the agent's credit,
+    paid for the sellers at once: services/proxy/credit.py) are for proxy orders only."""
     buyer = authz.require_user(buyer)
     key = check_idempotency_key(data.idempotency_key)
     items = carts.parse_items(data.items)
@@ -159,9 +168,10 @@ def place_order(
 
     method = _choice(PaymentMethod, data.payment_method, "payment_method", _("Choose how to pay."))
     delivery = _choice(DeliveryMethod, data.delivery, "delivery", _("Choose home delivery or pickup."))
-    if method not in ONLINE_METHODS and not _cash_at_own_point(buyer, placer, delivery, data):
+    proxy = placer.id != buyer.id or villager_id is not None
+    if method not in ONLINE_METHODS and not _cash_at_own_point(proxy, placer, delivery, data, method):
         # Cash is for proxy orders a village agent places for pickup at their own point and
-        # takes the cash for (services/cash.py take_cash).
+        # takes the cash for (services/cash.py take_cash); credit too, on that agent's credit.
         raise _field("payment_method", _("Choose how to pay."))
     ship = _destination(session, buyer, data, delivery)
 
@@ -190,12 +200,17 @@ def place_order(
     check_total(quote.total_fen, settings)
 
     now = now or clock.now()
-    check_limits(session, buyer, placer, quote, settings, now)
+    check_limits(session, buyer, placer, quote, settings, now, proxy=proxy)
+    if method == PaymentMethod.CREDIT:
+        from services.proxy import credit  # it builds on this module's orders
+
+        credit.check_available(session, placer, quote.total_fen)  # the placer's row is locked
     pay_by = now + settings.payment_window_for(sum(items.values()))
     order = Order(
         number=_order_number(now),
         buyer_id=buyer.id,
         placed_by_id=placer.id,
+        villager_id=villager_id,
         idempotency_key=key,
         payment_method=method,
         delivery_method=delivery,
@@ -243,7 +258,7 @@ def place_order(
         idempotency_key=f"pay-{order.number}",
         created_at=now,
     )
-    if method != PaymentMethod.CASH:
+    if method not in THROUGH_AGENT:
         # The first try at paying opens with the payment, in this transaction (services/payments
         # records each later try; the first one's keys are the payment's own).
         order.payment.attempts.append(
@@ -284,21 +299,36 @@ def place_order(
                     created_at=now,
                 )
             )
-    carts.forget_products(session, buyer.id, list(items))
+    if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
+        carts.forget_products(session, buyer.id, list(items))
+    if method == PaymentMethod.CREDIT:
+        session.flush()
+        credit.pay_on_credit(session, order, placer, now=now)
+    if villager_id is not None:
+        from services import notify  # the villager is told by SMS (not the agent)
+
+        notify.record(session, NotificationEvent.PROXY_PLACED, order, now=now)
     session.commit()
     return Placed(order, True)
 
 
-def _cash_at_own_point(buyer: User, placer: User, delivery: DeliveryMethod, data: CheckoutInput) -> bool:
-    """A proxy order (placed for someone else) picked up at a point the placer is agent of."""
-    if placer.id == buyer.id or delivery != DeliveryMethod.PICKUP:
+def _cash_at_own_point(
+    proxy: bool, placer: User, delivery: DeliveryMethod, data: CheckoutInput, method: PaymentMethod
+) -> bool:
+    """A proxy order (placed for someone else) picked up at a point the placer is agent of;
+    on credit, that agent may give credit there (authz.PROXY_ACTIONS)."""
+    if not proxy or delivery != DeliveryMethod.PICKUP or method not in THROUGH_AGENT:
         return False
     try:
         node_id = int(str(data.pickup_node_id or ""))
     except ValueError:
         return False
-    standings = {authz.CashStanding.POINT_AGENT} if node_id in authz.node_ids(placer, Role.AGENT) else set()
-    return authz.may_cash(authz.CashAction.TAKE_CASH, standings)
+    own = node_id in authz.node_ids(placer, Role.AGENT)
+    if method == PaymentMethod.CREDIT:
+        return authz.may_proxy(
+            authz.ProxyAction.PLACE_ON_CREDIT, {authz.ProxyStanding.POINT_AGENT} if own else set()
+        )
+    return authz.may_cash(authz.CashAction.TAKE_CASH, {authz.CashStanding.POINT_AGENT} if own else set())
 
 
 # --- limits: what one buyer may hold unpaid ----------------------------------------------------
@@ -329,15 +359,26 @@ def check_limits(
     quote: carts.Quote,
     settings: CheckoutSettings,
     now: datetime,
+    *,
+    proxy: bool | None = None,
 ) -> None:
     """The caps and rates of CheckoutSettings for one more order of `quote` (see its docstring
     for the rules). Call with the users' rows locked (_lock_users). RateLimited for the rate,
-    HoldLimit for the caps; a cap or limit of 0 is off."""
+    HoldLimit for the caps; a cap or limit of 0 is off.
+
+    `proxy`: placed for someone else (another buyer, or a villager without an account, whose
+    orders have the agent as buyer). Orders an agent placed for such villagers are the agent's
+    proxy orders, not their own: they count against the placer's caps only."""
     window_start = now - settings.order_rate_window
-    _check_rate(session, settings.order_rate_limit, window_start, Order.buyer_id == buyer.id)
-    proxy = placer.id != buyer.id
+    proxy = placer.id != buyer.id if proxy is None else proxy
+    own_buying = proxy and placer.id == buyer.id  # a villager without an account: no buyer caps
+    if not own_buying:
+        _check_rate(session, settings.order_rate_limit, window_start, *_bought_by(buyer.id))
     if proxy:
-        placed_for_others = (Order.placed_by_id == placer.id, Order.buyer_id != placer.id)
+        placed_for_others = (
+            Order.placed_by_id == placer.id,
+            or_(Order.buyer_id != placer.id, Order.villager_id.is_not(None)),
+        )
         _check_rate(session, settings.proxy_order_rate_limit, window_start, *placed_for_others)
 
     wanted: dict[int, int] = {}
@@ -345,6 +386,8 @@ def check_limits(
         wanted[line.product.id] = wanted.get(line.product.id, 0) + line.quantity
     units = sum(wanted.values())
     held = unpaid_holds(session, buyer_id=buyer.id, now=now)
+    if own_buying:
+        held = type(held)()  # the villager's orders are the agent's proxy orders (counted below)
     if settings.max_unpaid_orders and len(held.orders) + 1 > settings.max_unpaid_orders:
         raise HoldLimit(
             _(
@@ -398,6 +441,15 @@ def check_limits(
                     n=settings.max_proxy_unpaid_units,
                 )
             )
+
+
+def _bought_by(buyer_id: int) -> tuple[Any, ...]:
+    """The orders that are `buyer_id`'s own: not those an agent placed for a villager without an
+    account (the agent is their buyer in the table, the villager the buyer of record)."""
+    return (
+        Order.buyer_id == buyer_id,
+        not_(and_(Order.villager_id.is_not(None), Order.placed_by_id == buyer_id)),
+    )
 
 
 def _check_rate(session: Session, limit: int, since: datetime, *where: Any) -> None:

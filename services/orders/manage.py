@@ -1,6 +1,7 @@
 """What people do with orders after checkout: buyers look and cancel or ask for money back,
-sellers accept, decline and pack, the receiving agent or staff confirm the hand-in and move
-parcels along, admins decide refunds. Who stands as which party on a sub-order, and what each
+sellers accept, decline and pack, staff move parcels along, admins decide refunds. The hand-in
+is no action here: it is the intake the receiving agent or county staff record at the point
+(services/intake.py), the only way to HANDED_IN. Who stands as which party on a sub-order, and what each
 party may do, is the table in services/authz.py; every move goes through states.apply."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from domain import (
     User,
     clock,
 )
-from services import authz, notify
+from services import authz, intake, notify
 from services.accounts import AuthPolicy
 from services.authz import Action
 from services.catalog.consents import active_consent
@@ -317,12 +318,15 @@ def sub_actions(
     acts = SubActions(who=who, moves=_decidable(session, sub, moves_for(sub, who)))
     acts.decline = _may_decline(sub, who)
     acts.ready = _may_pack(sub, who) and sub.ready_at is None  # packed already: nothing to offer
-    acts.hand_in = states.can_move(sub.status, S.HANDED_IN, who)
+    # The hand-in is the intake the receiving agent or county staff record (services/intake.py):
+    # the button leads to its form, and only for those who receive this seller's goods.
+    acts.hand_in = Party.STAFF in who and intake.may_receive(session, actor, sub)
     acts.pickup_code = S.COMPLETED in acts.moves and needs_pickup_code(sub, who, S.COMPLETED)
     acts.request_refund = _may_request_refund(sub, who)
     if _may_staff_refund(sub, who):
         payment = sub.order.payment
-        if payment is not None and payment.status == PaymentStatus.SUCCEEDED:
+        # On the agent's credit the sellers are paid too: a refund frees the credit.
+        if payment is not None and payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.ON_CREDIT):
             acts.refundable_fen = payments.refundable_fen(session, sub)
             acts.staff_refund = acts.refundable_fen > 0
     return acts
@@ -408,10 +412,15 @@ def move(
         raise authz.Forbidden()  # a move someone else makes (the seller accepts, an admin turns down)
     if target not in _decidable(session, sub, [target]):
         raise IllegalTransition()
-    if needs_pickup_code(sub, who, target):
-        if keys is None:
-            raise RuntimeError("handing a pickup parcel over needs the pickup code keys")
-        pickup.check(session, sub.order, pickup_code, keys, now=now)
+    if target == S.COMPLETED and pickup.is_pickup(sub.order):
+        from services import parcels  # the hand-over at the point (it builds on this package)
+
+        parcels.check_generic_completion(session, sub)  # cash owed on credit: the parcels page
+        if needs_pickup_code(sub, who, target):
+            if keys is None:
+                raise RuntimeError("handing a pickup parcel over needs the pickup code keys")
+            pickup.check(session, sub.order, pickup_code, keys, now=now)
+            parcels.record_code_collection(session, actor, sub, now=now)  # who, when, how; the SMS
     states.apply(session, sub, target, party=who, actor=actor, note=note, now=now)
     session.commit()
     return sub
@@ -474,39 +483,6 @@ def mark_ready(session: Session, actor: User | None, number: str, *, now: dateti
     if sub.ready_at is None:
         sub.ready_at = now or clock.now()
         session.commit()
-    return sub
-
-
-def hand_in(
-    session: Session,
-    gateway: PaymentGateway,
-    actor: User | None,
-    number: str,
-    *,
-    captured_fen: int | None = None,
-    now: datetime | None = None,
-) -> SubOrder:
-    """The receiving agent or staff confirm the goods were handed in at the point: dispatch. A
-    pre-sale's authorised money is taken now: all of this sub-order's part, or `captured_fen`
-    of it (weighed produce charged for its weighed weight; the rest of the hold is released)."""
-    actor, sub, who = _acting(session, actor, number, set(states.TRANSITIONS[S.ACCEPTED][S.HANDED_IN]))
-    if sub.status == OrderStatus.HANDED_IN:
-        return sub
-    if not states.can_move(sub.status, OrderStatus.HANDED_IN, who):
-        raise IllegalTransition()
-    order = sub.order
-    if captured_fen is not None and not order.presale:
-        msg = _("Only a pre-sale's authorised payment can be taken for less.")
-        raise ValidationError(msg, field_errors={"captured_fen": [msg]})
-    if order.presale:
-        session.commit()  # release the row lock while the gateway captures
-        amounts = None if captured_fen is None else {sub.id: captured_fen}
-        payments.capture(session, gateway, order, amounts=amounts, now=now)
-        sub = _sub_order(session, number, lock=True)
-        if sub.status == OrderStatus.HANDED_IN:
-            return sub
-    states.apply(session, sub, OrderStatus.HANDED_IN, party=who, actor=actor, now=now)
-    session.commit()
     return sub
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -177,9 +177,16 @@ def unpaid_holds(
         .group_by(StockReservation.order_id, StockReservation.product_id)
     )
     if buyer_id is not None:
-        stmt = stmt.where(Order.buyer_id == buyer_id)
+        # Not the proxy orders an agent (the table's buyer) placed for a villager without an account.
+        stmt = stmt.where(
+            Order.buyer_id == buyer_id,
+            not_(and_(Order.villager_id.is_not(None), Order.placed_by_id == buyer_id)),
+        )
     if placed_for_others_by is not None:
-        stmt = stmt.where(Order.placed_by_id == placed_for_others_by, Order.buyer_id != placed_for_others_by)
+        stmt = stmt.where(
+            Order.placed_by_id == placed_for_others_by,
+            or_(Order.buyer_id != placed_for_others_by, Order.villager_id.is_not(None)),
+        )
     holds = Holds()
     for order_id, product_id, qty in session.execute(stmt):
         holds.orders.add(order_id)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain import OrderEvent, OrderStatus, SubOrder, User, clock
-from services import notify
+from services import commissions, notify
 from services.authz import Party
 from services.errors import Conflict
 from services.i18n import _
@@ -25,7 +25,9 @@ S = OrderStatus
 B, SE, ST, AD, SY = Party.BUYER, Party.SELLER, Party.STAFF, Party.ADMIN, Party.SYSTEM
 
 # Who may make each move (services/authz.py says who stands as which party on a sub-order):
-# the seller accepts; the receiving agent or staff confirm the hand-in and move the parcel; the
+# the seller accepts; the hand-in (ACCEPTED → HANDED_IN) is made only by the intake the receiving
+# agent or county staff record (services/intake.py, authz.INTAKE_ACTIONS; the generic move refuses
+# it: manage.SPECIAL); staff move the parcel; the
 # buyer (or staff at the point) confirms receipt; after the seller accepted, only admins decide
 # that money goes back (REFUND_REQUESTED by staff is `manage.staff_refund`).
 
@@ -163,6 +165,9 @@ def apply(
     if target == S.COMPLETED and sub_order.completed_at is None:
         # Back from a refund request: it was completed then, and its holding period runs from then.
         sub_order.completed_at = now
+    if target == S.COMPLETED:
+        # The agents who placed or received it earn their commission now (once).
+        commissions.earn(session, sub_order, now=now)
     # The buyer is told in this transaction's outbox (sent after the commit; never twice).
     notify.on_move(session, sub_order, current, target, event.details, now=now)
     return event

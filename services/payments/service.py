@@ -93,6 +93,9 @@ class PaymentProcessing(Conflict):
 # The ways a buyer pays online, in the order the pay page offers them.
 ONLINE = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
 WALLETS = (PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
+# Paid through a village agent, never at the gateway: cash now, or on the agent's credit with
+# the cash taken at pickup (services/cash.py). Refunds of these go back through the agent.
+THROUGH_AGENT = (PaymentMethod.CASH, PaymentMethod.CREDIT)
 ENDED = (AttemptStatus.FAILED, AttemptStatus.SUPERSEDED, AttemptStatus.SUCCEEDED, AttemptStatus.CANCELED)
 
 
@@ -185,7 +188,7 @@ def ensure_intent(
     payment = payment_of(session, order)
     if payment.status == PaymentStatus.CANCELED:
         raise PaymentClosed()
-    if payment.intent_id is not None or payment.method == PaymentMethod.CASH:
+    if payment.intent_id is not None or payment.method in THROUGH_AGENT:
         return payment
     if payment.status not in OPEN or is_expired(order):
         raise PaymentClosed()
@@ -497,6 +500,8 @@ def _check_switchable(order: Order, payment: Payment, method: PaymentMethod, now
     """Refuse (4xx, nothing written) paying again when the order cannot be paid that way now."""
     if payment.method == PaymentMethod.CASH or payment.status == PaymentStatus.AWAITING_CASH:
         raise PaymentClosed(_("This order is paid in cash at pickup."))
+    if payment.method == PaymentMethod.CREDIT or payment.status == PaymentStatus.ON_CREDIT:
+        raise PaymentClosed(_("This order is on the village agent's credit: it is paid in cash at pickup."))
     if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REQUIRES_CAPTURE):
         raise PaymentClosed(_("This order is already paid."))
     if payment.status not in OPEN:
@@ -1013,7 +1018,9 @@ def refund_sub_order(
     if sub is None:
         raise NotFound(_("Order not found."))
     payment = payment_of(session, sub.order)
-    if payment.status != PaymentStatus.SUCCEEDED or payment.intent_id is None:
+    through_agent = payment.method in THROUGH_AGENT and payment.intent_id is None
+    paid = (PaymentStatus.SUCCEEDED, PaymentStatus.ON_CREDIT) if through_agent else (PaymentStatus.SUCCEEDED,)
+    if payment.status not in paid or (payment.intent_id is None and not through_agent):
         raise PaymentClosed(_("Nothing has been paid for this order yet."))
     left = refundable_fen(session, sub)
     amount = left if amount_fen is None else amount_fen
@@ -1044,8 +1051,69 @@ def refund_sub_order(
         created_at=now,
     )
     session.add(refund)
+    if through_agent:
+        # No gateway: the agent hands the cash back (out of cash_held), or, not collected yet,
+        # the agent's credit is released (out of agent_credit). Settled in this transaction.
+        session.flush()
+        return settle_refund(session, refund.id, None, "succeeded", now=now)
     session.commit()
     return _send_refund(session, gateway, refund, now=now)
+
+
+def new_refund(
+    session: Session,
+    sub_order: SubOrder,
+    amount_fen: int,
+    *,
+    reason: str,
+    idempotency_key: str,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> Refund:
+    """Record a refund of part or all of a paid sub-order in the caller's transaction, for a use
+    case that writes it with rows of its own at once (the produce intake: services/intake.py).
+    The caller holds the sub-order's lock and makes any move itself; after its commit it sends
+    the refund with `send_refund`. Checked as `refund_sub_order` checks: paid, at most what is
+    left."""
+    payment = payment_of(session, sub_order.order)
+    through_agent = payment.method in THROUGH_AGENT and payment.intent_id is None
+    paid = (PaymentStatus.SUCCEEDED, PaymentStatus.ON_CREDIT) if through_agent else (PaymentStatus.SUCCEEDED,)
+    if payment.status not in paid or (payment.intent_id is None and not through_agent):
+        raise PaymentClosed(_("Nothing has been paid for this order yet."))
+    left = refundable_fen(session, sub_order)
+    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or not 0 < amount_fen <= left:
+        msg = _("At most %(amount)s can be refunded.", amount=yuan_text(left))
+        raise ValidationError(msg, field_errors={"amount": [msg]})
+    refund = Refund(
+        payment_id=payment.id,
+        sub_order_id=sub_order.id,
+        amount_fen=amount_fen,
+        reason=reason[:200],
+        idempotency_key=idempotency_key,
+        requested_by_id=actor.id if actor else None,
+        created_at=now or clock.now(),
+    )
+    session.add(refund)
+    session.flush()
+    return refund
+
+
+def send_refund(
+    session: Session, gateway: PaymentGateway, refund: Refund, *, first: bool, now: datetime | None = None
+) -> Refund:
+    """Send a refund `new_refund` recorded, once its transaction is committed: `first` time as
+    it is, later (a repeated request after a failed send or a lost answer) looked up at the
+    gateway first and never sent twice (`_resend_refund`). A refund of an order paid through a
+    village agent has no gateway: it is settled at once. A settled refund is left as it is."""
+    now = now or clock.now()
+    if refund.status != RefundStatus.PENDING or refund.gateway_refund_id is not None:
+        return refund
+    payment = refund.payment
+    if payment.intent_id is None and payment.method in THROUGH_AGENT:
+        return settle_refund(session, refund.id, None, "succeeded", now=now)
+    if first:
+        return _send_refund(session, gateway, refund, now=now)
+    return _resend_refund(session, gateway, refund, now=now)[0]
 
 
 def _send_refund(
@@ -1123,9 +1191,15 @@ def _send_key(session: Session, refund: Refund, now: datetime) -> str:
 
 
 def settle_refund(
-    session: Session, refund_id: int, gateway_refund_id: str, status: str, *, now: datetime | None = None
+    session: Session,
+    refund_id: int,
+    gateway_refund_id: str | None,
+    status: str,
+    *,
+    now: datetime | None = None,
 ) -> Refund:
-    """Apply the gateway's word on a refund (from the call or a webhook); idempotent."""
+    """Apply the gateway's word on a refund (from the call or a webhook); idempotent. A refund of
+    an order paid through a village agent has no gateway refund (None): it is settled at once."""
     now = now or clock.now()
     refund = session.scalar(
         select(Refund)

@@ -26,6 +26,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,15 @@ from domain import (
     User,
     WebhookEvent,
 )
+from domain import clock as product_clock
 from seed.loader import read_json
-from services import cash, catalog, ledger, media, places, villagers
+from services import cash, catalog, ledger, media, places, proxy, standing, villagers
 from services.orders import addresses, checkout, states
 from services.orders.addresses import AddressInput
 from services.orders.checkout import CheckoutInput
 from services.payments import service as payments
 from tests.conftest import NOW
-from tests.factories import consent, first_village, jpeg, paid_and_completed
+from tests.factories import consent, first_village, jpeg, paid_and_completed, receive
 
 TABLE = Path(__file__).with_name("authz_matrix.csv")
 
@@ -119,6 +121,10 @@ class Scope:
     orders: dict[str, Order]  # by PATHS key: each has one sub-order, the farmer's
     batch_id: int
     villager_id: int  # a villager registered at the scope's point
+    proxy_order: Order  # placed by the scope's agent for that villager, waiting for a QR payment
+    lot_code: str  # a lot the scope's agent received from the scope's farmer
+    standing_id: int  # a weekly standing order of the scope's villager
+    cycle_id: int  # its cycle prepared for the agent to confirm
     remittance_id: int  # the scope's agent's cash, declared to the county center, not yet counted
 
     def sub(self, state: str) -> SubOrder:
@@ -263,6 +269,38 @@ def _build_scope(
         placed_by=agent,
     ).order
     cash.take_cash(session, agent, cash_order.number, f"matrix-cash-{name}")
+    proxy_order = proxy.place(
+        session,
+        None,
+        agent,
+        villager.id,
+        "wechat_pay",
+        f"matrix-proxy-{name}",
+        settings,
+        items={goods.id: 1},
+    ).order
+    # Produce the scope's agent took in at the point: its lot is traced by its code.
+    produce = place({fruit.id: 1})
+    payments.confirm_with(session, gateway, produce, "pm_card_visa")
+    session.refresh(produce)
+    states.apply(session, produce.sub_orders[0], OrderStatus.ACCEPTED, party=set(states.Party), actor=admin)
+    session.commit()
+    (lot,) = receive(session, gateway, produce.sub_orders[0], by=agent).lots
+    # A weekly standing order of the villager's, due in two days: its cycle is prepared.
+    regular = standing.create(
+        session,
+        agent,
+        standing.StandingInput(
+            villager_id=villager.id,
+            items={goods.id: 1},
+            payment_method="cash",
+            cadence="weekly",
+            weekday=(product_clock.today() + timedelta(days=2)).weekday(),
+        ),
+        f"matrix-standing-{name}",
+    )
+    standing.prepare_cycles(session, prepare_days=3)
+    (cycle,) = [c for c in standing.cycles_to_confirm(session, agent) if c.standing_order_id == regular.id]
     remittance = cash.declare_remittance(session, agent, cash_order.total_fen, f"matrix-remit-{name}")
 
     # A payout batch of this scope's own (older, completed) sub-order: batches take everything
@@ -298,6 +336,10 @@ def _build_scope(
         orders=orders,
         batch_id=batch.id,
         villager_id=villager.id,
+        proxy_order=proxy_order,
+        lot_code=lot.code,
+        standing_id=regular.id,
+        cycle_id=cycle.id,
         remittance_id=remittance.id,
     )
 
@@ -372,13 +414,23 @@ SUB_ORDER_FOR = {
     "api_orders.transition": "paid",
     "orders.ready": "accepted",
     "api_orders.mark_ready": "accepted",
-    "orders.hand_in": "accepted",
-    "api_orders.hand_in": "accepted",
+    # The intake at the point: an accepted sub-order of the point's farmer.
+    "intake.receive": "accepted",
+    "api_intake.receivable": "accepted",
+    "api_intake.record": "accepted",
+    # Parcels at the point: one waiting to be collected.
+    "parcels.parcel": "ready",
+    "parcels.handover": "ready",
+    "api_parcels.get_parcel": "ready",
+    "api_parcels.handover": "ready",
     "orders.request_refund": "completed",
     "api_orders.request_refund": "completed",
     "orders.staff_refund": "handed_in",  # a refund after hand-in
     "api_orders.refund": "handed_in",
 }
+
+
+LOT_ENDPOINTS = {"trace.trace_page", "api_intake.trace", "api_intake.get_lot"}
 
 
 class UnresolvedParameter(LookupError):
@@ -387,6 +439,9 @@ class UnresolvedParameter(LookupError):
 
 def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> str:
     """The value of URL parameter `name` in `scope` for `role` calling `endpoint`."""
+    proxy = endpoint.startswith(("proxy.", "api_proxy."))
+    if name in ("order_number", "number") and proxy:  # a proxy order the scope's agent placed
+        return scope.proxy_order.number
     if name == "order_number":
         unpaid = endpoint.endswith(("cancel", "cancel_order", ".pay"))  # waiting for payment
         return scope.unpaid.number if unpaid else scope.orders["paid"].number
@@ -397,8 +452,8 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
     # A merchant is asked about the scope's merchant's shop; everyone else about the farmer's
     # (whose agent holds a consent, and whose parcels go through the scope's point).
     merchant = role == "merchant"
-    if name == "product_id":
-        return str((scope.merchant_product if merchant else scope.product).id)
+    if name == "product_id":  # a proxy cart holds the last kilometer's goods
+        return str((scope.merchant_product if merchant or proxy else scope.product).id)
     if name == "photo_id":
         return str((scope.merchant_photo if merchant else scope.photo).id)
     if name == "seller_id":
@@ -420,8 +475,12 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return str(scope.consent_id)
     if name == "villager_id":
         return str(scope.villager_id)
-    if name == "code":
+    if name == "code":  # a lot's trace code, or a county
+        return scope.lot_code if endpoint in LOT_ENDPOINTS else scope.county.code
+    if name == "county_code":
         return scope.county.code
+    if name == "agent_id":  # an agent's credit limit
+        return str(scope.agent.id)
     if name == "slug":
         return scope.category_slug
     if name == "filename":
@@ -432,6 +491,10 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return "reconcile-reserved-stock"
     if name == "event_id":  # the admins' "process again": a given-up webhook event
         return webhook_event_id(scope)
+    if name == "standing_id":
+        return str(scope.standing_id)
+    if name == "cycle_id":
+        return str(scope.cycle_id)
     if name == "remittance_id":
         return str(scope.remittance_id)
     raise UnresolvedParameter(

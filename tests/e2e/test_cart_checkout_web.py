@@ -38,7 +38,6 @@ SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
-
 @pytest.fixture()
 def gateway(app, localstripe, monkeypatch) -> Iterator[StripeGateway]:  # type: ignore[no-untyped-def]
     """The app's payment gateway, pointed at the run's localstripe; shipping is never free."""

@@ -23,7 +23,7 @@ from domain import (
 )
 from services.payments.gateway import GatewayUnavailable
 from tests.conftest import MEIXIAN, count
-from tests.factories import Market
+from tests.factories import Market, receiver_of
 
 S = OrderStatus
 
@@ -355,6 +355,26 @@ class TestDeclinesAndOutages:
         assert pay(client, data["number"], headers).get_json()["status"] == "succeeded"
 
 
+def hand_in_by_api(client, session, bearer, number: str) -> None:  # type: ignore[no-untyped-def]
+    """The intake through the API by whoever receives the seller's goods, weighed as ordered."""
+    receiver = bearer(receiver_of(session, sub_row(session, number)))
+    lines = client.get(f"/api/v1/agent/intake/sub-orders/{number}", headers=receiver).get_json()["lines"]
+    body = {
+        "lines": [
+            {"line_id": x["id"], "weight_g": x["net_weight_g"] * x["quantity"], "grade": "first"}
+            for x in lines
+        ],
+        "idempotency_key": f"intake-{number}",
+    }
+    resp = client.post(f"/api/v1/agent/intake/sub-orders/{number}", json=body, headers=receiver)
+    assert resp.status_code == 200, resp.get_json()
+
+
+def sub_row(session, number: str) -> SubOrder:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    return session.scalar(select(SubOrder).where(SubOrder.number == number))  # type: ignore[return-value]
+
+
 class TestPresale:
     def test_authorised_now_captured_at_hand_in(self, client, session, market, bearer, lychee, admin):
         buyer, seller = bearer(market.buyer), bearer(market.shop.meixian_farmer)
@@ -370,10 +390,19 @@ class TestPresale:
         resp = client.post(f"/api/v1/sub-orders/{number}/transition", json={"to": "accepted"}, headers=seller)
         assert resp.status_code == 200 and resp.get_json()["status"] == "accepted"
         assert client.post(f"/api/v1/sub-orders/{number}/ready", headers=seller).get_json()["ready_at"]
-        assert_error(client.post(f"/api/v1/sub-orders/{number}/hand-in", headers=seller), 403)
-        handed = client.post(f"/api/v1/sub-orders/{number}/hand-in", headers=bearer(admin))
+        # The seller never hands in; the hand-in is the intake the receiver records (weighed as ordered).
+        assert client.post(f"/api/v1/sub-orders/{number}/hand-in", headers=seller).status_code == 404
+        receiver = bearer(receiver_of(session, sub_row(session, number)))
+        form = client.get(f"/api/v1/agent/intake/sub-orders/{number}", headers=receiver)
+        lines = [
+            {"line_id": line["id"], "weight_g": line["net_weight_g"] * line["quantity"], "grade": "first"}
+            for line in form.get_json()["lines"]
+        ]
+        body = {"lines": lines, "idempotency_key": "presale-intake-1"}
+        assert_error(client.post(f"/api/v1/agent/intake/sub-orders/{number}", json=body, headers=seller), 403)
+        handed = client.post(f"/api/v1/agent/intake/sub-orders/{number}", json=body, headers=receiver)
         assert handed.status_code == 200, handed.get_json()
-        assert handed.get_json()["status"] == "handed_in"
+        assert handed.get_json()["sub_order_status"] == "handed_in"
         got = client.get(f"/api/v1/orders/{data['number']}", headers=buyer).get_json()
         assert got["payment_status"] == "succeeded"
         session.expire_all()
@@ -428,7 +457,14 @@ class TestSubOrders:
         assert_error(
             client.post(url, json={"to": "accepted", "x": 1}, headers=seller), 422, "validation_error"
         )
-        assert_error(client.post(f"/api/v1/sub-orders/{paid['number']}/hand-in", headers=seller), 403)
+        # The seller never hands in: the intake is the receiving agent's or county staff's.
+        intake = {
+            "lines": [{"line_id": 1, "weight_g": 1, "grade": "first"}],
+            "idempotency_key": "seller-in-01",
+        }
+        assert_error(
+            client.post(f"/api/v1/agent/intake/sub-orders/{paid['number']}", json=intake, headers=seller), 403
+        )
         session.expire_all()
         assert session.scalar(select(SubOrder.status).where(SubOrder.number == paid["number"])) == S.PAID
 
@@ -439,7 +475,7 @@ class TestSubOrders:
         number = paid["number"]
         url = f"/api/v1/sub-orders/{number}/transition"
         assert client.post(url, json={"to": "accepted"}, headers=seller).status_code == 200
-        assert client.post(f"/api/v1/sub-orders/{number}/hand-in", headers=staff).status_code == 200
+        hand_in_by_api(client, session, bearer, number)
         staff_list = client.get("/api/v1/sub-orders?role=staff&status=handed_in", headers=staff).get_json()
         assert [s["number"] for s in staff_list] == [number] and staff_list[0]["moves"] == ["in_transit"]
         assert client.post(url, json={"to": "in_transit", "note": "冷链车"}, headers=staff).status_code == 200
@@ -550,7 +586,7 @@ class TestOpenApi:
             "/api/v1/sub-orders/{sub_number}/transition": {"post"},
             "/api/v1/sub-orders/{sub_number}/decline": {"post"},
             "/api/v1/sub-orders/{sub_number}/ready": {"post"},
-            "/api/v1/sub-orders/{sub_number}/hand-in": {"post"},
+            "/api/v1/agent/intake/sub-orders/{sub_number}": {"get", "post"},  # the hand-in
             "/api/v1/sub-orders/{sub_number}/refund-request": {"post"},
             "/api/v1/sub-orders/{sub_number}/refund": {"post"},
         }

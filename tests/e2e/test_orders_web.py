@@ -27,7 +27,7 @@ from domain import (
 )
 from services.orders import manage
 from tests.conftest import MEIXIAN, count
-from tests.factories import consent
+from tests.factories import consent, receive
 
 S = OrderStatus
 
@@ -71,7 +71,7 @@ def drive(session, market, sub: SubOrder, staff, gateway, *targets: OrderStatus)
     """Move a sub-order along through the services (set-up for later steps)."""
     for target in targets:
         if target == S.HANDED_IN:
-            manage.hand_in(session, gateway, staff, sub.number)
+            receive(session, gateway, sub)  # the intake at the point, weighed as ordered
         elif target == S.ACCEPTED:
             manage.move(session, market.shop.meixian_farmer, sub.number, target)
         elif target == S.COMPLETED:
@@ -182,7 +182,7 @@ class TestBuyerPages:
 
 class TestFulfilment:
     def test_seller_accepts_packs_hands_in_staff_move_it_buyer_confirms_receipt(
-        self, session, market, paid, as_user, county_staff
+        self, session, market, paid, as_user, county_staff, point
     ):
         farmer = as_user(market.shop.meixian_farmer)
         page = html(farmer.get("/orders/sell"))
@@ -199,16 +199,23 @@ class TestFulfilment:
         session.expire_all()
         assert session.get(SubOrder, paid.id).ready_at is not None
         assert 'data-action="ready"' not in html(farmer.get("/orders/sell"))
-        # The seller brings the parcel; the receiving staff confirm it, never the seller.
-        assert farmer.post(f"/orders/sub/{paid.number}/hand-in").status_code == 403
+        # The seller brings the parcel; the receiving staff record the intake, never the seller.
+        assert farmer.post(f"/orders/sub/{paid.number}/hand-in").status_code in (404, 405)
+        line = paid.lines[0]
+        weighed = {f"weight-{line.id}": "2", f"grade-{line.id}": "first", f"quantity-{line.id}": "2"}
+        refused = farmer.post(f"/agent/intake/{paid.number}", data={**weighed, "key": "k" * 20})
+        assert refused.status_code == 403
         assert status_of(session, paid) == S.ACCEPTED
 
         staff = as_user(county_staff)
         page = html(staff.get("/orders/staff"))
         assert f'data-sub="{paid.number}"' in page
         assert 'data-action="hand-in"' in html(staff.get(f"/orders/sub/{paid.number}"))
-        assert staff.post(f"/orders/sub/{paid.number}/hand-in").status_code == 302
+        assert f'name="weight-{line.id}"' in html(staff.get(f"/agent/intake/{paid.number}"))
+        resp = staff.post(f"/agent/intake/{paid.number}", data={**weighed, "key": "k" * 20})
+        assert resp.status_code == 302  # 2 斤 ordered, 2 斤 weighed: nothing to give back
         assert status_of(session, paid) == S.HANDED_IN
+        assert session.get(SubOrder, paid.id).refunded_fen == 0
         assert moves_on(html(staff.get(f"/orders/sub/{paid.number}")), paid.number) == {"in_transit"}
         assert move(staff, paid, "in_transit", note="梅县→广州 冷链车").status_code == 302
         assert moves_on(html(staff.get(f"/orders/sub/{paid.number}")), paid.number) == {
@@ -401,7 +408,7 @@ class TestIllegalMoves:
     def test_a_seller_cannot_skip_to_in_transit_nor_hand_in_unaccepted(self, session, market, paid, as_user):
         farmer = as_user(market.shop.meixian_farmer)
         assert move(farmer, paid, "in_transit").status_code == 409
-        assert farmer.post(f"/orders/sub/{paid.number}/hand-in").status_code == 403  # staff confirm it
+        assert farmer.post(f"/agent/intake/{paid.number}", data={"key": "k" * 20}).status_code == 403
         assert farmer.post(f"/orders/sub/{paid.number}/ready").status_code == 409
         assert status_of(session, paid) == S.PAID
 

@@ -66,7 +66,6 @@ def inbox(localstripe, _app):  # type: ignore[no-untyped-def]
     box.close()
 
 
-
 def deliver(client, body: bytes, signature: str | None):  # type: ignore[no-untyped-def]
     headers = {"Content-Type": "application/json"}
     if signature is not None:

@@ -16,7 +16,7 @@ from domain import (
 )
 from services.orders import manage
 from services.orders.checkout import AddressInput
-from tests.factories import pickup_code_of
+from tests.factories import pickup_code_of, receive
 
 S = OrderStatus
 
@@ -35,7 +35,7 @@ def ready(session, market, checkout_settings, gateway, admin, point) -> SubOrder
     market.pay(order, gateway)
     (sub,) = order.sub_orders
     manage.move(session, market.shop.meixian_farmer, sub.number, S.ACCEPTED)
-    manage.hand_in(session, gateway, admin, sub.number)
+    receive(session, gateway, sub)  # the intake at the point, weighed as ordered
     manage.move(session, admin, sub.number, S.IN_TRANSIT)
     manage.move(session, admin, sub.number, S.READY_FOR_PICKUP)
     return sub

@@ -30,6 +30,7 @@ from services.orders.pricing import CheckoutSettings
 from services.payments import service as payments
 from services.payments.gateway import CardDeclined
 from tests.conftest import count
+from tests.factories import receive
 
 KEYS = {n: f"refund-{uuid.uuid4().hex}" for n in range(1, 4)}
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
@@ -245,7 +246,7 @@ class TestPresale:
         sub = order.sub_orders[0]
         farmer = market.shop.meixian_farmer
         manage.move(session, farmer, sub.number, OrderStatus.ACCEPTED)
-        manage.hand_in(session, gateway, admin, sub.number)  # the receiving staff confirm it
+        receive(session, gateway, sub)  # the intake at the point: weighed as ordered
         order = fresh_order(session, order)
         assert order.payment.status == PaymentStatus.SUCCEEDED
         assert order.sub_orders[0].status == OrderStatus.HANDED_IN

@@ -1,8 +1,8 @@
 """Periodic jobs (issue 10, items 7 and 8): one registry that Celery beat's schedule is generated
 from and the embedded scheduler of `make run` reads; `run_job` takes a lease so two runners never
-run one job at once, records every run, and survives a failing job; a delivered or picked-up
-sub-order completes by itself after AUTO_COMPLETE_DAYS; `make run`'s scheduler expires an unpaid
-order by itself."""
+run one job at once, records every run, and survives a failing job; a delivered sub-order
+completes by itself after AUTO_COMPLETE_DAYS (a parcel waiting at a pickup point does not: it
+is collected or returned); `make run`'s scheduler expires an unpaid order by itself."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from domain import JobRun, OrderEvent, OrderStatus, PaymentStatus, Product, SubOrder
+from domain import DeliveryMethod, JobRun, Order, OrderEvent, OrderStatus, PaymentStatus, Product, SubOrder
 from marketplace.config import TestingConfig
 from marketplace.db import make_engine
 from services import jobs
@@ -200,13 +200,18 @@ class TestTwoRunnersAtOnce:
 class TestAutoCompletion:
     @pytest.fixture()
     def subs(self, session, market, clock):  # type: ignore[no-untyped-def]
-        """One sub-order in each case, its status set directly (as the moves would leave it)."""
+        """One sub-order in each case, its status set directly (as the moves would leave it). The
+        orders are home deliveries ("pickup_*": arrived for a home delivery) but one."""
         cases = {
             "pickup_8_days": (S.READY_FOR_PICKUP, timedelta(days=8)),
             "delivery_7_days": (S.OUT_FOR_DELIVERY, timedelta(days=7, minutes=1)),
             "pickup_6_days": (S.READY_FOR_PICKUP, timedelta(days=6)),
             "after_sale_30_days": (S.REFUND_REQUESTED, timedelta(days=30)),
             "in_transit_30_days": (S.IN_TRANSIT, timedelta(days=30)),
+            # A pickup order's parcel waiting at its point has not reached the buyer: it is
+            # collected (services/parcels.py) or returned by flag-uncollected-parcels, never
+            # completed by this job.
+            "at_pickup_point_30_days": (S.READY_FOR_PICKUP, timedelta(days=30)),
         }
         found = {}
         for name, (status, age) in cases.items():
@@ -217,6 +222,10 @@ class TestAutoCompletion:
                 .where(SubOrder.id == sub.id)
                 .values(status=status, status_changed_at=clock.now() - age)
             )
+            if name.startswith("at_pickup_point"):
+                session.execute(
+                    update(Order).where(Order.id == order.id).values(delivery_method=DeliveryMethod.PICKUP)
+                )
             found[name] = sub.id
         session.commit()
         return found
@@ -234,6 +243,7 @@ class TestAutoCompletion:
             "pickup_6_days": S.READY_FOR_PICKUP,
             "after_sale_30_days": S.REFUND_REQUESTED,
             "in_transit_30_days": S.IN_TRANSIT,
+            "at_pickup_point_30_days": S.READY_FOR_PICKUP,
         }
         done = session.get(SubOrder, subs["pickup_8_days"])
         assert done.completed_at == clock.now()
@@ -250,6 +260,7 @@ class TestAutoCompletion:
         assert jobs.complete_delivered(session, days=7) == 1
         assert self.status(session, subs["pickup_6_days"]) == S.COMPLETED
         assert self.status(session, subs["after_sale_30_days"]) == S.REFUND_REQUESTED
+        assert self.status(session, subs["at_pickup_point_30_days"]) == S.READY_FOR_PICKUP
 
     def test_small_batches_complete_them_all(self, session, subs):
         assert jobs.complete_delivered(session, days=7, batch=1) == 2

@@ -11,6 +11,7 @@ from services.errors import Forbidden, NotFound, ServiceError, Unauthorized
 from services.orders import manage
 from services.orders.pricing import CheckoutSettings
 from services.orders.states import IllegalTransition, Party
+from tests.factories import receive, receiver_of
 
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
 
@@ -70,11 +71,14 @@ class TestOffersAreWhatTheActionsAccept:
             manage.request_refund(session, gateway, market.buyer, sub.number, "不要了")
         manage.mark_ready(session, farmer, sub.number)
         packed = manage.sub_actions(session, farmer, fresh(session, SubOrder, sub.id))
-        assert not packed.ready and not packed.hand_in  # packed once; staff confirm the hand-in
+        assert not packed.ready and not packed.hand_in  # packed once; the receiver records the intake
         with pytest.raises(Forbidden):
-            manage.hand_in(session, gateway, farmer, sub.number)
-        assert manage.sub_actions(session, admin, fresh(session, SubOrder, sub.id)).hand_in
-        assert manage.hand_in(session, gateway, admin, sub.number).status == OrderStatus.HANDED_IN
+            receive(session, gateway, sub, by=farmer)
+        # The intake is the receiving agent's or county staff's, not an admin's from afar.
+        assert not manage.sub_actions(session, admin, fresh(session, SubOrder, sub.id)).hand_in
+        receiver = receiver_of(session, sub)
+        assert manage.sub_actions(session, receiver, fresh(session, SubOrder, sub.id)).hand_in
+        assert receive(session, gateway, sub, by=receiver).sub_order.status == OrderStatus.HANDED_IN
 
     def test_staff_are_offered_a_refund_of_what_is_left(self, session, market, gateway, admin):
         order = market.pay(market.place({"英德红茶": 1}, SETTINGS), gateway)

@@ -17,7 +17,7 @@ from services.orders.checkout import AddressInput
 from services.orders.pricing import CheckoutSettings
 from services.orders.states import IllegalTransition
 from tests.conftest import MEIXIAN
-from tests.factories import SHENZHEN_LONGGANG, consent
+from tests.factories import SHENZHEN_LONGGANG, consent, receive
 
 S = OrderStatus
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
@@ -97,7 +97,7 @@ class TestDistributionCenterStaff:
         with pytest.raises(Forbidden):
             manage.move(session, clerk, ours.number, S.ACCEPTED)
         manage.move(session, market.shop.meixian_farmer, ours.number, S.ACCEPTED)
-        manage.hand_in(session, gateway, admin, ours.number)
+        receive(session, gateway, ours)  # the intake at the seller's county center
         manage.move(session, clerk, ours.number, S.IN_TRANSIT)
         manage.move(session, clerk, ours.number, S.READY_FOR_PICKUP)
         assert fresh(session, ours).status == S.READY_FOR_PICKUP
@@ -118,9 +118,9 @@ class TestNobodyIsStaffOnTheirOwnOrder:
         assert manage.parties(session, agent, sub) == {Party.BUYER}
         assert manage.staff_sub_orders(session, agent) == []
         manage.move(session, market.shop.meixian_farmer, sub.number, S.ACCEPTED)
-        with pytest.raises(Forbidden):
-            manage.hand_in(session, gateway, agent, sub.number)
-        manage.hand_in(session, gateway, admin, sub.number)
+        with pytest.raises(Forbidden):  # nobody receives what they bought
+            receive(session, gateway, sub, by=agent)
+        receive(session, gateway, sub)  # another agent of the point receives it
         manage.move(session, admin, sub.number, S.IN_TRANSIT)
         with pytest.raises(Forbidden):
             manage.move(session, agent, sub.number, S.READY_FOR_PICKUP)
@@ -148,7 +148,7 @@ class TestNobodyIsStaffOnTheirOwnOrder:
         assert manage.standings(session, farmer, sub) == {Standing.SELLER}
         manage.move(session, farmer, sub.number, S.ACCEPTED)
         with pytest.raises(Forbidden):
-            manage.hand_in(session, gateway, farmer, sub.number)
+            receive(session, gateway, sub, by=farmer)
         assert fresh(session, sub).status == S.ACCEPTED
 
     def test_an_admin_who_bought_is_only_a_buyer(self, session, market, gateway, admin):
@@ -166,7 +166,7 @@ class TestRefundsAreAdmins:
         agent = make_user(Role.AGENT, node_id=point.id, name="梅县村小二")
         sub = paid_sub(market, gateway, pickup=point)
         manage.move(session, market.shop.meixian_farmer, sub.number, S.ACCEPTED)
-        manage.hand_in(session, gateway, agent, sub.number)  # the receiving agent confirms it
+        receive(session, gateway, sub, by=agent)  # the receiving agent records the intake
         manage.move(session, county, sub.number, S.IN_TRANSIT)
         manage.move(session, agent, sub.number, S.READY_FOR_PICKUP)
         manage.move(session, market.buyer, sub.number, S.COMPLETED)

@@ -105,13 +105,18 @@ class TestSubActions:
         assert offered.decline and offered.any
         assert not (offered.ready or offered.hand_in or offered.request_refund or offered.staff_refund)
 
-    def test_an_accepted_sub_order_is_packed_once_and_the_hand_in_is_confirmed_by_staff(self):
+    def test_an_accepted_sub_order_is_packed_once_and_the_hand_in_is_confirmed_by_staff(self, monkeypatch):
+        # Who receives this seller's goods is the intake's rule (services/intake.py, checked in
+        # tests/integration/test_intake.py); here: someone who does.
+        monkeypatch.setattr(manage.intake, "may_receive", lambda session, actor, sub: True)
         offered = acts(S.ACCEPTED, Party.SELLER)
         assert offered.ready and offered.decline and not offered.hand_in
         packed = acts(S.ACCEPTED, Party.SELLER, ready=True)
         assert not packed.ready and not packed.hand_in
         received = acts(S.ACCEPTED, Party.STAFF, ready=True)
         assert received.hand_in and not (received.decline or received.ready or received.staff_refund)
+        monkeypatch.setattr(manage.intake, "may_receive", lambda session, actor, sub: False)
+        assert not acts(S.ACCEPTED, Party.STAFF, ready=True).hand_in  # staff of another point
 
     def test_the_buyer_may_cancel_before_acceptance_and_ask_after_delivery_not_in_between(self):
         assert acts(S.PAID, Party.BUYER).request_refund

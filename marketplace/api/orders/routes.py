@@ -353,17 +353,6 @@ def mark_ready(sub_number: str):  # type: ignore[no-untyped-def]
     return _shown_sub(manage.mark_ready(get_session(), actor(), sub_number))
 
 
-@blp.route("/sub-orders/<sub_number>/hand-in", methods=["POST"])
-@token_required
-@blp.doc(security=BEARER)
-@blp.response(200, SubOrderDetailSchema)
-@blp.alt_response(503, description="The payment gateway is down (a pre-sale is captured now): try again")
-@_documented
-def hand_in(sub_number: str):  # type: ignore[no-untyped-def]
-    """Handed in at the village point: dispatched. A pre-sale's authorised money is taken now."""
-    return _shown_sub(manage.hand_in(get_session(), payment_gateway(), actor(), sub_number))
-
-
 @blp.route("/sub-orders/<sub_number>/refund-request", methods=["POST"])
 @token_required
 @blp.doc(security=BEARER)

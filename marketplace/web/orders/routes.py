@@ -1,8 +1,9 @@
 """The order pages: a buyer's orders and each order's detail (pay, cancel unpaid, confirm
 receipt, ask for a refund, the pickup code and a new one); a seller's orders to fulfil (accept,
-decline, packed, handed in; agents switch between their consenting farmers with ?farmer=); the
+decline, packed; agents switch between their consenting farmers with ?farmer=); the
 staff's list and the sub-order page with the moves the state machine allows (handing a pickup
-parcel over takes the buyer's pickup code) and a refund form.
+parcel over takes the buyer's pickup code) and a refund form. The hand-in is the intake form of
+the receiving agent or county staff (marketplace/web/intake): the sub-order page links to it.
 
 Every action is a POST with the CSRF token. The services decide who may do what: a move that is
 not allowed now re-renders the sub-order page with the reason (409), someone else's order is
@@ -30,7 +31,7 @@ from marketplace.web.orders.forms import (
     RefundRequestForm,
     StaffRefundForm,
 )
-from services import catalog, places
+from services import catalog, intake, places
 from services.errors import ServiceError, ValidationError
 from services.orders import checkout, manage
 from services.orders.manage import SubActions
@@ -220,6 +221,8 @@ def _render_sub(
         sub=sub,
         order=order_,
         acts=manage.sub_actions(session, user, sub, who),
+        # The hand-in as received: weights, grades, what went back (seller, buyer, receiver).
+        received=intake.visible_intake(session, user, sub),
         events=list(sub.events),
         is_owner=manage.is_buyer_of(user, order_),
         place=places.division_chain(order_.division),
@@ -307,18 +310,6 @@ def ready(sub_number: str):  # type: ignore[no-untyped-def]
     except ServiceError as exc:
         return _failed(sub_number, exc)
     flash(gettext("Order %(number)s is packed: bring it to the service point.", number=sub.number), "success")
-    return _back(sub_number, form)
-
-
-@bp.post("/sub/<sub_number>/hand-in")
-@login_required
-def hand_in(sub_number: str):  # type: ignore[no-untyped-def]
-    form = ActionForm()
-    try:
-        sub = manage.hand_in(get_session(), payment_gateway(), _me(), sub_number)
-    except ServiceError as exc:
-        return _failed(sub_number, exc)
-    _moved(sub)
     return _back(sub_number, form)
 
 

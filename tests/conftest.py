@@ -270,6 +270,7 @@ def pickup_keys(_app):  # type: ignore[no-untyped-def]
 LEDGER_CHECKED = (
     "integration/test_checkout",
     "integration/test_commissions.py",
+    "integration/test_agent_journey.py",
     "integration/test_partial_refunds.py",
     "integration/test_capture_for_less.py",
     "integration/test_payment_faults.py",

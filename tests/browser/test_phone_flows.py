@@ -125,7 +125,7 @@ class TestAgentKeepsThePointUpToDate:
         page.goto(server + "/workspace")
         shot(page, "agent-workspace")
         with page.expect_navigation():
-            page.click(".workspace-agent a.button[href^='/places/']")
+            page.click(".workspace-agent a.button[href^='/manage/nodes/']")
         assert page.locator("input[name=name]").count() == 0  # agents cannot rename the point
         page.fill("input[name=opening_hours]", "07:30-21:00")
         with page.expect_navigation():
@@ -140,7 +140,7 @@ class TestAgentKeepsThePointUpToDate:
         log_in(page, MEIXIAN_AGENT)
         page.goto(server + "/workspace")
         with page.expect_navigation():
-            page.click(".workspace-agent a.button[href^='/places/']")
+            page.click(".workspace-agent a.button[href^='/manage/nodes/']")
         page.fill("input[name=opening_hours]", "早上八点")
         with page.expect_navigation():
             page.click("form.stacked [type=submit]")

@@ -145,3 +145,9 @@ def document_errors(blp: Blueprint) -> None:
     """Make `blp` document ERROR_STATUSES on every operation (once per blueprint object)."""
     if _document_errors not in blp._prepare_doc_cbks:
         blp._prepare_doc_cbks.append(_document_errors)
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """The idempotency key of a write: `idempotency_key` in the body, else the Idempotency-Key
+    header; "" when neither (the service answers with its field error)."""
+    return body.get("idempotency_key") or request.headers.get("Idempotency-Key") or ""

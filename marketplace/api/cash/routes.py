@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from flask_smorest import Blueprint
 
 from marketplace.api.cash.schemas import (
@@ -18,17 +17,13 @@ from marketplace.api.cash.schemas import (
     RemittanceQuerySchema,
     RemittanceSchema,
 )
-from marketplace.api.common import BEARER, token_required
+from marketplace.api.common import BEARER, request_key, token_required
 from marketplace.api.orders.routes import IDEMPOTENCY_HEADER
 from marketplace.auth import actor
 from marketplace.db import get_session
 from services import cash
 
 blp = Blueprint("api_cash", __name__, description="Cash at the village point and its remittance")
-
-
-def _key(body: dict[str, Any]) -> str:
-    return body.get("idempotency_key") or request.headers.get("Idempotency-Key") or ""
 
 
 @blp.route("/agent/orders/<order_number>/cash", methods=["POST"])
@@ -44,7 +39,7 @@ def _key(body: dict[str, Any]) -> str:
 def take_cash(body: dict[str, Any], order_number: str):  # type: ignore[no-untyped-def]
     """The agent took the cash for a proxy order at their point: it is paid at once, the cash
     held by the agent. The same key again returns the paid order and pays nothing twice."""
-    return cash.take_cash(get_session(), actor(), order_number, _key(body))
+    return cash.take_cash(get_session(), actor(), order_number, request_key(body))
 
 
 @blp.route("/agent/cash", methods=["GET"])
@@ -84,7 +79,7 @@ def cash_held():  # type: ignore[no-untyped-def]
 def declare(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Declare cash handed to the county service center. The same key again returns it."""
     return cash.declare_remittance(
-        get_session(), actor(), body["amount_fen"], _key(body), note=body.get("note") or ""
+        get_session(), actor(), body["amount_fen"], request_key(body), note=body.get("note") or ""
     )
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask_smorest import Blueprint
 
 from marketplace.api.catalog.routes import photo_sized
 from marketplace.api.catalog.schemas import PhotoUploadSchema
-from marketplace.api.common import BEARER, token_required
+from marketplace.api.common import BEARER, request_key, token_required
 from marketplace.api.intake.schemas import (
     IntakeInSchema,
     IntakePhotoSchema,
@@ -100,7 +100,7 @@ def record(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-de
     less, else the difference refunded), a shortfall or a rejected line refunded, nothing
     accepted refunded in full; every accepted line becomes a lot with a trace code. The same key
     again returns the first intake and moves no money twice."""
-    key = body.get("idempotency_key") or request.headers.get("Idempotency-Key") or ""
+    key = request_key(body)
     lines = [
         intake.LineInput(
             line_id=line["line_id"],

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import request, url_for
+from flask import url_for
 from flask_smorest import Blueprint
 
-from marketplace.api.common import BEARER, token_required
+from marketplace.api.common import BEARER, request_key, token_required
 from marketplace.api.orders.schemas import (
     CartPutSchema,
     CartQuerySchema,
@@ -51,10 +51,6 @@ IDEMPOTENCY_HEADER = {
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
     "description": "Used when the body has no idempotency_key: a repeated request does it once",
 }
-
-
-def _key(body: dict[str, Any]) -> str:
-    return body.get("idempotency_key") or request.headers.get("Idempotency-Key") or ""
 
 
 class _Shown:
@@ -155,7 +151,7 @@ def place_order(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     contact = body.get("pickup_contact")
     data = CheckoutInput(
         items={item["product_id"]: item["quantity"] for item in body["items"]},
-        idempotency_key=_key(body),
+        idempotency_key=request_key(body),
         payment_method=body["payment_method"].value,
         delivery=body["delivery"].value,
         address_id=body.get("address_id"),
@@ -229,7 +225,7 @@ def pay(body: dict[str, Any], order_number: str):  # type: ignore[no-untyped-def
     card = body.get("payment_method")
     return_url = _return_url(order.number)
     if body.get("method") is not None:
-        key = checkout.check_idempotency_key(_key(body))
+        key = checkout.check_idempotency_key(request_key(body))
         payment = payments.switch_method(
             session, payment_gateway(), order, body["method"], key=key, return_url=return_url
         )
@@ -380,7 +376,7 @@ def refund(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-de
     """Staff give back amount_fen (all that is left when absent) of a paid sub-order."""
     session = get_session()
     manage.visible_sub_order(session, actor(), sub_number)
-    key = checkout.check_idempotency_key(_key(body))
+    key = checkout.check_idempotency_key(request_key(body))
     return _shown_sub(
         manage.staff_refund(
             session, payment_gateway(), actor(), sub_number, body.get("amount_fen"), body["reason"], key

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from flask_smorest import Blueprint
 
-from marketplace.api.common import BEARER, token_required
+from marketplace.api.common import BEARER, request_key, token_required
 from marketplace.api.orders.routes import IDEMPOTENCY_HEADER
 from marketplace.api.parcels.schemas import (
     ArrivedSchema,
@@ -26,10 +25,6 @@ from marketplace.web.parcels.routes import days
 from services import parcels
 
 blp = Blueprint("api_parcels", __name__, description="Parcels arriving at the village point and handed over")
-
-
-def _key(body: dict[str, Any]) -> str:
-    return body.get("idempotency_key") or request.headers.get("Idempotency-Key") or ""
 
 
 @blp.route("/agent/parcels", methods=["GET"])
@@ -61,7 +56,7 @@ def arrived(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     """The parcel arrived at the point: ready for pickup, and the recipient is sent the pickup
     code. Arrived already: answered the same, nothing done twice."""
     session = get_session()
-    sub = parcels.mark_arrived(session, actor(), body["number"], _key(body))
+    sub = parcels.mark_arrived(session, actor(), body["number"], request_key(body))
     return parcels.get_parcel(session, actor(), sub.number, **days())
 
 
@@ -107,4 +102,4 @@ def handover(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-
         collected_by=body["collected_by"],
         cash_received=body["cash_received"],
     )
-    return parcels.hand_over(get_session(), actor(), sub_number, data, _key(body), pickup_code_keys())
+    return parcels.hand_over(get_session(), actor(), sub_number, data, request_key(body), pickup_code_keys())

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request, url_for
+from flask import url_for
 from flask_smorest import Blueprint
 
-from marketplace.api.common import BEARER, token_required
+from marketplace.api.common import BEARER, request_key, token_required
 from marketplace.api.orders.routes import IDEMPOTENCY_HEADER
 from marketplace.api.proxy.schemas import (
     ProxyCartPutSchema,
@@ -33,10 +33,6 @@ from services import proxy
 from services.orders import cart as carts
 
 blp = Blueprint("api_proxy", __name__, description="Proxy orders (代购) an agent places for villagers")
-
-
-def _key(body: dict[str, Any]) -> str:
-    return body.get("idempotency_key") or request.headers.get("Idempotency-Key") or ""
 
 
 def _cart(villager_id: int, items: dict[int, int]) -> dict[str, Any]:
@@ -126,7 +122,7 @@ def place(body: dict[str, Any], villager_id: int):  # type: ignore[no-untyped-de
         actor(),
         villager_id,
         body["payment_method"],
-        _key(body),
+        request_key(body),
         checkout_settings(),
         items=wanted,
     )
@@ -185,7 +181,7 @@ def pay(body: dict[str, Any], order_number: str):  # type: ignore[no-untyped-def
         actor(),
         order_number,
         body["method"],
-        _key(body),
+        request_key(body),
         return_url=_return_url(order_number),
     )
     return proxy.described(session, actor(), order)
@@ -240,5 +236,5 @@ def county_credit():  # type: ignore[no-untyped-def]
 def set_limit(body: dict[str, Any], agent_id: int):  # type: ignore[no-untyped-def]
     """Set an agent's credit limit in fen (0: no credit). The same key again changes nothing."""
     session = get_session()
-    proxy.set_credit_limit(session, actor(), agent_id, body["limit_fen"], _key(body))
+    proxy.set_credit_limit(session, actor(), agent_id, body["limit_fen"], request_key(body))
     return proxy.agent_credit(session, actor(), agent_id)

@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from domain import (
@@ -44,6 +44,7 @@ from domain import (
     OrderEvent,
     OrderStatus,
     PayoutBatch,
+    PayoutBatchStatus,
     Role,
     SellerProfile,
     SubOrder,
@@ -505,8 +506,8 @@ def earnings(session: Session, actor: User | None, month: str | None = None) -> 
     months = [MonthTotal(m, *totals[m]) for m in sorted(totals, reverse=True)[:12]]
     paid = session.scalar(
         select(func.coalesce(func.sum(CommissionPayout.amount_fen), 0))
-        .join(PayoutBatch, and_(PayoutBatch.id == CommissionPayout.batch_id))
-        .where(CommissionPayout.agent_id == actor.id, PayoutBatch.status == "paid")
+        .join(PayoutBatch, PayoutBatch.id == CommissionPayout.batch_id)
+        .where(CommissionPayout.agent_id == actor.id, PayoutBatch.status == PayoutBatchStatus.PAID)
     )
     owed = -ledger.balance(session, ledger.agent_commission_code(actor.id))
     return Earnings(month, months, rows, owed, int(paid or 0))

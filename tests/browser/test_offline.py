@@ -7,7 +7,11 @@ header and the list, comes back online, and the queue replays itself. The server
 holds each exactly once; replaying the sent ones again (their answers lost) applies nothing.
 Logging out empties the page cache. Without JavaScript the forms post as before.
 
-The proxy order the cash is taken for is placed in the test's set-up through the services, on the
+The rest of the agent's day goes the same way offline: a proxy order placed for a villager (paid
+in cash), a farmer's produce weighed and photographed at intake (a multipart form whose photo waits
+on the phone), and a parcel handed over with its pickup code; each is applied exactly once.
+
+The orders the agent works on are placed in the tests' set-up through the services, on the
 server's own SQLite file. Screenshots: test-artifacts/browser/offline-*.png.
 """
 
@@ -17,6 +21,8 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -25,24 +31,37 @@ from sqlalchemy.orm import Session
 
 from domain import (
     AttemptStatus,
+    HandoverMethod,
+    Intake,
+    IntakeLine,
+    Node,
     Order,
+    OrderStatus,
+    ParcelHandover,
     PaymentAttempt,
     PaymentMethod,
     PaymentStatus,
     Product,
     ProductStatus,
     Role,
+    SubOrder,
+    Unit,
     User,
     Villager,
     clock,
 )
+from marketplace.config import load_or_create_secret_key
 from marketplace.db import make_engine
-from services import authz, ledger
-from services.orders import checkout
+from services import authz, cash, ledger, parcels, proxy, villagers
+from services.authz import Party
+from services.orders import checkout, states
 from services.orders.addresses import AddressInput
 from services.orders.checkout import CheckoutInput
+from services.orders.pickup import PickupCodeKeys
 from services.orders.pricing import CheckoutSettings
 from services.payments.service import payment_of
+from services.villagers import VillagerInput
+from tests.factories import jpeg, pickup_code_of, receive
 
 pytestmark = pytest.mark.browser
 
@@ -55,6 +74,9 @@ os.environ.setdefault("PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS", "1")
 DEMO_PASSWORD = "nongye-2026"
 AGENT = "13800000021"  # 大黄村电商服务站 (梅县区)
 VILLAGER_BUYER = "13800000062"  # a seeded buyer, the villager of record of the proxy order
+FARMER = "13800000041"  # 钟家金柚园 in 大黄村: the agent's point is the farmer's home point
+OTHER_AGENT = "13800000022"  # 坪湖村 (平远县)
+MERCHANT = "13800000051"  # 佛山顺德农资百货商行: goods for the villages
 
 # The seeded buyer has placed many orders lately: the caps are checkout's business, not this test's.
 OPEN_CAPS = CheckoutSettings(
@@ -71,11 +93,18 @@ QUEUE_STATES = "Array.from(document.querySelectorAll('#offline-queue li')).map(l
 
 
 @pytest.fixture(scope="module")
-def database(server, tmp_path_factory) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    """The server's own SQLite file (tests/browser/conftest.py `server` makes one instance)."""
-    found = sorted({p.resolve() for p in tmp_path_factory.getbasetemp().glob("instance*/marketplace.db")})
+def instance(server, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """The server's instance folder (tests/browser/conftest.py `server` makes one)."""
+    files = tmp_path_factory.getbasetemp().glob("instance*/marketplace.db")
+    found = sorted({p.resolve().parent for p in files})
     assert len(found) == 1, found
-    engine = make_engine(f"sqlite:///{found[0]}")
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def database(instance: Path) -> Iterator[Engine]:
+    """The server's own SQLite file."""
+    engine = make_engine(f"sqlite:///{instance / 'marketplace.db'}")
     yield engine
     engine.dispose()
 
@@ -117,6 +146,139 @@ def cash_order(database) -> tuple[str, int, int]:  # type: ignore[no-untyped-def
         )
         assert payment_of(session, placed.order).status == PaymentStatus.AWAITING_CASH
         return placed.order.number, placed.order.total_fen, agent.id
+
+
+@dataclass(frozen=True)
+class AgentWork:
+    """What the agent has to do at the point, made through the services (see `agent_work`)."""
+
+    agent_id: int
+    villager_id: int  # a villager of the point, with a cart of goods for the village
+    intake: str  # an accepted sub-order of the point's farmer, to receive
+    weight: str  # its weight, as the agent types it (kg)
+    parcel: str  # a parcel ready for pickup at the point
+    code: str  # its pickup code, as the recipient read it in their SMS
+
+
+def _cash_paid_sub_order(session: Session, agent: User, product: Product) -> SubOrder:
+    """One of `product`, ordered by `agent` for a buyer to collect at their point and paid in cash
+    there, accepted by its seller."""
+    buyer = session.scalar(select(User).where(User.phone == VILLAGER_BUYER))
+    assert buyer is not None
+    placed = checkout.place_order(
+        session,
+        buyer,
+        CheckoutInput(
+            items={product.id: 1},
+            idempotency_key=checkout.new_idempotency_key(),
+            payment_method="cash",
+            delivery="pickup",
+            pickup_node_id=min(authz.node_ids(agent, Role.AGENT)),
+            pickup_contact=AddressInput(recipient="钟伯", phone="13912340001"),
+        ),
+        OPEN_CAPS,
+        placed_by=agent,
+    )
+    cash.take_cash(session, agent, placed.order.number, checkout.new_idempotency_key())
+    (sub,) = placed.order.sub_orders
+    states.apply(session, sub, OrderStatus.ACCEPTED, party=Party.SELLER, actor=product.seller)
+    session.commit()
+    return sub
+
+
+def _seller_product(session: Session, phone: str) -> Product:
+    product = session.scalars(
+        select(Product)
+        .join(User, User.id == Product.seller_id)
+        .where(
+            User.phone == phone,
+            Product.status == ProductStatus.ACTIVE,
+            Product.presale.is_(False),
+            Product.unit != Unit.JIN,
+            Product.stock - Product.reserved > 5,
+        )
+        .order_by(Product.id)
+    ).first()
+    assert product is not None, phone
+    return product
+
+
+@pytest.fixture()
+def agent_work(database: Engine, instance: Path) -> AgentWork:
+    # The server's own pickup code keys (PICKUP_CODE_SECRET, else its SECRET_KEY: marketplace/config).
+    keys = PickupCodeKeys.from_settings(
+        {
+            "PICKUP_CODE_SECRET": os.environ.get("PICKUP_CODE_SECRET"),
+            "SECRET_KEY": load_or_create_secret_key(instance),
+        }
+    )
+    with Session(database) as session, clock.installed(clock.SystemClock()):
+        agent = session.scalar(select(User).where(User.phone == AGENT))
+        assert agent is not None
+        point = session.get(Node, min(authz.node_ids(agent, Role.AGENT)))  # 大黄村
+        assert point is not None
+        villager = villagers.register_villager(
+            session,
+            agent,
+            VillagerInput(name=f"离线丙{uuid.uuid4().hex[:4]}", village_code=point.division_code),
+            idempotency_key=checkout.new_idempotency_key(),
+        )
+        goods = _seller_product(session, MERCHANT)
+        proxy.shopping.set_item(session, agent, villager.id, goods.id, 2)
+
+        # The point's farmer's pomelos, bought at another village's point: received at this one
+        # (an agent never receives an order they placed).
+        elsewhere = session.scalar(select(User).where(User.phone == OTHER_AGENT))
+        assert elsewhere is not None
+        to_receive = _cash_paid_sub_order(session, elsewhere, _seller_product(session, FARMER))
+        # Goods for the village the agent ordered for a buyer, received at the merchant's county
+        # center, on their way and arrived at the point.
+        parcel = _cash_paid_sub_order(session, agent, goods)
+        receive(session, None, parcel)  # type: ignore[arg-type]  (paid in cash: no gateway call)
+        states.apply(session, parcel, OrderStatus.IN_TRANSIT, party=Party.STAFF)
+        session.commit()
+        parcels.mark_arrived(session, agent, parcel.number, checkout.new_idempotency_key())
+        code = pickup_code_of(session, parcel.order, keys)
+        (line,) = to_receive.lines
+        return AgentWork(
+            agent_id=agent.id,
+            villager_id=villager.id,
+            intake=to_receive.number,
+            weight=f"{line.net_weight_g * line.quantity / 1000:g}",
+            parcel=parcel.number,
+            code=code,
+        )
+
+
+def agent_work_state(database: Engine, work: AgentWork) -> tuple[list[PaymentStatus], int, list[str]]:
+    """The villager's proxy orders (their payments' states), the intake's photographed lines (None:
+    no intake), and the parcel's hand-overs (their methods)."""
+    with Session(database) as session:
+        orders = session.scalars(select(Order).where(Order.villager_id == work.villager_id)).all()
+        paid = [payment_of(session, o).status for o in orders]
+        intake = session.scalar(
+            select(Intake)
+            .join(SubOrder, SubOrder.id == Intake.sub_order_id)
+            .where(SubOrder.number == work.intake)
+        )
+        photographed = (
+            -1
+            if intake is None
+            else int(
+                session.scalar(
+                    select(func.count()).where(
+                        IntakeLine.intake_id == intake.id, IntakeLine.photo_id.is_not(None)
+                    )
+                )
+                or 0
+            )
+        )
+        handovers = session.scalars(
+            select(ParcelHandover.method)
+            .join(SubOrder, SubOrder.id == ParcelHandover.sub_order_id)
+            .where(SubOrder.number == work.parcel)
+        ).all()
+        return paid, photographed, [str(m) for m in handovers]
 
 
 def wait_for(page, script: str, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
@@ -245,9 +407,6 @@ class TestOfflineQueue:
         assert labels[:2] == [f"登记村民: {first}", f"登记村民: {second}"]
         assert labels[2] == labels[3] == f"已收现金: {number} · 陈阿婆", labels
         shot(page, "offline-1-waiting")
-        # TODO(coordinator): once /agent/proxy (H1), /agent/intake (H3) and /agent/parcels (H2)
-        # carry data-offline, record here offline: a proxy order for a villager, an intake by
-        # weight and a pickup confirmation with its code; then assert each exactly once below.
 
         # Nothing reached the server.
         assert villager_rows(database, first, second) == {}
@@ -299,6 +458,86 @@ class TestOfflineQueue:
                 return n === 0;
             }""",
         )
+        assert problems == []
+        context.close()
+
+    def test_a_proxy_order_an_intake_and_a_handover_recorded_offline_apply_once(
+        self, browser, server, database, agent_work, shot
+    ):
+        work = agent_work
+        shop = f"/agent/proxy/villagers/{work.villager_id}"
+        receive_page = f"/agent/intake/{work.intake}"
+        handover = f"/agent/parcels/{work.parcel}"
+        context = phone_context(browser)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+
+        log_in(page, server)
+        page.goto(server + shop)
+        under_the_worker(page)
+        for path in (shop, receive_page, handover):
+            page.goto(server + path)
+            page.wait_for_load_state()
+        state_before = agent_work_state(database, work)
+        assert state_before == ([], -1, [])
+
+        context.set_offline(True)
+        # A proxy order for the villager, paid in cash now.
+        page.goto(server + shop)
+        order_form = page.locator("form[data-offline]")
+        order_form.locator("input[name=payment_method][value=cash]").check()
+        order_form.locator("button[type=submit]").click()
+        wait_for(page, f"({QUEUE_STATES}).length === 1")
+        # The farmer's produce weighed, graded and photographed: a multipart form, its photo kept
+        # on the phone as a file.
+        page.goto(server + receive_page)
+        intake_form = page.locator("form[data-offline]")
+        intake_form.locator("input[name^='weight-']").fill(work.weight)
+        intake_form.locator("input[type=file]").set_input_files(
+            {"name": "pomelo.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}
+        )
+        intake_form.locator("button[type=submit]").click()
+        wait_for(page, f"({QUEUE_STATES}).length === 2")
+        # The parcel handed over with the code the recipient reads out.
+        page.goto(server + handover)
+        assert page.locator("form[data-offline]").count() == 1, page.locator("main").inner_text()
+        handover_form = page.locator("form[data-offline]")
+        handover_form.locator("input[name=pickup_code]").fill(work.code)
+        handover_form.locator("button[type=submit]").click()
+        wait_for(page, f"({QUEUE_STATES}).length === 3")
+        labels = page.locator("#offline-queue li .title").all_inner_texts()
+        assert labels[0].startswith("代购"), labels
+        assert labels[1].endswith(work.intake) and labels[2].endswith(work.parcel), labels
+        shot(page, "offline-3-agent-work-waiting")
+        assert agent_work_state(database, work) == state_before  # nothing reached the server
+
+        context.set_offline(False)
+        wait_for(page, f"({QUEUE_STATES}).filter(s => s !== 'waiting').length === 3", timeout=30)
+        assert page.evaluate(QUEUE_STATES) == ["sent"] * 3, queue_text(page)
+        # "Kept on this phone" gives way to "sent", whoever sent them (the page or the worker).
+        status = "document.querySelector('#offline-queue [role=status]').textContent"
+        wait_for(page, f"{status} === '等待的记录已发送完毕。'")
+        shot(page, "offline-4-agent-work-sent")
+        done = ([PaymentStatus.SUCCEEDED], 1, [str(HandoverMethod.CODE)])
+        assert agent_work_state(database, work) == done
+
+        # Their answers lost: sent again with the same keys, nothing applied twice.
+        page.evaluate(
+            """async () => {
+                for (const item of await ynOffline.all()) {
+                    if (item.state === 'sent') { item.state = 'waiting'; await ynOffline.put(item); }
+                }
+                return ynOffline.replay();
+            }"""
+        )
+        page.reload()
+        wait_for(page, f"({QUEUE_STATES}).filter(s => s !== 'waiting').length === 3")
+        assert page.evaluate(QUEUE_STATES) == ["sent"] * 3, queue_text(page)
+        tries = "ynOffline.all().then(items => items.filter(i => i.user === %d).map(i => i.tries))"
+        assert page.evaluate(tries % work.agent_id)[-3:] == [2, 2, 2]
+        assert agent_work_state(database, work) == done
         assert problems == []
         context.close()
 

@@ -266,6 +266,9 @@
         }
         list.appendChild(li);
       });
+      // "Kept on this phone" no longer holds once nothing waits (the worker may have sent them).
+      var note = box().querySelector("[role=status]");
+      if (note.textContent === T.tSaved && !mine.some(function (i) { return i.state === "waiting"; })) say(T.tDone);
       // Shown while something waits or was refused, or just after a message; sent ones go quiet.
       box().hidden = !open && box().querySelector("[role=status]").hidden;
       var link = counter();

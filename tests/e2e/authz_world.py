@@ -520,6 +520,16 @@ def _listing(scope: Scope) -> dict[str, Any]:
     }
 
 
+def _intake(scope: Scope) -> dict[str, Any]:
+    """The scope's accepted sub-order weighed as ordered, graded 一级."""
+    (line,) = scope.sub("accepted").lines
+    weight = line.net_weight_g * line.quantity
+    return {
+        "lines": [{"line_id": line.id, "weight_g": weight, "grade": "first"}],
+        "idempotency_key": "matrix-intake-01",
+    }
+
+
 def _upload(scope: Scope) -> dict[str, Any]:
     return {"photo": (io.BytesIO(jpeg((240, 180))), "matrix.jpg")}
 
@@ -566,8 +576,33 @@ BODIES: dict[str, Callable[[Scope], dict[str, Any]]] = {
     "cash.confirm": lambda s: {"counted": "0.01"},
     # The scope's buyer made an agent at the scope's point (county staff appoint agents there).
     "api_auth.grant_role": lambda s: {"role": "agent", "node_id": s.point.id},
+    # The agent's day through the API: each write well-formed (its schema answers 422 before the
+    # service looks at who asks), naming the scope's objects.
+    "api_intake.record": _intake,
+    "api_intake.upload_photo": _upload,
+    "api_parcels.arrived": lambda s: {
+        "number": s.sub("ready").number,
+        "idempotency_key": "matrix-arrived-01",
+    },
+    "api_proxy.put_cart": lambda s: {"items": [{"product_id": s.merchant_product.id, "quantity": 1}]},
+    "api_proxy.place": lambda s: {
+        "payment_method": "cash",
+        "items": [{"product_id": s.merchant_product.id, "quantity": 1}],
+        "idempotency_key": "matrix-proxy-place-01",
+    },
+    "api_proxy.pay": lambda s: {"method": "alipay", "idempotency_key": "matrix-proxy-pay-01"},
+    "api_proxy.set_limit": lambda s: {"limit_fen": 100_000, "idempotency_key": "matrix-credit-01"},
+    "api_standing.create": lambda s: {
+        "villager_id": s.villager_id,
+        "items": [{"product_id": s.merchant_product.id, "quantity": 1}],
+        "payment_method": "cash",
+        "cadence": "weekly",
+        "weekday": 2,
+        "idempotency_key": "matrix-standing-01",
+    },
+    "api_commissions.set_rate": lambda s: {"kind": "proxy", "category_id": None, "rate_percent": "1.5"},
 }
-UPLOADS = {"api_catalog.add_photo", "sell.photos"}
+UPLOADS = {"api_catalog.add_photo", "sell.photos", "api_intake.upload_photo"}
 # endpoint → a query string every request to it carries, for the same reason as BODIES.
 QUERIES: dict[str, str] = {
     "places.new_node": "kind=village_point",  # no kind: 422 "unknown kind" before the actor check

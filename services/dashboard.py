@@ -109,7 +109,7 @@ def agent_day(session: Session, actor: User | None, *, now: datetime | None = No
         to_receive=intake.count_to_receive(session, actor),
         awaiting_payment=sum(by_status.get(s, 0) for s in STATUS_FILTERS["unpaid"]),
         on_credit=sum(by_status.get(s, 0) for s in STATUS_FILTERS["on_credit"]),
-        cycles_to_confirm=len(standing.cycles_to_confirm(session, actor, now=now, limit=200)),
+        cycles_to_confirm=standing.count_to_confirm(session, actor, now=now),
         cash_held_fen=cash.cash_held(session, actor.id),
         credit_limit_fen=credit.credit_limit(session, actor.id),
         credit_used_fen=credit.credit_used(session, actor.id),

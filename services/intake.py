@@ -50,7 +50,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -196,11 +196,10 @@ def _receivable(session: Session, actor: User | None, number: Any) -> tuple[User
 # --- lists ----------------------------------------------------------------------------------------
 
 
-def to_receive(session: Session, actor: User | None, *, limit: int = 100) -> list[SubOrder]:
-    """Produce to receive: accepted sub-orders of the sellers whose goods the actor receives
-    (packed ones first, then the oldest), never their own."""
-    actor = authz.require_user(actor)
-    stmt = (
+def _to_receive(actor: User) -> Select[tuple[SubOrder]]:
+    """Accepted sub-orders of the sellers whose goods the actor receives, not received yet,
+    never their own (as seller, buyer or placer)."""
+    return (
         select(SubOrder)
         .join(Order)
         .where(
@@ -211,18 +210,23 @@ def to_receive(session: Session, actor: User | None, *, limit: int = 100) -> lis
             Order.buyer_id != actor.id,
             Order.placed_by_id != actor.id,
         )
-        .order_by(SubOrder.ready_at.is_(None), SubOrder.id)
-        .limit(limit)
     )
+
+
+def to_receive(session: Session, actor: User | None, *, limit: int = 100) -> list[SubOrder]:
+    """Produce to receive (packed ones first, then the oldest)."""
+    actor = authz.require_user(actor)
+    stmt = _to_receive(actor).order_by(SubOrder.ready_at.is_(None), SubOrder.id).limit(limit)
     return list(session.scalars(stmt))
 
 
 def count_to_receive(session: Session, actor: User | None) -> int:
     """How many sub-orders wait for the actor's intake (0 for anyone who receives nothing)."""
     try:
-        return len(to_receive(session, actor, limit=1000))
+        stmt = _to_receive(authz.require_user(actor)).with_only_columns(func.count(SubOrder.id))
     except authz.Forbidden:
         return 0
+    return int(session.scalar(stmt) or 0)
 
 
 def received(session: Session, actor: User | None, *, limit: int = 50) -> list[Intake]:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -375,25 +375,31 @@ def list_standing(
     return sorted(rows, key=lambda s: order[s.status])
 
 
+def _to_confirm(actor: User | None, now: datetime) -> Select[tuple[StandingCycle]]:
+    return (
+        select(StandingCycle)
+        .join(StandingOrder, StandingOrder.id == StandingCycle.standing_order_id)
+        .where(
+            StandingOrder.point_id.in_(_points(actor)),
+            StandingCycle.status == CycleStatus.PREPARED,
+            StandingCycle.cutoff_at > now,
+        )
+    )
+
+
 def cycles_to_confirm(
     session: Session, actor: User | None, *, now: datetime | None = None, limit: int = 100
 ) -> list[StandingCycle]:
     """Prepared cycles of the agent's points still before their cut-off, nearest cut-off first."""
-    points = _points(actor)
-    now = now or clock.now()
-    return list(
-        session.scalars(
-            select(StandingCycle)
-            .join(StandingOrder, StandingOrder.id == StandingCycle.standing_order_id)
-            .where(
-                StandingOrder.point_id.in_(points),
-                StandingCycle.status == CycleStatus.PREPARED,
-                StandingCycle.cutoff_at > now,
-            )
-            .order_by(StandingCycle.cutoff_at, StandingCycle.id)
-            .limit(max(1, min(limit, 200)))
-        ).unique()
-    )
+    stmt = _to_confirm(actor, now or clock.now())
+    stmt = stmt.order_by(StandingCycle.cutoff_at, StandingCycle.id).limit(max(1, min(limit, 200)))
+    return list(session.scalars(stmt).unique())
+
+
+def count_to_confirm(session: Session, actor: User | None, *, now: datetime | None = None) -> int:
+    """How many cycles wait for the agent (cycles_to_confirm, counted)."""
+    stmt = _to_confirm(actor, now or clock.now()).with_only_columns(func.count(StandingCycle.id))
+    return int(session.scalar(stmt) or 0)
 
 
 def cycles_of(session: Session, standing: StandingOrder, *, limit: int = 24) -> list[StandingCycle]:

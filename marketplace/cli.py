@@ -29,7 +29,8 @@ def init_app(app: Flask) -> None:
     @click.option(
         "--history/--no-history",
         default=True,
-        help="Also place, pay and move the demo's orders (through a localstripe: seed/gateway.py).",
+        help="Also place, pay and move the demo's orders and the demo agent's proxy orders"
+        " (through a localstripe: seed/gateway.py).",
     )
     def seed_command(history: bool) -> None:
         """Load the demo data through the services (idempotent: a second run changes nothing)."""

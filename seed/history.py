@@ -16,6 +16,9 @@ Idempotent: an order is found again by its idempotency key ("seed-history-NN", p
 a step already done (the event is in the sub-order's history, the refund's key is recorded, the
 sub-orders are in a batch) is skipped, so a second run adds nothing and an interrupted run
 finishes what it started.
+
+`load_demo` is the whole demo seed: the network, users and catalog (seed/loader.py), then, with a
+gateway, this history and after it the demo village agent's point (seed/agents.py).
 """
 
 from __future__ import annotations
@@ -641,19 +644,28 @@ def load_demo(
     data_dir: Path = DATA_DIR,
 ) -> dict[str, int]:
     """Everything the demo needs: the network, users and catalog (seed.loader.load_all, listed
-    CATALOG_AGE before now), then the order history when a gateway is given."""
+    CATALOG_AGE before now), then, when a gateway is given, the order history and the demo
+    village agent's point (seed/agents.py: rates, credit, villagers, proxy and standing orders)."""
+    from seed.agents import load_agents  # it builds on this module's Cast
+
     with clock.installed(clock.TickingClock(clock.now() - CATALOG_AGE)):
         report = load_all(session, data_dir, storage=storage)
     if gateway is not None:
+        settings = settings or CheckoutSettings()
         report.update(
             load_history(
                 session,
                 gateway,
-                settings or CheckoutSettings(),
+                settings,
                 pickup_keys=pickup_keys,
                 wallet_url=wallet_url,
                 channel=channel,
                 data_dir=data_dir,
+            )
+        )
+        report.update(
+            load_agents(
+                session, gateway, settings, pickup_keys=pickup_keys, channel=channel, data_dir=data_dir
             )
         )
     return report

@@ -1,8 +1,9 @@
 """Load the demo data through the services, idempotently: a second run adds and changes nothing.
 
     python -m seed.loader            load into DATABASE_URL (the same as `flask --app wsgi seed`),
-                                     the order history too (seed/history.py, paid through a
-                                     localstripe on instance/localstripe.pickle: seed/gateway.py)
+                                     the order history and the demo agent's point too
+                                     (seed/history.py, seed/agents.py, paid through a localstripe
+                                     on instance/localstripe.pickle: seed/gateway.py)
     python -m seed.loader --logins   print the demo logins from the data file (no database)
 
 What is loaded (files in seed/data/):
@@ -17,6 +18,11 @@ What is loaded (files in seed/data/):
                                    and farm inputs for the villages; each gets a generated photo
   demo_history.json                the demo's orders in every state, a refund or two and a paid
                                    payout batch (seed/history.py, not loaded by load_all)
+  demo_agents.json                 the demo agent's point (大黄村电商服务站): the county's
+                                   commission rates and the agent's credit limit, villagers with
+                                   their consent, proxy orders in cash and on credit (parcels
+                                   arriving, waiting, one handed over), a standing order
+                                   (seed/agents.py, after the history; not loaded by load_all)
 
 Existing rows are matched on natural keys (node kind + division code, user phone, role + scope,
 category slug, seller, product idempotency key "seed:<key>") and left exactly as they are.

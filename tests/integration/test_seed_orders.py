@@ -1,7 +1,9 @@
 """The demo's order history (seed/history.py): orders in every state, placed, paid, moved and
 refunded through the services over the weeks before the seed runs, a paid payout batch, books
-that balance, work for every demo login; a second run changes nothing. And the gateway the seed
-pays through (seed/gateway.py) leaves its state where `make run`'s localstripe finds it."""
+that balance, work for every demo login; the demo village agent's point (seed/agents.py):
+villagers, proxy orders in cash and on credit, parcels to hand out, a standing order, the county's
+rates and the agent's credit; a second run changes nothing. And the gateway the seed pays through
+(seed/gateway.py) leaves its state where `make run`'s localstripe finds it."""
 
 from __future__ import annotations
 
@@ -20,34 +22,61 @@ from sqlalchemy.orm import Session
 
 from domain import (
     Address,
+    AgentCommission,
+    AgentCreditLimit,
+    AuditEvent,
+    CommissionKind,
+    CommissionRate,
+    CreditCollection,
     Division,
     DivisionLevel,
     GatewayCustomer,
+    Intake,
     LedgerEntry,
     LedgerTransaction,
     Order,
     OrderEvent,
     OrderStatus,
+    ParcelHandover,
     Payment,
+    PaymentMethod,
     PaymentStatus,
     Payout,
     PayoutBatch,
     PayoutBatchStatus,
     Product,
+    ProxyCartItem,
     Refund,
     RefundStatus,
     Role,
     SellerProfile,
     SmsMessage,
+    StandingCycle,
+    StandingOrder,
     SubOrder,
+    Villager,
     clock,
 )
 from marketplace.config import PROJECT_ROOT, TestingConfig
 from marketplace.db import make_engine
-from seed import history
+from seed import agents, history
 from seed.gateway import demo_gateway
 from seed.loader import read_json
-from services import accounts, ledger, ledger_checks, notify, places, workspace
+from services import (
+    accounts,
+    cash,
+    commissions,
+    dashboard,
+    ledger,
+    ledger_checks,
+    notify,
+    parcels,
+    places,
+    proxy,
+    standing,
+    villagers,
+    workspace,
+)
 from services.orders import manage
 from services.payments.gateway import InvalidPaymentRequest
 from tests.conftest import NOW, SEED_DATA, migrate
@@ -133,6 +162,18 @@ def money_state(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
             Address,
             GatewayCustomer,
             SmsMessage,
+            # the demo agent's point (seed/agents.py)
+            Villager,
+            CommissionRate,
+            AgentCreditLimit,
+            AgentCommission,
+            CreditCollection,
+            ParcelHandover,
+            Intake,
+            StandingOrder,
+            StandingCycle,
+            ProxyCartItem,
+            AuditEvent,
         )
     }
     subs = session.execute(
@@ -140,7 +181,27 @@ def money_state(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
             SubOrder.number
         )
     ).all()
-    return {**counts, "sub_orders": subs, "balances": ledger.balances(session)}
+    point = {
+        "rates": session.execute(
+            select(
+                CommissionRate.county_code,
+                CommissionRate.kind,
+                CommissionRate.category_id,
+                CommissionRate.rate_bp,
+                CommissionRate.updated_at,
+            ).order_by(CommissionRate.id)
+        ).all(),
+        "limits": session.execute(
+            select(AgentCreditLimit.agent_id, AgentCreditLimit.limit_fen, AgentCreditLimit.updated_at)
+        ).all(),
+        "villagers": session.execute(
+            select(Villager.name, Villager.phone, Villager.notes, Villager.updated_at).order_by(Villager.id)
+        ).all(),
+        "standing": session.execute(
+            select(StandingOrder.id, StandingOrder.status, StandingOrder.weekday, StandingOrder.updated_at)
+        ).all(),
+    }
+    return {**counts, **point, "sub_orders": subs, "balances": ledger.balances(session)}
 
 
 class TestTheDemoHistory:
@@ -200,10 +261,11 @@ class TestTheDemoHistory:
         carried = ledger.carried_balances(session)
         late = {r.sub_order.seller_id for r in refunds if batch.paid_at and r.created_at > batch.paid_at}
         assert carried and set(carried) == late and all(v > 0 for v in carried.values())
+        every_sub = session.scalars(select(SubOrder)).all()  # the agent's proxy orders' too
         for seller_id in {s.seller_id for s in subs}:
             unpaid = [
                 s
-                for s in subs
+                for s in every_sub
                 if s.seller_id == seller_id and s.payout_id is None and s.refunded_fen < s.total_fen
             ]
             owed = ledger.seller_payable(session, seller_id)
@@ -269,6 +331,144 @@ class TestTheDemoHistory:
 
     def test_a_new_database_refers_to_nothing_at_the_gateway(self, session):
         assert history.gateway_unused(session)
+
+
+class TestTheDemoAgent:
+    """The demo agent of 大黄村电商服务站 (seed/agents.py) finds a day's work on /agent."""
+
+    def test_the_agents_day_shows_parcels_cash_credit_and_commission(self, demo, demo_engine):
+        session, report = demo, demo_engine.report
+        data = agents.read_agents()
+        assert report["villagers"] == len(data["villagers"])
+        assert report["proxy_orders"] == len(data["proxy_orders"])
+        assert report["standing_orders"] == len(data["standing_orders"])
+        assert report["commission_rates"] == len(data["commission_rates"]) and report["credit_limits"] == 1
+        agent = demo_user(session, data["agent"])
+        orders = {
+            o.idempotency_key: o
+            for o in session.scalars(select(Order).where(Order.placed_by_id == agent.id))
+            if o.idempotency_key.startswith(agents.KEY_PREFIX)
+        }
+        assert set(orders) == {agents.order_key(e) for e in data["proxy_orders"]}
+        in_cash = [o for o in orders.values() if o.payment_method == PaymentMethod.CASH]
+        on_credit = [o for o in orders.values() if o.payment_method == PaymentMethod.CREDIT]
+        assert in_cash and on_credit
+        assert all(o.villager_id is not None and o.pickup_node_id is not None for o in orders.values())
+
+        day = dashboard.agent_day(session, agent)
+        mine = [s for o in orders.values() for s in o.sub_orders]
+        ready = [s for s in mine if s.status == S.READY_FOR_PICKUP]
+        assert {o.payment_method for o in (s.order for s in ready)} == {
+            PaymentMethod.CASH,
+            PaymentMethod.CREDIT,
+        }
+        assert day.to_hand_out >= len(ready) >= 2 and day.overdue == 0
+        assert day.arriving >= 1  # one on its way to the point
+        waiting = {p.number for p in parcels.waiting(session, agent)}
+        assert {s.number for s in ready} <= waiting
+        # Cash taken for the cash orders and still held (none remitted); the credit orders owed.
+        assert day.cash_held_fen == cash.cash_held(session, agent.id) == sum(o.total_fen for o in in_cash) > 0
+        assert day.credit_used_fen == sum(o.total_fen for o in on_credit) > 0
+        assert day.credit_limit_fen == data["credit_limit_fen"] > day.credit_used_fen
+        assert day.on_credit == len(on_credit) and day.awaiting_payment == 0
+        assert {o.payment.status for o in on_credit} == {PaymentStatus.ON_CREDIT}
+        # One parcel handed over with its pickup code: the agent's commission on it, this month.
+        (handover,) = session.scalars(
+            select(ParcelHandover).where(ParcelHandover.sub_order_id.in_([s.id for s in mine]))
+        ).all()
+        assert handover.handed_by_id == agent.id and handover.sub_order.status == S.COMPLETED
+        earned = session.scalars(select(AgentCommission).where(AgentCommission.agent_id == agent.id)).all()
+        assert [c.kind for c in earned] == [CommissionKind.PROXY]
+        assert day.commission_month_fen == earned[0].amount_fen > 0
+        assert [str(b) for b in ledger_checks.find_breaches(session)] == []
+
+    def test_villagers_with_consent_and_a_standing_order(self, demo):
+        session = demo
+        data = agents.read_agents()
+        agent = demo_user(session, data["agent"])
+        found = villagers.list_villagers(session, agent)
+        assert len(found) == len(data["villagers"]) >= 4
+        assert all(v.consent_agent_id == agent.id and v.consented_at < NOW for v in found)
+        assert any(v.phone == "" for v in found)  # one without a phone
+        phones = Counter(v.phone for v in found if v.phone)
+        assert 2 in phones.values()  # two share the family's phone
+        assert any("送到女儿家" in v.notes for v in found)
+        # Every one in a village of the point's town (a real division).
+        (point,) = dashboard.agent_day(session, agent).points
+        assert all(v.village_code[:9] == point.division_code[:9] and v.village is not None for v in found)
+
+        (weekly,) = standing.list_standing(session, agent)
+        assert weekly.villager.point_id == point.id and weekly.lines
+        assert standing.next_due_dates(weekly, count=1) == [clock.today() + timedelta(days=2)]
+
+    def test_the_county_staff_set_the_rates_and_the_credit(self, demo):
+        session = demo
+        data = agents.read_agents()
+        agent, staff = demo_user(session, data["agent"]), demo_user(session, data["county_staff"])
+        (point,) = dashboard.agent_day(session, agent).points
+        rates = commissions.county_rates(session, staff, point.county_code)
+        kinds = {row.kind for row in rates.rows if row.rate_bp is not None}
+        assert kinds == {CommissionKind.PROXY, CommissionKind.INTAKE}
+        assert sum(row.rate_bp is not None and row.category is not None for row in rates.rows) >= 3
+        set_by = session.scalars(
+            select(CommissionRate.set_by_id).where(CommissionRate.county_code == point.county_code)
+        )
+        assert set(set_by) == {staff.id}
+        credit = proxy.agent_credit(session, staff, agent.id)
+        assert credit.limit_fen == data["credit_limit_fen"] and credit.used_fen > 0
+        assert session.get(AgentCreditLimit, agent.id).set_by_id == staff.id
+        # Set before the first proxy order and after the history's parcels the agent received
+        # completed: no commission the rates would have earned is missing.
+        rates_set = min(session.scalars(select(CommissionRate.updated_at)))
+        first_placed = min(session.scalars(select(Order.created_at).where(Order.placed_by_id == agent.id)))
+        assert rates_set < first_placed
+        received = select(Intake.sub_order_id).where(Intake.received_by_id == agent.id)
+        completed_since = session.scalars(
+            select(SubOrder.id).where(SubOrder.id.in_(received), SubOrder.completed_at > rates_set)
+        ).all()
+        earned = session.scalars(
+            select(AgentCommission.sub_order_id).where(AgentCommission.agent_id == agent.id)
+        )
+        assert set(completed_since) <= set(earned)
+
+    def test_everything_on_the_products_clock_in_the_recent_past(self, demo):
+        session = demo
+        data = agents.read_agents()
+        agent = demo_user(session, data["agent"])
+        placed = session.scalars(select(Order.id).where(Order.placed_by_id == agent.id))
+        events = session.scalars(
+            select(OrderEvent.created_at).join(SubOrder).where(SubOrder.order_id.in_(placed))
+        )
+        times = list(events)
+        assert times and all(NOW - timedelta(days=5) < t < NOW for t in times)
+        for model in (Villager, StandingOrder):
+            assert all(t < NOW for t in session.scalars(select(model.created_at)))
+
+
+class TestTheAgentData:
+    def test_the_villages_are_real_villages_of_the_points_town(self, session):
+        data = agents.read_agents()
+        kind, code = data["point"]
+        assert kind == "village_point"
+        assert code in {p["village_code"] for p in read_json("village_points.json")}
+        for entry in data["villagers"]:
+            village = session.get(Division, entry["village_code"])
+            assert village is not None and village.level == DivisionLevel.VILLAGE
+            assert village.code[:9] == code[:9]
+
+    def test_the_orders_are_last_kilometer_goods_with_their_steps_in_order(self):
+        data = agents.read_agents()
+        flows = {c["slug"]: c["flow"] for c in read_json("categories.json")}
+        category = {p["key"]: p["category"] for p in read_json("products.json")}
+        keys = [*data["proxy_orders"], *data["standing_orders"]]
+        assert all(flows[category[key]] == "goods" for entry in keys for key, _qty in entry["items"])
+        for entry in data["proxy_orders"]:
+            steps = agents.check_steps(entry)
+            assert steps[0][0] == "place"
+        with pytest.raises(ValueError):
+            agents.check_steps({"key": "x", "steps": {"place": 5, "arrive": 3}})
+        with pytest.raises(ValueError):
+            agents.check_steps({"key": "x", "steps": {"place": 5, "accept": 6}})
 
 
 class TestTheHistoryData:

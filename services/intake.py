@@ -46,7 +46,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -66,6 +66,7 @@ from domain import (
     Order,
     OrderLine,
     OrderStatus,
+    Payment,
     PaymentStatus,
     Role,
     SellerProfile,
@@ -706,6 +707,33 @@ def settle(
         log.warning("intake %s: the gateway failed; retried later", intake.id, exc_info=True)
     session.refresh(intake)
     return intake
+
+
+def settle_stale(
+    session: Session, gateway: PaymentGateway, *, stale_after: timedelta, now: datetime | None = None
+) -> int:
+    """Finish the money of intakes whose capture (or release) the gateway missed and nobody sent
+    again: a pre-sale's authorisation still held `stale_after` after its intake. Run by the
+    reconcile-payments job; returns how many it settled (up to 100 a run)."""
+    now = now or clock.now()
+    stmt = (
+        select(Intake)
+        .join(SubOrder, SubOrder.id == Intake.sub_order_id)
+        .join(Payment, Payment.order_id == SubOrder.order_id)
+        .where(
+            Intake.settlement.in_(("capture", "void")),
+            Payment.status == PaymentStatus.REQUIRES_CAPTURE,
+            Intake.received_at < now - stale_after,
+        )
+        .order_by(Intake.id)
+        .limit(100)
+    )
+    settled = 0
+    for found in list(session.scalars(stmt)):
+        done = settle(session, gateway, found, first=False, now=now)
+        if payments.payment_of(session, done.sub_order.order).status != PaymentStatus.REQUIRES_CAPTURE:
+            settled += 1
+    return settled
 
 
 # --- lots and their trace ---------------------------------------------------------------------------

@@ -117,10 +117,14 @@ def _reconcile_payments(session: Session, ctx: JobContext) -> dict[str, int]:
 
     if ctx.payment_gateway is None:
         raise RuntimeError("reconcile-payments needs the payment gateway in its JobContext")
+    from services import intake
+
     stale = timedelta(minutes=int(ctx.setting("RECONCILE_AFTER_MINUTES", 5)))
-    report = payments.reconcile(session, ctx.payment_gateway(), now=ctx.now, stale_after=stale)
+    gateway = ctx.payment_gateway()
+    report = payments.reconcile(session, gateway, now=ctx.now, stale_after=stale)
     session.commit()
-    return dataclasses.asdict(report)
+    settled = intake.settle_stale(session, gateway, stale_after=stale, now=ctx.now)
+    return {**dataclasses.asdict(report), "intakes_settled": settled}
 
 
 def _retry_webhook_events(session: Session, ctx: JobContext) -> dict[str, int]:
@@ -284,7 +288,8 @@ REGISTRY: Mapping[str, JobSpec] = _registry(
         timedelta(minutes=1),
         _(
             "Asks the payment gateway about stuck payments, cancels unpaid orders past their time"
-            " (their stock goes back) and sends again the refunds the gateway never confirmed."
+            " (their stock goes back), sends again the refunds the gateway never confirmed and"
+            " captures the pre-sales weighed at intake whose capture the gateway missed."
         ),
     ),
     JobSpec(

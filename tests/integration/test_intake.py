@@ -9,7 +9,8 @@ invariants are checked after each test: tests/conftest.py LEDGER_CHECKED)."""
 from __future__ import annotations
 
 import re
-from datetime import date
+from contextlib import nullcontext
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -29,7 +30,7 @@ from domain import (
     Role,
     SubOrder,
 )
-from services import intake, ledger
+from services import intake, jobs, ledger
 from services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 from services.media import LocalStorage
 from services.orders import manage
@@ -300,6 +301,26 @@ class TestOnceAndOnlyOnce:
         record(session, gateway, agent, sub, **{lychee.name: {"weighed_g": 900}})
         sub = fresh(session, sub)
         assert sub.order.payment.amount_received_fen == sub.total_fen - 600 and sub.released_fen == 600
+
+    def test_a_capture_the_gateway_missed_is_taken_by_the_reconcile_job_when_nobody_sends_it_again(
+        self, session, market, gateway, point, agent, lychee, clock
+    ):
+        sub = accepted(session, market, gateway, {lychee.name: 2})
+        down = StripeGateway("http://127.0.0.1:9", "sk_test_x", max_retries=0)
+        record(session, down, agent, sub, **{lychee.name: {"weighed_g": 900}})
+        ctx = jobs.JobContext(settings={"RECONCILE_AFTER_MINUTES": 5}, payment_gateway=lambda: gateway)
+        clock.advance(timedelta(minutes=4))  # the agent may still tap again: left alone
+        outcome = jobs.run_job(lambda: nullcontext(session), "reconcile-payments", context=ctx)
+        assert outcome.ok and outcome.result["intakes_settled"] == 0
+        assert fresh(session, sub).order.payment.status == PaymentStatus.REQUIRES_CAPTURE
+        clock.advance(timedelta(minutes=2))
+        outcome = jobs.run_job(lambda: nullcontext(session), "reconcile-payments", context=ctx)
+        assert outcome.ok and outcome.result["intakes_settled"] == 1
+        sub = fresh(session, sub)
+        assert sub.order.payment.amount_received_fen == sub.total_fen - 600 and sub.released_fen == 600
+        outcome = jobs.run_job(lambda: nullcontext(session), "reconcile-payments", context=ctx)
+        assert outcome.result["intakes_settled"] == 0  # taken once
+        assert ledger.trial_balance(session) == 0
 
 
 class TestBadInput:

@@ -592,6 +592,7 @@ BODIES: dict[str, Callable[[Scope], dict[str, Any]]] = {
     },
     "api_proxy.pay": lambda s: {"method": "alipay", "idempotency_key": "matrix-proxy-pay-01"},
     "api_proxy.set_limit": lambda s: {"limit_fen": 100_000, "idempotency_key": "matrix-credit-01"},
+    "agent.set_limit": lambda s: {"limit": "1000", "key": "matrix-credit-01"},
     "api_standing.create": lambda s: {
         "villager_id": s.villager_id,
         "items": [{"product_id": s.merchant_product.id, "quantity": 1}],

@@ -122,13 +122,13 @@ class TestAgentPages:
         assert count(session, Order) == 0
 
         county = as_user(staff)
-        page = page_of(county.get("/agent/proxy/credit"))
-        action = f"/agent/proxy/credit/{agent.id}"
+        page = page_of(county.get("/county/credit"))
+        action = f"/county/credit/{agent.id}"
         key = form_key(page, action)
         assert county.post(action, data={"key": key, "limit": "-5"}).status_code == 422
         assert county.post(action, data={"key": key, "limit": "9999999"}).status_code == 422
         assert county.post(action, data={"key": key, "limit": "800"}).status_code == 302
-        assert client.get("/agent/proxy/credit").status_code == 403  # agents do not set credit
+        assert client.get("/county/credit").status_code == 403  # agents do not set credit
 
         page = page_of(client.get(base))
         resp = client.post(
@@ -166,7 +166,7 @@ class TestAgentPages:
         other_staff = as_user(make_user(Role.COUNTY_STAFF, county_code=YINGDE))
         assert (
             other_staff.post(
-                f"/agent/proxy/credit/{agent.id}", data={"key": "stranger-key-0002", "limit": "100"}
+                f"/county/credit/{agent.id}", data={"key": "stranger-key-0002", "limit": "100"}
             ).status_code
             == 403
         )

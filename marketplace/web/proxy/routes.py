@@ -6,8 +6,6 @@ what. Plain forms: every page works without JavaScript (the QR page reloads itse
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import login_required
@@ -18,8 +16,8 @@ from marketplace.gateways import checkout_settings, payment_gateway
 from marketplace.web.cart.routes import qr_svg
 from marketplace.web.forms import form_error, query_id, reraise_access
 from marketplace.web.proxy import bp
-from marketplace.web.proxy.forms import CreditLimitForm, KeyForm, PlaceForm, QuantityForm
-from services import cash, proxy, villagers
+from marketplace.web.proxy.forms import KeyForm, PlaceForm, QuantityForm
+from services import proxy, villagers
 from services.errors import ServiceError, ValidationError
 from services.orders import checkout
 from services.payments.gateway import GatewayError
@@ -216,40 +214,3 @@ def cancel(number: str):  # type: ignore[no-untyped-def]
         )
     flash(gettext("The order is cancelled. The goods are back on sale."))
     return redirect(url_for(".order", number=number))
-
-
-# --- county staff: the agents' credit --------------------------------------------------------------
-
-
-def _render_credit(errors: dict[int, str] | None = None, *, status: int = 200):  # type: ignore[no-untyped-def]
-    agents = proxy.county_credit(get_session(), actor())  # 403: not county staff
-    forms: dict[int, Any] = {}
-    for c in agents:
-        forms[c.agent.id] = CreditLimitForm(
-            formdata=None, data={"key": _new_key(), "limit": f"{c.limit_fen // 100}.{c.limit_fen % 100:02d}"}
-        )
-    return render_template("proxy/credit.html", agents=agents, forms=forms, errors=errors or {}), status
-
-
-@bp.get("/credit")
-@login_required
-def credit():  # type: ignore[no-untyped-def]
-    """County staff: their agents' credit limits, credit used and available."""
-    return _render_credit()
-
-
-@bp.post("/credit/<int:agent_id>")
-@login_required
-def set_limit(agent_id: int):  # type: ignore[no-untyped-def]
-    form = CreditLimitForm()
-    if not form.validate_on_submit():
-        return _render_credit({agent_id: gettext("Enter the credit limit in yuan.")}, status=422)
-    try:
-        limit = cash.parse_yuan_amount(form.limit.data, "limit", allow_zero=True)
-        proxy.set_credit_limit(get_session(), actor(), agent_id, limit, form.key.data)
-    except ServiceError as exc:
-        message, status = form_error(form, exc, renamed={"limit_fen": "limit"})
-        text = message or " ".join(str(e) for e in form.limit.errors)
-        return _render_credit({agent_id: text}, status=status)
-    flash(gettext("Credit limit saved."))
-    return redirect(url_for(".credit"))

@@ -219,8 +219,9 @@ def county_overview(session: Session, actor: User | None, *, now: datetime | Non
         .group_by(Order.placed_by_id)
     ):
         rows[int(agent_id)].proxy_orders, rows[int(agent_id)].proxy_fen = int(n), int(fen)
+    held = ledger.balances_of(session, [ledger.cash_held_code(a) for a in agent_ids])
     for agent_id in agent_ids:
-        rows[agent_id].cash_held_fen = cash.cash_held(session, agent_id)
+        rows[agent_id].cash_held_fen = held[ledger.cash_held_code(agent_id)]
     for agent_id, at in _cash_oldest(session, agent_ids).items():
         rows[agent_id].cash_oldest_at = at
     overdue_before = now - timedelta(days=parcels.REMIND_DAYS)

@@ -668,6 +668,21 @@ def balance(session: Session, code: str) -> int:
     return int(total or 0)
 
 
+def balances_of(session: Session, codes: Sequence[str]) -> dict[str, int]:
+    """The balances of the accounts `codes` (0 for an unknown one), in one query per thousand."""
+    found = dict.fromkeys(codes, 0)
+    for chunk in _chunks(sorted(found)):
+        rows = session.execute(
+            select(LedgerAccount.code, func.sum(LedgerEntry.amount_fen))
+            .select_from(LedgerEntry)
+            .join(LedgerEntry.account)
+            .where(LedgerAccount.code.in_(chunk))
+            .group_by(LedgerAccount.code)
+        )
+        found.update({code: int(total or 0) for code, total in rows})
+    return found
+
+
 def balances(session: Session) -> dict[str, int]:
     """Every account's balance by code, debit-positive."""
     rows = session.execute(

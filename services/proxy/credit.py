@@ -182,19 +182,40 @@ def county_credit(session: Session, actor: User | None) -> list[AgentCredit]:
         .distinct()
         .order_by(RoleGrant.user_id)
     ).all()
-    found = []
-    for agent_id in agent_ids:
-        agent = session.get(User, agent_id)
-        assert agent is not None
-        found.append(
-            AgentCredit(
-                agent=agent,
-                points=[p for p in _agent_points(session, agent) if p.county_code in counties],
-                limit_fen=credit_limit(session, agent.id),
-                used_fen=credit_used(session, agent.id),
+    if not agent_ids:
+        return []
+    # A handful of queries for the whole county, however many agents it has.
+    agents = {u.id: u for u in session.scalars(select(User).where(User.id.in_(agent_ids)))}
+    limits: dict[int, int] = {
+        agent_id: limit
+        for agent_id, limit in session.execute(
+            select(AgentCreditLimit.agent_id, AgentCreditLimit.limit_fen).where(
+                AgentCreditLimit.agent_id.in_(agent_ids)
             )
         )
-    return found
+    }
+    used = ledger.balances_of(session, [ledger.agent_credit_code(a) for a in agent_ids])
+    points: dict[int, list[Node]] = {a: [] for a in agent_ids}
+    for agent_id, node in session.execute(
+        select(RoleGrant.user_id, Node)
+        .join(Node, Node.id == RoleGrant.node_id)
+        .where(
+            RoleGrant.role == Role.AGENT,
+            RoleGrant.user_id.in_(agent_ids),
+            Node.county_code.in_(sorted(counties)),
+        )
+        .order_by(Node.id)
+    ):
+        points[agent_id].append(node)
+    return [
+        AgentCredit(
+            agent=agents[a],
+            points=points[a],
+            limit_fen=limits.get(a, 0),
+            used_fen=used[ledger.agent_credit_code(a)],
+        )
+        for a in agent_ids
+    ]
 
 
 def _limit(raw: Any) -> int:

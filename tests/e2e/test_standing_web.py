@@ -131,6 +131,14 @@ class TestPages:
             f"/agent/standing/cycles/{cycle.id}/confirm", data={"key": key, f"qty-{product}": "1"}
         )
         assert again.headers["Location"] == done.headers["Location"]
+        # Confirmed offline (the form is in the agent's queue), sent again when the answer was lost.
+        assert "data-offline" in page
+        replay = client.post(
+            f"/agent/standing/cycles/{cycle.id}/confirm",
+            data={"key": key, f"qty-{product}": "1"},
+            headers={"X-Offline-Submit": "replay"},
+        )
+        assert replay.status_code == 200 and replay.get_json()["location"] == done.headers["Location"]
         (order,) = session.scalars(select(Order).where(Order.villager_id == villager.id)).all()
         assert done.headers["Location"].endswith(f"/agent/proxy/orders/{order.number}")
         assert order.payment.status == PaymentStatus.SUCCEEDED

@@ -44,6 +44,7 @@ from .ledger import (
     PayoutBatch,
     PayoutBatchStatus,
 )
+from .logistics import Flow, Leg, LegStatus, Scan, ScanKind, Shipment, ShipmentStatus
 from .lots import Grade, Intake, IntakeLine, IntakePhoto, Lot
 from .notifications import (
     Notification,
@@ -121,6 +122,7 @@ __all__ = [
     "DistributionCenter",
     "Division",
     "DivisionLevel",
+    "Flow",
     "GatewayCustomer",
     "Grade",
     "HandoverMethod",
@@ -133,6 +135,8 @@ __all__ = [
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
+    "Leg",
+    "LegStatus",
     "ListingConsent",
     "LoginSession",
     "LoginThrottle",
@@ -166,8 +170,12 @@ __all__ = [
     "ReservationStatus",
     "Role",
     "RoleGrant",
+    "Scan",
+    "ScanKind",
     "SellerKind",
     "SellerProfile",
+    "Shipment",
+    "ShipmentStatus",
     "SmsCode",
     "SmsMessage",
     "SmsPurpose",

@@ -175,6 +175,8 @@ class SubOrder(Base):
     decline_reason: Mapped[str] = mapped_column(String(200), default="")
     # The seller packed it and will bring it to the village point: the point can expect it.
     ready_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Handed to the recipient (a delivered scan): the completion timer runs from here.
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     # Set when the seller's money for this sub-order goes into a payout batch.
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True, default=None)

@@ -197,6 +197,19 @@ def can_operate_node(user: User | None, node: Node) -> bool:
     return False
 
 
+def works_at(user: User | None, node: Node) -> bool:
+    """Hands goods over at the node, so may scan there (services/logistics/scans.py): a village
+    point's agent, staff of a county center's county, a distribution center's staff. Admins
+    hold no parcels: they scan nowhere."""
+    if user is None:
+        return False
+    if node.kind == NodeKind.VILLAGE_POINT:
+        return node.id in node_ids(user, Role.AGENT)
+    if node.kind == NodeKind.DISTRIBUTION_CENTER:
+        return node.id in node_ids(user, Role.DC_STAFF)
+    return node.county_code in staff_county_codes(user)
+
+
 def require_admin(user: User | None) -> User:
     user = require_user(user)
     if not is_admin(user):

@@ -1,0 +1,313 @@
+"""Shipments and the scans that move them (issue 12, items 1-2).
+
+A shipment is made when a sub-order's goods are handed in (`start`, called by the intake in its
+own transaction): its legs follow services/logistics/network.py's route, planned from the intake's
+moment, and its first scan is the intake itself (collected at the origin).
+
+Scans move it, each by a member of the node's staff (authz.works_at):
+
+    departed   at the next leg's start: the leg is under way; the sub-order's first departure
+               moves it HANDED_IN → IN_TRANSIT, a departure on the leg to the door
+               IN_TRANSIT → OUT_FOR_DELIVERY
+    arrived    at the end of the leg under way; at the pickup node the sub-order becomes
+               READY_FOR_PICKUP (its pickup code goes out, as with services/parcels.mark_arrived)
+    delivered  at the door, by the staff of the node the last leg left from: the sub-order's
+               completion timer starts (`SubOrder.delivered_at`; services/jobs.complete_delivered)
+    exception  recorded with its note, moves nothing
+
+A scan that repeats one already made (the same label scanned again at the same node for the same
+move) changes nothing and answers with the first; the same idempotency key again is the same scan.
+A scan out of order (an arrival where the parcel never left for, a departure from a node it is not
+at) is refused with what the parcel expects next, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from domain import (
+    Leg,
+    LegStatus,
+    Node,
+    OrderStatus,
+    Scan,
+    ScanKind,
+    SellerKind,
+    SellerProfile,
+    Shipment,
+    ShipmentStatus,
+    SubOrder,
+    User,
+    clock,
+)
+from services import authz
+from services.authz import Party
+from services.errors import Conflict, Forbidden, NotFound, ValidationError
+from services.i18n import _
+from services.logistics import network
+from services.orders import states
+from services.orders.checkout import check_idempotency_key
+
+S = OrderStatus
+# Until the delivery days and vehicle plans give real times: a leg takes its distance at this
+# speed, plus the time the parcel waits at a node for the next run.
+PLAN_SPEED_KMH = 40
+PLAN_WAIT = timedelta(hours=12)
+DOOR_KM = 15  # a city delivery round from the DC
+
+
+class IllegalScan(Conflict):
+    code = "illegal_scan"
+
+
+class ScanConflict(Conflict):
+    code = "conflict"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    scan: Scan
+    applied: bool  # False: it repeated a scan already made (nothing changed)
+
+
+def _hours(a: Node, b: Node | None) -> timedelta:
+    if b is None:
+        km: float = DOOR_KM
+    elif None in (a.latitude, a.longitude, b.latitude, b.longitude):
+        km = 100.0
+    else:
+        km = network.distance_km((a.latitude, a.longitude), (b.latitude, b.longitude))  # type: ignore[arg-type]
+    return PLAN_WAIT + timedelta(hours=math.ceil(km * 1.3) / PLAN_SPEED_KMH)
+
+
+def start(session: Session, sub: SubOrder, origin: Node, actor: User | None, *, now: datetime) -> Shipment:
+    """The shipment of a sub-order handed in at `origin`, its legs planned from `now` and the
+    intake recorded as its first scan (collected). Writes only; the intake commits."""
+    profile = session.get(SellerProfile, sub.seller_id)
+    farm = profile is None or profile.kind != SellerKind.MERCHANT
+    found = network.route(session, origin, sub.order, farm=farm)
+    destination = sub.order.pickup_node_id if not found.to_door else None
+    shipment = Shipment(
+        sub_order_id=sub.id,
+        flow=found.flow,
+        origin_node_id=origin.id,
+        destination_node_id=destination,
+        current_node_id=origin.id,
+        status=ShipmentStatus.READY if not found.hops else ShipmentStatus.AT_ORIGIN,
+    )
+    at = now
+    for seq, (a, b) in enumerate(found.hops, start=1):
+        arrive = at + _hours(a, b)
+        shipment.legs.append(
+            Leg(
+                seq=seq,
+                from_node_id=a.id,
+                to_node_id=b.id if b is not None else None,
+                planned_depart_at=at + PLAN_WAIT,
+                planned_arrive_at=arrive,
+            )
+        )
+        at = arrive
+    shipment.eta_at = at
+    session.add(shipment)
+    session.flush()
+    session.add(
+        Scan(
+            shipment_id=shipment.id,
+            kind=ScanKind.COLLECTED,
+            node_id=origin.id,
+            actor_id=actor.id if actor is not None else None,
+            scanned_at=now,
+            recorded_at=now,
+            idempotency_key=f"collected:{sub.number}",
+        )
+    )
+    return shipment
+
+
+def shipment_of(session: Session, sub: SubOrder) -> Shipment | None:
+    return session.scalar(select(Shipment).where(Shipment.sub_order_id == sub.id))
+
+
+def _label(raw: Any) -> str:
+    """A parcel label as scanned or typed: the sub-order's number."""
+    text = str(raw or "").strip().upper()[:40]
+    if not text:
+        raise ValidationError(_("Scan or type the parcel's label."), field_errors={"label": [_("Required.")]})
+    return text
+
+
+def _shipment(session: Session, label: str) -> tuple[Shipment, SubOrder]:
+    sub = session.scalar(select(SubOrder).where(SubOrder.number == label).with_for_update(of=SubOrder))
+    shipment = shipment_of(session, sub) if sub is not None else None
+    if sub is None or shipment is None:
+        raise NotFound(_("No parcel has the label %(label)s.", label=label))
+    return shipment, sub
+
+
+def _next_leg(shipment: Shipment) -> Leg | None:
+    return next((leg for leg in shipment.legs if leg.status != LegStatus.ARRIVED), None)
+
+
+def _repeat(session: Session, shipment: Shipment, kind: ScanKind, node_id: int | None) -> Scan | None:
+    """The scan this one repeats: the same move at the same node already made."""
+    legs = shipment.legs
+    if kind == ScanKind.DEPARTED:
+        done = [leg for leg in legs if leg.from_node_id == node_id and leg.status != LegStatus.PLANNED]
+    elif kind == ScanKind.ARRIVED:
+        done = [leg for leg in legs if leg.to_node_id == node_id and leg.status == LegStatus.ARRIVED]
+    elif kind == ScanKind.DELIVERED:
+        done = [leg for leg in legs if leg.to_node_id is None and leg.status == LegStatus.ARRIVED]
+    else:
+        return None
+    if not done:
+        return None
+    return session.scalar(
+        select(Scan)
+        .where(Scan.shipment_id == shipment.id, Scan.kind == kind, Scan.leg_id == done[-1].id)
+        .order_by(Scan.id)
+    )
+
+
+def _expected(session: Session, shipment: Shipment) -> str:
+    leg = _next_leg(shipment)
+    if leg is None:
+        return _("The parcel has reached its end: nothing more to scan.")
+    node = session.get(Node, leg.from_node_id if leg.status == LegStatus.PLANNED else leg.to_node_id)
+    if leg.status == LegStatus.PLANNED:
+        assert node is not None
+        return _("Next: it leaves %(node)s.", node=node.name)
+    if node is None:
+        return _("Next: it is delivered at the door.")
+    return _("Next: it arrives at %(node)s.", node=node.name)
+
+
+def _move(session: Session, sub: SubOrder, target: OrderStatus, actor: User, at: datetime, key: str) -> None:
+    """The sub-order follows its parcel, where its state machine allows (a sub-order waiting
+    for an after-sale decision keeps its state; the parcel moves on)."""
+    if states.can_move(sub.status, target, {Party.STAFF}):
+        states.apply(session, sub, target, party=Party.STAFF, actor=actor, details={"scan_key": key}, now=at)
+
+
+def record_scan(
+    session: Session,
+    actor: User | None,
+    label: Any,
+    kind: Any,
+    key: Any,
+    *,
+    node_id: Any = None,
+    scanned_at: datetime | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    note: str = "",
+    now: datetime | None = None,
+) -> ScanResult:
+    """Record one scan of a parcel (see the module's docstring); commits."""
+    actor = authz.require_user(actor)
+    key = check_idempotency_key(key)
+    try:
+        kind = ScanKind(str(kind))
+    except ValueError:
+        raise ValidationError(_("Unknown scan."), field_errors={"kind": [_("Unknown scan.")]}) from None
+    if kind == ScanKind.COLLECTED:
+        raise IllegalScan(_("A parcel is collected by recording its intake."))
+    label = _label(label)
+    now = now or clock.now()
+    at = min(scanned_at or now, now)  # an offline scan happened earlier; never in the future
+    done = session.scalar(select(Scan).where(Scan.idempotency_key == key))
+    if done is not None:
+        if done.shipment.sub_order.number != label or done.kind != kind:
+            raise ScanConflict(_("This scan was already used for another parcel. Please scan again."))
+        return ScanResult(done, applied=False)
+    shipment, sub = _shipment(session, label)
+    node = None
+    if node_id not in (None, ""):
+        try:
+            node = session.get(Node, int(node_id))
+        except (TypeError, ValueError):
+            node = None
+        if node is None:
+            raise NotFound(_("No such node."))
+    leg = _next_leg(shipment)
+    if kind == ScanKind.DELIVERED and node is None and leg is not None and leg.to_node_id is None:
+        node_for_staff = session.get(Node, leg.from_node_id)  # the courier is the DC's staff
+    else:
+        node_for_staff = node
+    if node_for_staff is None:
+        raise ValidationError(_("Choose the node you scan at."), field_errors={"node_id": [_("Required.")]})
+    if not authz.works_at(actor, node_for_staff):
+        session.rollback()
+        raise Forbidden(_("Only the staff of %(node)s scan parcels there.", node=node_for_staff.name))
+    if sub.status in (S.CANCELLED, S.REFUNDED):
+        session.rollback()
+        raise IllegalScan(_("This order was cancelled or refunded: set the parcel aside for return."))
+
+    node_ref = node.id if node is not None else None
+    if kind != ScanKind.EXCEPTION:
+        repeated = _repeat(session, shipment, kind, node_ref)
+        if repeated is not None:
+            session.rollback()
+            return ScanResult(repeated, applied=False)
+    scan = Scan(
+        shipment_id=shipment.id,
+        kind=kind,
+        node_id=node_ref,
+        actor_id=actor.id,
+        scanned_at=at,
+        recorded_at=now,
+        latitude=latitude,
+        longitude=longitude,
+        note=str(note or "")[:200],
+        idempotency_key=key,
+    )
+    if kind == ScanKind.DEPARTED:
+        if leg is None or leg.status != LegStatus.PLANNED or leg.from_node_id != node_ref:
+            session.rollback()
+            raise IllegalScan(_expected(session, shipment))
+        leg.status, leg.departed_at = LegStatus.DEPARTED, at
+        shipment.current_node_id = None
+        if leg.to_node_id is None:
+            shipment.status = ShipmentStatus.OUT_FOR_DELIVERY
+            _move(session, sub, S.IN_TRANSIT, actor, at, key)
+            _move(session, sub, S.OUT_FOR_DELIVERY, actor, at, key)
+        else:
+            shipment.status = ShipmentStatus.MOVING
+            _move(session, sub, S.IN_TRANSIT, actor, at, key)
+    elif kind == ScanKind.ARRIVED:
+        if leg is None or leg.status != LegStatus.DEPARTED or leg.to_node_id != node_ref or node_ref is None:
+            session.rollback()
+            raise IllegalScan(_expected(session, shipment))
+        leg.status, leg.arrived_at = LegStatus.ARRIVED, at
+        shipment.current_node_id = node_ref
+        if _next_leg(shipment) is None:  # the pickup node
+            shipment.status = ShipmentStatus.READY
+            _move(session, sub, S.READY_FOR_PICKUP, actor, at, key)
+        else:
+            shipment.status = ShipmentStatus.AT_NODE
+    elif kind == ScanKind.DELIVERED:
+        if leg is None or leg.status != LegStatus.DEPARTED or leg.to_node_id is not None:
+            session.rollback()
+            raise IllegalScan(_expected(session, shipment))
+        leg.status, leg.arrived_at = LegStatus.ARRIVED, at
+        shipment.status = ShipmentStatus.DELIVERED
+        sub.delivered_at = at
+    scan.leg_id = leg.id if leg is not None and kind != ScanKind.EXCEPTION else None
+    session.add(scan)
+    session.commit()
+    return ScanResult(scan, applied=True)
+
+
+def timeline(session: Session, shipment: Shipment) -> list[Scan]:
+    """Every scan of the shipment in the order they happened."""
+    return list(
+        session.scalars(
+            select(Scan).where(Scan.shipment_id == shipment.id).order_by(Scan.scanned_at, Scan.id)
+        )
+    )

@@ -57,7 +57,7 @@ from domain import (
     Villager,
     clock,
 )
-from seed.history import LATEST, Cast
+from seed.history import LATEST, Cast, travel
 from seed.loader import DATA_DIR, SEED_KEY_PREFIX, read_json
 from services import commissions, intake, notify, parcels, places, proxy, standing, villagers
 from services.orders import manage
@@ -266,6 +266,8 @@ class AgentRun:
             )
 
     def transit(self, sub: SubOrder) -> None:
+        if travel(self.session, self.cast, sub, to_the_end=False):
+            return
         if not self._reached(sub, S.IN_TRANSIT):
             staff = self.cast.staff(self.session, sub, at_pickup=False)
             manage.move(self.session, staff, sub.number, S.IN_TRANSIT)

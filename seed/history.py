@@ -39,6 +39,7 @@ from domain import (
     DeliveryMethod,
     Division,
     GatewayCustomer,
+    LegStatus,
     Node,
     NodeKind,
     Order,
@@ -54,14 +55,17 @@ from domain import (
     Refund,
     Role,
     RoleGrant,
+    ScanKind,
     SellerProfile,
+    ShipmentStatus,
     SubOrder,
     User,
     clock,
 )
 from seed.loader import DATA_DIR, SEED_KEY_PREFIX, load_all, read_json
-from services import accounts, intake, ledger, notify, places
+from services import accounts, authz, intake, ledger, notify, places
 from services.authz import Party
+from services.logistics import scans
 from services.orders import addresses, checkout, lookup, manage
 from services.orders.pricing import CheckoutSettings
 from services.payments import service as payments
@@ -310,6 +314,36 @@ class Cast:
                 return user
         raise LookupError(f"nobody receives sub-order {sub.number}")
 
+    def staff_at(self, session: Session, node: Node) -> User:
+        """Who scans parcels at `node` (authz.works_at): its demo agent, DC staff or county
+        staff, else a clerk made once for it (a fixed phone per node), as for receiving."""
+        known = {
+            NodeKind.VILLAGE_POINT: self.agents.get(node.id),
+            NodeKind.DISTRIBUTION_CENTER: self.dc_staff.get(node.id),
+            NodeKind.COUNTY_CENTER: self.county_staff.get(node.county_code),
+        }[node.kind]
+        if known is not None and authz.works_at(known, node):
+            return known
+        if node.kind == NodeKind.COUNTY_CENTER:
+            return self._county_receiver(session, node.county_code)
+        point = node.kind == NodeKind.VILLAGE_POINT
+        phone = ("1380007" if point else "1380006") + f"{node.id:04d}"
+        user = accounts.find_user_by_phone(session, phone)
+        if user is None:
+            user = accounts.create_user(
+                session,
+                phone=phone,
+                password=secrets.token_urlsafe(18),
+                display_name=f"{node.name} {'值班员' if point else '分拣员'}",
+                roles=(),
+            )
+            role = Role.AGENT if point else Role.DC_STAFF
+            session.add(RoleGrant(user_id=user.id, role=role, node_id=node.id))
+            session.commit()
+            session.refresh(user)
+        (self.agents if point else self.dc_staff)[node.id] = user
+        return user
+
     def _county_receiver(self, session: Session, county: str) -> User:
         """The demo network has nobody to receive this seller's goods (only three counties have
         staff among the demo users): the county service center's receiving clerk, made once
@@ -342,6 +376,42 @@ class Cast:
 
 
 # --- running it -----------------------------------------------------------------------------------------
+
+
+def travel(session: Session, cast: Cast, sub: SubOrder, *, to_the_end: bool) -> bool:
+    """Scan the parcel along its shipment's legs, each scan by the staff of its node: without
+    `to_the_end`, until it is on its way to its pickup node (or at the last node before the
+    buyer's door); with it, until it arrives at its pickup node (or leaves for the door). False:
+    the sub-order has no shipment (it moves by the staff's buttons)."""
+    shipment = scans.shipment_of(session, sub)
+    if shipment is None:
+        return False
+    while (leg := next((x for x in shipment.legs if x.status != LegStatus.ARRIVED), None)) is not None:
+        last = leg is shipment.legs[-1]
+        if leg.status == LegStatus.PLANNED:
+            if leg.to_node_id is None and not to_the_end:
+                break
+            node = session.get(Node, leg.from_node_id)
+            kind = ScanKind.DEPARTED
+        elif leg.to_node_id is None or (last and not to_the_end):
+            break  # out for delivery (delivered later), or on its way to the pickup node
+        else:
+            node = session.get(Node, leg.to_node_id)
+            kind = ScanKind.ARRIVED
+        assert node is not None
+        key = f"seed-{kind.value}-{sub.number}-{leg.seq}"
+        scans.record_scan(session, cast.staff_at(session, node), sub.number, kind, key, node_id=node.id)
+        session.refresh(shipment)
+    return True
+
+
+def deliver(session: Session, cast: Cast, sub: SubOrder) -> None:
+    """The courier hands a home delivery over at the door (the delivered scan)."""
+    shipment = scans.shipment_of(session, sub)
+    if shipment is None or shipment.status != ShipmentStatus.OUT_FOR_DELIVERY:
+        return
+    courier = cast.staff_at(session, session.get(Node, shipment.legs[-1].from_node_id))  # type: ignore[arg-type]
+    scans.record_scan(session, courier, sub.number, ScanKind.DELIVERED, f"seed-delivered-{sub.number}")
 
 
 @dataclass
@@ -471,9 +541,12 @@ class Run:
             intake.record_intake(self.session, self.gateway, receiver, sub.number, lines, key)
 
     def transit(self, planned: PlannedOrder, sub: SubOrder) -> None:
-        self._move(self.cast.staff(self.session, sub, at_pickup=False), sub, S.IN_TRANSIT)
+        if not travel(self.session, self.cast, sub, to_the_end=False):
+            self._move(self.cast.staff(self.session, sub, at_pickup=False), sub, S.IN_TRANSIT)
 
     def arrive(self, planned: PlannedOrder, sub: SubOrder) -> None:
+        if travel(self.session, self.cast, sub, to_the_end=True):
+            return
         pickup = planned.delivery == DeliveryMethod.PICKUP
         target = S.READY_FOR_PICKUP if pickup else S.OUT_FOR_DELIVERY
         self._move(self.cast.staff(self.session, sub, at_pickup=pickup), sub, target)
@@ -482,6 +555,7 @@ class Run:
         if self._reached(sub, S.COMPLETED):
             return
         if planned.delivery == DeliveryMethod.HOME:
+            deliver(self.session, self.cast, sub)
             self._move(self.cast.users[planned.buyer_phone], sub, S.COMPLETED)  # the buyer confirms receipt
             return
         # Handed over at the point: the buyer tells the agent the code their order page shows.

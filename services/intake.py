@@ -82,6 +82,7 @@ from services.catalog.consents import active_consent
 from services.catalog.parsing import _plain_number
 from services.errors import Conflict, NotFound, ServiceError, ValidationError
 from services.i18n import _
+from services.logistics import network, scans
 from services.orders import states
 from services.orders.checkout import check_idempotency_key
 from services.payments import service as payments
@@ -596,6 +597,12 @@ def _write_intake(
     details = {"intake": intake.id, "goods_fen": goods, "difference_fen": difference}
     if accepted:
         states.apply(session, sub, S.HANDED_IN, party=Party.STAFF, actor=actor, details=details, now=now)
+        try:
+            scans.start(session, sub, node, actor, now=now)  # its journey, the intake its first scan
+        except network.NoRoute:
+            # The network around it is not complete yet (no county center or DC open): the
+            # parcel moves by the staff's buttons, as before shipments existed.
+            log.info("sub-order %s: no route from %s, no shipment", sub.number, node.name)
         if authorised and difference:
             sub.released_fen = difference  # the capture plan, recorded before the gateway takes it
     elif settlement == "refund":

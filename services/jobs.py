@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
-from domain import DeliveryMethod, JobRun, Order, OrderStatus, SubOrder, User, clock
+from domain import DeliveryMethod, JobRun, Order, OrderStatus, Shipment, SubOrder, User, clock
 from services import authz
 from services.errors import NotFound
 from services.i18n import _
@@ -160,8 +160,9 @@ def complete_delivered(
     now: datetime | None = None,
     batch: int = AUTO_COMPLETE_BATCH,
 ) -> int:
-    """Complete the sub-orders delivered for at least `days` days: out for delivery, or ready
-    for pickup when the order is a home delivery. A pickup order's parcel waiting at its point is
+    """Complete the sub-orders delivered for at least `days` days: delivered at the door by a
+    scan that long ago, or (moved by the staff's buttons, no shipment) out for delivery, or ready
+    for pickup when the order is a home delivery, that long. A pickup order's parcel waiting at its point is
     never completed here: nobody collected it yet (services/parcels.py returns it after
     PARCEL_RETURN_DAYS).
 
@@ -182,8 +183,15 @@ def complete_delivered(
             select(SubOrder)
             .where(
                 SubOrder.status.in_(DELIVERED),
-                SubOrder.status_changed_at <= cutoff,
                 ~_waiting_at_pickup_point(),
+                # A parcel with a shipment counts from its delivered scan; one without (moved by
+                # the staff's buttons) from the move that brought it to the buyer.
+                or_(
+                    SubOrder.delivered_at <= cutoff,
+                    (SubOrder.delivered_at.is_(None))
+                    & (SubOrder.status_changed_at <= cutoff)
+                    & ~SubOrder.id.in_(select(Shipment.sub_order_id)),
+                ),
             )
             .order_by(SubOrder.id)
             .limit(batch)

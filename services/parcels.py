@@ -59,6 +59,7 @@ from domain import (
     PaymentMethod,
     PaymentStatus,
     Role,
+    ScanKind,
     SubOrder,
     User,
     clock,
@@ -67,6 +68,7 @@ from services import authz, notify
 from services.authz import ParcelAction, ParcelStanding, Party
 from services.errors import Conflict, NotFound, ServiceError, ValidationError
 from services.i18n import _, yuan_text
+from services.logistics import scans
 from services.orders import pickup, states
 from services.orders.checkout import check_idempotency_key
 from services.orders.pickup import PickupCodeKeys
@@ -347,6 +349,26 @@ def mark_arrived(
     key = check_idempotency_key(key)
     sub = _find(session, actor, number, lock=True)
     authz.require_parcel(ParcelAction.RECEIVE, standings(actor, sub))
+    shipment = scans.shipment_of(session, sub)
+    if shipment is not None:  # it travels by scans: this is its arrival scan at the point
+        point = session.get(Node, sub.order.pickup_node_id)
+        try:
+            scans.apply_scan(
+                session,
+                actor,
+                shipment,
+                sub,
+                ScanKind.ARRIVED,
+                point,
+                key,
+                at=now or clock.now(),
+                now=now or clock.now(),
+            )
+        except ServiceError:
+            session.rollback()
+            raise
+        session.commit()
+        return sub
     if sub.status == S.IN_TRANSIT:
         states.apply(
             session,
@@ -484,6 +506,7 @@ def hand_over(
         created_at=now,
     )
     session.add(handover)
+    scans.handed_over(session, sub, actor, now=now)
     states.apply(
         session,
         sub,
@@ -549,6 +572,7 @@ def record_code_collection(
             created_at=now,
         )
     )
+    scans.handed_over(session, sub, actor, now=now)
     notify.record(
         session,
         NotificationEvent.PARCEL_COLLECTED,

@@ -117,6 +117,9 @@ def start(session: Session, sub: SubOrder, origin: Node, actor: User | None, *, 
     shipment.eta_at = at
     session.add(shipment)
     session.flush()
+    if not found.hops and actor is not None:  # handed in where its buyer collects it
+        _move(session, sub, S.IN_TRANSIT, actor, now, f"collected:{sub.number}")
+        _move(session, sub, S.READY_FOR_PICKUP, actor, now, f"collected:{sub.number}")
     session.add(
         Scan(
             shipment_id=shipment.id,
@@ -234,7 +237,47 @@ def record_scan(
         except (TypeError, ValueError):
             node = None
         if node is None:
+            session.rollback()
             raise NotFound(_("No such node."))
+    try:
+        result = apply_scan(
+            session,
+            actor,
+            shipment,
+            sub,
+            kind,
+            node,
+            key,
+            at=at,
+            now=now,
+            latitude=latitude,
+            longitude=longitude,
+            note=note,
+        )
+    except Exception:
+        session.rollback()
+        raise
+    session.commit()
+    return result
+
+
+def apply_scan(
+    session: Session,
+    actor: User,
+    shipment: Shipment,
+    sub: SubOrder,
+    kind: ScanKind,
+    node: Node | None,
+    key: str,
+    *,
+    at: datetime,
+    now: datetime,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    note: str = "",
+) -> ScanResult:
+    """One scan of a locked sub-order's shipment, written in the caller's transaction (the
+    caller commits, or rolls back on an error)."""
     leg = _next_leg(shipment)
     if kind == ScanKind.DELIVERED and node is None and leg is not None and leg.to_node_id is None:
         node_for_staff = session.get(Node, leg.from_node_id)  # the courier is the DC's staff
@@ -243,17 +286,13 @@ def record_scan(
     if node_for_staff is None:
         raise ValidationError(_("Choose the node you scan at."), field_errors={"node_id": [_("Required.")]})
     if not authz.works_at(actor, node_for_staff):
-        session.rollback()
         raise Forbidden(_("Only the staff of %(node)s scan parcels there.", node=node_for_staff.name))
     if sub.status in (S.CANCELLED, S.REFUNDED):
-        session.rollback()
         raise IllegalScan(_("This order was cancelled or refunded: set the parcel aside for return."))
-
     node_ref = node.id if node is not None else None
     if kind != ScanKind.EXCEPTION:
         repeated = _repeat(session, shipment, kind, node_ref)
         if repeated is not None:
-            session.rollback()
             return ScanResult(repeated, applied=False)
     scan = Scan(
         shipment_id=shipment.id,
@@ -269,7 +308,6 @@ def record_scan(
     )
     if kind == ScanKind.DEPARTED:
         if leg is None or leg.status != LegStatus.PLANNED or leg.from_node_id != node_ref:
-            session.rollback()
             raise IllegalScan(_expected(session, shipment))
         leg.status, leg.departed_at = LegStatus.DEPARTED, at
         shipment.current_node_id = None
@@ -282,7 +320,6 @@ def record_scan(
             _move(session, sub, S.IN_TRANSIT, actor, at, key)
     elif kind == ScanKind.ARRIVED:
         if leg is None or leg.status != LegStatus.DEPARTED or leg.to_node_id != node_ref or node_ref is None:
-            session.rollback()
             raise IllegalScan(_expected(session, shipment))
         leg.status, leg.arrived_at = LegStatus.ARRIVED, at
         shipment.current_node_id = node_ref
@@ -293,15 +330,36 @@ def record_scan(
             shipment.status = ShipmentStatus.AT_NODE
     elif kind == ScanKind.DELIVERED:
         if leg is None or leg.status != LegStatus.DEPARTED or leg.to_node_id is not None:
-            session.rollback()
             raise IllegalScan(_expected(session, shipment))
         leg.status, leg.arrived_at = LegStatus.ARRIVED, at
         shipment.status = ShipmentStatus.DELIVERED
         sub.delivered_at = at
     scan.leg_id = leg.id if leg is not None and kind != ScanKind.EXCEPTION else None
     session.add(scan)
-    session.commit()
+    session.flush()
     return ScanResult(scan, applied=True)
+
+
+def handed_over(session: Session, sub: SubOrder, actor: User | None, *, now: datetime) -> None:
+    """The parcel left its pickup node with its recipient (services/parcels.py, or the staff's
+    completion with the code): its shipment ends, delivered, with that as its last scan. Written
+    in the caller's transaction; nothing for a sub-order with no shipment."""
+    shipment = shipment_of(session, sub)
+    if shipment is None or shipment.status == ShipmentStatus.DELIVERED:
+        return
+    shipment.status = ShipmentStatus.DELIVERED
+    sub.delivered_at = now
+    session.add(
+        Scan(
+            shipment_id=shipment.id,
+            kind=ScanKind.DELIVERED,
+            node_id=shipment.current_node_id,
+            actor_id=actor.id if actor is not None else None,
+            scanned_at=now,
+            recorded_at=now,
+            idempotency_key=f"handed-over:{sub.number}",
+        )
+    )
 
 
 def timeline(session: Session, shipment: Shipment) -> list[Scan]:

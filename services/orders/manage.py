@@ -238,9 +238,21 @@ def _may_turn_down(session: Session, sub: SubOrder) -> bool:
     return pending is None and states.state_before_refund(session, sub) == S.COMPLETED
 
 
+# A parcel with a shipment moves only by its scans (services/logistics/scans.py).
+SCANNED_MOVES = frozenset({S.IN_TRANSIT, S.READY_FOR_PICKUP, S.OUT_FOR_DELIVERY})
+
+
+def _travels_by_scans(session: Session, sub: SubOrder) -> bool:
+    from services.logistics import scans  # it builds on this package
+
+    return scans.shipment_of(session, sub) is not None
+
+
 def _decidable(session: Session, sub: SubOrder, moves: list[OrderStatus]) -> list[OrderStatus]:
     if sub.status == S.REFUND_REQUESTED and S.COMPLETED in moves and not _may_turn_down(session, sub):
-        return [m for m in moves if m != S.COMPLETED]
+        moves = [m for m in moves if m != S.COMPLETED]
+    if SCANNED_MOVES.intersection(moves) and _travels_by_scans(session, sub):
+        moves = [m for m in moves if m not in SCANNED_MOVES]
     return moves
 
 
@@ -411,6 +423,8 @@ def move(
     if not states.can_move(sub.status, target, who) and states.can_move(sub.status, target, set(Party)):
         raise authz.Forbidden()  # a move someone else makes (the seller accepts, an admin turns down)
     if target not in _decidable(session, sub, [target]):
+        if target in SCANNED_MOVES and _travels_by_scans(session, sub):
+            raise IllegalTransition(_("This parcel moves by its scans: scan its label where it is."))
         raise IllegalTransition()
     if target == S.COMPLETED and pickup.is_pickup(sub.order):
         from services import parcels  # the hand-over at the point (it builds on this package)

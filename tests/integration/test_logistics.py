@@ -91,7 +91,8 @@ def city_address(first_village) -> AddressInput:  # type: ignore[no-untyped-def]
 
 
 def handed_in(session, market, gateway, world: World, items: dict[str, int], **extra) -> SubOrder:  # type: ignore[no-untyped-def]
-    """A paid order of the 梅县 farmer's goods, accepted and handed in at the farmer's point."""
+    """A paid order of the 梅县 farmer's goods, accepted and handed in at the farmer's point (the
+    intake makes its shipment)."""
     order = market.pay(market.place(items, SETTINGS, **extra), gateway)
     (sub,) = order.sub_orders
     states.apply(session, sub, S.ACCEPTED, party=Party.SELLER, actor=market.shop.meixian_farmer)
@@ -171,8 +172,8 @@ class TestScans:
         self, session, market, gateway, world, first_village, clock
     ):
         sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 2}, address=city_address(first_village))
-        shipment = scans.start(session, sub, world.point, world.agent, now=clock.now())
-        session.commit()
+        shipment = scans.shipment_of(session, sub)  # made by the intake
+        assert shipment is not None
         assert [leg.seq for leg in shipment.legs] == [1, 2, 3, 4] and shipment.legs[-1].to_node_id is None
         assert shipment.eta_at is not None and shipment.eta_at > clock.now()
         assert shipment.status == ShipmentStatus.AT_ORIGIN and shipment.current_node_id == world.point.id
@@ -208,8 +209,8 @@ class TestScans:
         self, session, market, gateway, world, clock
     ):
         sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1})
-        shipment = scans.start(session, sub, world.point, world.agent, now=clock.now())
-        session.commit()
+        shipment = scans.shipment_of(session, sub)  # made by the intake
+        assert shipment is not None
         first = scans.record_scan(
             session, world.agent, sub.number, "departed", "scan-key-0001", node_id=world.point.id
         )
@@ -228,8 +229,6 @@ class TestScans:
         self, session, market, gateway, world, clock
     ):
         sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1})
-        scans.start(session, sub, world.point, world.agent, now=clock.now())
-        session.commit()
         with pytest.raises(scans.IllegalScan, match="it leaves"):  # it never left the point
             scans.record_scan(
                 session, world.county_staff, sub.number, "arrived", key(), node_id=world.center.id
@@ -242,8 +241,6 @@ class TestScans:
 
     def test_only_the_node_s_staff_scan_there(self, session, market, gateway, world, clock, make_user):
         sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1})
-        scans.start(session, sub, world.point, world.agent, now=clock.now())
-        session.commit()
         for stranger in (world.dc_staff, world.county_staff_sd, market.buyer, make_user(Role.ADMIN)):
             with pytest.raises(Forbidden):
                 scans.record_scan(session, stranger, sub.number, "departed", key(), node_id=world.point.id)
@@ -255,8 +252,8 @@ class TestScans:
 
     def test_an_exception_is_recorded_and_moves_nothing(self, session, market, gateway, world, clock):
         sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1})
-        shipment = scans.start(session, sub, world.point, world.agent, now=clock.now())
-        session.commit()
+        shipment = scans.shipment_of(session, sub)  # made by the intake
+        assert shipment is not None
         result = scans.record_scan(
             session, world.agent, sub.number, "exception", key(), node_id=world.point.id, note="外箱压坏"
         )
@@ -264,3 +261,135 @@ class TestScans:
         assert shipment.status == ShipmentStatus.AT_ORIGIN and sub.status == S.HANDED_IN
         stored = session.scalars(select(Scan).where(Scan.shipment_id == shipment.id)).all()
         assert [s.kind for s in stored] == [ScanKind.COLLECTED, ScanKind.EXCEPTION]
+
+
+class TestTheParcelsJourney:
+    def test_a_proxy_order_of_goods_comes_down_to_the_point_and_is_collected_with_its_code(
+        self, session, market, gateway, world, clock, pickup_keys
+    ):
+        from services import parcels, proxy, villagers
+        from services.villagers import VillagerInput
+        from tests.factories import pickup_code_of
+
+        villager = villagers.register_villager(
+            session,
+            world.agent,
+            VillagerInput(name="李阿公", village_code=world.point.division_code),
+            idempotency_key=key(),
+        )
+        fertilizer = market.product("复合肥")
+        order = proxy.place(
+            session, gateway, world.agent, villager.id, "cash", key(), SETTINGS, items={fertilizer.id: 1}
+        ).order
+        (sub,) = order.sub_orders
+        states.apply(session, sub, S.ACCEPTED, party=Party.SELLER, actor=market.shop.merchant)
+        session.commit()
+        receive(session, gateway, sub, by=world.county_staff_sd)  # at the merchant's county center
+        shipment = scans.shipment_of(session, sub)
+        assert shipment is not None and shipment.flow == Flow.LAST_KM
+        assert [leg.to_node_id for leg in shipment.legs] == [
+            world.dc_fs.id,
+            world.dc.id,
+            world.center.id,
+            world.point.id,
+        ]
+        hops = [
+            (world.county_staff_sd, world.center_sd, world.dc_fs),
+            (world.dc_staff_fs, world.dc_fs, world.dc),
+            (world.dc_staff, world.dc, world.center),
+        ]
+        for (sender, here, there), receiver in zip(
+            hops, [world.dc_staff_fs, world.dc_staff, world.county_staff], strict=True
+        ):
+            clock.advance(timedelta(hours=5))
+            scans.record_scan(session, sender, sub.number, "departed", key(), node_id=here.id)
+            clock.advance(timedelta(hours=5))
+            scans.record_scan(session, receiver, sub.number, "arrived", key(), node_id=there.id)
+        scans.record_scan(session, world.county_staff, sub.number, "departed", key(), node_id=world.center.id)
+        assert sub.status == S.IN_TRANSIT
+        # The agent's "arrived" on the parcels page is the last leg's arrival scan.
+        parcels.mark_arrived(session, world.agent, sub.number, key())
+        assert sub.status == S.READY_FOR_PICKUP and shipment.status == ShipmentStatus.READY
+        code = pickup_code_of(session, order, pickup_keys)
+        parcels.hand_over(
+            session, world.agent, sub.number, parcels.HandoverInput(pickup_code=code), key(), pickup_keys
+        )
+        session.refresh(shipment)
+        assert sub.status == S.COMPLETED and shipment.status == ShipmentStatus.DELIVERED
+        assert [s.kind for s in scans.timeline(session, shipment)][-2:] == [
+            ScanKind.ARRIVED,
+            ScanKind.DELIVERED,
+        ]
+
+    def test_the_staff_buttons_give_way_to_scans(self, session, market, gateway, world):
+        from services.orders import manage
+
+        sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1})
+        assert S.IN_TRANSIT not in manage.offered_moves(session, world.agent, sub)
+        with pytest.raises(states.IllegalTransition, match="scans"):
+            manage.move(session, world.agent, sub.number, S.IN_TRANSIT)
+        assert sub.status == S.HANDED_IN
+
+    def test_without_a_network_around_it_the_parcel_has_no_shipment_and_moves_by_buttons(
+        self, session, market, gateway, point, agent
+    ):
+        from services.orders import manage
+
+        order = market.pay(market.place({"梅县蜜柚": 1}, SETTINGS), gateway)
+        (sub,) = order.sub_orders
+        states.apply(session, sub, S.ACCEPTED, party=Party.SELLER, actor=market.shop.meixian_farmer)
+        session.commit()
+        receive(session, gateway, sub, by=agent)
+        assert scans.shipment_of(session, sub) is None
+        manage.move(session, agent, sub.number, S.IN_TRANSIT)
+        assert sub.status == S.IN_TRANSIT
+
+    def test_handed_in_where_it_is_collected_it_is_ready_at_once(self, session, market, gateway, world):
+        contact = AddressInput(recipient="陈阿婆", phone="13912340000")
+        sub = handed_in(
+            session,
+            market,
+            gateway,
+            world,
+            {"梅县蜜柚": 1},
+            delivery="pickup",
+            pickup_node_id=world.point.id,
+            pickup_contact=contact,
+            address=None,
+        )
+        shipment = scans.shipment_of(session, sub)
+        assert shipment is not None and shipment.legs == [] and shipment.status == ShipmentStatus.READY
+        assert sub.status == S.READY_FOR_PICKUP
+
+    def test_a_door_delivery_completes_a_week_after_its_delivered_scan_not_before(
+        self, session, market, gateway, world, first_village, clock
+    ):
+        from services.jobs import complete_delivered
+
+        sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1}, address=city_address(first_village))
+        shipment = scans.shipment_of(session, sub)
+        assert shipment is not None
+        staff = {
+            world.point.id: world.agent,
+            world.center.id: world.county_staff,
+            world.dc.id: world.dc_staff,
+        }
+        staff[world.dc_fs.id] = world.dc_staff_fs
+        for leg in shipment.legs:
+            scans.record_scan(
+                session, staff[leg.from_node_id], sub.number, "departed", key(), node_id=leg.from_node_id
+            )
+            if leg.to_node_id is not None:
+                scans.record_scan(
+                    session, staff[leg.to_node_id], sub.number, "arrived", key(), node_id=leg.to_node_id
+                )
+        assert sub.status == S.OUT_FOR_DELIVERY
+        clock.advance(timedelta(days=8))  # out for delivery a week, never delivered: it waits
+        assert complete_delivered(session, days=7) == 0
+        scans.record_scan(session, world.dc_staff_fs, sub.number, "delivered", key())
+        clock.advance(timedelta(days=6, hours=23))
+        assert complete_delivered(session, days=7) == 0
+        clock.advance(timedelta(hours=2))
+        assert complete_delivered(session, days=7) == 1
+        session.refresh(sub)
+        assert sub.status == S.COMPLETED

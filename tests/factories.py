@@ -882,3 +882,62 @@ def receive(
     return intake.record_intake(
         session, gateway, receiver, sub.number, lines, key or checkout.new_idempotency_key(), now=now
     )
+
+
+# --- parcels travelling by scans (issue 12) ----------------------------------------------------------
+
+
+def staff_of(session: Session, node: Node) -> User:
+    """Someone who scans parcels at `node` (authz.works_at), able to log in with TEST_PASSWORD:
+    found among its grants, else made."""
+    from services import accounts, authz
+    from tests.conftest import TEST_PASSWORD
+
+    role, scope = {
+        NodeKind.VILLAGE_POINT: (Role.AGENT, {"node_id": node.id}),
+        NodeKind.DISTRIBUTION_CENTER: (Role.DC_STAFF, {"node_id": node.id}),
+        NodeKind.COUNTY_CENTER: (Role.COUNTY_STAFF, {"county_code": node.county_code}),
+    }[node.kind]
+    column = RoleGrant.county_code if node.kind == NodeKind.COUNTY_CENTER else RoleGrant.node_id
+    for grant in session.scalars(
+        select(RoleGrant).where(RoleGrant.role == role, column == next(iter(scope.values())))
+    ):
+        user = session.get(User, grant.user_id)
+        if user is not None and authz.works_at(user, node):
+            return user
+    user = accounts.create_user(
+        session, phone=next_phone(), password=TEST_PASSWORD, display_name="扫描员", roles=()
+    )
+    session.add(RoleGrant(user_id=user.id, role=role, **scope))
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def carry(session: Session, sub: SubOrder, *, last_by: User | None = None, to_the_end: bool = True) -> None:
+    """Scan a handed-in sub-order's parcel along its legs, each scan by its node's staff
+    (`staff_of`); the last arrival (or the departure for the door) by `last_by` if given.
+    Without `to_the_end`, it stops on its way to the last node."""
+    from domain import LegStatus, ScanKind
+    from services.logistics import scans
+
+    shipment = scans.shipment_of(session, sub)
+    assert shipment is not None, "the sub-order has no shipment (no route: see services/logistics/network.py)"
+    while (leg := next((x for x in shipment.legs if x.status != LegStatus.ARRIVED), None)) is not None:
+        last = leg is shipment.legs[-1]
+        if leg.status == LegStatus.PLANNED:
+            if leg.to_node_id is None and not to_the_end:
+                break
+            node_id, kind = leg.from_node_id, ScanKind.DEPARTED
+        elif leg.to_node_id is None or (last and not to_the_end):
+            break
+        else:
+            node_id, kind = leg.to_node_id, ScanKind.ARRIVED
+        node = session.get(Node, node_id)
+        assert node is not None
+        final = last and (kind == ScanKind.ARRIVED or leg.to_node_id is None)
+        actor = last_by if final and last_by is not None else staff_of(session, node)
+        scans.record_scan(session, actor, sub.number, kind, checkout.new_idempotency_key(), node_id=node.id)
+        session.refresh(shipment)
+        if leg.to_node_id is None:
+            break

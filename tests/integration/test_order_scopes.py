@@ -17,7 +17,7 @@ from services.orders.checkout import AddressInput
 from services.orders.pricing import CheckoutSettings
 from services.orders.states import IllegalTransition
 from tests.conftest import MEIXIAN
-from tests.factories import SHENZHEN_LONGGANG, consent, receive
+from tests.factories import SHENZHEN_LONGGANG, carry, consent, receive
 
 S = OrderStatus
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
@@ -98,8 +98,10 @@ class TestDistributionCenterStaff:
             manage.move(session, clerk, ours.number, S.ACCEPTED)
         manage.move(session, market.shop.meixian_farmer, ours.number, S.ACCEPTED)
         receive(session, gateway, ours)  # the intake at the seller's county center
-        manage.move(session, clerk, ours.number, S.IN_TRANSIT)
-        manage.move(session, clerk, ours.number, S.READY_FOR_PICKUP)
+        # It travels by scans (the buttons give way to them); the clerk scans it in at their center.
+        with pytest.raises(IllegalTransition):
+            manage.move(session, clerk, ours.number, S.IN_TRANSIT)
+        carry(session, ours, last_by=clerk)
         assert fresh(session, ours).status == S.READY_FOR_PICKUP
         offered = manage.sub_actions(session, clerk, fresh(session, ours))
         assert not offered.staff_refund and offered.moves == [S.COMPLETED]

@@ -61,7 +61,7 @@ from services.orders.pickup import PickupCodeKeys
 from services.orders.pricing import CheckoutSettings
 from services.payments.service import payment_of
 from services.villagers import VillagerInput
-from tests.factories import jpeg, pickup_code_of, receive
+from tests.factories import carry, jpeg, pickup_code_of, receive
 
 pytestmark = pytest.mark.browser
 
@@ -232,11 +232,10 @@ def agent_work(database: Engine, instance: Path) -> AgentWork:
         assert elsewhere is not None
         to_receive = _cash_paid_sub_order(session, elsewhere, _seller_product(session, FARMER))
         # Goods for the village the agent ordered for a buyer, received at the merchant's county
-        # center, on their way and arrived at the point.
+        # center, scanned along the network and arrived at the point.
         parcel = _cash_paid_sub_order(session, agent, goods)
         receive(session, None, parcel)  # type: ignore[arg-type]  (paid in cash: no gateway call)
-        states.apply(session, parcel, OrderStatus.IN_TRANSIT, party=Party.STAFF)
-        session.commit()
+        carry(session, parcel, to_the_end=False)  # scanned along its legs, on its way to the point
         parcels.mark_arrived(session, agent, parcel.number, checkout.new_idempotency_key())
         code = pickup_code_of(session, parcel.order, keys)
         (line,) = to_receive.lines

@@ -57,9 +57,9 @@ from domain import (
     Villager,
     clock,
 )
-from seed.history import LATEST, Cast, travel
+from seed.history import LATEST, Cast, play, travel
 from seed.loader import DATA_DIR, SEED_KEY_PREFIX, read_json
-from services import commissions, intake, notify, parcels, places, proxy, standing, villagers
+from services import commissions, intake, parcels, places, proxy, standing, villagers
 from services.orders import manage
 from services.orders.pricing import CheckoutSettings
 from services.payments.gateway import PaymentGateway
@@ -354,13 +354,7 @@ def load_agents(
         for name, hours in check_steps(entry):
             action = _bind(run.place, entry) if name == "place" else _bind(run.step, entry, name)
             timeline.append((at(hours), len(timeline), action))
-    timeline.sort(key=lambda item: (item[0], item[1]))
-    with clock.frozen(anchor) as frozen:
-        for when, _position, action in timeline:
-            frozen.set(when)
-            action()
-            if channel is not None:
-                notify.send_pending(session, channel, pickup_keys, now=when)
+    play(session, timeline, anchor, channel=channel, pickup_keys=pickup_keys)
     return run.report
 
 

@@ -248,6 +248,21 @@ def payout_times(anchor: datetime) -> tuple[datetime, datetime]:
 # --- who acts ------------------------------------------------------------------------------------------
 
 
+def _clerk(session: Session, phone: str, name: str, grant: RoleGrant) -> User:
+    """A staff member the demo network needs and the demo users lack, made once (a fixed phone),
+    with a random password: nobody logs in as them."""
+    user = accounts.find_user_by_phone(session, phone)
+    if user is None:
+        user = accounts.create_user(
+            session, phone=phone, password=secrets.token_urlsafe(18), display_name=name, roles=()
+        )
+        grant.user_id = user.id
+        session.add(grant)
+        session.commit()
+        session.refresh(user)
+    return user
+
+
 @dataclass
 class Cast:
     """The demo users who act in the history, found by phone and by the scope of their role."""
@@ -327,20 +342,12 @@ class Cast:
         if node.kind == NodeKind.COUNTY_CENTER:
             return self._county_receiver(session, node.county_code)
         point = node.kind == NodeKind.VILLAGE_POINT
-        phone = ("1380007" if point else "1380006") + f"{node.id:04d}"
-        user = accounts.find_user_by_phone(session, phone)
-        if user is None:
-            user = accounts.create_user(
-                session,
-                phone=phone,
-                password=secrets.token_urlsafe(18),
-                display_name=f"{node.name} {'值班员' if point else '分拣员'}",
-                roles=(),
-            )
-            role = Role.AGENT if point else Role.DC_STAFF
-            session.add(RoleGrant(user_id=user.id, role=role, node_id=node.id))
-            session.commit()
-            session.refresh(user)
+        user = _clerk(
+            session,
+            ("1380007" if point else "1380006") + f"{node.id:04d}",
+            f"{node.name} {'值班员' if point else '分拣员'}",
+            RoleGrant(role=Role.AGENT if point else Role.DC_STAFF, node_id=node.id),
+        )
         (self.agents if point else self.dc_staff)[node.id] = user
         return user
 
@@ -350,19 +357,8 @@ class Cast:
         (a fixed phone per county), with the center opened if the county has none."""
         division = session.get(Division, county)
         name = division.name if division is not None else county
-        phone = "1380009" + county[-4:]
-        user = accounts.find_user_by_phone(session, phone)
-        if user is None:
-            user = accounts.create_user(
-                session,
-                phone=phone,
-                password=secrets.token_urlsafe(18),
-                display_name=f"{name}中心 收货员",
-                roles=(),
-            )
-            session.add(RoleGrant(user_id=user.id, role=Role.COUNTY_STAFF, county_code=county))
-            session.commit()
-            session.refresh(user)
+        grant = RoleGrant(role=Role.COUNTY_STAFF, county_code=county)
+        user = _clerk(session, "1380009" + county[-4:], f"{name}中心 收货员", grant)
         center = select(Node.id).where(Node.kind == NodeKind.COUNTY_CENTER, Node.county_code == county)
         if session.scalar(center) is None:
             places.create_node(
@@ -687,15 +683,27 @@ def load_history(
         if planned.story in REFUNDED_AFTER_PAYOUT:
             refund = _bind(run.step, planned, "refund_after_sale", True)
             timeline.append((paid + timedelta(days=1), len(timeline), refund))
+    play(session, timeline, anchor, channel=channel, pickup_keys=pickup_keys)
+    return {"orders": run.created, "payout_batches": run.batches}
+
+
+def play(
+    session: Session,
+    timeline: list[tuple[datetime, int, Callable[[], None]]],
+    anchor: datetime,
+    *,
+    channel: Any,
+    pickup_keys: Any,
+) -> None:
+    """Run the steps in time order, each on the product's clock set to its moment; what a step
+    told the buyers goes out through `channel` then, as the send job would have."""
     timeline.sort(key=lambda item: (item[0], item[1]))
     with clock.frozen(anchor) as frozen:
         for when, _position, action in timeline:
             frozen.set(when)
             action()
             if channel is not None:
-                # What the step told the buyer reaches them then, as the send job would have.
                 notify.send_pending(session, channel, pickup_keys, now=when)
-    return {"orders": run.created, "payout_batches": run.batches}
 
 
 def _by_card(planned: PlannedOrder) -> PlannedOrder:

@@ -86,6 +86,21 @@ def _hours(a: Node, b: Node | None) -> timedelta:
     return PLAN_WAIT + timedelta(hours=math.ceil(km * 1.3) / PLAN_SPEED_KMH)
 
 
+def _own_scan(
+    shipment: Shipment, kind: ScanKind, node_id: int | None, actor: User | None, now: datetime, key: str
+) -> Scan:
+    """A scan another use case makes (the intake's collection, a hand-over at the point)."""
+    return Scan(
+        shipment_id=shipment.id,
+        kind=kind,
+        node_id=node_id,
+        actor_id=actor.id if actor is not None else None,
+        scanned_at=now,
+        recorded_at=now,
+        idempotency_key=key,
+    )
+
+
 def start(session: Session, sub: SubOrder, origin: Node, actor: User | None, *, now: datetime) -> Shipment:
     """The shipment of a sub-order handed in at `origin`, its legs planned from `now` and the
     intake recorded as its first scan (collected). Writes only; the intake commits."""
@@ -120,17 +135,7 @@ def start(session: Session, sub: SubOrder, origin: Node, actor: User | None, *, 
     if not found.hops and actor is not None:  # handed in where its buyer collects it
         _move(session, sub, S.IN_TRANSIT, actor, now, f"collected:{sub.number}")
         _move(session, sub, S.READY_FOR_PICKUP, actor, now, f"collected:{sub.number}")
-    session.add(
-        Scan(
-            shipment_id=shipment.id,
-            kind=ScanKind.COLLECTED,
-            node_id=origin.id,
-            actor_id=actor.id if actor is not None else None,
-            scanned_at=now,
-            recorded_at=now,
-            idempotency_key=f"collected:{sub.number}",
-        )
-    )
+    session.add(_own_scan(shipment, ScanKind.COLLECTED, origin.id, actor, now, f"collected:{sub.number}"))
     return shipment
 
 
@@ -349,17 +354,8 @@ def handed_over(session: Session, sub: SubOrder, actor: User | None, *, now: dat
         return
     shipment.status = ShipmentStatus.DELIVERED
     sub.delivered_at = now
-    session.add(
-        Scan(
-            shipment_id=shipment.id,
-            kind=ScanKind.DELIVERED,
-            node_id=shipment.current_node_id,
-            actor_id=actor.id if actor is not None else None,
-            scanned_at=now,
-            recorded_at=now,
-            idempotency_key=f"handed-over:{sub.number}",
-        )
-    )
+    key = f"handed-over:{sub.number}"
+    session.add(_own_scan(shipment, ScanKind.DELIVERED, shipment.current_node_id, actor, now, key))
 
 
 def timeline(session: Session, shipment: Shipment) -> list[Scan]:

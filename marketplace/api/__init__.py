@@ -27,6 +27,7 @@ def register_api(app: Flask, api: Api) -> None:
     from marketplace.api.proxy.routes import blp as proxy_blp
     from marketplace.api.search.routes import blp as search_blp
     from marketplace.api.standing.routes import blp as standing_blp
+    from marketplace.api.scans.routes import blp as scans_blp
     from marketplace.api.villagers.routes import blp as villagers_blp
 
     for blp in (
@@ -44,6 +45,7 @@ def register_api(app: Flask, api: Api) -> None:
         commissions_blp,
         standing_blp,
         agent_blp,
+        scans_blp,
     ):
         # Bearer tokens, not cookies, authenticate the API: no CSRF token to carry.
         csrf.exempt(blp)

@@ -48,7 +48,7 @@ from domain import (
 )
 from services import authz
 from services.authz import Party
-from services.errors import Conflict, Forbidden, NotFound, ValidationError
+from services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 from services.i18n import _
 from services.logistics import network
 from services.orders import states
@@ -356,6 +356,72 @@ def handed_over(session: Session, sub: SubOrder, actor: User | None, *, now: dat
     sub.delivered_at = now
     key = f"handed-over:{sub.number}"
     session.add(_own_scan(shipment, ScanKind.DELIVERED, shipment.current_node_id, actor, now, key))
+
+
+MAX_BATCH = 200  # scans a device sends at once (an offline day's backlog comes in several)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One scan of a batch: applied, a repeat of one made already, or refused with its error."""
+
+    index: int
+    result: ScanResult | None
+    error: ServiceError | None
+
+
+def record_batch(
+    session: Session, actor: User | None, items: list[dict[str, Any]], *, now: datetime | None = None
+) -> list[BatchItem]:
+    """A device's queued scans, in the order it made them, each applied on its own (one refused
+    scan does not stop the others; the device keeps only the refused ones). Each item holds
+    record_scan's arguments: label, kind, idempotency_key, node_id, scanned_at, latitude,
+    longitude, note."""
+    actor = authz.require_user(actor)
+    if not items or len(items) > MAX_BATCH:
+        raise ValidationError(
+            _("Send from 1 to %(n)d scans at a time.", n=MAX_BATCH), field_errors={"scans": [_("Too many.")]}
+        )
+    out: list[BatchItem] = []
+    for index, item in enumerate(items):
+        try:
+            result = record_scan(
+                session,
+                actor,
+                item.get("label"),
+                item.get("kind"),
+                item.get("idempotency_key"),
+                node_id=item.get("node_id"),
+                scanned_at=item.get("scanned_at"),
+                latitude=item.get("latitude"),
+                longitude=item.get("longitude"),
+                note=item.get("note") or "",
+                now=now,
+            )
+        except ServiceError as exc:
+            session.rollback()
+            out.append(BatchItem(index, None, exc))
+        else:
+            out.append(BatchItem(index, result, None))
+    return out
+
+
+def visible_shipment(session: Session, actor: User | None, label: Any) -> Shipment:
+    """The shipment of parcel `label` for those who follow it: its buyer, the agent who placed
+    it, its seller, the staff of any node on its way, admins; NotFound for anyone else."""
+    actor = authz.require_user(actor)
+    sub = session.scalar(select(SubOrder).where(SubOrder.number == _label(label)))
+    shipment = shipment_of(session, sub) if sub is not None else None
+    if sub is None or shipment is None:
+        raise NotFound(_("No parcel has the label %(label)s.", label=str(label)[:40]))
+    order = sub.order
+    if actor.id in (order.buyer_id, order.placed_by_id, sub.seller_id) or authz.is_admin(actor):
+        return shipment
+    ids = {shipment.origin_node_id} | {leg.to_node_id for leg in shipment.legs if leg.to_node_id}
+    nodes = session.scalars(select(Node).where(Node.id.in_(sorted(ids))))
+    if any(authz.works_at(actor, node) for node in nodes):
+        return shipment
+    raise NotFound(_("No parcel has the label %(label)s.", label=str(label)[:40]))
 
 
 def timeline(session: Session, shipment: Shipment) -> list[Scan]:

@@ -123,6 +123,7 @@ class Scope:
     villager_id: int  # a villager registered at the scope's point
     proxy_order: Order  # placed by the scope's agent for that villager, waiting for a QR payment
     lot_code: str  # a lot the scope's agent received from the scope's farmer
+    parcel_label: str  # that produce's parcel: its shipment began at the intake
     standing_id: int  # a weekly standing order of the scope's villager
     cycle_id: int  # its cycle prepared for the agent to confirm
     remittance_id: int  # the scope's agent's cash, declared to the county center, not yet counted
@@ -338,6 +339,7 @@ def _build_scope(
         villager_id=villager.id,
         proxy_order=proxy_order,
         lot_code=lot.code,
+        parcel_label=produce.sub_orders[0].number,
         standing_id=regular.id,
         cycle_id=cycle.id,
         remittance_id=remittance.id,
@@ -475,6 +477,8 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return str(scope.consent_id)
     if name == "villager_id":
         return str(scope.villager_id)
+    if name == "label":  # a parcel's label: the scope's produce, received at the point
+        return scope.parcel_label
     if name == "code":  # a lot's trace code, or a county
         return scope.lot_code if endpoint in LOT_ENDPOINTS else scope.county.code
     if name == "county_code":
@@ -600,6 +604,25 @@ BODIES: dict[str, Callable[[Scope], dict[str, Any]]] = {
         "cadence": "weekly",
         "weekday": 2,
         "idempotency_key": "matrix-standing-01",
+    },
+    # A scan at the scope's point (an exception: allowed whatever the parcel's state). A batch
+    # answers 200 with each scan's own result (a stranger's scans are refused one by one inside).
+    "api_scans.scan": lambda s: {
+        "label": s.parcel_label,
+        "kind": "exception",
+        "node_id": s.point.id,
+        "note": "权限矩阵测试",
+        "idempotency_key": "matrix-scan-0001",
+    },
+    "api_scans.batch": lambda s: {
+        "scans": [
+            {
+                "label": s.parcel_label,
+                "kind": "exception",
+                "node_id": s.point.id,
+                "idempotency_key": "matrix-scan-0002",
+            }
+        ]
     },
     "api_commissions.set_rate": lambda s: {"kind": "proxy", "category_id": None, "rate_percent": "1.5"},
 }

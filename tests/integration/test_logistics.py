@@ -8,7 +8,6 @@ center, the 顺德 merchant's county center, a distribution center in 梅州 ser
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -18,16 +17,13 @@ from domain import (
     Flow,
     LegStatus,
     Node,
-    NodeKind,
     OrderStatus,
     Role,
     Scan,
     ScanKind,
     ShipmentStatus,
-    SubOrder,
     User,
 )
-from services import places
 from services.authz import Party
 from services.errors import Forbidden, NotFound
 from services.logistics import network, scans
@@ -35,70 +31,15 @@ from services.orders import checkout, states
 from services.orders.addresses import AddressInput
 from services.orders.pricing import CheckoutSettings
 from tests.conftest import MEIXIAN, count
-from tests.factories import FOSHAN_SHUNDE, receive
+from tests.factories import Logistics, build_logistics, city_address, handed_in, receive
 
 S = OrderStatus
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0)
-MEIJIANG = "441402"  # 梅州市梅江区: the city's distribution center
-ZENGCHENG = "440118"  # 广州市增城区: a city buyer
-
-
-@dataclass
-class World:
-    point: Node
-    agent: User
-    center: Node  # 梅县
-    center_sd: Node  # 顺德
-    dc: Node  # 梅州
-    dc_fs: Node  # 佛山
-    county_staff: User
-    county_staff_sd: User
-    dc_staff: User
-    dc_staff_fs: User
 
 
 @pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> World:  # type: ignore[no-untyped-def]
-    def node(kind: NodeKind, code: str, name: str, served: tuple[str, ...] = ()) -> Node:
-        data = {"division_code": code, "name": name}
-        return places.create_node(session, admin, kind, data, served_county_codes=served)
-
-    center = node(NodeKind.COUNTY_CENTER, MEIXIAN, "梅县区县域综合服务中心")
-    center_sd = node(NodeKind.COUNTY_CENTER, FOSHAN_SHUNDE, "顺德区县域综合服务中心")
-    dc = node(NodeKind.DISTRIBUTION_CENTER, MEIJIANG, "梅州城乡配送中心", (MEIXIAN,))
-    dc_fs = node(NodeKind.DISTRIBUTION_CENTER, FOSHAN_SHUNDE, "佛山城乡配送中心", (FOSHAN_SHUNDE,))
-    return World(
-        point=point,
-        agent=agent,
-        center=center,
-        center_sd=center_sd,
-        dc=dc,
-        dc_fs=dc_fs,
-        county_staff=make_user(Role.COUNTY_STAFF, county_code=MEIXIAN, name="梅县中心"),
-        county_staff_sd=make_user(Role.COUNTY_STAFF, county_code=FOSHAN_SHUNDE, name="顺德中心"),
-        dc_staff=make_user(Role.DC_STAFF, node_id=dc.id, name="梅州配送"),
-        dc_staff_fs=make_user(Role.DC_STAFF, node_id=dc_fs.id, name="佛山配送"),
-    )
-
-
-def city_address(first_village) -> AddressInput:  # type: ignore[no-untyped-def]
-    return AddressInput(
-        recipient="黄女士",
-        phone="13912345678",
-        division_code=first_village(ZENGCHENG).code,
-        detail="荔景路1号",
-    )
-
-
-def handed_in(session, market, gateway, world: World, items: dict[str, int], **extra) -> SubOrder:  # type: ignore[no-untyped-def]
-    """A paid order of the 梅县 farmer's goods, accepted and handed in at the farmer's point (the
-    intake makes its shipment)."""
-    order = market.pay(market.place(items, SETTINGS, **extra), gateway)
-    (sub,) = order.sub_orders
-    states.apply(session, sub, S.ACCEPTED, party=Party.SELLER, actor=market.shop.meixian_farmer)
-    session.commit()
-    receive(session, gateway, sub, by=world.agent)
-    return session.get(SubOrder, sub.id)  # type: ignore[return-value]
+def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
+    return build_logistics(session, admin, make_user, point, agent)
 
 
 def key() -> str:

@@ -25,9 +25,9 @@ def register_api(app: Flask, api: Api) -> None:
     from marketplace.api.parcels.routes import blp as parcels_blp
     from marketplace.api.places.routes import blp as places_blp
     from marketplace.api.proxy.routes import blp as proxy_blp
+    from marketplace.api.scans.routes import blp as scans_blp
     from marketplace.api.search.routes import blp as search_blp
     from marketplace.api.standing.routes import blp as standing_blp
-    from marketplace.api.scans.routes import blp as scans_blp
     from marketplace.api.villagers.routes import blp as villagers_blp
 
     for blp in (

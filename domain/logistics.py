@@ -88,9 +88,7 @@ class Leg(Base):
     __table_args__ = (
         UniqueConstraint("shipment_id", "seq"),
         CheckConstraint("seq >= 1", name="seq_positive"),
-        CheckConstraint(
-            "to_node_id IS NULL OR from_node_id <> to_node_id", name="moves"
-        ),
+        CheckConstraint("to_node_id IS NULL OR from_node_id <> to_node_id", name="moves"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -41,6 +41,7 @@ from domain import (
 )
 from services.errors import Conflict
 from services.i18n import _
+from services.logistics.distance import Point, great_circle_m
 
 
 class NoRoute(Conflict):
@@ -74,9 +75,7 @@ def county_center(session: Session, county_code: str) -> Node | None:
 
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Great-circle distance between (lat, lon) pairs: enough to pick the nearest DC."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 6371.0 * 2 * math.asin(math.sqrt(h))
+    return great_circle_m(Point(*a), Point(*b)) / 1000
 
 
 def distribution_center(session: Session, county_code: str) -> Node:

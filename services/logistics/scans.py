@@ -51,6 +51,7 @@ from services.authz import Party
 from services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 from services.i18n import _
 from services.logistics import network
+from services.logistics.distance import DEFAULT_ROAD_FACTOR
 from services.orders import states
 from services.orders.checkout import check_idempotency_key
 
@@ -83,7 +84,7 @@ def _hours(a: Node, b: Node | None) -> timedelta:
         km = 100.0
     else:
         km = network.distance_km((a.latitude, a.longitude), (b.latitude, b.longitude))  # type: ignore[arg-type]
-    return PLAN_WAIT + timedelta(hours=math.ceil(km * 1.3) / PLAN_SPEED_KMH)
+    return PLAN_WAIT + timedelta(hours=math.ceil(km * DEFAULT_ROAD_FACTOR) / PLAN_SPEED_KMH)
 
 
 def _own_scan(

@@ -1010,3 +1010,62 @@ def handed_in(
     session.commit()
     receive(session, gateway, sub, by=world.agent)
     return session.get(SubOrder, sub.id)  # type: ignore[return-value]
+
+
+def credit_parcel_waiting(
+    session: Session,
+    market: Any,
+    settings: CheckoutSettings,
+    admin: User,
+    point: Node,
+    agent: User,
+    make_user: Any,
+) -> SubOrder:
+    """A villager without a phone of their own (王秀英), a proxy order of 梅县金柚 on the point's
+    agent's credit (a limit of ¥1,000 set by the county's staff), accepted, handed in, in transit
+    and arrived at the point: waiting for the villager, cash to collect."""
+    from domain import ConsentMethod
+    from services import parcels, villagers
+    from services.authz import Party
+    from services.orders import manage, states
+    from services.proxy import credit
+    from services.villagers import VillagerInput
+
+    villager = villagers.register_villager(
+        session,
+        agent,
+        VillagerInput(
+            name="王秀英", village_code=point.division_code, consent_method=ConsentMethod.IN_PERSON.value
+        ),
+        idempotency_key=checkout.new_idempotency_key(),
+    )
+    staff = make_user(Role.COUNTY_STAFF, county_code=point.county_code)
+    credit.set_credit_limit(session, staff, agent.id, 100_000, checkout.new_idempotency_key())
+    order = checkout.place_order(
+        session,
+        agent,
+        CheckoutInput(
+            items={market.product("梅县金柚").id: 1},
+            idempotency_key=checkout.new_idempotency_key(),
+            payment_method="credit",
+            delivery="pickup",
+            pickup_node_id=point.id,
+            pickup_contact=AddressInput(recipient="王秀英", phone=agent.phone),
+            address=None,
+        ),
+        settings,
+        placed_by=agent,
+        villager_id=villager.id,
+    ).order
+    (sub,) = order.sub_orders
+    manage.move(session, market.shop.meixian_farmer, sub.number, OrderStatus.ACCEPTED)
+    # Handed in at the seller's point, as the intake leaves it (services/intake.py: its own tests).
+    session.expire_all()
+    states.apply(
+        session, session.get(SubOrder, sub.id), OrderStatus.HANDED_IN, party=Party.STAFF, actor=admin
+    )  # type: ignore[arg-type]
+    session.commit()
+    manage.move(session, admin, sub.number, OrderStatus.IN_TRANSIT)
+    parcels.mark_arrived(session, agent, sub.number, checkout.new_idempotency_key())
+    session.expire_all()
+    return session.get(SubOrder, sub.id)  # type: ignore[return-value]

@@ -9,15 +9,11 @@ import re
 
 import pytest
 
-from domain import ConsentMethod, OrderStatus, ParcelHandover, PaymentStatus, Role, SubOrder
-from services import parcels, villagers
+from domain import OrderStatus, ParcelHandover, PaymentStatus, Role, SubOrder
+from services import parcels
 from services.orders import checkout
-from services.orders.addresses import AddressInput
-from services.orders.checkout import CheckoutInput
-from services.proxy import credit
-from services.villagers import VillagerInput
 from tests.conftest import YINGDE, count
-from tests.factories import pickup_code_of, pickup_parcel_in_transit
+from tests.factories import credit_parcel_waiting, pickup_code_of, pickup_parcel_in_transit
 
 S = OrderStatus
 EN = {"Accept-Language": "en"}
@@ -162,46 +158,8 @@ class TestTheHandoverForm:
 
 class TestCashOnPickup:
     @pytest.fixture()
-    def credit_parcel(self, session, market, gateway, checkout_settings, admin, point, agent, make_user):  # type: ignore[no-untyped-def]
-        villager = villagers.register_villager(
-            session,
-            agent,
-            VillagerInput(
-                name="王秀英", village_code=point.division_code, consent_method=ConsentMethod.IN_PERSON.value
-            ),
-            idempotency_key=key(),
-        )
-        staff = make_user(Role.COUNTY_STAFF, county_code=point.county_code)
-        credit.set_credit_limit(session, staff, agent.id, 100_000, key())
-        order = checkout.place_order(
-            session,
-            agent,
-            CheckoutInput(
-                items={market.product("梅县金柚").id: 1},
-                idempotency_key=key(),
-                payment_method="credit",
-                delivery="pickup",
-                pickup_node_id=point.id,
-                pickup_contact=AddressInput(recipient="王秀英", phone=agent.phone),
-                address=None,
-            ),
-            checkout_settings,
-            placed_by=agent,
-            villager_id=villager.id,
-        ).order
-        (sub,) = order.sub_orders
-        from services.authz import Party
-        from services.orders import manage, states
-
-        manage.move(session, market.shop.meixian_farmer, sub.number, S.ACCEPTED)
-        session.expire_all()
-        sub = session.get(SubOrder, sub.id)
-        states.apply(session, sub, S.HANDED_IN, party=Party.STAFF, actor=admin)
-        session.commit()
-        manage.move(session, admin, sub.number, S.IN_TRANSIT)
-        parcels.mark_arrived(session, agent, sub.number, key())
-        session.expire_all()
-        return session.get(SubOrder, sub.id)
+    def credit_parcel(self, session, market, checkout_settings, admin, point, agent, make_user):  # type: ignore[no-untyped-def]
+        return credit_parcel_waiting(session, market, checkout_settings, admin, point, agent, make_user)
 
     def test_the_form_asks_for_the_cash(self, session, as_user, agent, credit_parcel):
         client = as_user(agent)

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 
 from domain import (
-    ConsentMethod,
     CreditCollection,
     HandoverMethod,
     IdentityReason,
@@ -32,18 +31,17 @@ from domain import (
     SubOrder,
 )
 from domain import OrderStatus as S
-from services import jobs, notify, parcels, villagers
+from services import jobs, notify, parcels
 from services.authz import Party
 from services.errors import Forbidden, NotFound, ValidationError
 from services.orders import checkout, manage, states
-from services.orders.checkout import AddressInput, CheckoutInput
+from services.orders.checkout import AddressInput
 from services.orders.pickup import PickupCodeKeys, PickupCodeLocked, WrongPickupCode
 from services.orders.states import IllegalTransition
 from services.parcels import AlreadyCollected, CashNotConfirmed, HandoverInput
 from services.proxy import credit
-from services.villagers import VillagerInput
 from tests.conftest import YINGDE, count
-from tests.factories import pickup_code_of
+from tests.factories import credit_parcel_waiting, pickup_code_of
 
 E = NotificationEvent
 KEYS = PickupCodeKeys(secret="a-test-secret-for-pickup-codes-0123456789")
@@ -341,40 +339,11 @@ class TestHandingOverWithoutTheCode:
 
 
 @pytest.fixture()
-def credit_parcel(session, market, gateway, checkout_settings, admin, point, agent, make_user):  # type: ignore[no-untyped-def]
+def credit_parcel(session, market, checkout_settings, admin, point, agent, make_user):  # type: ignore[no-untyped-def]
     """A villager without a phone, a proxy order on the agent's credit, arrived at the point."""
-    villager = villagers.register_villager(
-        session,
-        agent,
-        VillagerInput(
-            name="王秀英", village_code=point.division_code, consent_method=ConsentMethod.IN_PERSON.value
-        ),
-        idempotency_key=key(),
-    )
-    staff = make_user(Role.COUNTY_STAFF, county_code=point.county_code)
-    credit.set_credit_limit(session, staff, agent.id, 100_000, key())
-    placed = checkout.place_order(
-        session,
-        agent,
-        CheckoutInput(
-            items={market.product("梅县金柚").id: 1},
-            idempotency_key=key(),
-            payment_method="credit",
-            delivery="pickup",
-            pickup_node_id=point.id,
-            pickup_contact=AddressInput(recipient="王秀英", phone=agent.phone),
-            address=None,
-        ),
-        checkout_settings,
-        placed_by=agent,
-        villager_id=villager.id,
-    )
-    order = placed.order
-    assert order.payment.status == PaymentStatus.ON_CREDIT
-    (sub,) = order.sub_orders
-    to_transit(session, market, gateway, admin, sub)
-    parcels.mark_arrived(session, agent, sub.number, key())
-    return fresh(session, sub)
+    sub = credit_parcel_waiting(session, market, checkout_settings, admin, point, agent, make_user)
+    assert sub.order.payment.status == PaymentStatus.ON_CREDIT
+    return sub
 
 
 class TestCashOnPickup:

@@ -44,7 +44,7 @@ from .ledger import (
     PayoutBatch,
     PayoutBatchStatus,
 )
-from .logistics import Flow, Leg, LegStatus, Scan, ScanKind, Shipment, ShipmentStatus
+from .logistics import Flow, Leg, LegStatus, Scan, ScanKind, Shipment, ShipmentStatus, Vehicle, VehicleKind
 from .lots import Grade, Intake, IntakeLine, IntakePhoto, Lot
 from .notifications import (
     Notification,
@@ -188,6 +188,8 @@ __all__ = [
     "SubOrder",
     "Unit",
     "User",
+    "Vehicle",
+    "VehicleKind",
     "VillageServicePoint",
     "Villager",
     "WebhookEvent",

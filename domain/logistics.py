@@ -12,14 +12,29 @@ a member of that node's staff, with the time it happened and, from a phone, wher
 only thing that moves a shipment: its state and its legs' actual times follow them, and they
 drive the sub-order's state machine (services/logistics/scans.py). A scan carries the client's
 idempotency key: the same scan sent twice is one row.
+
+A `Vehicle` belongs to a county center or a distribution center: its capacity (kg and litres:
+volume is kept in whole litres, 1 m³ = 1000 L), whether it is refrigerated, and its shift. A leg
+is carried by at most one vehicle (`Leg.vehicle_id`, set by the day's route plan or by the
+departure scan), which is how cold-chain readings from a vehicle's logger reach the lots aboard.
 """
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, time
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Time,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
@@ -57,6 +72,39 @@ class ScanKind(enum.StrEnum):
     ARRIVED = "arrived"  # arrived at a node at the end of a leg
     DELIVERED = "delivered"  # handed to the recipient (at the door, or collected at the point)
     EXCEPTION = "exception"  # damaged, missing, refused: recorded, moves nothing
+
+
+class VehicleKind(enum.StrEnum):
+    AMBIENT = "ambient"  # 常温
+    REFRIGERATED = "refrigerated"  # 冷藏车: carries chilled and frozen goods (and ambient)
+
+
+class Vehicle(Base):
+    """A vehicle based at a county center or a distribution center."""
+
+    __tablename__ = "vehicles"
+    __table_args__ = (
+        CheckConstraint("capacity_kg > 0", name="capacity_kg_positive"),
+        CheckConstraint("capacity_l > 0", name="capacity_l_positive"),
+        CheckConstraint("shift_start < shift_end", name="shift_order"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+    plate: Mapped[str] = mapped_column(String(16), unique=True)  # 车牌, e.g. 粤M·12345
+    kind: Mapped[VehicleKind] = mapped_column(str_enum(VehicleKind, 16), default=VehicleKind.AMBIENT)
+    capacity_kg: Mapped[int]
+    capacity_l: Mapped[int]  # load volume in litres
+    shift_start: Mapped[time] = mapped_column(Time)  # local time (Asia/Shanghai)
+    shift_end: Mapped[time] = mapped_column(Time)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    node = relationship("Node", lazy="joined")
+
+    @property
+    def refrigerated(self) -> bool:
+        return self.kind == VehicleKind.REFRIGERATED
 
 
 class Shipment(Base):
@@ -102,8 +150,11 @@ class Leg(Base):
     planned_arrive_at: Mapped[datetime | None] = mapped_column(default=None)
     departed_at: Mapped[datetime | None] = mapped_column(default=None)
     arrived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The vehicle carrying it (None: not assigned yet, or a walk to the door).
+    vehicle_id: Mapped[int | None] = mapped_column(ForeignKey("vehicles.id"), index=True, default=None)
 
     shipment: Mapped[Shipment] = relationship(back_populates="legs")
+    vehicle: Mapped[Vehicle | None] = relationship(lazy="joined")
 
 
 class Scan(Base):

@@ -27,7 +27,7 @@ from services import accounts, places
 from services.sms import OutboxSmsGateway
 
 if "faketime" in os.environ.get("LD_PRELOAD", ""):
-    # The year-ahead pass (make test-year-ahead) runs under Debian's libfaketime 0.9.10, whose
+    # The SQLite tier and the year-ahead unit pass (make test-sqlite, test-year-ahead) run under Debian's libfaketime 0.9.10, whose
     # clock_nanosleep(TIMER_ABSTIME) fails with EINVAL once the monotonic clock is left real
     # (FAKETIME_DONT_FAKE_MONOTONIC=1, needed so lock and event timeouts still end). time.sleep
     # uses that call; a select() timeout sleeps just as well and is relative.
@@ -49,8 +49,8 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 SEED_DATA = PROJECT_ROOT / "seed" / "data"
-# The instant every test starts at, whatever the date the suite runs on (make test also runs the
-# unit and SQLite tiers with the machine's clock a year ahead to prove it).
+# The instant every test starts at, whatever the date the suite runs on (make test runs the SQLite
+# tier, and the unit tier a second time, with the machine's clock a year ahead to prove it).
 NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
 PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_PASSWORD = "nongye-2026"

@@ -22,7 +22,9 @@ parcel was collected already.
 
 Uncollected (`flag_uncollected`, the flag-uncollected-parcels job). After PARCEL_REMIND_DAYS
 the recipient gets one reminder SMS; after PARCEL_RETURN_DAYS the parcel goes back: a handover
-row with method "returned" and the sub-order's full refund through the standard refund path
+row with method "returned", reverse legs taking the parcel back to its origin (its shipment
+RETURNING, then RETURNED when it arrives there: services/logistics/scans.send_back), and the
+sub-order's full refund through the standard refund path
 (services/payments/service.refund_sub_order, as the admins' rule: only admins decide money after
 hand-in, and this is their standing decision, run by the system). The complete-delivered job
 no longer completes parcels waiting at a pickup point (services/jobs.py): they leave the point
@@ -677,6 +679,7 @@ def _return_one(
         party=Party.ADMIN,  # money after hand-in is the admins' decision: this is their standing rule
         now=now,
     )
+    scans.send_back(session, sub, now=now)  # the parcel goes back the way it came
     return True
 
 

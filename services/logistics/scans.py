@@ -15,6 +15,10 @@ Scans move it, each by a member of the node's staff (authz.works_at):
                completion timer starts (`SubOrder.delivered_at`; services/jobs.complete_delivered)
     exception  recorded with its note, moves nothing
 
+A parcel not collected in time is returned (services/parcels.py): `send_back` gives its shipment
+reverse legs from where it waits back to its origin, the way it came; their departed and arrived
+scans move only the parcel (RETURNING, then RETURNED at the origin), never the refunded sub-order.
+
 A scan that repeats one already made (the same label scanned again at the same node for the same
 move) changes nothing and answers with the first; the same idempotency key again is the same scan.
 A scan out of order (an arrival where the parcel never left for, a departure from a node it is not
@@ -197,6 +201,19 @@ def _expected(session: Session, shipment: Shipment) -> str:
     return _("Next: it arrives at %(node)s.", node=node.name)
 
 
+def _fits(leg: Leg | None, kind: ScanKind, node_id: int | None) -> bool:
+    """Whether scanning `kind` at `node_id` is the parcel's next move (its next leg `leg`)."""
+    if leg is None:
+        return False
+    if kind == ScanKind.DEPARTED:
+        return leg.status == LegStatus.PLANNED and leg.from_node_id == node_id
+    if kind == ScanKind.ARRIVED:
+        return leg.status == LegStatus.DEPARTED and node_id is not None and leg.to_node_id == node_id
+    if kind == ScanKind.DELIVERED:
+        return leg.status == LegStatus.DEPARTED and leg.to_node_id is None
+    return False
+
+
 def _move(session: Session, sub: SubOrder, target: OrderStatus, actor: User, at: datetime, key: str) -> None:
     """The sub-order follows its parcel, where its state machine allows (a sub-order waiting
     for an after-sale decision keeps its state; the parcel moves on)."""
@@ -293,13 +310,17 @@ def apply_scan(
         raise ValidationError(_("Choose the node you scan at."), field_errors={"node_id": [_("Required.")]})
     if not authz.works_at(actor, node_for_staff):
         raise Forbidden(_("Only the staff of %(node)s scan parcels there.", node=node_for_staff.name))
-    if sub.status in (S.CANCELLED, S.REFUNDED):
+    returning = shipment.status in (ShipmentStatus.RETURNING, ShipmentStatus.RETURNED)
+    if sub.status in (S.CANCELLED, S.REFUNDED) and not returning:
         raise IllegalScan(_("This order was cancelled or refunded: set the parcel aside for return."))
     node_ref = node.id if node is not None else None
-    if kind != ScanKind.EXCEPTION:
+    if kind != ScanKind.EXCEPTION and not _fits(leg, kind, node_ref):
+        # Not the next move: the same move scanned again changes nothing; anything else is out
+        # of order. (The next move is checked first: a returning parcel passes nodes it passed.)
         repeated = _repeat(session, shipment, kind, node_ref)
         if repeated is not None:
             return ScanResult(repeated, applied=False)
+        raise IllegalScan(_expected(session, shipment))
     scan = Scan(
         shipment_id=shipment.id,
         kind=kind,
@@ -313,11 +334,12 @@ def apply_scan(
         idempotency_key=key,
     )
     if kind == ScanKind.DEPARTED:
-        if leg is None or leg.status != LegStatus.PLANNED or leg.from_node_id != node_ref:
-            raise IllegalScan(_expected(session, shipment))
+        assert leg is not None
         leg.status, leg.departed_at = LegStatus.DEPARTED, at
         shipment.current_node_id = None
-        if leg.to_node_id is None:
+        if returning:
+            pass  # the sub-order was refunded: only the parcel moves, back to its origin
+        elif leg.to_node_id is None:
             shipment.status = ShipmentStatus.OUT_FOR_DELIVERY
             _move(session, sub, S.IN_TRANSIT, actor, at, key)
             _move(session, sub, S.OUT_FOR_DELIVERY, actor, at, key)
@@ -325,18 +347,19 @@ def apply_scan(
             shipment.status = ShipmentStatus.MOVING
             _move(session, sub, S.IN_TRANSIT, actor, at, key)
     elif kind == ScanKind.ARRIVED:
-        if leg is None or leg.status != LegStatus.DEPARTED or leg.to_node_id != node_ref or node_ref is None:
-            raise IllegalScan(_expected(session, shipment))
+        assert leg is not None
         leg.status, leg.arrived_at = LegStatus.ARRIVED, at
         shipment.current_node_id = node_ref
-        if _next_leg(shipment) is None:  # the pickup node
+        if returning:
+            last = _next_leg(shipment) is None
+            shipment.status = ShipmentStatus.RETURNED if last else ShipmentStatus.RETURNING
+        elif _next_leg(shipment) is None:  # the pickup node
             shipment.status = ShipmentStatus.READY
             _move(session, sub, S.READY_FOR_PICKUP, actor, at, key)
         else:
             shipment.status = ShipmentStatus.AT_NODE
     elif kind == ScanKind.DELIVERED:
-        if leg is None or leg.status != LegStatus.DEPARTED or leg.to_node_id is not None:
-            raise IllegalScan(_expected(session, shipment))
+        assert leg is not None
         leg.status, leg.arrived_at = LegStatus.ARRIVED, at
         shipment.status = ShipmentStatus.DELIVERED
         sub.delivered_at = at
@@ -357,6 +380,46 @@ def handed_over(session: Session, sub: SubOrder, actor: User | None, *, now: dat
     sub.delivered_at = now
     key = f"handed-over:{sub.number}"
     session.add(_own_scan(shipment, ScanKind.DELIVERED, shipment.current_node_id, actor, now, key))
+
+
+def send_back(session: Session, sub: SubOrder, *, now: datetime) -> Shipment | None:
+    """The parcel of a returned sub-order (not collected at its pickup node: services/parcels.py)
+    goes back to its origin as reverse legs, the way it came, planned from `now`; its scans move
+    only the parcel (the sub-order was refunded). Written in the caller's transaction; None for a
+    sub-order with no shipment or a parcel not waiting at a node."""
+    shipment = shipment_of(session, sub)
+    if shipment is None or shipment.current_node_id is None:
+        return None
+    if shipment.status not in (ShipmentStatus.READY, ShipmentStatus.AT_NODE):
+        return None
+    forward = [leg for leg in shipment.legs if not leg.reverse and leg.status == LegStatus.ARRIVED]
+    back = [(leg.to_node_id, leg.from_node_id) for leg in reversed(forward) if leg.to_node_id is not None]
+    # From where it waits, only over the legs it travelled (it may be returned from a node on the way).
+    while back and back[0][0] != shipment.current_node_id:
+        back.pop(0)
+    if not back:
+        return None
+    nodes = {
+        n.id: n for n in session.scalars(select(Node).where(Node.id.in_({a for pair in back for a in pair})))
+    }
+    at, seq = now, max(leg.seq for leg in shipment.legs)
+    for a, b in back:
+        seq += 1
+        arrive = at + _hours(nodes[a], nodes[b])
+        shipment.legs.append(
+            Leg(
+                seq=seq,
+                from_node_id=a,
+                to_node_id=b,
+                reverse=True,
+                planned_depart_at=at + PLAN_WAIT,
+                planned_arrive_at=arrive,
+            )
+        )
+        at = arrive
+    shipment.status, shipment.eta_at = ShipmentStatus.RETURNING, at
+    session.flush()
+    return shipment
 
 
 MAX_BATCH = 200  # scans a device sends at once (an offline day's backlog comes in several)

@@ -262,6 +262,86 @@ class TestTheParcelsJourney:
             ScanKind.DELIVERED,
         ]
 
+    def test_an_uncollected_parcel_goes_back_the_way_it_came_and_moves_only_itself(
+        self, session, market, gateway, world, clock
+    ):
+        from services import parcels, proxy, villagers
+        from services.villagers import VillagerInput
+        from tests.factories import carry
+
+        villager = villagers.register_villager(
+            session,
+            world.agent,
+            VillagerInput(name="李阿公", village_code=world.point.division_code),
+            idempotency_key=key(),
+        )
+        order = proxy.place(
+            session,
+            gateway,
+            world.agent,
+            villager.id,
+            "cash",
+            key(),
+            SETTINGS,
+            items={market.product("复合肥").id: 1},
+        ).order
+        (sub,) = order.sub_orders
+        states.apply(session, sub, S.ACCEPTED, party=Party.SELLER, actor=market.shop.merchant)
+        session.commit()
+        receive(session, gateway, sub, by=world.county_staff_sd)
+        carry(session, sub)
+        shipment = scans.shipment_of(session, sub)
+        assert shipment is not None and sub.status == S.READY_FOR_PICKUP
+        center_departure = session.scalar(
+            select(Scan).where(
+                Scan.shipment_id == shipment.id, Scan.node_id == world.center.id, Scan.kind == "departed"
+            )
+        )
+        assert center_departure is not None
+        clock.advance(timedelta(days=parcels.RETURN_DAYS, hours=1))
+        report = parcels.flag_uncollected(session, gateway)
+        session.refresh(shipment)
+        assert report.returned == 1 and sub.status == S.REFUNDED
+        assert shipment.status == ShipmentStatus.RETURNING and shipment.current_node_id == world.point.id
+        back = [leg for leg in shipment.legs if leg.reverse]
+        assert [(leg.from_node_id, leg.to_node_id) for leg in back] == [
+            (world.point.id, world.center.id),
+            (world.center.id, world.dc.id),
+            (world.dc.id, world.dc_fs.id),
+            (world.dc_fs.id, world.center_sd.id),
+        ]
+        assert shipment.eta_at == back[-1].planned_arrive_at and back[0].planned_depart_at > clock.now()
+        # Once is enough: the job again adds no legs.
+        parcels.flag_uncollected(session, gateway)
+        assert len(shipment.legs) == 8
+
+        # It leaves the point; at the county center, a departure is its next move again (it
+        # left there once on its way down: that old scan re-sent is still that old scan).
+        scans.record_scan(session, world.agent, sub.number, "departed", key(), node_id=world.point.id)
+        scans.record_scan(session, world.county_staff, sub.number, "arrived", key(), node_id=world.center.id)
+        assert shipment.status == ShipmentStatus.RETURNING and shipment.current_node_id == world.center.id
+        again = scans.record_scan(
+            session,
+            world.county_staff,
+            sub.number,
+            "departed",
+            center_departure.idempotency_key,
+            node_id=world.center.id,
+        )
+        assert not again.applied and again.scan.id == center_departure.id
+        onward = scans.record_scan(
+            session, world.county_staff, sub.number, "departed", key(), node_id=world.center.id
+        )
+        assert onward.applied and onward.scan.leg_id == back[1].id
+        carry(session, sub)
+        session.refresh(shipment)
+        assert shipment.status == ShipmentStatus.RETURNED and shipment.current_node_id == world.center_sd.id
+        assert sub.status == S.REFUNDED  # the scans moved only the parcel
+        with pytest.raises(scans.IllegalScan, match="nothing more to scan"):
+            scans.record_scan(
+                session, world.county_staff_sd, sub.number, "delivered", key(), node_id=world.center_sd.id
+            )
+
     def test_the_staff_buttons_give_way_to_scans(self, session, market, gateway, world):
         from services.orders import manage
 

@@ -45,7 +45,7 @@ from .ledger import (
     PayoutBatchStatus,
 )
 from .logistics import Flow, Leg, LegStatus, Scan, ScanKind, Shipment, ShipmentStatus, Vehicle, VehicleKind
-from .lots import Grade, Intake, IntakeLine, IntakePhoto, Lot
+from .lots import Grade, Intake, IntakeLine, IntakePhoto, Lot, LotEvent
 from .notifications import (
     Notification,
     NotificationEvent,
@@ -141,6 +141,7 @@ __all__ = [
     "LoginSession",
     "LoginThrottle",
     "Lot",
+    "LotEvent",
     "Node",
     "NodeKind",
     "Notification",

@@ -15,9 +15,11 @@ apart from listing photos.
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
@@ -144,6 +146,9 @@ class Lot(Base):
     photo_id: Mapped[int | None] = mapped_column(ForeignKey("intake_photos.id"), default=None)
     received_at: Mapped[datetime] = mapped_column(default=clock.now)
     received_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # The newest hash of the lot's event chain (LotEvent), kept apart from the events: a chain cut
+    # short or rewritten from some event on no longer ends here (services/logistics/trace.py).
+    chain_head: Mapped[str | None] = mapped_column(String(64), default=None)
 
     intake: Mapped[Intake] = relationship(back_populates="lots")
     intake_line = relationship("IntakeLine", lazy="joined")
@@ -151,3 +156,31 @@ class Lot(Base):
     product = relationship("Product", lazy="joined")
     node = relationship("Node", lazy="joined")
     photo = relationship("IntakePhoto", lazy="joined")
+
+
+class LotEvent(Base):
+    """One event of a lot's SM3 hash chain (services/logistics/chain.py): what happened (received,
+    departed, arrived, delivered, exception, a temperature excursion), as the canonical JSON that
+    was hashed, with the hash of the event before it and its own. Rows are only ever added."""
+
+    __tablename__ = "lot_events"
+    __table_args__ = (UniqueConstraint("lot_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id", ondelete="CASCADE"))
+    seq: Mapped[int]  # 1, 2, … in the chain's order
+    kind: Mapped[str] = mapped_column(String(16))
+    # The scan the event was made from, to check the event still says what the scan says.
+    scan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scans.id", ondelete="SET NULL"), index=True, default=None
+    )
+    happened_at: Mapped[datetime]
+    body: Mapped[str] = mapped_column(Text)  # the event's canonical JSON (UTF-8 text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    recorded_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    @property
+    def event(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.body)
+        return loaded

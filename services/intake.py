@@ -83,6 +83,7 @@ from services.catalog.parsing import _plain_number
 from services.errors import Conflict, NotFound, ServiceError, ValidationError
 from services.i18n import _
 from services.logistics import network, scans
+from services.logistics import trace as lot_chain
 from services.orders import states
 from services.orders.checkout import check_idempotency_key
 from services.payments import service as payments
@@ -562,6 +563,7 @@ def _write_intake(
     )
     session.add(intake)
     session.flush()
+    lots: list[Lot] = []
     for c in checked:
         row = IntakeLine(
             intake_id=intake.id,
@@ -576,7 +578,7 @@ def _write_intake(
         session.add(row)
         session.flush()
         if c.charged_fen > 0:
-            session.add(
+            lots.append(
                 Lot(
                     code=new_lot_code(),
                     intake_id=intake.id,
@@ -594,6 +596,9 @@ def _write_intake(
                     received_by_id=actor.id,
                 )
             )
+    session.add_all(lots)
+    session.flush()
+    lot_chain.record_received(session, lots)  # each lot's chain starts here
     details = {"intake": intake.id, "goods_fen": goods, "difference_fen": difference}
     if accepted:
         states.apply(session, sub, S.HANDED_IN, party=Party.STAFF, actor=actor, details=details, now=now)

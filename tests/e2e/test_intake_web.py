@@ -102,15 +102,20 @@ class TestTheAgentsDay:
         assert "二级" in theirs and 'class="num intake-difference" data-fen="900"' in theirs
 
         # Anyone may read a lot's trace: product, village and town, grade, day, point; nothing personal.
-        trace = client.get(f"/trace/{lots[0].code.lower()}")
+        old_link = client.get(f"/trace/{lots[0].code.lower()}")  # printed before /t/ existed
+        assert old_link.status_code == 301 and old_link.headers["Location"].endswith(
+            f"/t/{lots[0].code.lower()}"
+        )
+        trace = client.get(f"/t/{lots[0].code.lower()}")
         assert trace.status_code == 200
         text = html(trace)
         origin = market.product(POMELO).origin
         assert origin.short_name in text and origin.parent.name in text
         assert "二级" in text and "2026-11-26" in text and agent.display_name not in text
         assert market.shop.meixian_farmer.display_name not in text and market.buyer.phone not in text
-        assert client.get("/trace/AAAAAAAAAAAAAAAA").status_code == 404
-        assert client.get("/trace/x").status_code == 404
+        assert 'data-verified="yes"' in text
+        assert client.get("/t/AAAAAAAAAAAAAAAA").status_code == 404
+        assert client.get("/t/x").status_code == 404
 
     def test_the_same_form_sent_twice_applies_once_another_finds_it_received(
         self, session, sub, as_user, agent

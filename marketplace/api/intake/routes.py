@@ -5,9 +5,10 @@ request, one idempotency key), the intake and lots, and a lot's public trace
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import current_app
+from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from marketplace.api.catalog.routes import photo_sized
@@ -27,6 +28,7 @@ from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.gateways import media_storage, payment_gateway
 from services import intake
+from services.logistics import trace as lot_chain
 
 blp = Blueprint(
     "api_intake", __name__, description="Produce handed in at the village point, weighed and graded"
@@ -140,6 +142,17 @@ def get_lot(code: str):  # type: ignore[no-untyped-def]
 @blp.response(200, TraceSchema)
 @blp.alt_response(404, description="No lot has this code")
 def trace(code: str):  # type: ignore[no-untyped-def]
-    """A lot's public trace (no login): product, origin village and town, grade, weight, intake
-    day and point. Nothing personal."""
-    return intake.trace(get_session(), code)
+    """A lot's public trace (no login): product, origin village and town, the farmer (masked),
+    harvest, certifications, grade, weight, intake day and point, every event of its SM3 hash
+    chain, and whether the chain verifies. Nothing personal."""
+    return lot_chain.lot_trace(get_session(), code)
+
+
+@blp.route("/trace/<code>/epcis", methods=["GET"])
+@blp.response(200, content_type="application/ld+json", description="An EPCIS 2.0 EPCISDocument (JSON-LD)")
+@blp.alt_response(404, description="No lot has this code")
+def trace_epcis(code: str):  # type: ignore[no-untyped-def]
+    """A lot's events as a GS1 EPCIS 2.0 JSON-LD document: one ObjectEvent per event of its chain
+    (business step, disposition, read point, the lot's quantity in kg), for partners' systems."""
+    body = json.dumps(lot_chain.epcis(get_session(), code), ensure_ascii=False)
+    return Response(body, mimetype="application/ld+json")

@@ -147,21 +147,41 @@ class IntakePhotoSchema(PhotoSchema):
     pass
 
 
+class TraceStepSchema(BaseSchema):
+    kind = fields.String(dump_only=True, metadata={"description": "received, departed, arrived, delivered, exception"})
+    at = fields.AwareDateTime(dump_only=True)
+    node = fields.String(dump_only=True, metadata={"description": "where (empty: at the buyer's door)"})
+    division = fields.String(dump_only=True)
+    hash = fields.String(dump_only=True, metadata={"description": "the event's SM3 chain hash (hex)"})
+
+
 class TraceSchema(BaseSchema):
-    code = fields.String(dump_only=True)
-    product = fields.String(dump_only=True)
-    category = fields.String(dump_only=True)
+    """A lot's public trace (services/logistics/trace.lot_trace): nothing personal."""
+
+    code = fields.String(attribute="base.code", dump_only=True)
+    product = fields.String(attribute="base.product", dump_only=True)
+    category = fields.String(attribute="base.category", dump_only=True)
     origin = fields.Function(
-        lambda t: [d.name for d in t.origin],
+        lambda t: [d.name for d in t.base.origin],
         dump_only=True,
         metadata={"description": "city, county, town, village of the product's origin"},
     )
-    village = fields.String(dump_only=True)
-    town = fields.String(dump_only=True)
-    grade = fields.Function(lambda t: t.grade.value, dump_only=True)
-    weight_g = fields.Integer(dump_only=True)
-    quantity = fields.Integer(dump_only=True)
-    unit = fields.String(dump_only=True)
-    received_on = fields.Date(dump_only=True)
-    point = fields.String(dump_only=True)
-    storage_class = fields.String(dump_only=True)
+    village = fields.String(attribute="base.village", dump_only=True)
+    town = fields.String(attribute="base.town", dump_only=True)
+    farmer = fields.String(dump_only=True, metadata={"description": "the shop's name, or the farmer's masked"})
+    grade = fields.Function(lambda t: t.base.grade.value, dump_only=True)
+    weight_g = fields.Integer(attribute="base.weight_g", dump_only=True)
+    quantity = fields.Integer(attribute="base.quantity", dump_only=True)
+    unit = fields.String(attribute="base.unit", dump_only=True)
+    harvest_start = fields.Date(dump_only=True, allow_none=True)
+    harvest_end = fields.Date(dump_only=True, allow_none=True)
+    certifications = fields.Function(
+        lambda t: [{"kind": kind, "number": number} for kind, number in t.certifications], dump_only=True
+    )
+    received_on = fields.Date(attribute="base.received_on", dump_only=True)
+    point = fields.String(attribute="base.point", dump_only=True)
+    storage_class = fields.String(attribute="base.storage_class", dump_only=True)
+    steps = fields.List(fields.Nested(TraceStepSchema), dump_only=True)
+    verified = fields.Function(lambda t: t.check.ok, dump_only=True, metadata={"description": "the chain verifies"})
+    verification = fields.Function(lambda t: str(t.check.message), dump_only=True)
+    chain_head = fields.Function(lambda t: t.check.head, dump_only=True, metadata={"description": "newest hash"})

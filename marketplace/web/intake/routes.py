@@ -26,6 +26,7 @@ from marketplace.gateways import media_storage, payment_gateway
 from marketplace.web.forms import form_status, reraise_access
 from marketplace.web.intake import bp
 from services import intake
+from services.logistics import trace as lot_chain
 from services.errors import ServiceError, ValidationError
 from services.orders import checkout
 from services.validation import id_or_none
@@ -180,11 +181,18 @@ def _render_done(done: intake.Intake, *, error: str | None = None, status: int =
 trace_bp = Blueprint("trace", __name__)
 
 
-@trace_bp.get("/trace/<code>")
+@trace_bp.get("/t/<code>")
 def trace_page(code: str):  # type: ignore[no-untyped-def]
-    """A lot's public trace (no login): product, origin village and town, grade, intake day and
-    point. Nothing personal."""
-    return render_template("intake/trace.html", trace=intake.trace(get_session(), code))
+    """A lot's public trace (no login, phone first): product, origin village and county, the farmer
+    (masked), harvest, certifications, grade, intake day and point, every event of its journey and
+    whether its hash chain verifies (services/logistics/trace.py). Nothing personal."""
+    return render_template("intake/trace.html", trace=lot_chain.lot_trace(get_session(), code))
+
+
+@trace_bp.get("/trace/<code>")
+def old_trace_page(code: str):  # type: ignore[no-untyped-def]
+    """Where trace codes pointed before /t/<code>: printed labels keep working."""
+    return redirect(url_for(".trace_page", code=code), code=301)
 
 
 @bp.record_once

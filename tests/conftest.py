@@ -27,10 +27,11 @@ from services import accounts, places
 from services.sms import OutboxSmsGateway
 
 if "faketime" in os.environ.get("LD_PRELOAD", ""):
-    # The SQLite tier and the year-ahead unit pass (make test-sqlite, test-year-ahead) run under Debian's libfaketime 0.9.10, whose
-    # clock_nanosleep(TIMER_ABSTIME) fails with EINVAL once the monotonic clock is left real
-    # (FAKETIME_DONT_FAKE_MONOTONIC=1, needed so lock and event timeouts still end). time.sleep
-    # uses that call; a select() timeout sleeps just as well and is relative.
+    # The SQLite tier and the year-ahead unit pass (make test-sqlite, test-year-ahead) run under
+    # Debian's libfaketime 0.9.10, whose clock_nanosleep(TIMER_ABSTIME) fails with EINVAL once
+    # the monotonic clock is left real (FAKETIME_DONT_FAKE_MONOTONIC=1, needed so lock and event
+    # timeouts still end). time.sleep uses that call; a select() timeout sleeps just as well and
+    # is relative.
     import select
     import time
 

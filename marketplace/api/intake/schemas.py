@@ -148,7 +148,9 @@ class IntakePhotoSchema(PhotoSchema):
 
 
 class TraceStepSchema(BaseSchema):
-    kind = fields.String(dump_only=True, metadata={"description": "received, departed, arrived, delivered, exception"})
+    kind = fields.String(
+        dump_only=True, metadata={"description": "received, departed, arrived, delivered, exception"}
+    )
     at = fields.AwareDateTime(dump_only=True)
     node = fields.String(dump_only=True, metadata={"description": "where (empty: at the buyer's door)"})
     division = fields.String(dump_only=True)
@@ -168,7 +170,9 @@ class TraceSchema(BaseSchema):
     )
     village = fields.String(attribute="base.village", dump_only=True)
     town = fields.String(attribute="base.town", dump_only=True)
-    farmer = fields.String(dump_only=True, metadata={"description": "the shop's name, or the farmer's masked"})
+    farmer = fields.String(
+        dump_only=True, metadata={"description": "the shop's name, or the farmer's masked"}
+    )
     grade = fields.Function(lambda t: t.base.grade.value, dump_only=True)
     weight_g = fields.Integer(attribute="base.weight_g", dump_only=True)
     quantity = fields.Integer(attribute="base.quantity", dump_only=True)
@@ -182,6 +186,10 @@ class TraceSchema(BaseSchema):
     point = fields.String(attribute="base.point", dump_only=True)
     storage_class = fields.String(attribute="base.storage_class", dump_only=True)
     steps = fields.List(fields.Nested(TraceStepSchema), dump_only=True)
-    verified = fields.Function(lambda t: t.check.ok, dump_only=True, metadata={"description": "the chain verifies"})
+    verified = fields.Function(
+        lambda t: t.check.ok, dump_only=True, metadata={"description": "the chain verifies"}
+    )
     verification = fields.Function(lambda t: str(t.check.message), dump_only=True)
-    chain_head = fields.Function(lambda t: t.check.head, dump_only=True, metadata={"description": "newest hash"})
+    chain_head = fields.Function(
+        lambda t: t.check.head, dump_only=True, metadata={"description": "newest hash"}
+    )

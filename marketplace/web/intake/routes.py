@@ -26,8 +26,8 @@ from marketplace.gateways import media_storage, payment_gateway
 from marketplace.web.forms import form_status, reraise_access
 from marketplace.web.intake import bp
 from services import intake
-from services.logistics import trace as lot_chain
 from services.errors import ServiceError, ValidationError
+from services.logistics import trace as lot_chain
 from services.orders import checkout
 from services.validation import id_or_none
 

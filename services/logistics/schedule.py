@@ -29,7 +29,8 @@ haversine DistanceMatrix of distance.py); a node without coordinates counts UNKN
 round DOOR_KM. There are no public holidays in this calendar yet: a deployment that stops runs at
 the Spring Festival would add a list of closed days here.
 
-Everything but `load_stops` is pure: times in, times out (aware UTC instants; days are China's).
+The planning is pure: times in, times out (aware UTC instants; days are China's). `estimate`
+loads what it needs for a buyer's page (the seller's origin, the route) and plans from the clock.
 """
 
 from __future__ import annotations
@@ -38,7 +39,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from domain import Node, NodeKind, clock
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from domain import (
+    Address,
+    DeliveryMethod,
+    Node,
+    NodeKind,
+    Order,
+    Role,
+    SellerKind,
+    SellerProfile,
+    User,
+    clock,
+)
+from services import authz
+from services.logistics import network
 from services.logistics.distance import DEFAULT_ROAD_FACTOR, DEFAULT_SPEED_KMH, Point, great_circle_m
 
 EVERY_DAY = "1234567"
@@ -277,3 +294,105 @@ def parse_time(raw: str | time | None) -> time:
     if not sep or not hours.isdigit() or not minutes.isdigit() or len(minutes) != 2 or len(hours) > 2:
         raise ValueError(f"not a time: {raw!r}")
     return time(int(hours), int(minutes))  # ValueError beyond 23:59
+
+
+# --- the estimate a buyer reads (the product page, checkout, the cart API) -----------------------------
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a buyer gets the goods: a pickup node, or a door in a division (a town or village)."""
+
+    pickup_node: Node | None = None
+    door_division_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    ready_at: datetime  # collectable at the point (or at the door) from then
+    order_by: datetime  # ordered by then, it is ready then
+    place: str  # the pickup node's name; "" for the door
+    to_door: bool
+
+
+def origin_of(session: Session, profile: SellerProfile) -> Node | None:
+    """Where the seller's goods come into the network (network.py's docstring): the seller's open
+    home point, else their county's service center."""
+    point = profile.home_point
+    if point is not None and point.active:
+        return point
+    county = profile.county_code or profile.division_code[:6]
+    return network.county_center(session, county)
+
+
+def estimate(
+    session: Session, seller_id: int, destination: Destination, *, now: datetime | None = None
+) -> Estimate | None:
+    """When goods of `seller_id` ordered now would be ready at `destination`; None when the
+    network has no route for them (no center, no DC, a closed point) or nothing says where."""
+    profile = session.get(SellerProfile, seller_id)
+    if profile is None:
+        return None
+    node = destination.pickup_node
+    if node is not None:
+        if not node.active:
+            return None
+        # Only what network.route reads: a transient order, never added to the session.
+        order = Order(
+            delivery_method=DeliveryMethod.PICKUP, pickup_node_id=node.id, division_code=node.division_code
+        )
+    elif destination.door_division_code:
+        order = Order(delivery_method=DeliveryMethod.HOME, division_code=destination.door_division_code)
+    else:
+        return None
+    origin = origin_of(session, profile)
+    if origin is None:
+        return None
+    try:
+        found = network.route(session, origin, order, farm=profile.kind != SellerKind.MERCHANT)
+        planned = plan(
+            load_stops(found.hops), origin=Stop.of(origin), at_time=now or clock.now(), ordered=True
+        )
+    except (network.NoRoute, NoRun):
+        return None
+    assert planned.order_by is not None  # planned from an order
+    return Estimate(
+        ready_at=planned.ready_at,
+        order_by=planned.order_by,
+        place=node.name if node is not None else "",
+        to_door=node is None,
+    )
+
+
+def buyer_destination(session: Session, user: User | None) -> Destination:
+    """Where a buyer most likely gets their goods, for the product page: an agent's own point;
+    else the pickup point of their last order collected at one; else their default address's
+    door. Nothing for a visitor or a new buyer (the page then says nothing)."""
+    if user is None:
+        return Destination()
+    points = sorted(authz.node_ids(user, Role.AGENT))
+    if points:
+        point = session.get(Node, points[0])
+        if point is not None and point.active:
+            return Destination(pickup_node=point)
+    last = session.execute(
+        select(Order.delivery_method, Order.pickup_node_id, Order.division_code)
+        .where(Order.buyer_id == user.id)
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(1)
+    ).first()
+    if last is not None and last.delivery_method == DeliveryMethod.PICKUP and last.pickup_node_id:
+        point = session.get(Node, last.pickup_node_id)
+        if point is not None and point.active:
+            return Destination(pickup_node=point)
+    address = session.scalar(
+        select(Address.division_code)
+        .where(Address.user_id == user.id, Address.deleted_at.is_(None))
+        .order_by(Address.is_default.desc(), Address.id.desc())
+        .limit(1)
+    )
+    if address is not None:
+        return Destination(door_division_code=address)
+    if last is not None:
+        return Destination(door_division_code=last.division_code)
+    return Destination()

@@ -57,6 +57,7 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.globals["order_status_label"] = order_status_label
     app.jinja_env.globals["seller_name"] = seller_name
     app.jinja_env.globals["expected_line"] = expected_line
+    app.jinja_env.globals["weekdays_label"] = weekdays_label
 
 
 def role_label(role: object) -> str:
@@ -106,10 +107,10 @@ def order_status_label(status: object) -> str:
     return labels.get(getattr(status, "value", str(status)), str(status))
 
 
-def _weekday(value: datetime) -> str:
+def _weekday_names() -> tuple[str, ...]:
     from flask_babel import gettext
 
-    names = (
+    return (
         gettext("Mon"),
         gettext("Tue"),
         gettext("Wed"),
@@ -118,7 +119,20 @@ def _weekday(value: datetime) -> str:
         gettext("Sat"),
         gettext("Sun"),
     )
-    return names[value.weekday()]
+
+
+def _weekday(value: datetime) -> str:
+    return _weekday_names()[value.weekday()]
+
+
+def weekdays_label(days: str) -> str:
+    """ "周一、周三、周五" from "135"; "every day" for all seven."""
+    from flask_babel import gettext
+
+    if set("1234567") <= set(days or ""):
+        return gettext("Every day")
+    names = _weekday_names()
+    return gettext(", ").join(names[int(d) - 1] for d in days if d in "1234567")
 
 
 def day_label(value: datetime) -> str:

@@ -132,7 +132,13 @@ def weekdays_label(days: str) -> str:
     if set("1234567") <= set(days or ""):
         return gettext("Every day")
     names = _weekday_names()
-    return gettext(", ").join(names[int(d) - 1] for d in days if d in "1234567")
+    return ("、" if _chinese() else ", ").join(names[int(d) - 1] for d in days if d in "1234567")
+
+
+def _chinese() -> bool:
+    from flask_babel import get_locale
+
+    return str(get_locale() or "").startswith("zh")
 
 
 def day_label(value: datetime) -> str:
@@ -156,7 +162,7 @@ def expected_line(estimate: Estimate | None) -> str:
     order_by = clock.local(estimate.order_by)
     by = f"{order_by:%H:%M}"
     if order_by.date() != clock.today():
-        by = gettext("%(day)s %(time)s", day=day_label(order_by), time=by)
+        by = ("" if _chinese() else " ").join((day_label(order_by), by))
     part = (
         gettext("morning")
         if ready.hour < 12

@@ -450,11 +450,14 @@ def create_node(
     data: Mapping[str, Any],
     *,
     served_county_codes: Iterable[str] = (),
+    position_estimated: bool = False,
 ) -> Node:
     """Open a county center, village point or distribution center.
 
     Admins open anything; county staff open village points in their own county.
-    Everything is checked before anything is written.
+    Everything is checked before anything is written. `position_estimated`: the coordinates
+    given are an estimate (the demo seed's, seed/positions.py), not measured: the node stays
+    marked approximate.
     """
     actor = authz.require_user(actor)
     allowed = creatable_kinds(actor)
@@ -485,7 +488,7 @@ def create_node(
     if node.longitude is None or node.latitude is None:
         node.longitude, node.latitude, node.coordinates_approximate = _centroid(session, division)
     else:
-        node.coordinates_approximate = False
+        node.coordinates_approximate = position_estimated
     if kind == NodeKind.VILLAGE_POINT:
         node.county_center = center
     session.add(node)

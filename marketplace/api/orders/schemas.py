@@ -104,7 +104,8 @@ class CartQuerySchema(ListedErrorsSchema):
         metadata={"description": "Shipping is quoted for home delivery or pickup at a point"},
     )
     pickup_node_id = Id(
-        metadata={"description": "With delivery=pickup: the point each parcel's expected_at is for"}
+        strict=False,
+        metadata={"description": "With delivery=pickup: the point each parcel's expected_at is for"},
     )
 
 

@@ -128,3 +128,24 @@ class TestEstimate:
             address=None,
         )
         assert schedule.buyer_destination(session, buyer).pickup_node.id == world.point.id  # type: ignore[union-attr]
+
+
+class TestCost:
+    def test_the_product_page_s_estimate_takes_a_few_queries(self, session, market, world, clock):
+        from sqlalchemy import event
+
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        session.expire_all()  # nothing from the set-up in the identity map
+        engine = session.get_bind()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            destination = schedule.buyer_destination(session, world.agent)
+            found = schedule.estimate(session, market.shop.meixian_farmer.id, destination)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert found is not None
+        assert len(statements) <= 8, statements

@@ -9,7 +9,7 @@ later shipment leg can point at any of them with one foreign key.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, time
 
 from sqlalchemy import (
     Boolean,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Time,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -108,6 +109,7 @@ class Node(Base):
     __table_args__ = (
         CheckConstraint("latitude IS NULL OR (latitude BETWEEN -90 AND 90)", name="latitude_range"),
         CheckConstraint("longitude IS NULL OR (longitude BETWEEN -180 AND 180)", name="longitude_range"),
+        CheckConstraint("length(delivery_days) BETWEEN 1 AND 7", name="delivery_days_given"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -128,6 +130,14 @@ class Node(Base):
     latitude: Mapped[float | None] = mapped_column(Float, default=None)
     coordinates_approximate: Mapped[bool] = mapped_column(Boolean, default=True)
     has_cold_storage: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The schedule (services/logistics/schedule.py), in China's time. The days the vehicle
+    # comes (a village point) or the node's runs leave (a county center, a DC), as ISO weekday
+    # digits in order ("1234567" every day, "135" Monday, Wednesday, Friday); orders placed by
+    # `cutoff_time` go with the next of those days' runs; on a delivery day parcels can be
+    # collected from `ready_time` (a village point, a DC's counter; a DC's door round arrives then).
+    delivery_days: Mapped[str] = mapped_column(String(7), default="1234567", server_default="1234567")
+    cutoff_time: Mapped[time] = mapped_column(Time, default=time(22, 0), server_default="22:00:00")
+    ready_time: Mapped[time] = mapped_column(Time, default=time(14, 0), server_default="14:00:00")
     description: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # A village point is served by its county's service center.

@@ -1,4 +1,5 @@
-"""Template filters: money from integer fen, times in Asia/Shanghai, masked phone numbers."""
+"""Template filters: money from integer fen, times in Asia/Shanghai, masked phone numbers, the
+expected pickup sentence."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 from flask import Flask, current_app, url_for
 from flask_babel import format_datetime
 
+from domain import clock
 from services.catalog import seller_name
+from services.logistics.schedule import Estimate
 from services.validation import mask_phone
 
 
@@ -53,6 +56,8 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.globals["node_kind_label"] = node_kind_label
     app.jinja_env.globals["order_status_label"] = order_status_label
     app.jinja_env.globals["seller_name"] = seller_name
+    app.jinja_env.globals["expected_line"] = expected_line
+    app.jinja_env.globals["weekdays_label"] = weekdays_label
 
 
 def role_label(role: object) -> str:
@@ -100,3 +105,82 @@ def order_status_label(status: object) -> str:
         "partially_refunded": gettext("Partially refunded"),
     }
     return labels.get(getattr(status, "value", str(status)), str(status))
+
+
+def _weekday_names() -> tuple[str, ...]:
+    from flask_babel import gettext
+
+    return (
+        gettext("Mon"),
+        gettext("Tue"),
+        gettext("Wed"),
+        gettext("Thu"),
+        gettext("Fri"),
+        gettext("Sat"),
+        gettext("Sun"),
+    )
+
+
+def _weekday(value: datetime) -> str:
+    return _weekday_names()[value.weekday()]
+
+
+def weekdays_label(days: str) -> str:
+    """ "周一、周三、周五" from "135"; "every day" for all seven."""
+    from flask_babel import gettext
+
+    if set("1234567") <= set(days or ""):
+        return gettext("Every day")
+    names = _weekday_names()
+    return ("、" if _chinese() else ", ").join(names[int(d) - 1] for d in days if d in "1234567")
+
+
+def _chinese() -> bool:
+    from flask_babel import get_locale
+
+    return str(get_locale() or "").startswith("zh")
+
+
+def day_label(value: datetime) -> str:
+    """ "12月5日（周六）": a day of China's calendar with its weekday."""
+    from flask_babel import gettext
+
+    local = clock.local(value)
+    return gettext(
+        "%(month)d/%(day)d (%(weekday)s)", month=local.month, day=local.day, weekday=_weekday(local)
+    )
+
+
+def expected_line(estimate: Estimate | None) -> str:
+    """ "22:00前下单，预计12月5日（周六）下午可在大黄村服务点取货" from a schedule.Estimate; "" for
+    none. The cut-off's day is named when it is not today."""
+    from flask_babel import gettext
+
+    if estimate is None:
+        return ""
+    ready = clock.local(estimate.ready_at)
+    order_by = clock.local(estimate.order_by)
+    by = f"{order_by:%H:%M}"
+    if order_by.date() != clock.today():
+        by = ("" if _chinese() else " ").join((day_label(order_by), by))
+    part = (
+        gettext("morning")
+        if ready.hour < 12
+        else gettext("afternoon")
+        if ready.hour < 18
+        else gettext("evening")
+    )
+    if estimate.to_door:
+        return gettext(
+            "Order by %(by)s: expected at your door on %(day)s in the %(part)s.",
+            by=by,
+            day=day_label(ready),
+            part=part,
+        )
+    return gettext(
+        "Order by %(by)s: expected ready for pickup at %(place)s on %(day)s in the %(part)s.",
+        by=by,
+        day=day_label(ready),
+        part=part,
+        place=estimate.place,
+    )

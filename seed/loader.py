@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from domain import (
     CertificationKind,
+    Division,
     NodeKind,
     Product,
     ProductPhoto,
@@ -52,7 +53,7 @@ from domain import (
     Unit,
     User,
 )
-from seed import photos
+from seed import photos, positions
 from services import accounts, catalog, media, places
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -64,7 +65,17 @@ NODE_FILES = (
     (NodeKind.VILLAGE_POINT, "village_points.json", "village_code"),
     (NodeKind.DISTRIBUTION_CENTER, "distribution_centers.json", "county_code"),
 )
-NODE_FIELDS = ("name", "address", "phone", "opening_hours", "description", "has_cold_storage")
+NODE_FIELDS = (
+    "name",
+    "address",
+    "phone",
+    "opening_hours",
+    "description",
+    "has_cold_storage",
+    "delivery_days",
+    "cutoff_time",
+    "ready_time",
+)
 REPORT_KEYS = {
     NodeKind.COUNTY_CENTER: "county_centers",
     NodeKind.VILLAGE_POINT: "village_points",
@@ -106,6 +117,22 @@ def _ensure_user(session: Session, entry: dict[str, Any], report: dict[str, int]
     return user
 
 
+def _estimate(session: Session, village_code: str, data: dict[str, Any]) -> bool:
+    """A demo point's estimated position inside its own town (seed/positions.py), into `data`;
+    False when its county has no coordinates (the point then gets the service's stand-in)."""
+    county = session.get(Division, village_code[:6])
+    if county is None or county.latitude is None or county.longitude is None:
+        return False
+    towns = [d.code for d in places.list_divisions(session, parent_code=county.code)]
+    villages = [d.code for d in places.list_divisions(session, parent_code=village_code[:9])]
+    if village_code[:9] not in towns or village_code not in villages:
+        return False
+    data["latitude"], data["longitude"] = positions.estimated_position(
+        (county.latitude, county.longitude), towns, villages, village_code
+    )
+    return True
+
+
 def load_all(
     session: Session, data_dir: Path = DATA_DIR, *, storage: media.Storage | None = None
 ) -> dict[str, int]:
@@ -128,8 +155,14 @@ def load_all(
                 continue
             data = {f: entry[f] for f in NODE_FIELDS if f in entry}
             data["division_code"] = entry[key]
+            estimated = kind == NodeKind.VILLAGE_POINT and _estimate(session, entry[key], data)
             places.create_node(
-                session, admin, kind, data, served_county_codes=entry.get("served_county_codes", ())
+                session,
+                admin,
+                kind,
+                data,
+                served_county_codes=entry.get("served_county_codes", ()),
+                position_estimated=estimated,
             )
             report[REPORT_KEYS[kind]] += 1
 

@@ -7,6 +7,7 @@ import csv
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from domain import (
 from services import authz
 from services.errors import Conflict, Forbidden, NotFound, ValidationError
 from services.i18n import _
+from services.logistics import schedule
 from services.validation import check_opening_hours, check_text, id_or_none, normalize_contact_phone
 
 NODE_CLASSES: dict[NodeKind, type[Node]] = {
@@ -55,7 +57,18 @@ ADMIN_FIELDS = {
     "latitude",
     "has_cold_storage",
     "active",
+    # The schedule (services/logistics/schedule.py): the county's vehicle runs decide it.
+    "delivery_days",
+    "cutoff_time",
+    "ready_time",
 }
+SCHEDULE_FIELDS = ("delivery_days", "cutoff_time", "ready_time")
+
+# Guangdong's extent (20°13′–25°31′ N, 109°39′–117°19′ E, 徐闻 to 南雄 and 廉江 to 饶平/南澳),
+# rounded outwards: a typed or phone position outside it is a mistake (swapped fields, GCJ-02 of
+# another province, a phone far from the point).
+GUANGDONG_LATITUDE = (20.1, 25.6)
+GUANGDONG_LONGITUDE = (109.6, 117.4)
 
 
 # --- divisions --------------------------------------------------------------------------------
@@ -336,6 +349,25 @@ def _coordinate(field: str, low: float, high: float) -> Any:
     return check
 
 
+def _days(v: Any) -> str:
+    try:
+        return schedule.parse_days(v if isinstance(v, str | list | tuple) else None)
+    except ValueError:
+        msg = _("Choose at least one day of the week.")
+        raise ValidationError(msg, field_errors={"delivery_days": [msg]}) from None
+
+
+def _time_of_day(field: str) -> Any:
+    def check(v: Any) -> time:
+        try:
+            return schedule.parse_time(v if isinstance(v, str | time) else None)
+        except ValueError:
+            msg = _("Enter a time of day such as 22:00.")
+            raise ValidationError(msg, field_errors={field: [msg]}) from None
+
+    return check
+
+
 def _clean_fields(data: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
     """Validate the node fields present in `data`; unknown keys are ignored."""
     out: dict[str, Any] = {}
@@ -355,8 +387,11 @@ def _clean_fields(data: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
     run("opening_hours", lambda v: check_opening_hours(_text("opening_hours", 64)(v)))
     run("has_cold_storage", _flag("has_cold_storage"))
     run("active", _flag("active"))
-    run("longitude", _coordinate("longitude", 109.0, 118.0))
-    run("latitude", _coordinate("latitude", 20.0, 26.0))
+    run("longitude", _coordinate("longitude", *GUANGDONG_LONGITUDE))
+    run("latitude", _coordinate("latitude", *GUANGDONG_LATITUDE))
+    run("delivery_days", _days)
+    run("cutoff_time", _time_of_day("cutoff_time"))
+    run("ready_time", _time_of_day("ready_time"))
     if not errors and {"longitude", "latitude"} <= allowed:
         given = [f for f in ("longitude", "latitude") if out.get(f) is not None]
         # A position needs both numbers; one alone would pair with the other's old value.
@@ -376,7 +411,8 @@ def _audit(session: Session, actor: User, action: str, node: Node, changes: dict
             action=action,
             entity_type="node",
             entity_id=str(node.id),
-            changes=dict(changes),
+            # Times of day as people write them ("22:00"): the column holds JSON.
+            changes={k: v.strftime("%H:%M") if isinstance(v, time) else v for k, v in changes.items()},
         )
     )
 
@@ -414,11 +450,14 @@ def create_node(
     data: Mapping[str, Any],
     *,
     served_county_codes: Iterable[str] = (),
+    position_estimated: bool = False,
 ) -> Node:
     """Open a county center, village point or distribution center.
 
     Admins open anything; county staff open village points in their own county.
-    Everything is checked before anything is written.
+    Everything is checked before anything is written. `position_estimated`: the coordinates
+    given are an estimate (the demo seed's, seed/positions.py), not measured: the node stays
+    marked approximate.
     """
     actor = authz.require_user(actor)
     allowed = creatable_kinds(actor)
@@ -449,7 +488,7 @@ def create_node(
     if node.longitude is None or node.latitude is None:
         node.longitude, node.latitude, node.coordinates_approximate = _centroid(session, division)
     else:
-        node.coordinates_approximate = False
+        node.coordinates_approximate = position_estimated
     if kind == NodeKind.VILLAGE_POINT:
         node.county_center = center
     session.add(node)

@@ -27,9 +27,8 @@ at) is refused with what the parcel expects next, and nothing is written.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -54,17 +53,11 @@ from services import authz
 from services.authz import Party
 from services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 from services.i18n import _
-from services.logistics import network, trace
-from services.logistics.distance import DEFAULT_ROAD_FACTOR
+from services.logistics import network, schedule, trace
 from services.orders import states
 from services.orders.checkout import check_idempotency_key
 
 S = OrderStatus
-# Until the delivery days and vehicle plans give real times: a leg takes its distance at this
-# speed, plus the time the parcel waits at a node for the next run.
-PLAN_SPEED_KMH = 40
-PLAN_WAIT = timedelta(hours=12)
-DOOR_KM = 15  # a city delivery round from the DC
 
 
 class IllegalScan(Conflict):
@@ -81,14 +74,13 @@ class ScanResult:
     applied: bool  # False: it repeated a scan already made (nothing changed)
 
 
-def _hours(a: Node, b: Node | None) -> timedelta:
-    if b is None:
-        km: float = DOOR_KM
-    elif None in (a.latitude, a.longitude, b.latitude, b.longitude):
-        km = 100.0
-    else:
-        km = network.distance_km((a.latitude, a.longitude), (b.latitude, b.longitude))  # type: ignore[arg-type]
-    return PLAN_WAIT + timedelta(hours=math.ceil(km * DEFAULT_ROAD_FACTOR) / PLAN_SPEED_KMH)
+def _plan(found: network.Route, origin: Node, now: datetime) -> schedule.Plan:
+    """The legs' planned times from the hand-in at `now`: each leg takes the first run of its
+    schedule (delivery days, ready times, trunks) after the parcel is in hand
+    (services/logistics/schedule.py)."""
+    return schedule.plan(
+        schedule.load_stops(found.hops), origin=schedule.Stop.of(origin), at_time=now, ordered=False
+    )
 
 
 def _own_scan(
@@ -121,20 +113,18 @@ def start(session: Session, sub: SubOrder, origin: Node, actor: User | None, *, 
         current_node_id=origin.id,
         status=ShipmentStatus.READY if not found.hops else ShipmentStatus.AT_ORIGIN,
     )
-    at = now
-    for seq, (a, b) in enumerate(found.hops, start=1):
-        arrive = at + _hours(a, b)
+    planned = _plan(found, origin, now)
+    for seq, ((a, b), leg) in enumerate(zip(found.hops, planned.legs, strict=True), start=1):
         shipment.legs.append(
             Leg(
                 seq=seq,
                 from_node_id=a.id,
                 to_node_id=b.id if b is not None else None,
-                planned_depart_at=at + PLAN_WAIT,
-                planned_arrive_at=arrive,
+                planned_depart_at=leg.depart_at,
+                planned_arrive_at=leg.arrive_at,
             )
         )
-        at = arrive
-    shipment.eta_at = at
+    shipment.eta_at = planned.ready_at
     session.add(shipment)
     session.flush()
     if not found.hops and actor is not None:  # handed in where its buyer collects it
@@ -406,22 +396,21 @@ def send_back(session: Session, sub: SubOrder, *, now: datetime) -> Shipment | N
     nodes = {
         n.id: n for n in session.scalars(select(Node).where(Node.id.in_({a for pair in back for a in pair})))
     }
-    at, seq = now, max(leg.seq for leg in shipment.legs)
-    for a, b in back:
-        seq += 1
-        arrive = at + _hours(nodes[a], nodes[b])
+    hops = schedule.load_stops([(nodes[a], nodes[b]) for a, b in back])
+    planned = schedule.plan(hops, origin=hops[0][0], at_time=now, ordered=False)
+    seq = max(leg.seq for leg in shipment.legs)
+    for i, ((a, b), leg) in enumerate(zip(back, planned.legs, strict=True), start=1):
         shipment.legs.append(
             Leg(
-                seq=seq,
+                seq=seq + i,
                 from_node_id=a,
                 to_node_id=b,
                 reverse=True,
-                planned_depart_at=at + PLAN_WAIT,
-                planned_arrive_at=arrive,
+                planned_depart_at=leg.depart_at,
+                planned_arrive_at=leg.arrive_at,
             )
         )
-        at = arrive
-    shipment.status, shipment.eta_at = ShipmentStatus.RETURNING, at
+    shipment.status, shipment.eta_at = ShipmentStatus.RETURNING, planned.legs[-1].arrive_at
     session.flush()
     return shipment
 

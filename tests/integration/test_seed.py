@@ -115,3 +115,38 @@ class TestLoginsListing:
         agent = next(line for line in out if line.startswith("agent"))
         assert "13800000021" in agent and "梅州市梅县区" in agent
         assert not (tmp_path / "absent").exists()
+
+
+class TestDemoPointPositionsAndSchedules:
+    def test_each_point_sits_inside_its_county_apart_from_the_others_and_is_marked_estimated(
+        self, session, seeded
+    ):
+        from domain import Division
+        from seed.positions import TOWN_RADIUS_KM, VILLAGE_RADIUS_KM
+        from services.logistics.distance import Point, great_circle_m
+
+        points = session.scalars(select(Node).where(Node.kind == NodeKind.VILLAGE_POINT)).all()
+        spots = set()
+        for point in points:
+            county = session.get(Division, point.county_code)
+            away_km = (
+                great_circle_m(
+                    Point(point.latitude, point.longitude), Point(county.latitude, county.longitude)
+                )
+                / 1000
+            )
+            assert 0 < away_km <= TOWN_RADIUS_KM + VILLAGE_RADIUS_KM + 0.01
+            assert point.coordinates_approximate is True  # an estimate, not a survey
+            spots.add((point.latitude, point.longitude))
+        assert len(spots) == len(points)
+
+    def test_points_get_their_delivery_days_and_cut_offs(self, session, seeded):
+        for entry in read_json("village_points.json"):
+            point = session.scalar(
+                select(Node).where(
+                    Node.kind == NodeKind.VILLAGE_POINT, Node.division_code == entry["village_code"]
+                )
+            )
+            assert point.delivery_days == entry["delivery_days"]
+            assert point.cutoff_time.strftime("%H:%M") == entry["cutoff_time"]
+            assert point.ready_time.strftime("%H:%M") == entry["ready_time"]

@@ -13,6 +13,7 @@ from typing import Any
 from flask import url_for
 from flask_smorest import Blueprint
 
+from domain import DeliveryMethod
 from marketplace.api.common import BEARER, request_key, token_required
 from marketplace.api.orders.schemas import (
     CartPutSchema,
@@ -33,6 +34,9 @@ from marketplace.api.orders.schemas import (
 from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.gateways import checkout_settings, payment_gateway, pickup_code_keys
+from services import places
+from services.logistics import schedule
+from services.orders import addresses as address_book
 from services.orders import cart as carts
 from services.orders import checkout, manage
 from services.orders.addresses import AddressInput
@@ -84,11 +88,28 @@ def _shown_order(order: Any) -> _Shown:
     )
 
 
-def _cart(items: dict[int, int], quote: carts.Quote) -> dict[str, Any]:
+def _cart(items: dict[int, int], quote: carts.Quote, pickup_node_id: int | None = None) -> dict[str, Any]:
+    session = get_session()
+    if quote.delivery == DeliveryMethod.PICKUP:
+        point = places.pickup_point(session, pickup_node_id)
+        destination = schedule.Destination(pickup_node=point)
+    else:
+        addresses = address_book.addresses_of(session, actor())
+        destination = schedule.Destination(
+            door_division_code=addresses[0].division_code if addresses else None
+        )
     return {
         "items": [{"product_id": pid, "quantity": qty} for pid, qty in items.items()],
         "delivery": quote.delivery,
-        "groups": quote.groups,
+        "groups": [
+            _Shown(
+                group,
+                expected=None
+                if any(line.product.presale for line in group.lines)
+                else schedule.estimate(session, group.seller_id, destination),
+            )
+            for group in quote.groups
+        ],
         "problems": quote.problems,
         "items_fen": quote.items_fen,
         "shipping_fen": quote.shipping_fen,
@@ -109,7 +130,8 @@ def get_cart(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """The caller's saved cart, priced now: one parcel per seller, and the lines that cannot be bought."""
     session = get_session()
     items = carts.saved_cart(session, actor())
-    return _cart(items, carts.quote(session, items, checkout_settings(), args["delivery"]))
+    quote = carts.quote(session, items, checkout_settings(), args["delivery"])
+    return _cart(items, quote, args.get("pickup_node_id"))
 
 
 @blp.route("/cart", methods=["PUT"])

@@ -103,6 +103,10 @@ class CartQuerySchema(ListedErrorsSchema):
         load_default=DeliveryMethod.HOME,
         metadata={"description": "Shipping is quoted for home delivery or pickup at a point"},
     )
+    pickup_node_id = Id(
+        strict=False,
+        metadata={"description": "With delivery=pickup: the point each parcel's expected_at is for"},
+    )
 
 
 class AddressSchema(ListedErrorsSchema):
@@ -241,6 +245,22 @@ class SellerGroupSchema(Schema):
     total_fen = fields.Function(lambda g: g.price.total_fen)
     weight_g = fields.Function(lambda g: g.price.weight_g)
     storage_class = fields.Function(lambda g: g.price.storage_class.value)
+    expected_at = fields.Function(
+        lambda g: _instant(g, "ready_at"),
+        metadata={
+            "description": "When the parcel, ordered now, can be collected at the pickup point (or is at "
+            "the door of the default address); null when unknown (no point chosen, no address, no route)"
+        },
+    )
+    order_by = fields.Function(
+        lambda g: _instant(g, "order_by"),
+        metadata={"description": "Ordered by then (the cut-off), it is expected at expected_at"},
+    )
+
+
+def _instant(group: Any, name: str) -> str | None:
+    estimate = getattr(group, "expected", None)
+    return getattr(estimate, name).isoformat() if estimate is not None else None
 
 
 class CartSchema(Schema):

@@ -108,7 +108,24 @@ class _NodeSchema(BaseSchema):
     longitude = fields.Float(allow_none=True)
     latitude = fields.Float(allow_none=True)
     coordinates_approximate = fields.Boolean(
-        metadata={"description": "True when the position is the county's, not the node's own"}
+        metadata={
+            "description": "True while the position is estimated (the county's, or the seed's estimate "
+            "inside the town), not measured at the node"
+        }
+    )
+    delivery_days = fields.String(
+        metadata={"description": "ISO weekdays the vehicle comes (1 Monday … 7 Sunday)", "example": "135"}
+    )
+    cutoff_time = fields.Function(
+        lambda n: _hhmm(n, "cutoff_time"),
+        metadata={
+            "description": "Orders by then (China time) go with the next delivery day",
+            "example": "22:00",
+        },
+    )
+    ready_time = fields.Function(
+        lambda n: _hhmm(n, "ready_time"),
+        metadata={"description": "Collect from then on a delivery day (China time)", "example": "14:00"},
     )
 
     def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
@@ -119,6 +136,11 @@ class _NodeSchema(BaseSchema):
         if attr == "path":
             return places.division_chain(obj.division)
         return super().get_attribute(obj, attr, default)
+
+
+def _hhmm(obj: Any, name: str) -> str:
+    node = obj.node if isinstance(obj, places.PlacedNode) else obj
+    return str(getattr(node, name).strftime("%H:%M"))
 
 
 class VillagePointSchema(_NodeSchema):
@@ -152,6 +174,9 @@ class _NodeWriteSchema(BaseSchema):
     has_cold_storage = _flag()
     longitude = _number(allow_none=True, metadata={"description": "Both or neither; empty: the county's"})
     latitude = _number(allow_none=True)
+    delivery_days = _text(metadata={"description": "ISO weekday digits, e.g. 135 (county staff, admins)"})
+    cutoff_time = _text(metadata={"example": "22:00"})
+    ready_time = _text(metadata={"example": "14:00"})
     served_county_codes = fields.List(
         _code(COUNTY_CODE_RE),
         error_messages={**_ERRORS, "invalid": _l("Enter a list of county codes.")},

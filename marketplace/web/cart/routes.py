@@ -28,8 +28,10 @@ from marketplace.web.cart import bp
 from marketplace.web.cart.forms import CheckoutForm, QuantityForm, decode_items, encode_items
 from marketplace.web.cart.guest import guest_items, store_guest_items
 from marketplace.web.forms import form_error, form_id, reraise_access, typed_quantity
+from marketplace.web.shop.routes import expected_for
 from services import browse, catalog, places
 from services.errors import ServiceError, ValidationError
+from services.logistics import schedule
 from services.orders import addresses as address_book
 from services.orders import cart as carts
 from services.orders import checkout, manage
@@ -114,6 +116,7 @@ def add(product_id: int):  # type: ignore[no-untyped-def]
             "shop/product.html",
             d=detail,
             p=detail.product,
+            expected=expected_for(db, detail.product.seller_id),
             cart_quantity=form.quantity.data or "",
             cart_errors=errors,
         ), 422
@@ -261,10 +264,39 @@ def checkout_page():  # type: ignore[no-untyped-def]
         picker=picker,
         place_errors=place_errors,
         points=shown_points,
+        expected=_expected(db, quotes[chosen].groups, form, addresses, picker),
         error=error,
         # A large order is held for less time (services.orders.pricing.CheckoutSettings).
         pay_minutes=int(settings.payment_window_for(quotes[chosen].count).total_seconds() // 60),
     ), status
+
+
+def _expected(
+    db: Any,
+    groups: list[carts.SellerGroup],
+    form: CheckoutForm,
+    addresses: list[Any],
+    picker: places.VillagePicker,
+) -> dict[int, tuple[schedule.Estimate | None, schedule.Estimate | None]]:
+    """Each parcel's expected day, (at the chosen pickup point, at the chosen address's door),
+    None where nothing is chosen yet or the network has no route."""
+    point = places.pickup_point(db, form.pickup_node_id.data)
+    chosen = str(form.address_id.data or "")
+    door = next((a.division_code for a in addresses if str(a.id) == chosen), None)
+    if door is None and chosen in ("", "new") and len(picker.code) >= 9:  # a town at least
+        door = picker.code
+    out = {}
+    for group in groups:
+        at_point = (
+            schedule.estimate(db, group.seller_id, schedule.Destination(pickup_node=point)) if point else None
+        )
+        at_door = (
+            schedule.estimate(db, group.seller_id, schedule.Destination(door_division_code=door))
+            if door
+            else None
+        )
+        out[group.seller_id] = (at_point, at_door)
+    return out
 
 
 # --- paying --------------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.widgets import CheckboxInput, ListWidget
 
 # Every field of the details form, in the order the services know them.
 DETAIL_FIELDS = (
@@ -19,7 +21,38 @@ DETAIL_FIELDS = (
     "active",
     "longitude",
     "latitude",
+    "delivery_days",
+    "cutoff_time",
+    "ready_time",
 )
+
+
+def weekday_choices() -> list[tuple[str, Any]]:
+    return [
+        ("1", _l("Mon")),
+        ("2", _l("Tue")),
+        ("3", _l("Wed")),
+        ("4", _l("Thu")),
+        ("5", _l("Fri")),
+        ("6", _l("Sat")),
+        ("7", _l("Sun")),
+    ]
+
+
+class CheckboxesField(SelectMultipleField):
+    """Several choices as checkboxes (a phone's multi-select is hard to use)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class TimeOfDayField(StringField):
+    """A time of day as "22:00": a phone shows its time picker, the service reads the text."""
+
+    def _value(self) -> str:
+        if isinstance(self.data, time):
+            return self.data.strftime("%H:%M")
+        return str(self.data or "")
 
 
 class CountyFilterForm(FlaskForm):
@@ -68,6 +101,25 @@ class NodeForm(FlaskForm):
     active = BooleanField(_l("Open (shown to the public)"))
     longitude = StringField(_l("Longitude"), description=_l("Leave empty to use the county's position."))
     latitude = StringField(_l("Latitude"), description=_l("For example 24.2659."))
+    delivery_days = CheckboxesField(
+        _l("Delivery days"),
+        choices=weekday_choices(),
+        default=list("1234567"),
+        validate_choice=False,  # the service checks the days
+        description=_l("The days the vehicle comes (a center or DC: the days its runs leave)."),
+    )
+    cutoff_time = TimeOfDayField(
+        _l("Order cut-off"),
+        render_kw={"type": "time"},
+        default="22:00",
+        description=_l("Orders placed by then go with the next delivery day's run, e.g. 22:00."),
+    )
+    ready_time = TimeOfDayField(
+        _l("Ready for pickup from"),
+        render_kw={"type": "time"},
+        default="14:00",
+        description=_l("On a delivery day, parcels can be collected from then, e.g. 14:00."),
+    )
     served_county_codes = SelectMultipleField(
         _l("Counties served"),
         choices=[],
@@ -95,6 +147,11 @@ class NodeForm(FlaskForm):
     def details(self) -> dict[str, Any]:
         """What the user sent, for the service, limited to the fields on the form."""
         data = {name: self[name].data for name in DETAIL_FIELDS if name in self}
+        for name in ("delivery_days", "cutoff_time", "ready_time"):
+            if name in self and not self[name].raw_data:
+                del data[name]  # not on the form that posted: left as it is
+        if "delivery_days" in data:  # the hidden "" that makes "no day ticked" an error
+            data["delivery_days"] = [d for d in data["delivery_days"] if d]
         if "division_code" in self:
             data["division_code"] = self.division_code.data
         return data

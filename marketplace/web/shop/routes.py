@@ -9,6 +9,7 @@ from flask import render_template, request, url_for
 from flask_babel import get_locale, gettext, lazy_gettext
 from markupsafe import Markup
 
+from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.web.forms import show_service_error
 from marketplace.web.shop import bp
@@ -17,6 +18,7 @@ from marketplace.web.shop.forms import SORTS, FilterForm
 from services import browse
 from services import search as product_search
 from services.errors import ValidationError
+from services.logistics import schedule
 
 PAGE_SIZE = 20
 SUGGESTIONS = 8
@@ -193,10 +195,26 @@ def shop_front() -> Markup:
     return cached("front", (), make)
 
 
+def expected_for(session: Any, seller_id: int) -> schedule.Estimate | None:
+    """When the signed-in buyer would get this seller's goods ordered now (None for a visitor,
+    a buyer with no known destination, or no route). Rendered for the request, never cached: the
+    sentence changes at the cut-off."""
+    user = actor()
+    if user is None:
+        return None
+    return schedule.estimate(session, seller_id, schedule.buyer_destination(session, user))
+
+
 @bp.get("/p/<int:product_id>")
 def product(product_id: int):  # type: ignore[no-untyped-def]
-    detail = browse.product_page(get_session(), product_id)
-    return render_template("shop/product.html", d=detail, p=detail.product)
+    session = get_session()
+    detail = browse.product_page(session, product_id)
+    return render_template(
+        "shop/product.html",
+        d=detail,
+        p=detail.product,
+        expected=expected_for(session, detail.product.seller_id),
+    )
 
 
 @bp.get("/s/<int:seller_id>")

@@ -13,7 +13,7 @@ from flask_login import login_required
 from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.gateways import checkout_settings, payment_gateway
-from marketplace.web.cart.routes import qr_svg
+from marketplace.qr import qr_svg
 from marketplace.web.forms import form_error, query_id, reraise_access
 from marketplace.web.proxy import bp
 from marketplace.web.proxy.forms import KeyForm, PlaceForm, QuantityForm

@@ -19,6 +19,7 @@ from marketplace.web.proxy import bp
 from marketplace.web.proxy.forms import KeyForm, PlaceForm, QuantityForm
 from services import proxy, villagers
 from services.errors import ServiceError, ValidationError
+from services.logistics import desk
 from services.orders import checkout
 from services.payments.gateway import GatewayError
 
@@ -162,6 +163,7 @@ def _render_order(followed: proxy.Followed, *, error: str | None = None, status:
         f=followed,
         order=followed.order,
         qr=qr_svg(followed.qr_text) if followed.qr_text else None,
+        journeys=[(sub, desk.journey(get_session(), actor(), sub)) for sub in followed.order.sub_orders],
         # One key per button: a double tap switches once; another button is another request.
         choices=[(m.value, _new_key()) for m in followed.choices],
         cancel=KeyForm(formdata=None),

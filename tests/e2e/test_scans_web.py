@@ -15,11 +15,19 @@ import zlib
 
 import pytest
 
-from domain import OrderStatus, Scan, SubOrder
-from services.orders import checkout
+from domain import OrderStatus, Scan, SellerProfile, SubOrder
+from services.orders import checkout, manage
 from services.orders.pricing import CheckoutSettings
 from tests.conftest import count
-from tests.factories import Logistics, build_logistics, carry, city_address, handed_in
+from tests.factories import (
+    Logistics,
+    build_logistics,
+    carry,
+    city_address,
+    credit_proxy_order,
+    handed_in,
+    receive,
+)
 
 S = OrderStatus
 REPLAY = {"X-Offline-Submit": "replay"}
@@ -214,3 +222,27 @@ class TestTheTimeline:
         order = market.pay(market.place({"梅县蜜柚": 1}, CheckoutSettings()), gateway)
         html = page_text(as_user(market.buyer).get(f"/orders/{order.number}"))
         assert "data-journey" not in html
+
+    def test_the_agent_follows_a_villager_s_parcel_on_the_proxy_order_page(
+        self, session, as_user, market, gateway, checkout_settings, world, make_user
+    ):
+        """The villager's goods come in at the county center (the farmer has no home point), travel
+        to the agent's point and arrive: the agent sees the same journey as a buyer would."""
+        order = credit_proxy_order(session, market, checkout_settings, world.point, world.agent, make_user)
+        (sub,) = order.sub_orders
+        profile = session.get(SellerProfile, market.shop.meixian_farmer.id)
+        profile.home_point_id = None
+        session.commit()
+        manage.move(session, market.shop.meixian_farmer, sub.number, S.ACCEPTED)
+        receive(session, gateway, sub, by=world.county_staff)
+        carry(session, sub)
+        assert status_of(session, sub) == S.READY_FOR_PICKUP
+        html = page_text(as_user(world.agent).get(f"/agent/proxy/orders/{order.number}"))
+        section = html.split(f'data-journey="{sub.number}"')[1].split("</section>")[0]
+        assert "待取货" in section  # ready for pickup
+        assert section.count("data-leg=") == 1 and f"{world.center.name} → {world.point.name}" in section
+        assert re.findall(r'data-scan="(\w+)"', section) == ["arrived", "departed", "collected"]
+        # The same on the staff's sub-order page, where the origin's staff may print its label.
+        staff_page = page_text(as_user(world.county_staff).get(f"/orders/sub/{sub.number}"))
+        assert f'data-journey="{sub.number}"' in staff_page
+        assert f"/parcels/{sub.number}/label.pdf" in staff_page

@@ -221,7 +221,8 @@ class Journey:
     status: ShipmentStatus
     eta_at: datetime | None
     delivered_at: datetime | None
-    late: bool  # not delivered and the ETA has passed, or a leg is late
+    ready_at: datetime | None  # arrived where the buyer collects it (status READY)
+    late: bool  # on its way, and the ETA has passed or a leg is late
     legs: list[LegView]
     scans: list[ScanRow]  # in the order they happened
 
@@ -262,13 +263,19 @@ def journey_of(session: Session, shipment: Shipment, *, now: datetime | None = N
     delivered = shipment.status in (ShipmentStatus.DELIVERED, ShipmentStatus.RETURNED)
     number = shipment.sub_order.number
     rows = [ScanRow(s.scanned_at, s.kind, number, names.get(s.node_id or 0, ""), s.note) for s in events]
-    late_eta = not delivered and shipment.eta_at is not None and now > shipment.eta_at
+    ready = shipment.status == ShipmentStatus.READY
+    ready_at = (
+        next((leg.arrived_at for leg in reversed(shipment.legs) if leg.arrived_at), None) if ready else None
+    )
+    moving = not (delivered or ready)
+    late_eta = moving and shipment.eta_at is not None and now > shipment.eta_at
     return Journey(
         label=number,
         status=shipment.status,
         eta_at=shipment.eta_at,
         delivered_at=shipment.sub_order.delivered_at if delivered else None,
-        late=late_eta or any(leg.late and leg.arrived_at is None for leg in legs),
+        ready_at=ready_at or (shipment.updated_at if ready else None),
+        late=moving and (late_eta or any(leg.late and leg.arrived_at is None for leg in legs)),
         legs=legs,
         scans=rows,
     )

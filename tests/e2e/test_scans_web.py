@@ -239,7 +239,7 @@ class TestTheTimeline:
         assert status_of(session, sub) == S.READY_FOR_PICKUP
         html = page_text(as_user(world.agent).get(f"/agent/proxy/orders/{order.number}"))
         section = html.split(f'data-journey="{sub.number}"')[1].split("</section>")[0]
-        assert "待取货" in section  # ready for pickup
+        assert "待取货" in section and "data-ready" in section and "data-eta" not in section
         assert section.count("data-leg=") == 1 and f"{world.center.name} → {world.point.name}" in section
         assert re.findall(r'data-scan="(\w+)"', section) == ["arrived", "departed", "collected"]
         # The same on the staff's sub-order page, where the origin's staff may print its label.

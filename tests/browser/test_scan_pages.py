@@ -72,7 +72,7 @@ def test_county_staff_have_their_center_s_page_and_proxy_orders_show_the_journey
         page.goto(page.base_url + "/agent/proxy/orders")
         page.locator("a[href*='/agent/proxy/orders/']").nth(i).click()
         if page.locator("[data-journey]").count():
-            no_horizontal_scroll(page)
             shot(page, "proxy-order-journey")
+            no_horizontal_scroll(page)
             return
     pytest.skip("no proxy order of the seed has a shipment")

@@ -104,6 +104,7 @@ class ParcelRow:
     expected: datetime | None  # leaves (at the node) or arrives (on its way), as planned
     storage: StorageClass
     late: bool
+    printable: bool = False  # handed in here: the node's staff may print its label
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,16 @@ def node_desk(
             next_node, expected = None, None
         late = expected is not None and now > expected
         here.append(
-            ParcelRow(sub.number, shipment.status, next_node, since, expected, sub.storage_class, late)
+            ParcelRow(
+                sub.number,
+                shipment.status,
+                next_node,
+                since,
+                expected,
+                sub.storage_class,
+                late,
+                printable=shipment.origin_node_id == node.id,
+            )
         )
     inbound = [
         ParcelRow(

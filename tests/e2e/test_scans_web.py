@@ -73,6 +73,7 @@ class TestTheScanPage:
         # The parcel waits at the point to leave for the county center.
         here = html.split("parcels-here")[1].split("</ul>")[0]
         assert parcel.number in here and world.center.name in here
+        assert f"/parcels/{parcel.number}/label.pdf" in here  # handed in here: its label
 
     def test_applied_then_repeated_changes_nothing(self, session, as_user, world, parcel):
         client = as_user(world.agent)
@@ -246,3 +247,26 @@ class TestTheTimeline:
         staff_page = page_text(as_user(world.county_staff).get(f"/orders/sub/{sub.number}"))
         assert f'data-journey="{sub.number}"' in staff_page
         assert f"/parcels/{sub.number}/label.pdf" in staff_page
+
+
+@pytest.mark.parametrize(
+    ("utc", "zh", "en"),
+    [
+        ((2026, 12, 5, 7, 0), "预计 12月5日 下午", "Expected Dec 5 afternoon"),
+        ((2026, 12, 4, 17, 30), "预计 12月5日 凌晨", "Expected Dec 5 before dawn"),  # 01:30 in China
+        ((2026, 12, 5, 11, 0), "预计 12月5日 晚上", "Expected Dec 5 evening"),
+    ],
+)
+def test_an_eta_is_said_as_people_say_it_in_china_s_time(app, utc, zh, en):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from flask_babel import force_locale
+
+    from marketplace.formatting import eta_label
+
+    at = datetime(*utc, tzinfo=UTC)
+    with app.test_request_context():
+        with force_locale("zh_Hans_CN"):
+            assert eta_label(at) == zh
+        with force_locale("en"):
+            assert eta_label(at) == en

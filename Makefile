@@ -17,7 +17,7 @@ B ?=
 # The database tiers run on two pytest-xdist workers (each with its own database and localstripe).
 XDIST ?= -n 2
 
-.PHONY: epcis-schema run test install translations extract-messages db seed lint services browser-deps faketime-deps bench-deps test-unit test-sqlite test-postgresql test-year-ahead test-browser test-fuzz bench clean
+.PHONY: epcis-schema run test install translations extract-messages db seed lint services browser-deps faketime-deps bench-deps test-unit test-sqlite test-postgresql test-year-ahead test-browser test-fuzz bench clean font
 
 install: $(STAMP)
 
@@ -100,6 +100,10 @@ faketime-deps:
 	  if [ "$$(id -u)" != 0 ]; then echo "ERROR: run as root (apt-get) or install faketime yourself" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; \
 	fi
+
+# The bundled Chinese font the server draws with (parcel labels): a subset of WenQuanYi Micro Hei.
+font:
+	$(BIN)/python -m devtools.subset_font
 
 lint: install
 	$(BIN)/ruff check .

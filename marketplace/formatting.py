@@ -58,6 +58,10 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.globals["seller_name"] = seller_name
     app.jinja_env.globals["expected_line"] = expected_line
     app.jinja_env.globals["weekdays_label"] = weekdays_label
+    app.jinja_env.globals["scan_kind_label"] = scan_kind_label
+    app.jinja_env.globals["shipment_status_label"] = shipment_status_label
+    app.jinja_env.globals["storage_short_label"] = storage_short_label
+    app.jinja_env.filters["eta"] = eta_label
 
 
 def role_label(role: object) -> str:
@@ -184,3 +188,70 @@ def expected_line(estimate: Estimate | None) -> str:
         part=part,
         place=estimate.place,
     )
+
+
+def scan_kind_label(kind: object) -> str:
+    """A scan in words (ScanKind)."""
+    from flask_babel import gettext
+
+    labels = {
+        "collected": gettext("Collected"),
+        "departed": gettext("Departed"),
+        "arrived": gettext("Arrived"),
+        "delivered": gettext("Delivered"),
+        "exception": gettext("Exception"),
+    }
+    return labels.get(getattr(kind, "value", str(kind)), str(kind))
+
+
+def shipment_status_label(status: object) -> str:
+    """Where a shipment stands, in words (ShipmentStatus)."""
+    from flask_babel import gettext
+
+    labels = {
+        "at_origin": gettext("Handed in, waiting to leave"),
+        "moving": gettext("On its way"),
+        "at_node": gettext("At a transfer center"),
+        "ready": gettext("Ready for pickup"),
+        "out_for_delivery": gettext("Out for delivery"),
+        "delivered": gettext("Delivered"),
+        "returning": gettext("Being returned"),
+        "returned": gettext("Returned"),
+    }
+    return labels.get(getattr(status, "value", str(status)), str(status))
+
+
+def storage_short_label(storage: object) -> str:
+    """常温 / 冷藏 / 冷冻: a parcel's storage class in one word (labels, lists)."""
+    from flask_babel import gettext
+
+    labels = {
+        "ambient": gettext("Room temperature"),
+        "chilled": gettext("Chilled"),
+        "frozen": gettext("Frozen"),
+    }
+    return labels.get(getattr(storage, "value", str(storage)), str(storage))
+
+
+def part_of_day(hour: int) -> str:
+    from flask_babel import gettext
+
+    if hour < 6:
+        return gettext("before dawn")
+    if hour < 12:
+        return gettext("morning")
+    if hour < 18:
+        return gettext("afternoon")
+    return gettext("evening")
+
+
+def eta_label(value: datetime | None) -> str:
+    """An expected arrival as people say it, in Asia/Shanghai: 预计 12月5日 下午."""
+    from babel.dates import format_skeleton
+    from flask_babel import get_locale, gettext, to_user_timezone
+
+    if value is None:
+        return ""
+    local = to_user_timezone(value)
+    day = format_skeleton("MMMd", local, locale=get_locale())
+    return gettext("Expected %(day)s %(part)s", day=day, part=part_of_day(local.hour))

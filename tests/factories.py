@@ -1012,22 +1012,19 @@ def handed_in(
     return session.get(SubOrder, sub.id)  # type: ignore[return-value]
 
 
-def credit_parcel_waiting(
+def credit_proxy_order(
     session: Session,
     market: Any,
     settings: CheckoutSettings,
-    admin: User,
     point: Node,
     agent: User,
     make_user: Any,
-) -> SubOrder:
-    """A villager without a phone of their own (王秀英), a proxy order of 梅县金柚 on the point's
-    agent's credit (a limit of ¥1,000 set by the county's staff), accepted, handed in, in transit
-    and arrived at the point: waiting for the villager, cash to collect."""
+) -> Order:
+    """A villager without a phone of their own (王秀英) and a proxy order of one 梅县金柚 for them,
+    to collect at the point, on the point's agent's credit (a limit of ¥1,000 set by the
+    county's staff): paid, waiting for its farmer."""
     from domain import ConsentMethod
-    from services import parcels, villagers
-    from services.authz import Party
-    from services.orders import manage, states
+    from services import villagers
     from services.proxy import credit
     from services.villagers import VillagerInput
 
@@ -1057,6 +1054,26 @@ def credit_parcel_waiting(
         placed_by=agent,
         villager_id=villager.id,
     ).order
+    return order
+
+
+def credit_parcel_waiting(
+    session: Session,
+    market: Any,
+    settings: CheckoutSettings,
+    admin: User,
+    point: Node,
+    agent: User,
+    make_user: Any,
+) -> SubOrder:
+    """A villager without a phone of their own (王秀英), a proxy order of 梅县金柚 on the point's
+    agent's credit (a limit of ¥1,000 set by the county's staff), accepted, handed in, in transit
+    and arrived at the point: waiting for the villager, cash to collect."""
+    from services import parcels
+    from services.authz import Party
+    from services.orders import manage, states
+
+    order = credit_proxy_order(session, market, settings, point, agent, make_user)
     (sub,) = order.sub_orders
     manage.move(session, market.shop.meixian_farmer, sub.number, OrderStatus.ACCEPTED)
     # Handed in at the seller's point, as the intake leaves it (services/intake.py: its own tests).

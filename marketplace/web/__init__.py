@@ -24,6 +24,7 @@ def init_app(app: Flask) -> None:
     from marketplace.web.parcels import bp as parcels_bp
     from marketplace.web.places import bp as places_bp
     from marketplace.web.proxy import bp as proxy_bp
+    from marketplace.web.scans import bp as scans_bp
     from marketplace.web.sell import bp as sell_bp
     from marketplace.web.shop import bp as shop_bp
     from marketplace.web.standing import bp as standing_bp
@@ -50,6 +51,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(parcels_bp, url_prefix="/agent/parcels")
     app.register_blueprint(intake_bp, url_prefix="/agent/intake")
     app.register_blueprint(standing_bp, url_prefix="/agent/standing")
+    app.register_blueprint(scans_bp)
     app.register_blueprint(offline_bp)
     if app.config.get("DEV_PAGES"):
         app.register_blueprint(dev_bp, url_prefix="/dev")

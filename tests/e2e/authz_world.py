@@ -630,6 +630,14 @@ BODIES: dict[str, Callable[[Scope], dict[str, Any]]] = {
             }
         ]
     },
+    # The scan page: the same scan as a form (its staff scan; anyone else is refused on the form).
+    "scans.scan": lambda s: {
+        "label": s.parcel_label,
+        "kind": "exception",
+        "node_id": str(s.point.id),
+        "note": "权限矩阵测试",
+        "key": "matrix-scan-0003",
+    },
     "api_commissions.set_rate": lambda s: {"kind": "proxy", "category_id": None, "rate_percent": "1.5"},
 }
 UPLOADS = {"api_catalog.add_photo", "sell.photos", "api_intake.upload_photo"}

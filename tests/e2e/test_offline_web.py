@@ -43,7 +43,7 @@ def test_the_service_worker_is_served_from_the_root_with_its_settings(client):
     assert first.startswith("self.OFFLINE_CONFIG = ") and first.endswith(";")
     config = json.loads(first.removeprefix("self.OFFLINE_CONFIG = ").rstrip(";"))
     assert config["core"].startswith("/static/js/offline.js?v=")
-    assert config["pages"] == ["/workspace", "/agent/"]
+    assert config["pages"] == ["/workspace", "/agent/", "/scan"]
     assert config["clear"] == ["/auth/login", "/auth/logout"]
     assert (config["offline"], config["csrf"], config["static"]) == ("/offline", "/offline/csrf", "/static/")
     assert len(config["version"]) == 12
@@ -112,6 +112,16 @@ def test_a_logged_out_replay_is_401_never_done(client, session, world):
     assert count(session, Villager) == 0
 
 
-def test_county_staff_get_no_queue(as_user, make_user, world):
-    staff = as_user(make_user(Role.COUNTY_STAFF, county_code=world.point.county_code))
-    assert "offline-queue" not in staff.get("/workspace").get_data(as_text=True)
+def test_people_who_work_at_a_node_get_the_queue_buyers_and_farmers_do_not(as_user, make_user, world):
+    """Everyone who scans at a node (authz.works_at) keeps working offline: county and DC staff
+    as well as agents; their scan page may be kept by the service worker."""
+    county = as_user(make_user(Role.COUNTY_STAFF, county_code=world.point.county_code))
+    dc = make_user(Role.DC_STAFF, node_id=world.point.id)  # the scope does not matter here
+    for staff in (county, as_user(dc)):
+        assert "offline-queue" in staff.get("/workspace").get_data(as_text=True)
+    scan_page = as_user(world.agent).get("/scan")
+    assert scan_page.status_code == 200 and scan_page.headers.get("X-Offline-Cacheable") == "1"
+    for other in (make_user(Role.BUYER), make_user(Role.FARMER)):
+        page = as_user(other).get("/workspace")
+        assert "offline-queue" not in page.get_data(as_text=True)
+        assert "X-Offline-Cacheable" not in page.headers

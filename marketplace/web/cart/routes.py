@@ -12,18 +12,16 @@ import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
-import qrcode
-import qrcode.image.svg
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import login_required
-from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 
 from domain import DeliveryMethod, Order, PaymentMethod, PaymentStatus, User
 from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.gateways import checkout_settings, payment_gateway
+from marketplace.qr import qr_svg
 from marketplace.web.cart import bp
 from marketplace.web.cart.forms import CheckoutForm, QuantityForm, decode_items, encode_items
 from marketplace.web.cart.guest import guest_items, store_guest_items
@@ -314,12 +312,6 @@ def _order_url(order: Order) -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
-def qr_svg(text: str) -> Markup:
-    """The QR code of `text` as inline SVG (drawn here: no image request, no Pillow)."""
-    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2)
-    return Markup(image.to_string(encoding="unicode"))  # noqa: S704 (made by qrcode, no user text)
 
 
 def _shop_names(order: Order) -> dict[int, str]:

@@ -1,4 +1,5 @@
-"""What the village agent's pages need to keep working when the connection drops (issue 11,
+"""What the pages of the people who work at a node (village agents, county and DC staff: the
+agent's pages, the scan page) need to keep working when the connection drops (issue 11,
 item 7). The queue itself lives in the browser (static/js/offline.js, IndexedDB); the server
 only helps it:
 
@@ -35,14 +36,18 @@ from marketplace.formatting import static_url
 from marketplace.web.offline import bp
 
 SUBMIT_HEADER = "X-Offline-Submit"
-# The agent's pages the service worker may keep (network first, the copy only when offline).
-OFFLINE_PAGE_PREFIXES = ("/workspace", "/agent/")
+# The pages the service worker may keep (network first, the copy only when offline): the
+# agent's, and the scan page of everyone who works at a node.
+OFFLINE_PAGE_PREFIXES = ("/workspace", "/agent/", "/scan")
+# Who hands goods over at a node (authz.works_at): they keep working when the connection drops.
+OFFLINE_ROLES = (Role.AGENT, Role.COUNTY_STAFF, Role.DC_STAFF)
 
 
 def offline_enabled() -> bool:
-    """The offline queue and the service worker are for logged-in village agents."""
+    """The offline queue and the service worker are for logged-in people who work at a node:
+    village agents, county center staff, distribution center staff."""
     user = actor()
-    return user is not None and user.has_role(Role.AGENT)
+    return user is not None and any(user.has_role(role) for role in OFFLINE_ROLES)
 
 
 @bp.app_context_processor

@@ -33,6 +33,7 @@ from marketplace.web.orders.forms import (
 )
 from services import catalog, intake, places
 from services.errors import ServiceError, ValidationError
+from services.logistics import desk
 from services.orders import checkout, manage
 from services.orders.manage import SubActions
 
@@ -100,6 +101,7 @@ def _render_order(order: Order, *, error: str | None = None, status: int = 200):
         place=places.division_chain(order.division),
         refunded_fen=sum(sub.refunded_fen for sub in order.sub_orders),
         pickup_code=code,
+        journeys={sub.id: desk.journey(get_session(), user, sub) for sub in order.sub_orders},
         forms={"refund": RefundRequestForm(formdata=None)},
         error=error,
     ), status
@@ -224,6 +226,10 @@ def _render_sub(
         # The hand-in as received: weights, grades, what went back (seller, buyer, receiver).
         received=intake.visible_intake(session, user, sub),
         events=list(sub.events),
+        journey=desk.journey(session, user, sub),
+        label_url=url_for("scans.label_pdf", label=sub.number)
+        if desk.label_printable(session, user, sub)
+        else None,
         is_owner=manage.is_buyer_of(user, order_),
         place=places.division_chain(order_.division),
         forms=shown,

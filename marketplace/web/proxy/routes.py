@@ -13,12 +13,13 @@ from flask_login import login_required
 from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.gateways import checkout_settings, payment_gateway
-from marketplace.web.cart.routes import qr_svg
+from marketplace.qr import qr_svg
 from marketplace.web.forms import form_error, query_id, reraise_access
 from marketplace.web.proxy import bp
 from marketplace.web.proxy.forms import KeyForm, PlaceForm, QuantityForm
 from services import proxy, villagers
 from services.errors import ServiceError, ValidationError
+from services.logistics import desk
 from services.orders import checkout
 from services.payments.gateway import GatewayError
 
@@ -162,6 +163,7 @@ def _render_order(followed: proxy.Followed, *, error: str | None = None, status:
         f=followed,
         order=followed.order,
         qr=qr_svg(followed.qr_text) if followed.qr_text else None,
+        journeys=[(sub, desk.journey(get_session(), actor(), sub)) for sub in followed.order.sub_orders],
         # One key per button: a double tap switches once; another button is another request.
         choices=[(m.value, _new_key()) for m in followed.choices],
         cancel=KeyForm(formdata=None),

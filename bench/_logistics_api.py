@@ -1,0 +1,174 @@
+"""Scan ingestion and the public trace page on PostgreSQL (issue 12), run by bench/logistics.py.
+
+A PostgreSQL database (`gdm_bench_logistics`, dropped after) is migrated and seeded with the demo
+(`flask seed`: its parcels travel by scans, so its lots carry hash chains), then served by
+gunicorn the way `make run` serves it (one worker, eight threads), with bench/wsgi_bench.py's
+/_hello beside the app's routes. Debian's wrk drives each route for BENCH_SCAN_SECONDS (default
+10) with CONNECTIONS connections on two threads, one after the other:
+
+- hello: GET /_hello, the baseline;
+- scans: POST /api/v1/scans by 梅县's county staff (bearer token), each an "exception" scan
+  with its own idempotency key at the county center, over the demo's parcels in turn
+  (bench/scans.lua): every request is a new scan the server validates, locks (the sub-order's
+  row), authorises, writes and appends to the hash chain of each lot in the parcel; an exception
+  moves no state, so the run can go on without running out of parcels.
+  scans_per_s, scan_vs_hello_ratio, scan_p95_ms; scans_written (rows in the database after the
+  run) must equal scans_answered_2xx (no scan lost, none written twice);
+- the trace page: GET /t/<code> of the demo lot with the longest chain (no login: the page a
+  buyer's phone opens from the QR code), which verifies its whole chain on every request:
+  trace_page_rps, trace_page_p95_ms, and GET /api/v1/trace/<code>: trace_api_p95_ms.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+for path in (PROJECT_ROOT, PROJECT_ROOT / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from agents import _env, _free_port, _stop, build  # noqa: E402
+from checkout import PG_ADMIN_URL, _admin  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from marketplace.db import make_engine  # noqa: E402
+
+PG_DATABASE = "gdm_bench_logistics"
+BIN = Path(sys.executable).parent
+WRK = "/usr/bin/wrk"
+STAFF = "13800000011"  # 梅县's county staff in the demo
+PASSWORD = "nongye-2026"
+MEIXIAN = "441403"
+CONNECTIONS = 8
+DURATION = int(os.environ.get("BENCH_SCAN_SECONDS", "10"))
+
+
+def start_server(url: str, instance: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    log = (instance / "gunicorn.log").open("w")
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8"]
+        + ["bench.wsgi_bench:app"],
+        cwd=PROJECT_ROOT,
+        env=_env(url, instance),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/_hello", timeout=10).status_code == 200:
+                return proc, base
+        except (requests.ConnectionError, requests.Timeout):  # the worker still importing the app
+            time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError(f"gunicorn did not start; see {instance / 'gunicorn.log'}")
+
+
+def wrk(url: str, *script_args: str, script: str = "latency.lua") -> dict[str, Any]:
+    cmd = [WRK, "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--timeout", "10s"]
+    cmd += ["-s", str(PROJECT_ROOT / "bench" / script), url]
+    if script_args:
+        cmd += ["--", *script_args]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = done.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p95 = float(re.search(r"p95_us: (\d+)", out).group(1)) / 1000  # type: ignore[union-attr]
+    statuses = {int(s): int(n) for s, n in re.findall(r"status (\d+): (\d+)", out)}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p95_ms": p95, "statuses": statuses, "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def _world(url: str) -> tuple[list[str], int, str, int]:
+    """The demo's parcel labels, 梅县's county center, and the lot with the longest chain."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        labels = list(
+            conn.scalars(
+                text("SELECT so.number FROM shipments s JOIN sub_orders so ON so.id = s.sub_order_id ORDER BY so.id")
+            )
+        )
+        center = conn.scalar(
+            text("SELECT id FROM nodes WHERE kind = 'county_center' AND county_code = :c ORDER BY id LIMIT 1"),
+            {"c": MEIXIAN},
+        )
+        code, events = conn.execute(
+            text(
+                "SELECT l.code, count(e.id) AS n FROM lots l JOIN lot_events e ON e.lot_id = l.id"
+                " GROUP BY l.code ORDER BY n DESC, l.code LIMIT 1"
+            )
+        ).one()
+    engine.dispose()
+    if not labels or center is None:
+        raise RuntimeError("the demo seed has no shipments or no 梅县 county center")
+    return labels, int(center), str(code), int(events)
+
+
+def _count_scans(url: str) -> int:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        n = conn.scalar(text("SELECT count(*) FROM scans WHERE note = 'bench'"))
+    engine.dispose()
+    return int(n or 0)
+
+
+def run() -> list[tuple[str, Any]]:
+    if not Path(WRK).exists():
+        raise RuntimeError(f"{WRK} is missing: run `make bench-deps` (Debian's wrk package)")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_DATABASE}"
+    instance = Path(tempfile.mkdtemp(prefix="bench-logistics-"))
+    _admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+    _admin(f'CREATE DATABASE "{PG_DATABASE}"')
+    server = None
+    try:
+        build(url, instance)
+        labels, center, code, events = _world(url)
+        server, base = start_server(url, instance)
+        login = {"phone": STAFF, "password": PASSWORD, "name": "bench"}
+        token = requests.post(base + "/api/v1/auth/tokens", json=login, timeout=30).json()["token"]
+        hello = wrk(base + "/_hello")
+        tag = "bench-" + uuid.uuid4().hex[:8]
+        scans = wrk(base + "/api/v1/scans", token, ",".join(labels), str(center), tag, script="scans.lua")
+        written = _count_scans(url)
+        page = wrk(f"{base}/t/{code}")
+        api = wrk(f"{base}/api/v1/trace/{code}")
+        answered = sum(n for s, n in scans["statuses"].items() if 200 <= s < 300)
+        return [
+            ("scan_parcels", len(labels)),
+            ("scan_hello_rps", round(hello["rps"], 1)),
+            ("scans_per_s", round(scans["rps"], 1)),
+            ("scan_vs_hello_ratio", round(scans["rps"] / hello["rps"], 3)),
+            ("scan_p95_ms", round(scans["p95_ms"], 1)),
+            ("scans_answered_2xx", answered),
+            ("scans_answered_other", sum(n for s, n in scans["statuses"].items() if not 200 <= s < 300)),
+            ("scans_written", written),
+            ("scans_lost_or_doubled", abs(written - answered)),
+            ("trace_lot_events", events),
+            ("trace_page_rps", round(page["rps"], 1)),
+            ("trace_page_p95_ms", round(page["p95_ms"], 1)),
+            ("trace_page_non2xx", page["non2xx"]),
+            ("trace_api_p95_ms", round(api["p95_ms"], 1)),
+        ]
+    finally:
+        if server is not None:
+            _stop(server)
+        _admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+        shutil.rmtree(instance, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    for name, value in run():
+        print(f"{name}: {value}")

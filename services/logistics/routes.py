@@ -58,7 +58,7 @@ from services.errors import Conflict, NotFound, ValidationError
 from services.i18n import _
 from services.logistics import fleet, loads, vrp
 from services.logistics.distance import DistanceMatrix, Point
-from services.validation import check_opening_hours
+from services.validation import check_opening_hours, id_or_none
 
 # Unloading the drops and loading the produce at a village point: the agent checks the labels.
 STOP_SERVICE_SECONDS = 600
@@ -443,20 +443,29 @@ def lock_stop(
     user: User | None,
     hub: Node,
     day: date,
-    stop_node_id: int,
-    vehicle_id: int | None,
+    stop_node_id: Any,
+    vehicle_id: Any,
     distances: DistanceMatrix,
     *,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
 ) -> RoutePlan:
     """Lock a stop of the day's plan to a vehicle (move it there), or unlock it (`vehicle_id`
-    None), then plan the day again; the lock is kept by every later plan of the day."""
+    None or ""), then plan the day again; the lock is kept by every later plan of the day. The
+    ids may come straight from a form."""
     user = authz.require_hub(HubAction.PLAN_ROUTES, user, hub)
     _check_day(day)
+    stop_node_id = id_or_none(stop_node_id)
+    if vehicle_id is None or (isinstance(vehicle_id, str) and not vehicle_id.strip()):
+        vehicle_id = None
+    else:
+        vehicle_id = id_or_none(vehicle_id)
+        if vehicle_id is None:
+            message = _("Choose one of this center's vehicles on the road.")
+            raise ValidationError(message, field_errors={"vehicle": [message]})
     plan = plan_for(session, hub, day)
-    stop = next((s for s in plan.stops if s.node_id == stop_node_id), None) if plan else None
+    stop = next((s for s in plan.stops if s.node_id == stop_node_id), None) if plan and stop_node_id else None
     if plan is None or stop is None:
-        raise NotFound(_("That stop is not in the day's plan: plan the day first."))
+        raise ValidationError(_("That stop is not in the day's plan: plan the day first."))
     if vehicle_id is not None:
         vehicle = session.get(Vehicle, vehicle_id)
         if vehicle is None or vehicle.node_id != hub.id or not vehicle.active:

@@ -125,3 +125,7 @@ class TestTheDay:
         assert client.post(f"{day.url}/plan", data={"day": "2020-01-01"}).status_code == 422
         assert client.get(f"{day.url}?day=not-a-day").status_code == 404
         assert count(session, RoutePlan) == 0
+
+    def test_the_workspace_links_to_the_day(self, as_user, day):
+        assert 'href="/hub/"' in html(as_user(day.w.county_staff).get("/workspace"))
+        assert f'href="/hub/{day.w.dc.id}"' in html(as_user(day.w.dc_staff).get("/workspace"))

@@ -129,3 +129,29 @@ class TestTheDay:
     def test_the_workspace_links_to_the_day(self, as_user, day):
         assert 'href="/hub/"' in html(as_user(day.w.county_staff).get("/workspace"))
         assert f'href="/hub/{day.w.dc.id}"' in html(as_user(day.w.dc_staff).get("/workspace"))
+
+    def test_a_vehicle_taken_off_the_road_is_left_out_of_the_plan_and_a_bad_edit_changes_nothing(
+        self, session, as_user, day
+    ):
+        van = add_vehicle(session, day.w.center, "粤M·55555")
+        client = as_user(day.w.county_staff)
+        form = {
+            f"v{van.id}-plate": "粤M·55555",
+            f"v{van.id}-kind": "ambient",
+            f"v{van.id}-capacity_kg": "1500",
+            f"v{van.id}-capacity_m3": "8",
+            f"v{van.id}-shift_start": "07:00",
+            f"v{van.id}-shift_end": "06:00",
+        }
+        bad = client.post(f"{day.url}/vehicles/{van.id}", data=form)
+        assert bad.status_code == 422 and "班次结束时间必须晚于开始时间" in html(bad)
+        session.refresh(van)
+        assert van.active and van.shift_end.hour == 19
+        form[f"v{van.id}-shift_end"] = "18:00"  # and the "on the road" box left unticked
+        assert client.post(f"{day.url}/vehicles/{van.id}", data=form).status_code == 302
+        session.refresh(van)
+        assert not van.active and van.shift_end.hour == 18
+        assert client.post(f"{day.url}/plan", data={}).status_code == 302
+        (plan,) = session.scalars(select(RoutePlan)).all()
+        assert plan.runs == [] and {s.reason for s in plan.stops} == {"no_vehicle"}
+        assert "本中心没有正在运营的车辆" in html(client.get(day.url))

@@ -312,12 +312,16 @@ def _plan(
         for s in (existing.stops if existing is not None else [])
         if s.locked_vehicle_id is not None
     }
-    day_problem = build_day_problem(session, hub, day, distances, locks=locks)
-    problem = day_problem.problem
-    solved = vrp.solve(problem, time_limit_s=time_limit_s)
-    broken = vrp.check_plan(problem, solved)
-    if broken:  # vrp re-checks its own routes; this would be a bug there, never a half plan here
-        raise RuntimeError(f"the solver's plan breaks the rules: {broken[:3]}")
+    try:
+        day_problem = build_day_problem(session, hub, day, distances, locks=locks)
+        problem = day_problem.problem
+        solved = vrp.solve(problem, time_limit_s=time_limit_s)
+        broken = vrp.check_plan(problem, solved)
+        if broken:  # vrp re-checks its own routes: a bug there, never a half plan here
+            raise RuntimeError(f"the solver's plan breaks the rules: {broken[:3]}")
+    except Exception:
+        session.rollback()  # a lock set by lock_stop goes with it
+        raise
 
     try:
         plan = existing or RoutePlan(node_id=hub.id, day=day)

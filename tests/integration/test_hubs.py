@@ -251,6 +251,12 @@ class TestRoutes:
             and [(s.node_id, s.vehicle_id, s.seq, s.arrive_at) for s in again.stops] == before
         )
         assert session.scalar(select(func.count(RoutePlan.id))) == 1
+        van = again.runs[0].vehicle_id
+        with pytest.raises(RuntimeError):  # a lock whose re-plan fails is not kept either
+            routes.lock_stop(session, w.county_staff, w.center, clock.today(), hub.p2.id, van, Broken())
+        session.expire_all()
+        stop = routes.plan_for(session, w.center, clock.today()).stops[0]  # type: ignore[union-attr]
+        assert stop.locked_vehicle_id is None and stop.vehicle_id == van
 
     def test_a_locked_stop_stays_on_its_vehicle_when_the_day_is_planned_again(
         self, session, market, gateway, hub, first_village

@@ -88,6 +88,7 @@ from .places import (
     VillageServicePoint,
     distribution_center_counties,
 )
+from .routing import Pallet, PalletParcel, PalletStatus, RoutePlan, RouteRun, RouteStop
 from .standing import Cadence, CycleStatus, StandingCycle, StandingOrder, StandingOrderLine, StandingStatus
 from .villagers import ConsentMethod, Villager
 
@@ -152,6 +153,9 @@ __all__ = [
     "OrderEvent",
     "OrderLine",
     "OrderStatus",
+    "Pallet",
+    "PalletParcel",
+    "PalletStatus",
     "ParcelHandover",
     "Payment",
     "PaymentAttempt",
@@ -171,6 +175,9 @@ __all__ = [
     "ReservationStatus",
     "Role",
     "RoleGrant",
+    "RoutePlan",
+    "RouteRun",
+    "RouteStop",
     "Scan",
     "ScanKind",
     "SellerKind",

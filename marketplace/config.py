@@ -235,6 +235,15 @@ class Config:
         self.STANDING_ORDER_CUTOFF_HOUR = int(os.environ.get("STANDING_ORDER_CUTOFF_HOUR", 22))
         self.STANDING_ORDER_PREPARE_DAYS = int(os.environ.get("STANDING_ORDER_PREPARE_DAYS", 2))
 
+        # Distances for vehicle routes (services/logistics/distance.py): "haversine" is the
+        # great-circle distance times ROAD_FACTOR, driven at ROAD_SPEED_KMH; a road-network
+        # provider plugs in under another name (marketplace/gateways.py). The day's routes are
+        # solved for at most ROUTE_TIME_LIMIT_SECONDS (services/logistics/routes.py).
+        self.DISTANCE_MATRIX = os.environ.get("DISTANCE_MATRIX", "haversine")
+        self.ROAD_FACTOR = float(os.environ.get("ROAD_FACTOR", 1.3))
+        self.ROAD_SPEED_KMH = float(os.environ.get("ROAD_SPEED_KMH", 40.0))
+        self.ROUTE_TIME_LIMIT_SECONDS = float(os.environ.get("ROUTE_TIME_LIMIT_SECONDS", 3.0))
+
         # SMS: "outbox" writes messages to a table shown on /dev/sms.
         self.SMS_GATEWAY = os.environ.get("SMS_GATEWAY", "outbox")
         # Buyers' order messages (services/notify.py): "outbox" (the SMS outbox) or "sms" (the
@@ -362,3 +371,4 @@ class TestingConfig(Config):
         self.STRIPE_API_BASE = os.environ.get("TEST_STRIPE_API_BASE", "http://127.0.0.1:9")
         self.STRIPE_WEBHOOK_SECRET = "whsec_test_" + "0" * 32
         self.STRIPE_MAX_RETRIES = 1
+        self.ROUTE_TIME_LIMIT_SECONDS = 0.5

@@ -7,6 +7,7 @@ once per app, from settings, and handed out by an accessor.
     photo storage   services.media.Storage                    MEDIA_STORAGE   build_media_storage
     notifications   services.notify.NotificationChannel       NOTIFICATION_CHANNEL
                                                                               build_notification_channel
+    distances       services.logistics.distance.DistanceMatrix DISTANCE_MATRIX build_distance_matrix
 
 `create_app` calls `init_app(app)` once; it stores each gateway in `app.extensions` under its
 name. Views, the API, tasks and commands call the accessors (`payment_gateway()`,
@@ -18,7 +19,7 @@ A gateway is shared by every thread of a worker, so it holds no request state. O
 through the request's database session (the SMS outbox) is given a function returning that
 session (`marketplace.db.get_session`), not a session.
 
-Adding an edge (the distance matrix, the temperature loggers, the notification channel):
+Adding an edge (the temperature loggers, a road-network distance provider):
 1. services: a `Protocol` saying what the services need (e.g. a `DistanceMatrix` in
    services/logistics/), the real implementation(s) beside it; fakes only in tests.
 2. marketplace/config.py: the setting that names the implementation, and its credentials, with
@@ -41,6 +42,8 @@ from typing import Any
 from flask import Flask, current_app
 
 from marketplace.db import get_session
+from services.logistics.distance import DistanceMatrix
+from services.logistics.distance import build_distance_matrix as _distance_matrix_from
 from services.media import LocalStorage, Storage
 from services.notify import NotificationChannel, SmsGatewayChannel, SmsOutboxChannel
 from services.orders.pickup import PickupCodeKeys
@@ -55,6 +58,7 @@ MEDIA_STORAGE = "media_storage"
 CHECKOUT_SETTINGS = "checkout_settings"
 NOTIFICATION_CHANNEL = "notification_channel"
 PICKUP_CODE_KEYS = "pickup_code_keys"
+DISTANCE_MATRIX = "distance_matrix"
 
 
 def init_app(app: Flask) -> None:
@@ -65,6 +69,7 @@ def init_app(app: Flask) -> None:
     app.extensions[CHECKOUT_SETTINGS] = CheckoutSettings.from_mapping(app.config)
     app.extensions[NOTIFICATION_CHANNEL] = build_notification_channel(app.config, app.extensions[SMS_GATEWAY])
     app.extensions[PICKUP_CODE_KEYS] = PickupCodeKeys.from_settings(app.config)
+    app.extensions[DISTANCE_MATRIX] = build_distance_matrix(app.config)
 
 
 # --- builders: the implementation each setting names -----------------------------------------
@@ -111,6 +116,13 @@ def build_notification_channel(config: Mapping[str, Any], sms: SmsGateway) -> No
     raise ValueError(f"unknown NOTIFICATION_CHANNEL {name!r}; 'outbox' or 'sms'")
 
 
+def build_distance_matrix(config: Mapping[str, Any]) -> DistanceMatrix:
+    """The distances vehicle routes are planned on, as DISTANCE_MATRIX names them: "haversine"
+    (great-circle × ROAD_FACTOR at ROAD_SPEED_KMH). A road-network provider (a map vendor's
+    distance-matrix API, an OSRM server) is a class implementing the Protocol, named here."""
+    return _distance_matrix_from(config)
+
+
 # --- accessors: the current app's gateways ----------------------------------------------------
 
 
@@ -138,6 +150,16 @@ def pickup_code_keys() -> PickupCodeKeys:
     """The secret pickup codes are derived from and their attempt limit (PICKUP_CODE_SECRET,
     by default SECRET_KEY; SMS_CODE_MAX_ATTEMPTS)."""
     return current_app.extensions[PICKUP_CODE_KEYS]  # type: ignore[no-any-return]
+
+
+def distance_matrix() -> DistanceMatrix:
+    """Metres and driving seconds between points (services/logistics/distance.py)."""
+    return current_app.extensions[DISTANCE_MATRIX]  # type: ignore[no-any-return]
+
+
+def route_time_limit() -> float:
+    """How long the day's route planning may search (ROUTE_TIME_LIMIT_SECONDS)."""
+    return float(current_app.config.get("ROUTE_TIME_LIMIT_SECONDS", 3.0))
 
 
 def checkout_settings() -> CheckoutSettings:

@@ -52,6 +52,7 @@ from domain import (
     StorageClass,
     Unit,
     User,
+    Vehicle,
 )
 from seed import photos, positions
 from services import accounts, catalog, media, places
@@ -184,8 +185,42 @@ def load_all(
             session, admin, user_id=user.id, role=role, node_id=node_id, county_code=county_code
         )
         report["role_grants"] += 1
+    report["vehicles"] = load_vehicles(session, data_dir)
     report.update(load_catalog(session, data_dir, storage=storage))
     return report
+
+
+def load_vehicles(session: Session, data_dir: Path = DATA_DIR) -> int:
+    """The demo hubs' vehicles (vehicles.json), each added by the hub's demo staff through
+    services/logistics/fleet.py: plates of the hub's city (粤M 梅州, 粤R 清远, 粤G 湛江, 粤A
+    广州, 粤B 深圳). A plate already registered is skipped. Returns how many were added."""
+    from services.logistics import fleet
+
+    added = 0
+    for entry in read_json("vehicles.json", data_dir):
+        if session.scalar(select(Vehicle.id).where(Vehicle.plate == entry["plate"])) is not None:
+            continue
+        hub = places.find_node(session, NodeKind(entry["hub"]), entry["county_code"])
+        staff = accounts.find_user_by_phone(session, entry["staff_phone"])
+        if hub is None or staff is None:
+            raise LookupError(
+                f"vehicle {entry['plate']}: no {entry['hub']} in {entry['county_code']} or staff"
+            )
+        fleet.save_vehicle(
+            session,
+            staff,
+            hub,
+            fleet.VehicleInput(
+                plate=entry["plate"],
+                kind=entry["kind"],
+                capacity_kg=str(entry["capacity_kg"]),
+                capacity_m3=str(entry["capacity_m3"]),
+                shift_start=entry["shift_start"],
+                shift_end=entry["shift_end"],
+            ),
+        )
+        added += 1
+    return added
 
 
 def _seller(session: Session, phone: str) -> User:

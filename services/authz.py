@@ -450,3 +450,48 @@ def require_standing(action: StandingOrderAction, standings: set[StandingOrderSt
     """Forbidden unless one of `standings` may take `action` (STANDING_ORDER_ACTIONS)."""
     if not may_standing(action, standings):
         raise Forbidden()
+
+
+# --- hubs: a county center's or a distribution center's vehicles, pallets and routes ------------
+
+
+class HubStanding(enum.StrEnum):
+    """How a person relates to a county center or a distribution center (`hub_standings`)."""
+
+    COUNTY_STAFF = "county_staff"  # staff of the county center's county
+    DC_STAFF = "dc_staff"  # staff of the distribution center
+
+
+class HubAction(enum.StrEnum):
+    VIEW = "view"  # the day's page: vehicles, pallets, the route plan
+    MANAGE_VEHICLES = "manage_vehicles"  # add a vehicle, change it, take it off the road
+    BUILD_PALLETS = "build_pallets"  # build pallets, mark one loaded (services/logistics/pallets.py)
+    PLAN_ROUTES = "plan_routes"  # plan the day, lock or move a stop (services/logistics/routes.py)
+
+
+# The people who load the vehicles plan them; admins hold no parcels (as with scans: works_at).
+HUB_ACTIONS: Mapping[HubAction, frozenset[HubStanding]] = {
+    action: frozenset({HubStanding.COUNTY_STAFF, HubStanding.DC_STAFF}) for action in HubAction
+}
+
+
+def hub_standings(user: User | None, node: Node) -> set[HubStanding]:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return set()
+    if node.kind == NodeKind.COUNTY_CENTER and node.county_code in staff_county_codes(user):
+        return {HubStanding.COUNTY_STAFF}
+    if node.kind == NodeKind.DISTRIBUTION_CENTER and node.id in node_ids(user, Role.DC_STAFF):
+        return {HubStanding.DC_STAFF}
+    return set()
+
+
+def may_hub(action: HubAction, user: User | None, node: Node) -> bool:
+    return bool(HUB_ACTIONS[action] & hub_standings(user, node))
+
+
+def require_hub(action: HubAction, user: User | None, node: Node) -> User:
+    """Forbidden unless `user` may take `action` at the hub `node` (HUB_ACTIONS)."""
+    user = require_user(user)
+    if not may_hub(action, user, node):
+        raise Forbidden()
+    return user

@@ -66,6 +66,7 @@ from domain import (
     SubOrder,
     Unit,
     User,
+    Vehicle,
     clock,
     distribution_center_counties,
 )
@@ -1086,3 +1087,76 @@ def credit_parcel_waiting(
     parcels.mark_arrived(session, agent, sub.number, checkout.new_idempotency_key())
     session.expire_all()
     return session.get(SubOrder, sub.id)  # type: ignore[return-value]
+
+
+# --- hubs: pallets and the day's routes (issue 12, items 5-6) ------------------------------------------
+
+
+def pickup_at(node: Node) -> dict[str, Any]:
+    """An order's extra arguments for collecting it at `node`."""
+    return {
+        "delivery": "pickup",
+        "pickup_node_id": node.id,
+        "pickup_contact": AddressInput(recipient="陈阿婆", phone="13912340000"),
+        "address": None,
+    }
+
+
+def parcel_at_center(
+    session: Session,
+    market: Any,
+    gateway: Any,
+    world: Logistics,
+    items: dict[str, int],
+    to: Node,
+    *,
+    weight_g: int | None = None,
+) -> SubOrder:
+    """The 梅县 farmer's goods handed in at the farmer's point for collection at `to` (another
+    梅县 point), scanned out of the point and into the county center: waiting there for its leg
+    to `to`. `weight_g` overrides the weighed weight (a heavy parcel for pallet limits)."""
+    from domain import ScanKind
+    from services.logistics import scans
+
+    sub = handed_in(session, market, gateway, world, items, **pickup_at(to))
+    for kind, node in ((ScanKind.DEPARTED, world.point), (ScanKind.ARRIVED, world.center)):
+        scans.record_scan(
+            session,
+            staff_of(session, node),
+            sub.number,
+            kind,
+            checkout.new_idempotency_key(),
+            node_id=node.id,
+        )
+    if weight_g is not None:
+        sub.weight_g = weight_g
+        session.commit()
+    return sub
+
+
+def add_vehicle(
+    session: Session,
+    node: Node,
+    plate: str,
+    *,
+    kg: int = 1500,
+    m3: float = 8.0,
+    refrigerated: bool = False,
+    shift: tuple[str, str] = ("07:00", "19:00"),
+) -> Vehicle:
+    """A vehicle at `node`, added by its staff through services/logistics/fleet.py."""
+    from services.logistics import fleet
+
+    return fleet.save_vehicle(
+        session,
+        staff_of(session, node),
+        node,
+        fleet.VehicleInput(
+            plate=plate,
+            kind="refrigerated" if refrigerated else "ambient",
+            capacity_kg=str(kg),
+            capacity_m3=str(m3),
+            shift_start=shift[0],
+            shift_end=shift[1],
+        ),
+    )

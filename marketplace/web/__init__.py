@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
     from marketplace.web.commissions import bp as commissions_bp
     from marketplace.web.dev import bp as dev_bp
     from marketplace.web.finance import bp as finance_bp
+    from marketplace.web.hubs import bp as hubs_bp
     from marketplace.web.intake import bp as intake_bp
     from marketplace.web.main import bp as main_bp
     from marketplace.web.media import bp as media_bp
@@ -43,6 +44,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(orders_bp, url_prefix="/orders")
     app.register_blueprint(finance_bp, url_prefix="/finance")
     app.register_blueprint(cash_bp)
+    app.register_blueprint(hubs_bp, url_prefix="/hub")
     app.register_blueprint(commissions_bp)
     app.register_blueprint(agent_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")

@@ -7,4 +7,9 @@ service centers and distribution centers.
     chain.py      the SM3 hash chain over a lot's events (tamper evidence)
     readings.py   temperature readings from loggers (JSON batches, CSV from Chinese Excel) and
                   excursions against a storage class
+    loads.py      parcels waiting at a node for a next hop, their weight and volume
+    fleet.py      the hubs (county centers, DCs) and their vehicles
+    pallets.py    consolidation onto standard pallets per next hop and storage class
+    routes.py     a hub's day as a vrp.Problem, solved, stored, and the legs given their vehicle
+    hubday.py     a hub's day on one page
 """

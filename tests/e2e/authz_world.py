@@ -51,6 +51,7 @@ from domain import (
 from domain import clock as product_clock
 from seed.loader import read_json
 from services import cash, catalog, ledger, media, places, proxy, standing, villagers
+from services.logistics import fleet
 from services.orders import addresses, checkout, states
 from services.orders.addresses import AddressInput
 from services.orders.checkout import CheckoutInput
@@ -127,6 +128,8 @@ class Scope:
     standing_id: int  # a weekly standing order of the scope's villager
     cycle_id: int  # its cycle prepared for the agent to confirm
     remittance_id: int  # the scope's agent's cash, declared to the county center, not yet counted
+    center_vehicle_id: int  # a vehicle of the scope's county center
+    dc_vehicle_id: int  # a vehicle of the scope's distribution center
 
     def sub(self, state: str) -> SubOrder:
         (sub,) = self.orders[state].sub_orders
@@ -162,6 +165,22 @@ class KeptFilesStorage(media.LocalStorage):
 
     def delete(self, key: str) -> None:
         del key
+
+
+def _vehicle(session: Session, staff: User, hub: Node, plate: str) -> Any:
+    return fleet.save_vehicle(
+        session,
+        staff,
+        hub,
+        fleet.VehicleInput(
+            plate=plate,
+            kind="ambient",
+            capacity_kg="1500",
+            capacity_m3="8",
+            shift_start="07:00",
+            shift_end="18:00",
+        ),
+    )
 
 
 def _build_scope(
@@ -303,6 +322,9 @@ def _build_scope(
     standing.prepare_cycles(session, prepare_days=3)
     (cycle,) = [c for c in standing.cycles_to_confirm(session, agent) if c.standing_order_id == regular.id]
     remittance = cash.declare_remittance(session, agent, cash_order.total_fen, f"matrix-remit-{name}")
+    plate = {"A": "M", "B": "R"}[name]  # 梅州, 清远
+    center_vehicle = _vehicle(session, county_staff, center, f"粤{plate}·1000{name}")
+    dc_vehicle = _vehicle(session, dc_staff, dc, f"粤{plate}·2000{name}")
 
     # A payout batch of this scope's own (older, completed) sub-order: batches take everything
     # payable, so each scope's is made before the next scope's sub-orders exist.
@@ -343,6 +365,8 @@ def _build_scope(
         standing_id=regular.id,
         cycle_id=cycle.id,
         remittance_id=remittance.id,
+        center_vehicle_id=center_vehicle.id,
+        dc_vehicle_id=dc_vehicle.id,
     )
 
 
@@ -507,6 +531,12 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return str(scope.cycle_id)
     if name == "remittance_id":
         return str(scope.remittance_id)
+    # A hub's day: the node the role works at (DC staff: their DC), else the county center;
+    # a vehicle of that hub.
+    if name == "hub_id":
+        return str(scope.dc.id if role == "dc_staff" else scope.center.id)
+    if name == "vehicle_id":
+        return str(scope.dc_vehicle_id if role == "dc_staff" else scope.center_vehicle_id)
     raise UnresolvedParameter(
         f"add a resolver for <{name}> (route {rule}, endpoint {endpoint}) in tests/e2e/authz_world.py"
     )

@@ -40,6 +40,7 @@ class TestLoadingTheDemoData:
         assert {p.division_code for p in seeded_points} >= {p["village_code"] for p in points}
         assert len({p["village_code"][:4] for p in points}) >= 4
         self.every_point_is_served_by_its_county_center(session)
+        self.the_demo_hubs_have_vehicles_with_their_city_s_plates(session, seeded)
         self.the_audit_trail_names_the_admin(session, seeded)
 
     def test_a_second_run_adds_nothing_and_changes_nothing(self, session, seeded):
@@ -47,6 +48,16 @@ class TestLoadingTheDemoData:
         again = load_all(session)
         assert set(again.values()) == {0}
         assert database_state(session) == before
+
+    def the_demo_hubs_have_vehicles_with_their_city_s_plates(self, session, seeded):  # type: ignore[no-untyped-def]
+        from domain import Vehicle
+
+        vehicles = session.scalars(select(Vehicle)).all()
+        assert seeded["vehicles"] == len(read_json("vehicles.json")) == len(vehicles) >= 5
+        plate_of_city = {"4414": "粤M", "4418": "粤R", "4408": "粤G", "4401": "粤A", "4403": "粤B"}
+        for vehicle in vehicles:
+            assert vehicle.plate.startswith(plate_of_city[vehicle.node.county_code[:4]])
+        assert any(v.refrigerated for v in vehicles if v.node.kind == NodeKind.COUNTY_CENTER)
 
     def every_point_is_served_by_its_county_center(self, session):  # type: ignore[no-untyped-def]
         for entry in read_json("village_points.json"):

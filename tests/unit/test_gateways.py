@@ -147,3 +147,21 @@ class TestBuildMediaStorage:
         assert store.root == tmp_path.resolve()
         with pytest.raises(ValueError):
             gateways.build_media_storage({"MEDIA_STORAGE": "s3", "MEDIA_ROOT": str(tmp_path)})
+
+
+class TestBuildDistanceMatrix:
+    def test_haversine_by_default_with_the_settings_road_factor_and_an_unknown_name_fails_at_start(
+        self, tmp_path: Path
+    ):
+        from services.logistics.distance import HaversineMatrix
+
+        app = Flask(__name__)
+        app.config.update(settings(tmp_path, ROAD_FACTOR=1.5, ROAD_SPEED_KMH=30))
+        gateways.init_app(app)
+        with app.app_context():
+            matrix = gateways.distance_matrix()
+        assert isinstance(matrix, HaversineMatrix) and (matrix.road_factor, matrix.speed_kmh) == (1.5, 30.0)
+        app = Flask(__name__)
+        app.config.update(settings(tmp_path, DISTANCE_MATRIX="crow-flies"))
+        with pytest.raises(ValueError, match="DISTANCE_MATRIX"):
+            gateways.init_app(app)

@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from domain import (
     Leg,
@@ -134,8 +134,15 @@ def start(session: Session, sub: SubOrder, origin: Node, actor: User | None, *, 
     return shipment
 
 
+# A scan touches the sub-order, its shipment and legs, and its lots: their other relationships
+# (the order's payments and lines, the products' photos and certifications, …) load only if read.
+LEAN = lazyload("*")
+
+
 def shipment_of(session: Session, sub: SubOrder) -> Shipment | None:
-    return session.scalar(select(Shipment).where(Shipment.sub_order_id == sub.id))
+    return session.scalar(
+        select(Shipment).where(Shipment.sub_order_id == sub.id).options(lazyload(Shipment.sub_order))
+    )
 
 
 def _label(raw: Any) -> str:
@@ -147,7 +154,9 @@ def _label(raw: Any) -> str:
 
 
 def _shipment(session: Session, label: str) -> tuple[Shipment, SubOrder]:
-    sub = session.scalar(select(SubOrder).where(SubOrder.number == label).with_for_update(of=SubOrder))
+    sub = session.scalar(
+        select(SubOrder).where(SubOrder.number == label).with_for_update(of=SubOrder).options(LEAN)
+    )
     shipment = shipment_of(session, sub) if sub is not None else None
     if sub is None or shipment is None:
         raise NotFound(_("No parcel has the label %(label)s.", label=label))

@@ -28,7 +28,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from domain import Lot, LotEvent, Node, Scan, ScanKind, Shipment, User, clock
 from services.errors import NotFound
@@ -127,7 +127,7 @@ def record_scan(session: Session, shipment: Shipment, scan: Scan) -> None:
     if scan.kind == ScanKind.COLLECTED:
         return  # the intake's own hand-in: the lots' `received` event says it
     lots = session.scalars(
-        select(Lot).where(Lot.sub_order_id == shipment.sub_order_id).order_by(Lot.id)
+        select(Lot).where(Lot.sub_order_id == shipment.sub_order_id).order_by(Lot.id).options(lazyload("*"))
     ).all()
     if not lots:
         return
@@ -228,7 +228,8 @@ def _lot(session: Session, code: Any) -> Lot:
     from services.intake import normal_code
 
     normal = normal_code(code)
-    lot = session.scalar(select(Lot).where(Lot.code == normal)) if normal else None
+    found = select(Lot).where(Lot.code == normal).options(lazyload("*"))
+    lot = session.scalar(found) if normal else None
     if lot is None:
         raise NotFound(_("No lot has this code."))
     return lot

@@ -234,6 +234,9 @@ class Config:
         # ahead cycles are prepared for the agent to confirm.
         self.STANDING_ORDER_CUTOFF_HOUR = int(os.environ.get("STANDING_ORDER_CUTOFF_HOUR", 22))
         self.STANDING_ORDER_PREPARE_DAYS = int(os.environ.get("STANDING_ORDER_PREPARE_DAYS", 2))
+        # Cold chain: a run of readings outside the storage class's range for longer than this is
+        # an excursion (services/logistics/coldchain.py, readings.find_excursions).
+        self.COLD_CHAIN_GRACE_MINUTES = int(os.environ.get("COLD_CHAIN_GRACE_MINUTES", 30))
 
         # SMS: "outbox" writes messages to a table shown on /dev/sms.
         self.SMS_GATEWAY = os.environ.get("SMS_GATEWAY", "outbox")

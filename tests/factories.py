@@ -1091,7 +1091,9 @@ def carry_step(session: Session, sub: SubOrder, *, vehicle: Any = None) -> Any:
         node_id, kind = leg.to_node_id, ScanKind.ARRIVED
     node = session.get(Node, node_id)
     assert node is not None
-    scans.record_scan(session, staff_of(session, node), sub.number, kind, checkout.new_idempotency_key(), node_id=node_id)
+    scans.record_scan(
+        session, staff_of(session, node), sub.number, kind, checkout.new_idempotency_key(), node_id=node_id
+    )
     session.refresh(leg)
     return leg
 
@@ -1115,3 +1117,20 @@ def cold_chain(session: Session, world: Logistics) -> Any:
     world.dc.has_cold_storage = True
     session.commit()
     return van
+
+
+def cold_trip(
+    session: Session, market: Any, gateway: Any, world: Logistics, van: Any, first_village: Any, clock: Any
+) -> Any:
+    """A lot of 梅县 pomelos for a city door, handed in at NOW; left the point at +1 h, at the
+    center at +2 h, left in `van` at +3 h, at the DC at +5 h, left the DC at +9 h. The clock then
+    stands at +10 h. Returns the lot."""
+    from domain import Lot
+
+    sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1}, address=city_address(first_village))
+    for hours, vehicle in ((1, None), (2, None), (3, van), (5, None), (9, None)):
+        clock.set(NOW + timedelta(hours=hours))
+        carry_step(session, sub, vehicle=vehicle)
+    clock.set(NOW + timedelta(hours=10))
+    (lot,) = session.scalars(select(Lot).where(Lot.sub_order_id == sub.id))
+    return lot

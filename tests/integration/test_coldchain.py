@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from domain import (
     Excursion,
     ExcursionLot,
-    Lot,
     Notification,
     NotificationEvent,
     StorageClass,
@@ -26,7 +25,7 @@ from services.errors import Forbidden, ValidationError
 from services.logistics import coldchain
 from services.logistics.coldchain import Source
 from tests.conftest import NOW, count
-from tests.factories import Logistics, build_logistics, carry_step, city_address, cold_chain, handed_in
+from tests.factories import Logistics, build_logistics, cold_chain, cold_trip
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -44,15 +43,8 @@ def van(session, world):  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def trip(session, market, gateway, world, van, first_village, clock):  # type: ignore[no-untyped-def]
-    """The lot: handed in at NOW; left the point at +1 h, at the center at +2 h, left in the van
-    at +3 h, at the DC at +5 h, left the DC at +9 h. The clock then stands at +10 h."""
-    sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1}, address=city_address(first_village))
-    for hours, vehicle in ((1, None), (2, None), (3, van), (5, None), (9, None)):
-        clock.set(NOW + hours * H)
-        carry_step(session, sub, vehicle=vehicle)
-    clock.set(NOW + 10 * H)
-    (lot,) = session.scalars(select(Lot).where(Lot.sub_order_id == sub.id))
-    return lot
+    """The lot: in the van +3 h … +5 h, in the DC's store +5 h … +9 h; the clock at +10 h."""
+    return cold_trip(session, market, gateway, world, van, first_village, clock)
 
 
 @pytest.fixture()
@@ -100,7 +92,7 @@ class TestAttribution:
         assert [(s.start, s.end) for s in at_center] == [(NOW + 2 * H, NOW + 3 * H)]
 
     def test_a_lot_s_readings_are_those_of_its_path_only(self, session, world, trip, loggers):
-        in_van, in_store = loggers
+        _in_van, in_store = loggers
         c = Source(user=world.county_staff)
         coldchain.ingest_batch(
             session,

@@ -201,6 +201,14 @@ def register_logger(
     return Registered(logger, token)
 
 
+def require_manager(session: Session, user: User | None) -> User:
+    """`user` manages some node's loggers (county or DC staff), else Forbidden: admins read only."""
+    user = authz.require_user(user)
+    if not _managed_nodes(session, user):
+        raise Forbidden()
+    return user
+
+
 def visible_loggers(session: Session, user: User | None) -> list[TemperatureLogger]:
     """The loggers `user` may see: admins all, staff those of the nodes they manage."""
     user = authz.require_user(user)

@@ -127,6 +127,7 @@ class Scope:
     standing_id: int  # a weekly standing order of the scope's villager
     cycle_id: int  # its cycle prepared for the agent to confirm
     remittance_id: int  # the scope's agent's cash, declared to the county center, not yet counted
+    excursion_id: int  # an open excursion of a logger in the scope's DC's cold store
 
     def sub(self, state: str) -> SubOrder:
         (sub,) = self.orders[state].sub_orders
@@ -303,6 +304,7 @@ def _build_scope(
     standing.prepare_cycles(session, prepare_days=3)
     (cycle,) = [c for c in standing.cycles_to_confirm(session, agent) if c.standing_order_id == regular.id]
     remittance = cash.declare_remittance(session, agent, cash_order.total_fen, f"matrix-remit-{name}")
+    excursion_id = _cold_store_excursion(session, dc, dc_staff, name)
 
     # A payout batch of this scope's own (older, completed) sub-order: batches take everything
     # payable, so each scope's is made before the next scope's sub-orders exist.
@@ -343,7 +345,27 @@ def _build_scope(
         standing_id=regular.id,
         cycle_id=cycle.id,
         remittance_id=remittance.id,
+        excursion_id=excursion_id,
     )
+
+
+def _cold_store_excursion(session: Session, dc: Node, dc_staff: User, name: str) -> int:
+    """A chilled logger in the DC's cold store (registered by its staff) that read 8 ℃ for an hour."""
+    from services.logistics import coldchain
+
+    dc.has_cold_storage = True
+    session.commit()
+    made = coldchain.register_logger(
+        session, dc_staff, serial=f"MATRIX-{name}", place=f"node:{dc.id}", storage_class="chilled"
+    )
+    start = product_clock.now() - timedelta(hours=3)
+    temps = [3.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 3.0]
+    items = [
+        {"logger": made.logger.serial, "at": (start + i * timedelta(minutes=10)).isoformat(), "celsius": t}
+        for i, t in enumerate(temps)
+    ]
+    (excursion,) = coldchain.ingest_batch(session, coldchain.Source(logger=made.logger), items).excursions
+    return excursion.id
 
 
 def build_authz_world(
@@ -501,6 +523,8 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return str(scope.cycle_id)
     if name == "remittance_id":
         return str(scope.remittance_id)
+    if name == "excursion_id":
+        return str(scope.excursion_id)
     raise UnresolvedParameter(
         f"add a resolver for <{name}> (route {rule}, endpoint {endpoint}) in tests/e2e/authz_world.py"
     )
@@ -623,6 +647,15 @@ BODIES: dict[str, Callable[[Scope], dict[str, Any]]] = {
                 "idempotency_key": "matrix-scan-0002",
             }
         ]
+    },
+    # A logger in the scope's DC's cold store; a reading of the scope's logger.
+    "coldchain.register": lambda s: {
+        "serial": f"MATRIX-NEW-{s.name}",
+        "place": f"node:{s.dc.id}",
+        "storage_class": "chilled",
+    },
+    "api_coldchain.readings": lambda s: {
+        "readings": [{"logger": f"MATRIX-{s.name}", "at": (product_clock.now()).isoformat(), "celsius": 3.0}]
     },
     "api_commissions.set_rate": lambda s: {"kind": "proxy", "category_id": None, "rate_percent": "1.5"},
 }

@@ -91,7 +91,7 @@ def register():  # type: ignore[no-untyped-def]
 
 
 def _upload_page(form: UploadForm, *, message=None, result=None, status: int = 200):  # type: ignore[no-untyped-def]
-    coldchain.visible_loggers(get_session(), actor())  # staff only
+    coldchain.require_manager(get_session(), actor())  # the staff who look after loggers
     return render_template("coldchain/upload.html", form=form, message=message, result=result), status
 
 
@@ -104,6 +104,7 @@ def upload():  # type: ignore[no-untyped-def]
 @bp.post("/coldchain/upload")
 @login_required
 def upload_post():  # type: ignore[no-untyped-def]
+    coldchain.require_manager(get_session(), actor())
     form = UploadForm()
     if not form.validate_on_submit():
         return _upload_page(

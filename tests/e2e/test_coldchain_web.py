@@ -55,9 +55,7 @@ def logger_auth(token: str) -> dict[str, str]:
 
 
 class TestApi:
-    def test_a_logger_sends_its_batch_and_a_resend_changes_nothing(
-        self, client, session, trip, van_logger
-    ):
+    def test_a_logger_sends_its_batch_and_a_resend_changes_nothing(self, client, session, trip, van_logger):
         body = {"readings": items("VAN-1", [3.0, 8.0, 8.5, 9.0, 8.0, 3.0])}
         first = client.post(READINGS, json=body, headers=logger_auth(van_logger.token))
         assert first.status_code == 200, first.get_json()
@@ -120,31 +118,31 @@ def local(at) -> str:  # type: ignore[no-untyped-def]
     return (at + 8 * H).strftime("%Y/%m/%d %H:%M")
 
 
+def form_of(serial: str, van) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"serial": serial, "place": f"vehicle:{van.id}", "storage_class": "chilled"}
+
+
 class TestPages:
     def test_staff_register_a_logger_and_see_its_token_once(self, as_user, session, world, van):
         page = as_user(world.county_staff)
         form = page.get("/coldchain/loggers").get_data(as_text=True)
         assert "登记记录仪" in form and "粤M·L0001" in form
-        made = page.post(
-            "/coldchain/loggers", data={"serial": "VAN-7", "place": f"vehicle:{van.id}", "storage_class": "chilled"}
-        )
+        made = page.post("/coldchain/loggers", data=form_of("VAN-7", van))
         assert made.status_code == 201
         text = made.get_data(as_text=True)
         (logger,) = session.scalars(select(TemperatureLogger))
         token = text.split('<code class="token" style="word-break: break-all">')[1].split("<")[0]
         assert coldchain.authenticate_logger(session, token).id == logger.id
         assert token not in page.get("/coldchain/loggers").get_data(as_text=True)
-        twice = page.post(
-            "/coldchain/loggers", data={"serial": "VAN-7", "place": f"vehicle:{van.id}", "storage_class": "chilled"}
-        )
+        twice = page.post("/coldchain/loggers", data=form_of("VAN-7", van))
         assert twice.status_code == 409 and "已登记" in twice.get_data(as_text=True)
         # 顺德's staff cannot mount one in 梅县's van.
-        other = as_user(world.county_staff_sd).post(
-            "/coldchain/loggers", data={"serial": "VAN-8", "place": f"vehicle:{van.id}", "storage_class": "chilled"}
-        )
+        other = as_user(world.county_staff_sd).post("/coldchain/loggers", data=form_of("VAN-8", van))
         assert other.status_code == 403 and count(session, TemperatureLogger) == 1
 
-    def test_a_gbk_csv_upload_then_the_excursion_acknowledged(self, as_user, session, world, trip, van_logger):
+    def test_a_gbk_csv_upload_then_the_excursion_acknowledged(
+        self, as_user, session, world, trip, van_logger
+    ):
         page = as_user(world.county_staff)
         temps = ["3.0", "8.0", "8.0", "8.5", "8.0", "2.5"]
         rows = [("VAN-1", local(NOW + 3 * H + i * 10 * M), t) for i, t in enumerate(temps)]

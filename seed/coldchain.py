@@ -10,9 +10,9 @@ Through the services, as the people who would:
     identity): the van holds 2-4 ℃ but for 50 minutes at 6-7.5 ℃ (a door left open on a stop:
     beyond the 30-minute grace, so an excursion, its lots marked and the staff alerted); the
     store holds 1.5-3.5 ℃ with a 20-minute spike (within grace: nothing).
-The day is the last 24 hours, unless a demo parcel left the center after the history: then the
-van carries that leg (as its route plan would say) and the day is centred on its departure, so the
-excursion marks that parcel's lot.
+The day is the last 24 hours, unless a demo parcel with a lot left the center in the history: then
+the van carries that leg (as its route plan would say), the day runs to 12 hours after it left
+and the excursion spans its departure, so it marks that parcel's lot.
 
 Idempotent: a logger is found again by its serial, the van by its plate, and a logger that has
 readings gets none again: a second run adds and changes nothing.
@@ -24,15 +24,17 @@ import math
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from domain import (
     Leg,
+    Lot,
     Node,
     NodeKind,
     Role,
     RoleGrant,
+    Shipment,
     TemperatureLogger,
     TemperatureReading,
     User,
@@ -78,15 +80,17 @@ def _logger(session: Session, staff: User, serial: str, place: str) -> tuple[Tem
 
 
 def _day(session: Session, center: Node, van: Vehicle) -> tuple[datetime, datetime | None]:
-    """The day's end, and when the van's excursion begins: on a demo leg from the center if one
-    left it (the van carries it), else six hours ago."""
+    """The day's end, and when the van's excursion begins: around the departure of the latest
+    demo leg with a lot from the center if one left it (the van carries it), else six hours ago."""
     now = clock.now()
     leg = session.scalar(
         select(Leg)
+        .join(Shipment, Shipment.id == Leg.shipment_id)
         .where(
             Leg.from_node_id == center.id,
             Leg.departed_at.is_not(None),
             Leg.departed_at > now - timedelta(days=300),
+            exists(select(Lot.id).where(Lot.sub_order_id == Shipment.sub_order_id)),
         )
         .order_by(Leg.departed_at.desc())
         .limit(1)
@@ -94,7 +98,8 @@ def _day(session: Session, center: Node, van: Vehicle) -> tuple[datetime, dateti
     if leg is not None and leg.departed_at is not None and leg.vehicle_id in (None, van.id):
         leg.vehicle_id = van.id
         session.commit()
-        return min(now, leg.departed_at + timedelta(hours=12)), leg.departed_at + STEP
+        # The doors open for loading 20 minutes before it leaves: the run covers the departure.
+        return min(now, leg.departed_at + timedelta(hours=12)), leg.departed_at - 2 * STEP
     return now, None
 
 

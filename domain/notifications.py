@@ -36,6 +36,7 @@ class NotificationEvent(enum.StrEnum):
     PARCEL_REMINDER = "parcel_reminder"  # still waiting at the point: collect it before it goes back
     PROXY_PLACED = "proxy_placed"  # an agent placed a proxy order for the villager (代购)
     COLD_EXCURSION = "cold_excursion"  # to staff: a logger found an excursion (no order)
+    LOGGER_SILENT = "logger_silent"  # to staff: a logger sent nothing for hours (no order)
 
 
 class NotificationStatus(enum.StrEnum):

@@ -237,6 +237,8 @@ class Config:
         # Cold chain: a run of readings outside the storage class's range for longer than this is
         # an excursion (services/logistics/coldchain.py, readings.find_excursions).
         self.COLD_CHAIN_GRACE_MINUTES = int(os.environ.get("COLD_CHAIN_GRACE_MINUTES", 30))
+        # A logger that sent nothing for this long alerts its node's staff (flag-silent-loggers job).
+        self.COLD_CHAIN_SILENT_HOURS = float(os.environ.get("COLD_CHAIN_SILENT_HOURS", 2))
 
         # SMS: "outbox" writes messages to a table shown on /dev/sms.
         self.SMS_GATEWAY = os.environ.get("SMS_GATEWAY", "outbox")

@@ -23,6 +23,7 @@ What is told, to whom:
     parcel_collected  collected at the point (parcels.py)      the pickup phone  yes
     cold_excursion    a cold-chain excursion (logistics/       each staff member yes
                       coldchain.py; no order)                  of the logger's node
+    logger_silent     a logger sent nothing for hours (job)    the same          yes
 
 Proxy orders (`Order.villager_id` set: an agent shopped for a villager): every message goes to
 the villager's phone on the order (`recipient_phone`: their family phone, or the point's when
@@ -294,8 +295,8 @@ TEXTS = {
 
 def render(session: Session, row: Notification, keys: pickup.PickupCodeKeys) -> str:
     """The text of one message, written now (a pickup code is derived, never stored)."""
-    if row.event == E.COLD_EXCURSION:  # to staff, about no order: the params say everything
-        return TEXTS[E.COLD_EXCURSION].format(**{k: str(v) for k, v in (row.params or {}).items()})
+    if row.event in (E.COLD_EXCURSION, E.LOGGER_SILENT):  # to staff, no order: the params say all
+        return TEXTS[row.event].format(**{k: str(v) for k, v in (row.params or {}).items()})
     order = session.get(Order, row.order_id)
     if order is None:
         raise LookupError(f"order {row.order_id} is gone")

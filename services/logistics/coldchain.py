@@ -862,12 +862,17 @@ def acknowledge(session: Session, user: User | None, excursion_id: int) -> Excur
     return row
 
 
-def silent_loggers(
-    session: Session, *, after: timedelta, now: datetime | None = None
-) -> list[TemperatureLogger]:
-    """Active loggers with no reading for longer than `after` (never read: not listed)."""
+DEFAULT_SILENT_AFTER = timedelta(hours=2)
+
+
+def flag_silent_loggers(
+    session: Session, *, after: timedelta = DEFAULT_SILENT_AFTER, now: datetime | None = None
+) -> dict[str, int]:
+    """The flag-silent-loggers job: an active logger whose last reading is older than `after`
+    alerts its node's staff, once per silence (the key is its last reading's time: a logger that
+    comes back and falls silent again alerts again). Committed."""
     now = now or clock.now()
-    return list(
+    silent = list(
         session.scalars(
             select(TemperatureLogger).where(
                 TemperatureLogger.active.is_(True),
@@ -876,3 +881,19 @@ def silent_loggers(
             )
         ).unique()
     )
+    told = 0
+    for logger in silent:
+        assert logger.last_reading_at is not None
+        params = {
+            "serial": logger.serial,
+            "place": place_label(logger),
+            "since": logger.last_reading_at.astimezone(clock.CHINA).strftime("%m-%d %H:%M"),
+        }
+        key = f"{logger.id}:{int(logger.last_reading_at.timestamp())}"
+        for user in _staff_to_alert(session, logger.node):
+            if notify.record_staff_alert(
+                session, NotificationEvent.LOGGER_SILENT, user, key, params, now=now
+            ):
+                told += 1
+    session.commit()
+    return {"silent": len(silent), "alerts": told}

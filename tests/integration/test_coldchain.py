@@ -332,3 +332,25 @@ class TestLoggers:
             coldchain.acknowledge(session, admin, view.excursion.id)
         coldchain.acknowledge(session, world.county_staff, view.excursion.id)
         assert coldchain.open_excursions(session, world.county_staff) == []
+
+
+class TestSilentLoggers:
+    def test_a_logger_silent_for_hours_alerts_its_staff_once(self, session, world, trip, loggers, clock):
+        from contextlib import nullcontext
+
+        from services import jobs
+
+        in_van, in_store = loggers
+        coldchain.ingest_batch(session, Source(logger=in_van.logger), batch("VAN-1", NOW + 9 * H, [3.0]))
+        coldchain.ingest_batch(
+            session, Source(logger=in_store.logger), batch("DC-COLD-1", NOW + 9.9 * H, [3.0])
+        )
+        clock.set(NOW + 11.5 * H)
+        report = jobs.run_job(lambda: nullcontext(session), "flag-silent-loggers", context=jobs.JobContext())
+        assert report.ok and report.result == {"silent": 1, "alerts": 1}
+        (alert,) = session.scalars(
+            select(Notification).where(Notification.event == NotificationEvent.LOGGER_SILENT)
+        )
+        assert alert.user_id == world.county_staff.id and alert.params["serial"] == "VAN-1"
+        again = coldchain.flag_silent_loggers(session, after=2 * H)
+        assert again == {"silent": 1, "alerts": 0}

@@ -4,7 +4,8 @@ aboard, and the excursions that alert staff and mark lots.
 Loggers. County staff register the loggers of their county's nodes, DC staff those of their
 center (authz.COLD_CHAIN_ACTIONS): a serial, where it is mounted (a node's cold store, or one of
 the node's vehicles) and the storage class it watches. The logger's API token is made then and
-shown once; only its SHA-256 is kept.
+shown once; only its SHA-256 is kept. A lost (or leaked) token is replaced by a new one
+(`new_token`): registering is not repeated, the serial is unique.
 
 Ingestion. Two ways in, both through `ingest`:
 * the API (POST /api/v1/readings): a JSON batch (readings.parse_batch, up to
@@ -199,6 +200,27 @@ def register_logger(
     session.add(logger)
     session.commit()
     return Registered(logger, token)
+
+
+def new_token(session: Session, user: User | None, logger_id: int) -> Registered:
+    """A new API token for a logger (the old one stops working): when the one shown at
+    registration was lost, or leaked. Staff of the logger's node only."""
+    user = authz.require_user(user)
+    logger = session.get(TemperatureLogger, logger_id)
+    if logger is None:
+        raise NotFound()
+    standings = authz.cold_chain_standings(user, logger.node)
+    if not standings:
+        raise NotFound()
+    authz.require_cold_chain(ColdChainAction.MANAGE, standings)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    logger.token_hash = _hash(token)
+    session.commit()
+    return Registered(logger, token)
+
+
+def may_manage(user: User | None, logger: TemperatureLogger) -> bool:
+    return authz.may_cold_chain(ColdChainAction.MANAGE, authz.cold_chain_standings(user, logger.node))
 
 
 def require_manager(session: Session, user: User | None) -> User:

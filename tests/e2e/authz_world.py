@@ -128,6 +128,7 @@ class Scope:
     cycle_id: int  # its cycle prepared for the agent to confirm
     remittance_id: int  # the scope's agent's cash, declared to the county center, not yet counted
     excursion_id: int  # an open excursion of a logger in the scope's DC's cold store
+    logger_id: int  # that logger
 
     def sub(self, state: str) -> SubOrder:
         (sub,) = self.orders[state].sub_orders
@@ -304,7 +305,7 @@ def _build_scope(
     standing.prepare_cycles(session, prepare_days=3)
     (cycle,) = [c for c in standing.cycles_to_confirm(session, agent) if c.standing_order_id == regular.id]
     remittance = cash.declare_remittance(session, agent, cash_order.total_fen, f"matrix-remit-{name}")
-    excursion_id = _cold_store_excursion(session, dc, dc_staff, name)
+    excursion_id, logger_id = _cold_store_excursion(session, dc, dc_staff, name)
 
     # A payout batch of this scope's own (older, completed) sub-order: batches take everything
     # payable, so each scope's is made before the next scope's sub-orders exist.
@@ -346,10 +347,11 @@ def _build_scope(
         cycle_id=cycle.id,
         remittance_id=remittance.id,
         excursion_id=excursion_id,
+        logger_id=logger_id,
     )
 
 
-def _cold_store_excursion(session: Session, dc: Node, dc_staff: User, name: str) -> int:
+def _cold_store_excursion(session: Session, dc: Node, dc_staff: User, name: str) -> tuple[int, int]:
     """A chilled logger in the DC's cold store (registered by its staff) that read 8 ℃ for an hour."""
     from services.logistics import coldchain
 
@@ -365,7 +367,7 @@ def _cold_store_excursion(session: Session, dc: Node, dc_staff: User, name: str)
         for i, t in enumerate(temps)
     ]
     (excursion,) = coldchain.ingest_batch(session, coldchain.Source(logger=made.logger), items).excursions
-    return excursion.id
+    return excursion.id, made.logger.id
 
 
 def build_authz_world(
@@ -525,6 +527,8 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return str(scope.remittance_id)
     if name == "excursion_id":
         return str(scope.excursion_id)
+    if name == "logger_id":
+        return str(scope.logger_id)
     raise UnresolvedParameter(
         f"add a resolver for <{name}> (route {rule}, endpoint {endpoint}) in tests/e2e/authz_world.py"
     )

@@ -136,6 +136,13 @@ class TestPages:
         assert token not in page.get("/coldchain/loggers").get_data(as_text=True)
         twice = page.post("/coldchain/loggers", data=form_of("VAN-7", van))
         assert twice.status_code == 409 and "已登记" in twice.get_data(as_text=True)
+        # The token lost: a new one, the old one stops working.
+        renewed = page.post(f"/coldchain/loggers/{logger.id}/token")
+        assert renewed.status_code == 200 and "旧令牌已失效" in renewed.get_data(as_text=True)
+        fresh = renewed.get_data(as_text=True).split('<code class="token" style="word-break: break-all">')[1]
+        assert coldchain.authenticate_logger(session, fresh.split("<")[0]).id == logger.id
+        assert coldchain.authenticate_logger(session, token) is None
+        assert as_user(world.county_staff_sd).post(f"/coldchain/loggers/{logger.id}/token").status_code == 404
         # 顺德's staff cannot mount one in 梅县's van.
         other = as_user(world.county_staff_sd).post("/coldchain/loggers", data=form_of("VAN-8", van))
         assert other.status_code == 403 and count(session, TemperatureLogger) == 1

@@ -29,3 +29,7 @@ class LoggerForm(FlaskForm):
 
 class UploadForm(FlaskForm):
     file = FileField(_l("CSV file"), render_kw={"accept": ".csv,text/csv"})
+
+
+class ActionForm(FlaskForm):
+    """A button's form: its CSRF token only (acknowledge, a new token)."""

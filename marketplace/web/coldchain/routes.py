@@ -13,7 +13,7 @@ from flask_login import login_required
 from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.web.coldchain import bp
-from marketplace.web.coldchain.forms import LoggerForm, UploadForm
+from marketplace.web.coldchain.forms import ActionForm, LoggerForm, UploadForm
 from marketplace.web.forms import form_error
 from services.errors import ServiceError
 from services.logistics import coldchain
@@ -28,14 +28,13 @@ def _grace() -> timedelta:
 @login_required
 def excursions():  # type: ignore[no-untyped-def]
     views = coldchain.open_excursions(get_session(), actor())
-    return render_template("coldchain/excursions.html", views=views, form=UploadForm(formdata=None))
+    return render_template("coldchain/excursions.html", views=views, form=ActionForm(formdata=None))
 
 
 @bp.post("/coldchain/excursions/<int:excursion_id>/acknowledge")
 @login_required
 def acknowledge(excursion_id: int):  # type: ignore[no-untyped-def]
-    form = UploadForm()  # only its CSRF token
-    if not form.validate_on_submit():
+    if not ActionForm().validate_on_submit():
         flash(gettext("This form has expired. Please reload the page and try again."))
         return redirect(url_for("coldchain.excursions"))
     coldchain.acknowledge(get_session(), actor(), excursion_id)
@@ -43,9 +42,12 @@ def acknowledge(excursion_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("coldchain.excursions"))
 
 
-def _loggers_page(form: LoggerForm, *, token: str | None = None, made=None, message=None, status: int = 200):  # type: ignore[no-untyped-def]
+def _loggers_page(  # type: ignore[no-untyped-def]
+    form: LoggerForm, *, token: str | None = None, made=None, renewed=False, message=None, status: int = 200
+):
     session = get_session()
     loggers = coldchain.visible_loggers(session, actor())
+    managed = {lg.id for lg in loggers if coldchain.may_manage(actor(), lg)}
     places = coldchain.places_for(session, actor())
     form.place.choices = [(p.value, p.label) for p in places]
     return (
@@ -58,6 +60,8 @@ def _loggers_page(form: LoggerForm, *, token: str | None = None, made=None, mess
             made=made,
             message=message,
             place_label=coldchain.place_label,
+            managed=managed,
+            renewed=renewed,
         ),
         status,
     )
@@ -88,6 +92,19 @@ def register():  # type: ignore[no-untyped-def]
         return _loggers_page(form, message=message, status=status)
     # The token is shown on this answer only (never stored in clear, never redirected with).
     return _loggers_page(LoggerForm(formdata=None), token=made.token, made=made.logger, status=201)
+
+
+@bp.post("/coldchain/loggers/<int:logger_id>/token")
+@login_required
+def new_token(logger_id: int):  # type: ignore[no-untyped-def]
+    if not ActionForm().validate_on_submit():
+        return _loggers_page(
+            LoggerForm(formdata=None),
+            message=gettext("This form has expired. Please reload the page and try again."),
+            status=422,
+        )
+    made = coldchain.new_token(get_session(), actor(), logger_id)
+    return _loggers_page(LoggerForm(formdata=None), token=made.token, made=made.logger, renewed=True)
 
 
 def _upload_page(form: UploadForm, *, message=None, result=None, status: int = 200):  # type: ignore[no-untyped-def]

@@ -35,6 +35,16 @@ solve time against stops shows in when the first plan and the final best were fo
 (`route_first_solution_s_<n>`, `route_best_found_s_<n>`) and in how the ratio moves with more
 time. OR-Tools runs on one core; the figures are of a machine shared with whatever else runs.
 
+Temperature ingestion (services/logistics/coldchain.py), on PostgreSQL (PG_ADMIN_URL; a
+database of its own, gdm_bench_coldchain, made and dropped): 100,000 readings from 10 chilled
+loggers (a week of one-minute readings each, with a 45-minute excursion a day) sent as 100 API
+batches of 1,000 decoded JSON items through coldchain.ingest_batch, the path POST /api/v1/readings
+takes after authentication: parsing and validation (readings.py), the loggers' rights, the insert
+(ON CONFLICT DO NOTHING), the excursions computed again over each batch's window, lots attributed
+and staff alerted. `readings_per_s` is readings over the wall time of the 100 batches;
+`readings_resend_per_s` the same for 10 of those batches sent again (nothing written, the
+duplicates counted). BENCH_LOGISTICS=routing or readings runs one part only.
+
 Each figure prints as `name: value`. Absolute times depend on the machine; the ratio does less.
 """
 
@@ -212,9 +222,134 @@ def routing_figures() -> Iterator[tuple[str, object]]:
             yield from compare(problem, baseline, long_300, "300_long")
 
 
+PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DATABASE = "gdm_bench_coldchain"
+READINGS_LOGGERS, READINGS_PER_LOGGER, READINGS_BATCH = 10, 10_000, 1_000
+
+
+def _admin(sql: str) -> None:
+    from sqlalchemy import text
+
+    from marketplace.db import make_engine
+
+    engine = make_engine(PG_ADMIN_URL)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+def _reading_batches(serials: list[str], end: float) -> list[list[dict[str, object]]]:
+    """Each logger's week of one-minute readings, 2-4 ℃ with 45 minutes at 7 ℃ a day, in batches."""
+    from datetime import UTC, datetime, timedelta
+
+    last = datetime.fromtimestamp(end, UTC).replace(second=0, microsecond=0)
+    batches = []
+    for serial in serials:
+        start = last - timedelta(minutes=READINGS_PER_LOGGER - 1)
+        items: list[dict[str, object]] = []
+        for i in range(READINGS_PER_LOGGER):
+            celsius = 7.0 if 600 <= i % 1440 < 645 else round(3 + math.sin(i / 90), 1)
+            items.append(
+                {"logger": serial, "at": (start + timedelta(minutes=i)).isoformat(), "celsius": celsius}
+            )
+        batches += [items[k : k + READINGS_BATCH] for k in range(0, len(items), READINGS_BATCH)]
+    return batches
+
+
+def readings_figures() -> Iterator[tuple[str, object]]:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from domain import Excursion, NodeKind, Role, RoleGrant, TemperatureReading
+    from marketplace.db import make_engine
+    from services import accounts, places
+    from services.logistics import coldchain
+
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DATABASE
+    _admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+    _admin(f'CREATE DATABASE "{PG_DATABASE}"')
+    engine = make_engine(url)
+    try:
+        cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+        cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+        cfg.attributes["database_url"] = url
+        command.upgrade(cfg, "head")
+        data = PROJECT_ROOT / "seed" / "data"
+        with Session(engine, expire_on_commit=False) as session:
+            places.import_divisions(
+                session, places.read_division_files(data / "divisions.csv", data / "coordinates.csv")
+            )
+            admin = accounts.create_user(
+                session, phone="13800009901", password="bench-2026", display_name="bench"
+            )
+            session.add(RoleGrant(user_id=admin.id, role=Role.ADMIN))
+            session.commit()
+            session.refresh(admin)
+            center = places.create_node(
+                session,
+                admin,
+                NodeKind.COUNTY_CENTER,
+                {"division_code": DEPOT_COUNTY, "name": "梅县区县域综合服务中心", "has_cold_storage": True},
+            )
+            staff = accounts.create_user(
+                session, phone="13800009902", password="bench-2026", display_name="staff"
+            )
+            session.add(RoleGrant(user_id=staff.id, role=Role.COUNTY_STAFF, county_code=DEPOT_COUNTY))
+            session.commit()
+            session.refresh(staff)
+            loggers = [
+                coldchain.register_logger(
+                    session,
+                    staff,
+                    serial=f"BENCH-{i:02d}",
+                    place=f"node:{center.id}",
+                    storage_class="chilled",
+                ).logger
+                for i in range(READINGS_LOGGERS)
+            ]
+            batches = _reading_batches([lg.serial for lg in loggers], time.time() - 3600)
+            by_serial = {lg.serial: coldchain.Source(logger=lg) for lg in loggers}
+            accepted = 0
+            started = time.perf_counter()
+            for batch in batches:
+                accepted += coldchain.ingest_batch(
+                    session, by_serial[str(batch[0]["logger"])], batch
+                ).accepted
+            elapsed = time.perf_counter() - started
+            resent = batches[:: len(batches) // 10][:10]
+            started = time.perf_counter()
+            duplicates = sum(
+                coldchain.ingest_batch(session, by_serial[str(b[0]["logger"])], b).duplicates for b in resent
+            )
+            resend_s = time.perf_counter() - started
+            stored = session.scalar(select(func.count()).select_from(TemperatureReading))
+            excursions = session.scalar(select(func.count()).select_from(Excursion))
+        yield "readings_database", "postgresql"
+        yield "readings_total", accepted
+        yield "readings_stored", stored
+        yield "readings_batches", len(batches)
+        yield "readings_batch_size", READINGS_BATCH
+        yield "readings_loggers", READINGS_LOGGERS
+        yield "readings_excursions", excursions
+        yield "readings_ingest_s", f"{elapsed:.2f}"
+        yield "readings_per_s", f"{accepted / elapsed:.0f}"
+        yield "readings_resend_duplicates", duplicates
+        yield "readings_resend_per_s", f"{duplicates / resend_s:.0f}"
+    finally:
+        engine.dispose()
+        _admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+
+
 def main() -> int:
-    for key, value in routing_figures():
-        print(f"{key}: {value}", flush=True)
+    parts = os.environ.get("BENCH_LOGISTICS", "routing,readings").split(",")
+    if "routing" in parts:
+        for key, value in routing_figures():
+            print(f"{key}: {value}", flush=True)
+    if "readings" in parts:
+        for key, value in readings_figures():
+            print(f"{key}: {value}", flush=True)
     return 0
 
 

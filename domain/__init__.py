@@ -32,6 +32,7 @@ from .catalog import (
     StorageClass,
     Unit,
 )
+from .coldchain import Excursion, ExcursionLot, TemperatureLogger, TemperatureReading
 from .commissions import AgentCommission, CommissionKind, CommissionPayout, CommissionRate
 from .credit import AgentCreditLimit, CreditCollection, ProxyCartItem
 from .jobs import JobRun
@@ -123,6 +124,8 @@ __all__ = [
     "DistributionCenter",
     "Division",
     "DivisionLevel",
+    "Excursion",
+    "ExcursionLot",
     "Flow",
     "GatewayCustomer",
     "Grade",
@@ -194,6 +197,8 @@ __all__ = [
     "StockReservation",
     "StorageClass",
     "SubOrder",
+    "TemperatureLogger",
+    "TemperatureReading",
     "Unit",
     "User",
     "Vehicle",

@@ -35,6 +35,8 @@ class NotificationEvent(enum.StrEnum):
     PARCEL_COLLECTED = "parcel_collected"  # the parcel was collected at the point (services/parcels.py)
     PARCEL_REMINDER = "parcel_reminder"  # still waiting at the point: collect it before it goes back
     PROXY_PLACED = "proxy_placed"  # an agent placed a proxy order for the villager (代购)
+    COLD_EXCURSION = "cold_excursion"  # to staff: a logger found an excursion (no order)
+    LOGGER_SILENT = "logger_silent"  # to staff: a logger sent nothing for hours (no order)
 
 
 class NotificationStatus(enum.StrEnum):
@@ -55,7 +57,10 @@ class Notification(Base):
     # pickup code's is its issue number): one row, so one message, per event.
     dedupe_key: Mapped[str] = mapped_column(String(96), unique=True)
     event: Mapped[NotificationEvent] = mapped_column(str_enum(NotificationEvent, 24))
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    # None: a message to staff about no order (a cold-chain excursion: params say what).
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), index=True, default=None
+    )
     sub_order_id: Mapped[int | None] = mapped_column(
         ForeignKey("sub_orders.id", ondelete="CASCADE"), index=True, default=None
     )

@@ -234,6 +234,11 @@ class Config:
         # ahead cycles are prepared for the agent to confirm.
         self.STANDING_ORDER_CUTOFF_HOUR = int(os.environ.get("STANDING_ORDER_CUTOFF_HOUR", 22))
         self.STANDING_ORDER_PREPARE_DAYS = int(os.environ.get("STANDING_ORDER_PREPARE_DAYS", 2))
+        # Cold chain: a run of readings outside the storage class's range for longer than this is
+        # an excursion (services/logistics/coldchain.py, readings.find_excursions).
+        self.COLD_CHAIN_GRACE_MINUTES = int(os.environ.get("COLD_CHAIN_GRACE_MINUTES", 30))
+        # A logger that sent nothing for this long alerts its node's staff (flag-silent-loggers job).
+        self.COLD_CHAIN_SILENT_HOURS = float(os.environ.get("COLD_CHAIN_SILENT_HOURS", 2))
 
         # Distances for vehicle routes (services/logistics/distance.py): "haversine" is the
         # great-circle distance times ROAD_FACTOR, driven at ROAD_SPEED_KMH; a road-network

@@ -727,7 +727,8 @@ def load_demo(
 ) -> dict[str, int]:
     """Everything the demo needs: the network, users and catalog (seed.loader.load_all, listed
     CATALOG_AGE before now), then, when a gateway is given, the order history and the demo
-    village agent's point (seed/agents.py: rates, credit, villagers, proxy and standing orders)."""
+    village agent's point (seed/agents.py: rates, credit, villagers, proxy and standing orders);
+    then the cold chain's van and loggers with a day of readings (seed/coldchain.py)."""
     from seed.agents import load_agents  # it builds on this module's Cast
 
     with clock.installed(clock.TickingClock(clock.now() - CATALOG_AGE)):
@@ -750,4 +751,7 @@ def load_demo(
                 session, gateway, settings, pickup_keys=pickup_keys, channel=channel, data_dir=data_dir
             )
         )
+    from seed.coldchain import load_coldchain  # after the history: a demo lot may ride in the van
+
+    report.update(load_coldchain(session, channel=channel, pickup_keys=pickup_keys))
     return report

@@ -23,10 +23,14 @@ Roles and their scopes (a `RoleGrant` carries the scope):
 |               |                       | of sellers or pickups in the county; record the intake of the  |
 |               |                       | county's sellers at the center (INTAKE_ACTIONS);               |
 |               |                       | count and confirm the county's cash remittances (CASH_ACTIONS);|
-|               |                       | set the county's agents' credit limits (PROXY_ACTIONS)         |
+|               |                       | set the county's agents' credit limits (PROXY_ACTIONS);        |
+|               |                       | the county's nodes' temperature loggers: register them, upload |
+|               |                       | readings, acknowledge excursions (COLD_CHAIN_ACTIONS)          |
 | dc_staff      | their distribution    | as staff: move parcels picked up at their center (until the    |
-|               | center                | logistics legs say which parcels pass through it)              |
-| admin         | the province          | everything, and alone decides refunds after hand-in            |
+|               | center                | logistics legs say which parcels pass through it); the         |
+|               |                       | center's loggers, as county staff do (COLD_CHAIN_ACTIONS)      |
+| admin         | the province          | everything, and alone decides refunds after hand-in; the cold  |
+|               |                       | chain: read only                                               |
 
 On one sub-order, a person stands in one or more `Standing`s, computed from the order and the
 person's grants (`services.orders.manage.standings`); `STANDING_PARTIES` turns each standing into
@@ -495,3 +499,48 @@ def require_hub(action: HubAction, user: User | None, node: Node) -> User:
     if not may_hub(action, user, node):
         raise Forbidden()
     return user
+# --- the cold chain: temperature loggers and their excursions (services/logistics/coldchain.py) ---
+
+
+class ColdChainStanding(enum.StrEnum):
+    """How a person relates to a node's loggers (a cold store's, or its vehicles')."""
+
+    COUNTY_STAFF = "county_staff"  # staff of the node's county (a DC in their county too)
+    DC_STAFF = "dc_staff"  # staff of the node, a distribution center
+    ADMIN = "admin"
+
+
+class ColdChainAction(enum.StrEnum):
+    VIEW = "view"  # the loggers, their readings, the excursions and the lots they marked
+    MANAGE = "manage"  # register loggers, upload readings, acknowledge excursions (and be alerted)
+
+
+# The people at the node look after its cold chain; admins read everything and change nothing.
+COLD_CHAIN_ACTIONS: Mapping[ColdChainAction, frozenset[ColdChainStanding]] = {
+    ColdChainAction.VIEW: frozenset(ColdChainStanding),
+    ColdChainAction.MANAGE: frozenset({ColdChainStanding.COUNTY_STAFF, ColdChainStanding.DC_STAFF}),
+}
+
+
+def cold_chain_standings(user: User | None, node: Node) -> set[ColdChainStanding]:
+    """The standings of `user` on the cold chain of `node` (its cold store and its vehicles)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return set()
+    found = set()
+    if node.county_code in staff_county_codes(user):
+        found.add(ColdChainStanding.COUNTY_STAFF)
+    if node.kind == NodeKind.DISTRIBUTION_CENTER and node.id in node_ids(user, Role.DC_STAFF):
+        found.add(ColdChainStanding.DC_STAFF)
+    if is_admin(user):
+        found.add(ColdChainStanding.ADMIN)
+    return found
+
+
+def may_cold_chain(action: ColdChainAction, standings: set[ColdChainStanding]) -> bool:
+    return bool(COLD_CHAIN_ACTIONS[action] & standings)
+
+
+def require_cold_chain(action: ColdChainAction, standings: set[ColdChainStanding]) -> None:
+    """Forbidden unless one of `standings` may take `action` (COLD_CHAIN_ACTIONS)."""
+    if not may_cold_chain(action, standings):
+        raise Forbidden()

@@ -263,6 +263,13 @@ def _prepare_standing_orders(session: Session, ctx: JobContext) -> dict[str, int
     return dataclasses.asdict(report)
 
 
+def _flag_silent_loggers(session: Session, ctx: JobContext) -> dict[str, int]:
+    from services.logistics import coldchain
+
+    hours = float(ctx.setting("COLD_CHAIN_SILENT_HOURS", 2))
+    return coldchain.flag_silent_loggers(session, after=timedelta(hours=hours), now=ctx.now)
+
+
 def _registry(*specs: JobSpec) -> dict[str, JobSpec]:
     return {spec.name: spec for spec in specs}
 
@@ -349,6 +356,15 @@ REGISTRY: Mapping[str, JobSpec] = _registry(
         _(
             "Prepares the villagers' standing orders for the agent to confirm before each cut-off"
             " (the day before the due date), and marks the cycles nobody confirmed in time expired."
+        ),
+    ),
+    JobSpec(
+        "flag-silent-loggers",
+        _flag_silent_loggers,
+        timedelta(minutes=30),
+        _(
+            "Tells the staff of a node when one of its temperature loggers has sent nothing for the"
+            " set number of hours (once per silence)."
         ),
     ),
 )

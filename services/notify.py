@@ -21,6 +21,9 @@ What is told, to whom:
     proxy_placed      an agent placed a proxy order (代购)      the villager      yes
     parcel_reminder   uncollected for N days (once; job)       the pickup phone  yes
     parcel_collected  collected at the point (parcels.py)      the pickup phone  yes
+    cold_excursion    a cold-chain excursion (logistics/       each staff member yes
+                      coldchain.py; no order)                  of the logger's node
+    logger_silent     a logger sent nothing for hours (job)    the same          yes
 
 Proxy orders (`Order.villager_id` set: an agent shopped for a villager): every message goes to
 the villager's phone on the order (`recipient_phone`: their family phone, or the point's when
@@ -178,6 +181,46 @@ def record(
     return row
 
 
+def record_staff_alert(
+    session: Session,
+    event: NotificationEvent,
+    user: User,
+    key: str,
+    params: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> Notification | None:
+    """Record one message to a member of staff about no order (a cold-chain excursion), once per
+    `key` (the caller commits); None if recorded before or the user has no phone."""
+    now = now or clock.now()
+    key = f"{event.value}:{key}:{user.id}"[:96]
+    if not user.phone:
+        return None
+    session.flush()
+    if session.scalar(select(Notification.id).where(Notification.dedupe_key == key)) is not None:
+        return None
+    row = Notification(
+        dedupe_key=key,
+        event=event,
+        order_id=None,
+        sub_order_id=None,
+        user_id=user.id,
+        phone=user.phone,
+        params=params,
+        status=NotificationStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        last_error="",
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # a concurrent transaction recorded it first
+        return None
+    return row
+
+
 def _announced(
     sub: SubOrder, before: OrderStatus | None, after: OrderStatus, details: dict[str, Any]
 ) -> tuple[NotificationEvent, SubOrder | None, int, dict[str, Any]] | None:
@@ -245,11 +288,15 @@ TEXTS = {
     "refund_credit": "【粤农通】订单{number}有{amount}无需再付，取货时按余额付现金。",
     E.PARCEL_REMINDER: "【粤农通】订单{number}已在{point}放了{days}天，请于{until}前取货，逾期将退回并退款。",
     E.PARCEL_COLLECTED: "【粤农通】订单{number}已于{time}在{point}取走。如非本人取货，请联系服务点。",
+    E.COLD_EXCURSION: "【粤农通】冷链温度异常：{place}记录仪{serial}自{start}起{minutes}分钟超出{range}，"
+    "最高偏离{worst}℃，影响{lots}个批次，请尽快处理并在冷链页面确认。",
 }
 
 
 def render(session: Session, row: Notification, keys: pickup.PickupCodeKeys) -> str:
     """The text of one message, written now (a pickup code is derived, never stored)."""
+    if row.event in (E.COLD_EXCURSION, E.LOGGER_SILENT):  # to staff, no order: the params say all
+        return TEXTS[row.event].format(**{k: str(v) for k, v in (row.params or {}).items()})
     order = session.get(Order, row.order_id)
     if order is None:
         raise LookupError(f"order {row.order_id} is gone")

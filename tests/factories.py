@@ -1160,3 +1160,66 @@ def add_vehicle(
             shift_end=shift[1],
         ),
     )
+def carry_step(session: Session, sub: SubOrder, *, vehicle: Any = None) -> Any:
+    """One scan of a handed-in parcel's next move (departure or arrival) at the product clock's
+    time, by the node's staff (`staff_of`); a departure's leg carried by `vehicle` when given (as
+    the day's route plan would set it). Returns the leg scanned."""
+    from domain import LegStatus, ScanKind
+    from services.logistics import scans
+
+    shipment = scans.shipment_of(session, sub)
+    assert shipment is not None
+    leg = next(x for x in shipment.legs if x.status != LegStatus.ARRIVED)
+    if leg.status == LegStatus.PLANNED:
+        node_id, kind = leg.from_node_id, ScanKind.DEPARTED
+        if vehicle is not None:
+            leg.vehicle_id = vehicle.id
+            session.commit()
+    else:
+        assert leg.to_node_id is not None, "the last leg goes to the door: scan the delivery"
+        node_id, kind = leg.to_node_id, ScanKind.ARRIVED
+    node = session.get(Node, node_id)
+    assert node is not None
+    scans.record_scan(
+        session, staff_of(session, node), sub.number, kind, checkout.new_idempotency_key(), node_id=node_id
+    )
+    session.refresh(leg)
+    return leg
+
+
+def cold_chain(session: Session, world: Logistics) -> Any:
+    """A refrigerated van based at the 梅县 county center, and a cold store at the 梅州 DC."""
+    from datetime import time
+
+    from domain import Vehicle, VehicleKind
+
+    van = Vehicle(
+        node_id=world.center.id,
+        plate="粤M·L0001",
+        kind=VehicleKind.REFRIGERATED,
+        capacity_kg=1500,
+        capacity_l=8000,
+        shift_start=time(6, 0),
+        shift_end=time(18, 0),
+    )
+    session.add(van)
+    world.dc.has_cold_storage = True
+    session.commit()
+    return van
+
+
+def cold_trip(
+    session: Session, market: Any, gateway: Any, world: Logistics, van: Any, first_village: Any, clock: Any
+) -> Any:
+    """A lot of 梅县 pomelos for a city door, handed in at NOW; left the point at +1 h, at the
+    center at +2 h, left in `van` at +3 h, at the DC at +5 h, left the DC at +9 h. The clock then
+    stands at +10 h. Returns the lot."""
+    from domain import Lot
+
+    sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1}, address=city_address(first_village))
+    for hours, vehicle in ((1, None), (2, None), (3, van), (5, None), (9, None)):
+        clock.set(NOW + timedelta(hours=hours))
+        carry_step(session, sub, vehicle=vehicle)
+    clock.set(NOW + timedelta(hours=10))
+    (lot,) = session.scalars(select(Lot).where(Lot.sub_order_id == sub.id))
+    return lot

@@ -19,6 +19,7 @@ def register_api(app: Flask, api: Api) -> None:
     from marketplace.api.browse.routes import blp as browse_blp
     from marketplace.api.cash.routes import blp as cash_blp
     from marketplace.api.catalog.routes import blp as catalog_blp
+    from marketplace.api.coldchain.routes import blp as coldchain_blp
     from marketplace.api.commissions.routes import blp as commissions_blp
     from marketplace.api.intake.routes import blp as intake_blp
     from marketplace.api.orders.routes import blp as orders_blp
@@ -46,6 +47,7 @@ def register_api(app: Flask, api: Api) -> None:
         standing_blp,
         agent_blp,
         scans_blp,
+        coldchain_blp,
     ):
         # Bearer tokens, not cookies, authenticate the API: no CSRF token to carry.
         csrf.exempt(blp)

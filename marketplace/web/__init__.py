@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
     from marketplace.web.auth import bp as auth_bp
     from marketplace.web.cart import bp as cart_bp
     from marketplace.web.cash import bp as cash_bp
+    from marketplace.web.coldchain import bp as coldchain_bp
     from marketplace.web.commissions import bp as commissions_bp
     from marketplace.web.dev import bp as dev_bp
     from marketplace.web.finance import bp as finance_bp
@@ -46,6 +47,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(cash_bp)
     app.register_blueprint(hubs_bp, url_prefix="/hub")
     app.register_blueprint(commissions_bp)
+    app.register_blueprint(coldchain_bp)
     app.register_blueprint(agent_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(villagers_bp, url_prefix="/agent/villagers")

@@ -133,6 +133,7 @@ class Parsed(Generic[E]):
     """The good readings (input order) and the errors: the first MAX_REPORTED_ERRORS of `error_count`."""
 
     readings: list[Reading] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # each reading's item index or row number
     errors: list[E] = field(default_factory=list)
     error_count: int = 0
     duplicates: int = 0  # identical re-sent readings dropped
@@ -161,6 +162,15 @@ def _logger_id(raw: Any) -> str:
     if not 0 < len(text) <= MAX_LOGGER_LEN or not text.isprintable():
         raise _Bad(_("Enter the logger's ID (at most %(max)s characters).", max=MAX_LOGGER_LEN))
     return text
+
+
+def logger_key(raw: Any) -> str | None:
+    """A logger ID as the readings carry it (NFKC, trimmed), or None when it is no ID: for a
+    caller matching a batch's items to its readings."""
+    try:
+        return _logger_id(raw)
+    except _Bad:
+        return None
 
 
 def _tenths(raw: Any) -> int:
@@ -293,6 +303,7 @@ class _Collector(Generic[E]):
             raise _Bad(_("Same logger and time as row %(first)s, with another temperature.", first=first[0]))
         self.seen[key] = (position, tenths)
         self.result.readings.append(Reading(logger_id, at, tenths))
+        self.result.positions.append(position)
 
 
 # --- JSON batches ----------------------------------------------------------------------------

@@ -130,6 +130,8 @@ class Scope:
     remittance_id: int  # the scope's agent's cash, declared to the county center, not yet counted
     center_vehicle_id: int  # a vehicle of the scope's county center
     dc_vehicle_id: int  # a vehicle of the scope's distribution center
+    excursion_id: int  # an open excursion of a logger in the scope's DC's cold store
+    logger_id: int  # that logger
 
     def sub(self, state: str) -> SubOrder:
         (sub,) = self.orders[state].sub_orders
@@ -325,6 +327,7 @@ def _build_scope(
     plate = {"A": "M", "B": "R"}[name]  # 梅州, 清远
     center_vehicle = _vehicle(session, county_staff, center, f"粤{plate}·1000{name}")
     dc_vehicle = _vehicle(session, dc_staff, dc, f"粤{plate}·2000{name}")
+    excursion_id, logger_id = _cold_store_excursion(session, dc, dc_staff, name)
 
     # A payout batch of this scope's own (older, completed) sub-order: batches take everything
     # payable, so each scope's is made before the next scope's sub-orders exist.
@@ -367,7 +370,28 @@ def _build_scope(
         remittance_id=remittance.id,
         center_vehicle_id=center_vehicle.id,
         dc_vehicle_id=dc_vehicle.id,
+        excursion_id=excursion_id,
+        logger_id=logger_id,
     )
+
+
+def _cold_store_excursion(session: Session, dc: Node, dc_staff: User, name: str) -> tuple[int, int]:
+    """A chilled logger in the DC's cold store (registered by its staff) that read 8 ℃ for an hour."""
+    from services.logistics import coldchain
+
+    dc.has_cold_storage = True
+    session.commit()
+    made = coldchain.register_logger(
+        session, dc_staff, serial=f"MATRIX-{name}", place=f"node:{dc.id}", storage_class="chilled"
+    )
+    start = product_clock.now() - timedelta(hours=3)
+    temps = [3.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 3.0]
+    items = [
+        {"logger": made.logger.serial, "at": (start + i * timedelta(minutes=10)).isoformat(), "celsius": t}
+        for i, t in enumerate(temps)
+    ]
+    (excursion,) = coldchain.ingest_batch(session, coldchain.Source(logger=made.logger), items).excursions
+    return excursion.id, made.logger.id
 
 
 def build_authz_world(
@@ -537,6 +561,10 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return str(scope.dc.id if role == "dc_staff" else scope.center.id)
     if name == "vehicle_id":
         return str(scope.dc_vehicle_id if role == "dc_staff" else scope.center_vehicle_id)
+    if name == "excursion_id":
+        return str(scope.excursion_id)
+    if name == "logger_id":
+        return str(scope.logger_id)
     raise UnresolvedParameter(
         f"add a resolver for <{name}> (route {rule}, endpoint {endpoint}) in tests/e2e/authz_world.py"
     )
@@ -667,6 +695,15 @@ BODIES: dict[str, Callable[[Scope], dict[str, Any]]] = {
         "node_id": str(s.point.id),
         "note": "权限矩阵测试",
         "key": "matrix-scan-0003",
+    },
+    # A logger in the scope's DC's cold store; a reading of the scope's logger.
+    "coldchain.register": lambda s: {
+        "serial": f"MATRIX-NEW-{s.name}",
+        "place": f"node:{s.dc.id}",
+        "storage_class": "chilled",
+    },
+    "api_coldchain.readings": lambda s: {
+        "readings": [{"logger": f"MATRIX-{s.name}", "at": (product_clock.now()).isoformat(), "celsius": 3.0}]
     },
     "api_commissions.set_rate": lambda s: {"kind": "proxy", "category_id": None, "rate_percent": "1.5"},
 }

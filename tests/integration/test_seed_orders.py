@@ -444,6 +444,21 @@ class TestTheDemoAgent:
         for model in (Villager, StandingOrder):
             assert all(t < NOW for t in session.scalars(select(model.created_at)))
 
+    def test_the_cold_chain_has_a_day_of_readings_and_one_short_excursion(self, demo):
+        from domain import Excursion, ExcursionLot, Notification, NotificationEvent, TemperatureReading
+
+        session = demo
+        assert session.scalar(select(func.count()).select_from(TemperatureReading)) == 2 * 144
+        (excursion,) = session.scalars(select(Excursion))
+        assert excursion.logger.serial == "MX-VAN-01" and excursion.minutes == 50
+        assert 60 < excursion.worst_tenths < 80
+        # A demo parcel left 梅县's center after the history: the van carried it, its lot is marked.
+        assert session.scalar(select(func.count()).select_from(ExcursionLot)) >= 1
+        alerts = session.scalars(
+            select(Notification).where(Notification.event == NotificationEvent.COLD_EXCURSION)
+        )
+        assert {a.status.value for a in alerts} == {"sent"}
+
 
 class TestTheAgentData:
     def test_the_villages_are_real_villages_of_the_points_town(self, session):

@@ -207,6 +207,19 @@ class TestCsvRows:
 
 
 class TestJsonBatch:
+    def test_each_reading_knows_its_item_or_row_and_repeats_have_none(self):
+        batch = [
+            {"logger": "ＴＬ－０１", "at": "2026-11-26T09:00:00+08:00", "celsius": 3.5},
+            {"logger": "TL-01", "at": "bad", "celsius": 3.5},
+            {"logger": "TL-01", "at": "2026-11-26T01:00:00Z", "celsius": 3.5},  # the first, again
+            {"logger": "TL-01", "at": "2026-11-26T01:05:00Z", "celsius": 3.6},
+        ]
+        parsed = R.parse_batch(batch, now=NOW)
+        assert parsed.positions == [0, 3] and parsed.duplicates == 1
+        assert R.logger_key(batch[0]["logger"]) == "TL-01" and R.logger_key("") is None
+        data = "记录仪编号,时间,温度\nTL-01,2026-11-26 09:00,3.5\n\nTL-01,2026-11-26 09:05,3.6\n".encode()
+        assert R.parse_csv(data, now=NOW).positions == [2, 4]
+
     def test_good_items_are_kept_and_bad_ones_reported_by_index(self):
         batch = [
             {"logger": "TL-01", "at": "2026-11-26T09:00:00+08:00", "celsius": 3.5},

@@ -12,6 +12,7 @@ from flask import Flask, current_app, url_for
 from flask_babel import format_datetime
 
 from domain import clock
+from marketplace.charts import temperature_svg
 from services.catalog import seller_name
 from services.logistics.schedule import Estimate
 from services.validation import mask_phone
@@ -57,6 +58,7 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.globals["order_status_label"] = order_status_label
     app.jinja_env.globals["seller_name"] = seller_name
     app.jinja_env.globals["expected_line"] = expected_line
+    app.jinja_env.globals["temperature_svg"] = temperature_svg
     app.jinja_env.globals["weekdays_label"] = weekdays_label
     app.jinja_env.globals["scan_kind_label"] = scan_kind_label
     app.jinja_env.globals["shipment_status_label"] = shipment_status_label

@@ -76,6 +76,7 @@ from services.authz import ColdChainAction
 from services.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized, ValidationError
 from services.i18n import _
 from services.logistics import readings as rd
+from services.logistics import trace
 
 TOKEN_PREFIX = "lgr_"  # noqa: S105 (not a secret: what a logger's token starts with)
 MAX_OPEN_LISTED = 200
@@ -769,10 +770,13 @@ def _values(session: Session, logger: TemperatureLogger, ex: rd.Excursion) -> di
 
 
 def _mark_lots(session: Session, logger: TemperatureLogger, row: Excursion) -> None:
+    marked = set(session.scalars(select(ExcursionLot.lot_id).where(ExcursionLot.excursion_id == row.id)))
     session.execute(delete(ExcursionLot).where(ExcursionLot.excursion_id == row.id))
     lot_ids = sorted({s.lot_id for s in lots_of_logger(session, logger, row.started_at, row.ended_at)})
     session.add_all(ExcursionLot(excursion_id=row.id, lot_id=lot_id) for lot_id in lot_ids)
     session.flush()
+    # Each lot newly marked gets the excursion in its hash chain (once: a lot marked before is not).
+    trace.record_excursion(session, row, set(lot_ids) - marked)
 
 
 def _staff_to_alert(session: Session, node: Node) -> list[User]:

@@ -30,12 +30,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
-from domain import Lot, LotEvent, Node, Scan, ScanKind, Shipment, User, clock
+from domain import Excursion, Lot, LotEvent, Node, Scan, ScanKind, Shipment, User, clock
 from services.errors import NotFound
 from services.i18n import _
 from services.logistics import chain
 
 RECEIVED = "received"
+EXCURSION = "excursion"  # a cold-chain excursion of a logger whose vehicle or store held the lot
 # EPCIS 2.0 Core Business Vocabulary: what each event is in a partner's system.
 BIZ_STEP = {
     RECEIVED: "commissioning",
@@ -43,6 +44,7 @@ BIZ_STEP = {
     ScanKind.ARRIVED.value: "arriving",
     ScanKind.DELIVERED.value: "retail_selling",
     ScanKind.EXCEPTION.value: "inspecting",
+    EXCURSION: "storing",
 }
 DISPOSITION = {
     RECEIVED: "active",
@@ -50,6 +52,7 @@ DISPOSITION = {
     ScanKind.ARRIVED.value: "in_progress",
     ScanKind.DELIVERED.value: "completeness_verified",
     ScanKind.EXCEPTION.value: "damaged",
+    EXCURSION: "needs_replacement",
 }
 # Where the platform's own identifiers live (read points, lots): a URI under the product's domain.
 URN = "urn:yuenongtong"
@@ -84,12 +87,31 @@ def _scan_event(lot: Lot, scan: Scan, node: Node | None) -> dict[str, Any]:
     }
 
 
-def _source_fields(event: dict[str, Any]) -> dict[str, Any]:
-    """What an event says of its source row (a node's name may change; the event keeps the old)."""
-    node = event.get("node") or {}
-    return {k: event.get(k) for k in ("type", "at", "grade", "weight_g", "quantity", "scan")} | {
-        "node": node.get("id")
+def _excursion_event(lot: Lot, excursion: Excursion) -> dict[str, Any]:
+    logger = excursion.logger
+    return {
+        "type": EXCURSION,
+        "lot": lot.code,
+        "at": excursion.started_at,
+        "excursion": excursion.id,
+        "logger": logger.serial,
+        "node": _node(logger.node) if logger.vehicle_id is None else None,
+        "vehicle": logger.vehicle_id,
+        "storage_class": excursion.storage_class.value,
+        # As first known: later readings may lengthen it (the trace page shows it as it is now).
+        "minutes": excursion.minutes,
+        "worst_tenths": excursion.worst_tenths,
     }
+
+
+SOURCE_KEYS = ("type", "at", "grade", "weight_g", "quantity", "scan", "excursion", "logger", "vehicle")
+
+
+def _source_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """What an event says of its source row that never changes (a node's name may change, an
+    excursion may grow as late readings come in; the event keeps what was known)."""
+    node = event.get("node") or {}
+    return {k: event.get(k) for k in SOURCE_KEYS} | {"node": node.get("id")}
 
 
 def _append(session: Session, lot: Lot, event: dict[str, Any], *, scan_id: int | None = None) -> LotEvent:
@@ -134,6 +156,18 @@ def record_scan(session: Session, shipment: Shipment, scan: Scan) -> None:
     node = session.get(Node, scan.node_id) if scan.node_id is not None else None
     for lot in lots:
         _append(session, lot, _scan_event(lot, scan, node), scan_id=scan.id)
+    session.flush()
+
+
+def record_excursion(session: Session, excursion: Excursion, lot_ids: Iterable[int]) -> None:
+    """A cold-chain excursion, appended to the chain of each lot it newly marks (in the
+    ingestion's transaction: services/logistics/coldchain.py)."""
+    ids = sorted(set(lot_ids))
+    if not ids:
+        return
+    lots = session.scalars(select(Lot).where(Lot.id.in_(ids)).options(lazyload("*"))).all()
+    for lot in lots:
+        _append(session, lot, _excursion_event(lot, excursion))
     session.flush()
 
 
@@ -196,6 +230,13 @@ def verify_lot(session: Session, lot: Lot, events: Sequence[LotEvent] | None = N
             break
         if row.kind == RECEIVED:
             source = _received_event(lot)
+        elif row.kind == EXCURSION:
+            excursion = session.get(Excursion, row.event.get("excursion"))
+            if excursion is None:
+                # Recomputed away by late readings (coldchain.recompute): derived data, not a
+                # hand-over; the chain itself still holds what was known then.
+                continue
+            source = _excursion_event(lot, excursion)
         elif row.scan_id is not None and row.scan_id in scans_by_id:
             scan = scans_by_id[row.scan_id]
             if scan.node_id is not None and scan.node_id not in nodes:
@@ -211,9 +252,30 @@ def verify_lot(session: Session, lot: Lot, events: Sequence[LotEvent] | None = N
 
 
 @dataclass(frozen=True)
+class Temperatures:
+    """The lot's temperatures on its way (the trace page's chart): every reading of the loggers
+    of the vehicles and cold stores it was in while it was there, the range its storage class
+    allows, and the excursions that marked it."""
+
+    readings: list[Any]  # coldchain.LotReading, in time order
+    low_tenths: int | None
+    high_tenths: int | None
+    excursions: list[Excursion]
+
+    @property
+    def coldest(self) -> int | None:
+        return min((r.celsius_tenths for r in self.readings), default=None)
+
+    @property
+    def warmest(self) -> int | None:
+        return max((r.celsius_tenths for r in self.readings), default=None)
+
+
+@dataclass(frozen=True)
 class LotTrace:
     """The public trace of a lot: what services/intake.trace says, the farmer (masked), harvest
-    and certifications, every event of the chain, and its check."""
+    and certifications, every event of the chain (in time order) and its check, and its
+    temperatures."""
 
     base: Any  # services.intake.Trace
     farmer: str
@@ -222,6 +284,7 @@ class LotTrace:
     certifications: list[tuple[str, str]]  # (kind, number)
     steps: list[Step]
     check: Check
+    temperatures: Temperatures
 
 
 def _lot(session: Session, code: Any) -> Lot:
@@ -239,6 +302,7 @@ def lot_trace(session: Session, code: Any) -> LotTrace:
     from services import intake
     from services.catalog import get_seller_profile, seller_name
     from services.errors import ServiceError
+    from services.logistics import coldchain, readings
     from services.villagers import mask_name
 
     lot = _lot(session, code)
@@ -246,11 +310,11 @@ def lot_trace(session: Session, code: Any) -> LotTrace:
     events = _events(session, lot)
     steps = []
     for row in events:
-        event = row.event
-        node = event.get("node") or {}
+        node = row.event.get("node") or {}
         steps.append(
             Step(row.kind, row.happened_at, node.get("name", ""), node.get("division", ""), row.hash)
         )
+    steps.sort(key=lambda s: s.at)  # an excursion is chained when its readings come in, maybe later
     product = lot.product
     try:
         shop: str | None = get_seller_profile(session, lot.seller_id).shop_name
@@ -258,6 +322,7 @@ def lot_trace(session: Session, code: Any) -> LotTrace:
         shop = None
     seller = session.get(User, lot.seller_id)
     farmer = shop or mask_name(seller_name(seller, None) if seller is not None else "")
+    limits = readings.STORAGE_LIMITS[lot.sub_order.storage_class]
     return LotTrace(
         base=base,
         farmer=farmer,
@@ -266,6 +331,12 @@ def lot_trace(session: Session, code: Any) -> LotTrace:
         certifications=[(c.kind.value, c.number) for c in product.certifications],
         steps=steps,
         check=verify_lot(session, lot, events),
+        temperatures=Temperatures(
+            readings=coldchain.readings_for_lot(session, lot),
+            low_tenths=limits.low_tenths,
+            high_tenths=limits.high_tenths,
+            excursions=coldchain.excursions_of_lot(session, lot),
+        ),
     )
 
 
@@ -282,6 +353,40 @@ def _read_point(node: dict[str, Any] | None, door: str) -> dict[str, str]:
     if not node:
         return {"id": door}
     return {"id": f"{URN}:node:{node['id']}"}
+
+
+ALARM = "ALARM_CONDITION"
+
+
+def _sensor_element(session: Session, event: dict[str, Any]) -> dict[str, Any]:
+    """An excursion as EPCIS sensor data: the logger, the period and the range of temperatures
+    measured in it (as known now), flagged as an alarm."""
+    excursion = session.get(Excursion, event.get("excursion"))
+    device = f"{URN}:logger:{event.get('logger')}"
+    if excursion is None:  # recomputed away: what the chain recorded
+        worst = (event.get("worst_tenths") or 0) / 10
+        return {
+            "sensorMetadata": {"deviceID": device},
+            "sensorReport": [
+                {"type": "Temperature", "value": worst, "uom": "CEL", "exception": "ALARM_CONDITION"}
+            ],
+        }
+    return {
+        "sensorMetadata": {
+            "deviceID": device,
+            "startTime": _iso(excursion.started_at),
+            "endTime": _iso(excursion.ended_at),
+        },
+        "sensorReport": [
+            {
+                "type": "Temperature",
+                "minValue": excursion.min_tenths / 10,
+                "maxValue": excursion.max_tenths / 10,
+                "uom": "CEL",
+                "exception": ALARM,
+            }
+        ],
+    }
 
 
 def epcis(session: Session, code: Any) -> dict[str, Any]:
@@ -314,6 +419,8 @@ def epcis(session: Session, code: Any) -> dict[str, Any]:
         }
         if node:
             item["bizLocation"] = {"id": f"{URN}:node:{node['id']}"}
+        if row.kind == EXCURSION:
+            item["sensorElementList"] = [_sensor_element(session, event)]
         out.append(item)
     return {
         "@context": [EPCIS_CONTEXT, {"ynt": f"{URN}:epcis:"}],

@@ -13,7 +13,7 @@ import jsonschema_rs
 import pytest
 from sqlalchemy import select, update
 
-from domain import Lot, LotEvent
+from domain import Lot, LotEvent, TemperatureLogger
 from services.logistics import chain, scans
 from services.orders import checkout
 from tests.conftest import PROJECT_ROOT
@@ -91,3 +91,73 @@ def test_the_epcis_export_validates_against_gs1_s_schema(client, session, lot):
     del broken["epcisBody"]["eventList"][0]["eventTime"]
     assert not validator.is_valid(broken)
     assert client.get("/api/v1/trace/AAAAAAAAAAAAAAAA/epcis").status_code == 404
+
+
+class TestTheColdChainOnTheTrace:
+    """The lot in a refrigerated van whose logger saw 50 minutes above 4 ℃ while it was aboard."""
+
+    @pytest.fixture()
+    def cold_lot(self, session, market, gateway, world, first_village, clock):  # type: ignore[no-untyped-def]
+        from services.logistics import coldchain
+        from services.logistics.coldchain import Source
+        from tests.conftest import NOW
+        from tests.factories import cold_chain, cold_trip
+
+        van = cold_chain(session, world)
+        lot = cold_trip(session, market, gateway, world, van, first_village, clock)
+        logger = coldchain.register_logger(
+            session, world.county_staff, serial="VAN-T", place=f"vehicle:{van.id}", storage_class="chilled"
+        )
+        temps = [3.0, 3.5, 3.2, 8.0, 9.5, 8.5, 8.1, 8.0, 3.0, 2.8]
+        start = NOW + timedelta(hours=3)
+        readings = [
+            {"logger": "VAN-T", "at": (start + i * timedelta(minutes=10)).isoformat(), "celsius": t}
+            for i, t in enumerate(temps)
+        ]
+        result = coldchain.ingest_batch(session, Source(logger=logger.logger), readings)
+        assert result.accepted == 10
+        session.commit()
+        return lot
+
+    def test_the_excursion_is_in_the_chain_once_and_it_verifies(self, session, cold_lot):
+        from services.logistics import coldchain, trace
+        from services.logistics.coldchain import Source
+
+        kinds = [e.kind for e in session.scalars(select(LotEvent).where(LotEvent.lot_id == cold_lot.id))]
+        assert kinds.count("excursion") == 1
+        assert trace.verify_lot(session, cold_lot).ok
+        # The same readings again: nothing new in the chain.
+        logger = session.scalars(select(TemperatureLogger)).one()
+        again = [
+            {"logger": "VAN-T", "at": r.at.isoformat(), "celsius": r.celsius_tenths / 10}
+            for r in coldchain.readings_for_lot(session, cold_lot)
+        ]
+        coldchain.ingest_batch(session, Source(logger=logger), again)
+        assert [
+            e.kind for e in session.scalars(select(LotEvent).where(LotEvent.lot_id == cold_lot.id))
+        ].count("excursion") == 1
+
+    def test_the_page_draws_the_temperatures_with_the_excursion(self, client, cold_lot):
+        text = client.get(f"/t/{cold_lot.code}").get_data(as_text=True)
+        assert (
+            'data-verified="yes"' in text and 'data-readings="10"' in text and 'data-excursions="1"' in text
+        )
+        assert (
+            '<svg class="temperature-chart"' in text and 'class="excursion"' in text and "<polyline" in text
+        )
+        assert "9.5 ℃" in text and "50" in text and 'data-kind="excursion"' in text
+
+    def test_the_epcis_export_carries_the_excursion_as_sensor_data(self, client, cold_lot):
+        document = json.loads(client.get(f"/api/v1/trace/{cold_lot.code}/epcis").get_data(as_text=True))
+        validator = jsonschema_rs.Draft7Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+        assert [f"{list(e.instance_path)}: {e.message}" for e in validator.iter_errors(document)] == []
+        (cold,) = [e for e in document["epcisBody"]["eventList"] if "sensorElementList" in e]
+        (report,) = cold["sensorElementList"][0]["sensorReport"]
+        assert report == {
+            "type": "Temperature",
+            "minValue": 8.0,
+            "maxValue": 9.5,
+            "uom": "CEL",
+            "exception": "ALARM_CONDITION",
+        }
+        assert cold["sensorElementList"][0]["sensorMetadata"]["deviceID"].endswith(":logger:VAN-T")

@@ -12,7 +12,9 @@ Through the services, as the people who would:
     store holds 1.5-3.5 ℃ with a 20-minute spike (within grace: nothing).
 The day is the last 24 hours, unless a demo parcel with a lot left the center in the history: then
 the van carries that leg (as its route plan would say), the day runs to 12 hours after it left
-and the excursion spans its departure, so it marks that parcel's lot.
+and the excursion spans its departure: it would mark that parcel's lot if it were chilled goods (an
+excursion marks the lots kept in the range its logger watches; the demo's are room-temperature
+pomelos, so the trace page shows the van's readings and no excursion).
 
 Idempotent: a logger is found again by its serial, the van by its plate, and a logger that has
 readings gets none again: a second run adds and changes nothing.

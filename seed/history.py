@@ -382,6 +382,13 @@ def travel(session: Session, cast: Cast, sub: SubOrder, *, to_the_end: bool) -> 
     shipment = scans.shipment_of(session, sub)
     if shipment is None:
         return False
+    # The scans spread evenly between the parcel's last scan and now, so its journey reads as one
+    # (hours between nodes), not as every scan at the same instant.
+    at = max(s.scanned_at for s in scans.timeline(session, shipment))
+    todo = sum(
+        2 - (leg.status == LegStatus.DEPARTED) for leg in shipment.legs if leg.status != LegStatus.ARRIVED
+    )
+    step = max(clock.now() - at, timedelta(0)) / (todo + 1)
     while (leg := next((x for x in shipment.legs if x.status != LegStatus.ARRIVED), None)) is not None:
         last = leg is shipment.legs[-1]
         if leg.status == LegStatus.PLANNED:
@@ -396,7 +403,9 @@ def travel(session: Session, cast: Cast, sub: SubOrder, *, to_the_end: bool) -> 
             kind = ScanKind.ARRIVED
         assert node is not None
         key = f"seed-{kind.value}-{sub.number}-{leg.seq}"
-        scans.record_scan(session, cast.staff_at(session, node), sub.number, kind, key, node_id=node.id)
+        at += step
+        staff = cast.staff_at(session, node)
+        scans.record_scan(session, staff, sub.number, kind, key, node_id=node.id, scanned_at=at)
         session.refresh(shipment)
     return True
 

@@ -1211,12 +1211,12 @@ def cold_chain(session: Session, world: Logistics) -> Any:
 def cold_trip(
     session: Session, market: Any, gateway: Any, world: Logistics, van: Any, first_village: Any, clock: Any
 ) -> Any:
-    """A lot of 梅县 pomelos for a city door, handed in at NOW; left the point at +1 h, at the
-    center at +2 h, left in `van` at +3 h, at the DC at +5 h, left the DC at +9 h. The clock then
-    stands at +10 h. Returns the lot."""
+    """A lot of the 梅县 farmer's chilled chicken for a city door, handed in at NOW; left the point
+    at +1 h, at the center at +2 h, left in `van` at +3 h, at the DC at +5 h, left the DC at +9 h.
+    The clock then stands at +10 h. Returns the lot."""
     from domain import Lot
 
-    sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1}, address=city_address(first_village))
+    sub = handed_in(session, market, gateway, world, {"冰鲜走地鸡": 1}, address=city_address(first_village))
     for hours, vehicle in ((1, None), (2, None), (3, van), (5, None), (9, None)):
         clock.set(NOW + timedelta(hours=hours))
         carry_step(session, sub, vehicle=vehicle)

@@ -64,6 +64,7 @@ from domain import (
     ScanKind,
     Shipment,
     StorageClass,
+    SubOrder,
     TemperatureLogger,
     TemperatureReading,
     User,
@@ -772,7 +773,16 @@ def _values(session: Session, logger: TemperatureLogger, ex: rd.Excursion) -> di
 def _mark_lots(session: Session, logger: TemperatureLogger, row: Excursion) -> None:
     marked = set(session.scalars(select(ExcursionLot.lot_id).where(ExcursionLot.excursion_id == row.id)))
     session.execute(delete(ExcursionLot).where(ExcursionLot.excursion_id == row.id))
-    lot_ids = sorted({s.lot_id for s in lots_of_logger(session, logger, row.started_at, row.ended_at)})
+    aboard = {s.lot_id for s in lots_of_logger(session, logger, row.started_at, row.ended_at)}
+    # Only the lots kept in the range the logger watches: room-temperature goods riding in a
+    # refrigerated van are not spoilt by 7 ℃.
+    lot_ids = sorted(
+        session.scalars(
+            select(Lot.id)
+            .join(SubOrder, SubOrder.id == Lot.sub_order_id)
+            .where(Lot.id.in_(sorted(aboard)), SubOrder.storage_class == logger.storage_class)
+        )
+    )
     session.add_all(ExcursionLot(excursion_id=row.id, lot_id=lot_id) for lot_id in lot_ids)
     session.flush()
     # Each lot newly marked gets the excursion in its hash chain (once: a lot marked before is not).

@@ -43,7 +43,12 @@ takes after authentication: parsing and validation (readings.py), the loggers' r
 (ON CONFLICT DO NOTHING), the excursions computed again over each batch's window, lots attributed
 and staff alerted. `readings_per_s` is readings over the wall time of the 100 batches;
 `readings_resend_per_s` the same for 10 of those batches sent again (nothing written, the
-duplicates counted). BENCH_LOGISTICS=routing or readings runs one part only.
+duplicates counted).
+
+Scan ingestion and the public trace page over HTTP on PostgreSQL (bench/_logistics_api.py: the
+seeded demo served by gunicorn, driven by wrk): scans_per_s beside a hello-world route in the same
+run (scan_vs_hello_ratio), scans lost or written twice, and the trace page's p95.
+BENCH_LOGISTICS=routing, readings or scans (comma-separated) runs those parts only.
 
 Each figure prints as `name: value`. Absolute times depend on the machine; the ratio does less.
 """
@@ -60,8 +65,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
+for path in (PROJECT_ROOT, PROJECT_ROOT / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from services.logistics.distance import HaversineMatrix, Point  # noqa: E402
 from services.logistics.vrp import (  # noqa: E402
@@ -343,12 +349,17 @@ def readings_figures() -> Iterator[tuple[str, object]]:
 
 
 def main() -> int:
-    parts = os.environ.get("BENCH_LOGISTICS", "routing,readings").split(",")
+    parts = os.environ.get("BENCH_LOGISTICS", "routing,readings,scans").split(",")
     if "routing" in parts:
         for key, value in routing_figures():
             print(f"{key}: {value}", flush=True)
     if "readings" in parts:
         for key, value in readings_figures():
+            print(f"{key}: {value}", flush=True)
+    if "scans" in parts:  # scan ingestion and the trace page over HTTP (bench/_logistics_api.py)
+        from _logistics_api import run as scan_figures
+
+        for key, value in scan_figures():
             print(f"{key}: {value}", flush=True)
     return 0
 

@@ -499,6 +499,8 @@ def require_hub(action: HubAction, user: User | None, node: Node) -> User:
     if not may_hub(action, user, node):
         raise Forbidden()
     return user
+
+
 # --- the cold chain: temperature loggers and their excursions (services/logistics/coldchain.py) ---
 
 

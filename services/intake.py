@@ -52,7 +52,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from domain import (
     Division,
@@ -791,11 +791,24 @@ class Trace:
 def trace(session: Session, code: Any) -> Trace:
     """The public trace of a lot (no login): product, origin, grade, intake day and point."""
     normal = normal_code(code)
-    lot = session.scalar(select(Lot).where(Lot.code == normal)) if normal else None
+    # What the page shows, and nothing else of the lot's relations (a public page, read often).
+    found = (
+        select(Lot)
+        .where(Lot.code == normal)
+        .options(
+            lazyload("*"),
+            joinedload(Lot.product),
+            joinedload(Lot.node),
+            joinedload(Lot.photo),
+            joinedload(Lot.intake_line).joinedload(IntakeLine.order_line),
+        )
+    )
+    lot = session.scalar(found) if normal else None
     if lot is None:
         raise NotFound(_("No lot has this code."))
     product = lot.product
     line = lot.intake_line.order_line
+    storage = session.scalar(select(SubOrder.storage_class).where(SubOrder.id == lot.sub_order_id))
     return Trace(
         code=lot.code,
         product=line.name,
@@ -808,6 +821,6 @@ def trace(session: Session, code: Any) -> Trace:
         received_on=clock.local(lot.received_at).date(),
         point=lot.node.name,
         point_kind=lot.node.kind.value,
-        storage_class=lot.sub_order.storage_class.value,
+        storage_class=storage.value if storage is not None else "",
         photo=lot.photo,
     )

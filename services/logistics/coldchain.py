@@ -48,7 +48,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from domain import (
     Excursion,
@@ -346,7 +346,11 @@ class LotReading:
 def lot_path(session: Session, lot: Lot) -> list[tuple[int | None, int | None, datetime, datetime | None]]:
     """Where a lot has been: (vehicle_id, None, …) for a leg under way in a vehicle, (None,
     node_id, …) for a stay at a node, with its start and end (None: still there)."""
-    shipment = session.scalar(select(Shipment).where(Shipment.sub_order_id == lot.sub_order_id))
+    shipment = session.scalar(
+        select(Shipment)
+        .where(Shipment.sub_order_id == lot.sub_order_id)
+        .options(lazyload(Shipment.sub_order))
+    )
     if shipment is None:
         return []
     legs = list(shipment.legs)

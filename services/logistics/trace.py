@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
-from domain import Excursion, Lot, LotEvent, Node, Scan, ScanKind, Shipment, User, clock
+from domain import Excursion, Lot, LotEvent, Node, Scan, ScanKind, Shipment, StorageClass, User, clock
 from services.errors import NotFound
 from services.i18n import _
 from services.logistics import chain
@@ -322,7 +322,7 @@ def lot_trace(session: Session, code: Any) -> LotTrace:
         shop = None
     seller = session.get(User, lot.seller_id)
     farmer = shop or mask_name(seller_name(seller, None) if seller is not None else "")
-    limits = readings.STORAGE_LIMITS[lot.sub_order.storage_class]
+    limits = readings.STORAGE_LIMITS.get(StorageClass(base.storage_class), readings.Limits(None, None))
     return LotTrace(
         base=base,
         farmer=farmer,

@@ -382,12 +382,18 @@ class TestTheParcelsJourney:
         assert shipment is not None and shipment.legs == [] and shipment.status == ShipmentStatus.READY
         assert sub.status == S.READY_FOR_PICKUP
 
-    def test_a_door_delivery_completes_a_week_after_its_delivered_scan_not_before(
+    def test_a_lychee_order_travels_to_a_city_door_and_completes_a_week_after_its_delivered_scan(
         self, session, market, gateway, world, first_village, clock
     ):
+        """The issue's "done when": village point → county center → DC → the buyer's door, every
+        scan driving the order, which then completes by itself."""
         from services.jobs import complete_delivered
 
-        sub = handed_in(session, market, gateway, world, {"梅县蜜柚": 1}, address=city_address(first_village))
+        market.shop.add("梅县糯米糍荔枝", "lychee-longan", 2800)
+        sub = handed_in(
+            session, market, gateway, world, {"梅县糯米糍荔枝": 1}, address=city_address(first_village)
+        )
+        assert sub.status == S.HANDED_IN
         shipment = scans.shipment_of(session, sub)
         assert shipment is not None
         staff = {
@@ -396,15 +402,25 @@ class TestTheParcelsJourney:
             world.dc.id: world.dc_staff,
         }
         staff[world.dc_fs.id] = world.dc_staff_fs
+        assert [leg.from_node_id for leg in shipment.legs] == [
+            world.point.id,
+            world.center.id,
+            world.dc.id,
+            world.dc_fs.id,
+        ]
+        seen = []
         for leg in shipment.legs:
             scans.record_scan(
                 session, staff[leg.from_node_id], sub.number, "departed", key(), node_id=leg.from_node_id
             )
+            seen.append(sub.status)
             if leg.to_node_id is not None:
                 scans.record_scan(
                     session, staff[leg.to_node_id], sub.number, "arrived", key(), node_id=leg.to_node_id
                 )
-        assert sub.status == S.OUT_FOR_DELIVERY
+                seen.append(sub.status)
+        # The first departure made it in transit; leaving the last DC for the door, out for delivery.
+        assert seen == [S.IN_TRANSIT] * 6 + [S.OUT_FOR_DELIVERY]
         clock.advance(timedelta(days=8))  # out for delivery a week, never delivered: it waits
         assert complete_delivered(session, days=7) == 0
         scans.record_scan(session, world.dc_staff_fs, sub.number, "delivered", key())

@@ -26,7 +26,7 @@ from domain import (
     Shipment,
     SubOrder,
 )
-from services import jobs
+from services import jobs, notify
 from services.errors import Forbidden, ValidationError
 from services.logistics import coldchain, exceptions, scans
 from services.logistics.coldchain import Source
@@ -118,6 +118,19 @@ class TestStuckParcels:
         assert run(session) == {"stuck": 0, "late": 0, "alerts": 0}  # again: nothing more
         assert len(told(session, NotificationEvent.PARCEL_STUCK)) == 1
         assert shipment(session, parcel).flagged_at == due + 25 * H
+
+    def test_the_staff_s_messages_read_in_chinese(self, session, world, parcel, clock, pickup_keys):
+        clock.set(next_leg(session, parcel).planned_depart_at + 25 * H)
+        run(session)
+        (alert,) = told(session, NotificationEvent.PARCEL_STUCK)
+        text = notify.render(session, alert, pickup_keys)
+        assert text.startswith("【粤农通】包裹") and parcel.number in text and world.point.name in text
+        assert "24小时" in text
+        silent = Notification(
+            event=NotificationEvent.LOGGER_SILENT,
+            params={"serial": "VAN-1", "place": "粤M·L0001", "since": "11-26 12:00"},
+        )
+        assert "VAN-1" in notify.render(session, silent, pickup_keys)
 
     def test_the_next_move_clears_the_flag_an_exception_scan_does_not(self, session, world, parcel, clock):
         due = next_leg(session, parcel).planned_depart_at

@@ -221,10 +221,10 @@ class NodeExceptions:
 
 
 def _linkable(session: Session, user: User, subs: Iterable[SubOrder]) -> set[str]:
-    """The labels whose sub-order page `user` may open (services/orders/manage.standings)."""
+    """The labels whose sub-order page `user` may open as staff (services/orders/manage.py)."""
     from services.orders import manage
 
-    return {sub.number for sub in subs if manage.standings(session, user, sub)}
+    return manage.staff_visible_numbers(session, user, [sub.id for sub in subs])
 
 
 def node_exceptions(
@@ -255,7 +255,7 @@ def node_exceptions(
         .limit(2 * MAX_ROWS)
     ).all()
     moving = session.execute(
-        select(Leg, SubOrder)
+        select(Leg, Shipment.flagged_at, SubOrder)
         .join(Shipment, Shipment.id == Leg.shipment_id)
         .join(SubOrder, SubOrder.id == Shipment.sub_order_id)
         .where(
@@ -269,8 +269,8 @@ def node_exceptions(
     names = _names(
         session,
         [leg.to_node_id for _s, leg, _sub in waiting]
-        + [leg.from_node_id for leg, _sub in moving]
-        + [leg.to_node_id for leg, _sub in moving],
+        + [leg.from_node_id for leg, _f, _sub in moving]
+        + [leg.to_node_id for leg, _f, _sub in moving],
     )
 
     def to_name(leg: Leg) -> str:
@@ -296,9 +296,9 @@ def node_exceptions(
             to_name=to_name(leg),
             due=leg.planned_arrive_at,
             since=leg.departed_at,
-            flagged_at=leg.shipment.flagged_at,
+            flagged_at=flagged_at,
         )
-        for leg, sub in moving
+        for leg, flagged_at, sub in moving
     ]
 
     standings = authz.cold_chain_standings(user, node) - {authz.ColdChainStanding.ADMIN}
@@ -319,7 +319,7 @@ def node_exceptions(
         .limit(MAX_ROWS)
     ).all()
     exception_scans = [desk.ScanRow(s.scanned_at, s.kind, sub.number, node.name, s.note) for s, sub in scans]
-    subs = [sub for *_x, sub in waiting] + [sub for _leg, sub in moving] + [sub for _s, sub in scans]
+    subs = [sub for *_x, sub in waiting] + [sub for _leg, _f, sub in moving] + [sub for _s, sub in scans]
     return NodeExceptions(
         node=node,
         stuck=stuck[:MAX_ROWS],

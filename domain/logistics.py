@@ -122,6 +122,10 @@ class Shipment(Base):
     # The node it is at now (None while on a leg, or delivered at the door).
     current_node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True, default=None)
     eta_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the flag-stuck-parcels job found it stuck (waiting at a node too long past its next
+    # leg's planned departure, or late on a leg under way); None again at its next move's scan
+    # (services/logistics/exceptions.py).
+    flagged_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 

@@ -37,6 +37,8 @@ class NotificationEvent(enum.StrEnum):
     PROXY_PLACED = "proxy_placed"  # an agent placed a proxy order for the villager (代购)
     COLD_EXCURSION = "cold_excursion"  # to staff: a logger found an excursion (no order)
     LOGGER_SILENT = "logger_silent"  # to staff: a logger sent nothing for hours (no order)
+    PARCEL_STUCK = "parcel_stuck"  # to staff: a parcel waits at their node too long (no order)
+    LEG_LATE = "leg_late"  # to staff: a parcel on its way to their node is late (no order)
 
 
 class NotificationStatus(enum.StrEnum):

@@ -239,6 +239,11 @@ class Config:
         self.COLD_CHAIN_GRACE_MINUTES = int(os.environ.get("COLD_CHAIN_GRACE_MINUTES", 30))
         # A logger that sent nothing for this long alerts its node's staff (flag-silent-loggers job).
         self.COLD_CHAIN_SILENT_HOURS = float(os.environ.get("COLD_CHAIN_SILENT_HOURS", 2))
+        # Parcels stuck in the network (flag-stuck-parcels job): waiting at a node this many hours
+        # past its next leg's planned departure, or on a leg under way this long past its planned
+        # arrival (services/logistics/exceptions.py).
+        self.STUCK_PARCEL_HOURS = float(os.environ.get("STUCK_PARCEL_HOURS", 24))
+        self.LATE_LEG_GRACE_HOURS = float(os.environ.get("LATE_LEG_GRACE_HOURS", 2))
 
         # Distances for vehicle routes (services/logistics/distance.py): "haversine" is the
         # great-circle distance times ROAD_FACTOR, driven at ROAD_SPEED_KMH; a road-network

@@ -270,6 +270,17 @@ def _flag_silent_loggers(session: Session, ctx: JobContext) -> dict[str, int]:
     return coldchain.flag_silent_loggers(session, after=timedelta(hours=hours), now=ctx.now)
 
 
+def _flag_stuck_parcels(session: Session, ctx: JobContext) -> dict[str, int]:
+    from services.logistics import exceptions
+
+    return exceptions.flag_stuck(
+        session,
+        stuck_after=timedelta(hours=float(ctx.setting("STUCK_PARCEL_HOURS", 24))),
+        late_grace=timedelta(hours=float(ctx.setting("LATE_LEG_GRACE_HOURS", 2))),
+        now=ctx.now,
+    )
+
+
 def _registry(*specs: JobSpec) -> dict[str, JobSpec]:
     return {spec.name: spec for spec in specs}
 
@@ -365,6 +376,15 @@ REGISTRY: Mapping[str, JobSpec] = _registry(
         _(
             "Tells the staff of a node when one of its temperature loggers has sent nothing for the"
             " set number of hours (once per silence)."
+        ),
+    ),
+    JobSpec(
+        "flag-stuck-parcels",
+        _flag_stuck_parcels,
+        timedelta(hours=1),
+        _(
+            "Flags the parcels waiting at a node the set number of hours past their next leg's"
+            " departure, and those late on a leg under way, and tells the node's staff once."
         ),
     ),
 )

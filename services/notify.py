@@ -24,6 +24,10 @@ What is told, to whom:
     cold_excursion    a cold-chain excursion (logistics/       each staff member yes
                       coldchain.py; no order)                  of the logger's node
     logger_silent     a logger sent nothing for hours (job)    the same          yes
+    parcel_stuck      a parcel waits at a node N hours past    staff of the node yes
+                      its leg's departure (flag-stuck-parcels)
+    leg_late          a leg under way is late past its grace   staff of the node yes
+                      (flag-stuck-parcels; no order)           it goes to
 
 Proxy orders (`Order.villager_id` set: an agent shopped for a villager): every message goes to
 the villager's phone on the order (`recipient_phone`: their family phone, or the point's when
@@ -290,12 +294,19 @@ TEXTS = {
     E.PARCEL_COLLECTED: "【粤农通】订单{number}已于{time}在{point}取走。如非本人取货，请联系服务点。",
     E.COLD_EXCURSION: "【粤农通】冷链温度异常：{place}记录仪{serial}自{start}起{minutes}分钟超出{range}，"
     "最高偏离{worst}℃，影响{lots}个批次，请尽快处理并在冷链页面确认。",
+    E.LOGGER_SILENT: "【粤农通】冷链记录仪{serial}（{place}）自{since}起没有上传温度，请检查设备。",
+    E.PARCEL_STUCK: "【粤农通】包裹{label}在{node}滞留：原定{due}发往{next}，"
+    "已超过{hours}小时未发出，请尽快处理。",
+    E.LEG_LATE: "【粤农通】包裹{label}从{origin}发往{to}，原定{due}到达，至今未到，请核实。",
 }
+
+# Messages to staff about no order: their params say all.
+STAFF_EVENTS = (E.COLD_EXCURSION, E.LOGGER_SILENT, E.PARCEL_STUCK, E.LEG_LATE)
 
 
 def render(session: Session, row: Notification, keys: pickup.PickupCodeKeys) -> str:
     """The text of one message, written now (a pickup code is derived, never stored)."""
-    if row.event in (E.COLD_EXCURSION, E.LOGGER_SILENT):  # to staff, no order: the params say all
+    if row.event in STAFF_EVENTS:  # to staff, no order: the params say all
         return TEXTS[row.event].format(**{k: str(v) for k, v in (row.params or {}).items()})
     order = session.get(Order, row.order_id)
     if order is None:

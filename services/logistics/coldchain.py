@@ -937,3 +937,9 @@ def flag_silent_loggers(
                 told += 1
     session.commit()
     return {"silent": len(silent), "alerts": told}
+
+
+def staff_to_alert(session: Session, node: Node) -> list[User]:
+    """Who hears about trouble at `node`: its county's staff, and a DC's own staff (the people
+    an excursion alerts; services/logistics/exceptions.py tells them of stuck parcels too)."""
+    return _staff_to_alert(session, node)

@@ -34,6 +34,7 @@ from domain import (
     StorageClass,
     SubOrder,
     User,
+    Vehicle,
     clock,
 )
 from services import authz, places
@@ -122,7 +123,7 @@ def _names(session: Session, ids: set[int | None]) -> dict[int, str]:
     return dict(session.execute(select(Node.id, Node.name).where(Node.id.in_(wanted))).tuples().all())
 
 
-def _day_start(now: datetime) -> datetime:
+def day_start(now: datetime) -> datetime:
     """Midnight today in China, as a UTC datetime like the stored ones."""
     local = now.astimezone(clock.CHINA)
     return datetime.combine(local.date(), time(), tzinfo=clock.CHINA).astimezone(now.tzinfo)
@@ -140,7 +141,7 @@ def node_desk(
         .join(Shipment, Shipment.id == Scan.shipment_id)
         .join(SubOrder, SubOrder.id == Shipment.sub_order_id)
         .where(
-            Scan.scanned_at >= _day_start(now),
+            Scan.scanned_at >= day_start(now),
             or_(Scan.node_id == node.id, Scan.node_id.is_(None) & Scan.leg_id.in_(door_legs)),
         )
         .order_by(Scan.scanned_at.desc(), Scan.id.desc())
@@ -414,10 +415,13 @@ def scan_at_node(
     node_id: object,
     note: str = "",
     scanned_at: object = None,
+    vehicle_id: object = None,
     now: datetime | None = None,
 ) -> scans.ScanResult:
     """One scan typed, scanned or read by the camera on the staff's page: an exception needs its
-    note; the rest is scans.record_scan (commits, or refuses and writes nothing)."""
+    note; the vehicle chosen on the page goes with a departure only (it stays chosen between
+    scans, whatever their kind); the rest is scans.record_scan (commits, or refuses and writes
+    nothing)."""
     now = now or clock.now()
     if str(kind or "") == ScanKind.EXCEPTION.value and not str(note or "").strip():
         raise ValidationError(
@@ -432,7 +436,19 @@ def scan_at_node(
         node_id=node_id,
         scanned_at=_scanned_at(scanned_at, now),
         note=str(note or "").strip(),
+        vehicle_id=vehicle_id if str(kind or "") == ScanKind.DEPARTED.value else None,
         now=now,
+    )
+
+
+def departure_vehicles(session: Session, node: Node) -> list[Vehicle]:
+    """The vehicles a departure from `node` may name: its active ones, by plate."""
+    return list(
+        session.scalars(
+            select(Vehicle)
+            .where(Vehicle.node_id == node.id, Vehicle.active.is_(True))
+            .order_by(Vehicle.plate)
+        )
     )
 
 

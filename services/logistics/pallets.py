@@ -17,7 +17,9 @@ Rules.
 Idempotent: building again for the same node and day adds only the parcels not yet on a pallet
 (a leg is on at most one pallet: a unique row), onto that day's open (built) pallets first. A
 loaded pallet gets nothing more; a departed one (all its parcels have left: their legs are under
-way) is never changed again. Building is for today (China's calendar day); each run commits once.
+way) is never changed again. A pallet departs with its last parcel: that parcel's departure scan
+marks it (`leg_departed`, from services/logistics/scans.py), and building again finds any other.
+Building is for today (China's calendar day); each run commits once.
 """
 
 from __future__ import annotations
@@ -69,6 +71,14 @@ class BuildResult:
     departed: int = 0  # pallets found departed by this run
 
 
+def _all_left(session: Session, pallet: Pallet) -> bool:
+    """Whether every parcel on the pallet has left (its leg is under way or done)."""
+    if not pallet.parcels:
+        return False
+    legs = [session.get(Leg, p.leg_id) for p in pallet.parcels]
+    return all(leg is not None and leg.status != LegStatus.PLANNED for leg in legs)
+
+
 def _refresh_statuses(session: Session, node: Node) -> int:
     """Pallets at `node` whose parcels have all left become departed; returns how many."""
     changed = 0
@@ -76,13 +86,26 @@ def _refresh_statuses(session: Session, node: Node) -> int:
         select(Pallet).where(Pallet.node_id == node.id, Pallet.status != PalletStatus.DEPARTED)
     )
     for pallet in open_pallets:
-        if not pallet.parcels:
-            continue
-        legs = [session.get(Leg, p.leg_id) for p in pallet.parcels]
-        if all(leg is not None and leg.status != LegStatus.PLANNED for leg in legs):
+        if _all_left(session, pallet):
             pallet.status = PalletStatus.DEPARTED
             changed += 1
     return changed
+
+
+def leg_departed(session: Session, leg: Leg) -> Pallet | None:
+    """A parcel's departure scan (services/logistics/scans.py): the pallet it is on becomes
+    departed once its last parcel has left (built or loaded until then: a pallet may leave in
+    part, and what stays is still on it). Written in the scan's transaction; the pallet it
+    departed, else None."""
+    pallet = session.scalar(
+        select(Pallet)
+        .join(PalletParcel, PalletParcel.pallet_id == Pallet.id)
+        .where(PalletParcel.leg_id == leg.id, Pallet.status != PalletStatus.DEPARTED)
+    )
+    if pallet is None or not _all_left(session, pallet):
+        return None
+    pallet.status = PalletStatus.DEPARTED
+    return pallet
 
 
 def _code(node: Node, day: date, n: int) -> str:

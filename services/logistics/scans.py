@@ -8,7 +8,10 @@ Scans move it, each by a member of the node's staff (authz.works_at):
 
     departed   at the next leg's start: the leg is under way; the sub-order's first departure
                moves it HANDED_IN → IN_TRANSIT, a departure on the leg to the door
-               IN_TRANSIT → OUT_FOR_DELIVERY
+               IN_TRANSIT → OUT_FOR_DELIVERY. It may name the vehicle carrying the leg (an
+               active vehicle of the node scanned at): it becomes the leg's vehicle, over the
+               route plan's, so that vehicle's cold-chain readings reach the lots aboard. The
+               pallet the parcel was on departs with its last parcel (pallets.leg_departed)
     arrived    at the end of the leg under way; at the pickup node the sub-order becomes
                READY_FOR_PICKUP (its pickup code goes out, as with services/parcels.mark_arrived)
     delivered  at the door, by the staff of the node the last leg left from: the sub-order's
@@ -22,7 +25,9 @@ scans move only the parcel (RETURNING, then RETURNED at the origin), never the r
 A scan that repeats one already made (the same label scanned again at the same node for the same
 move) changes nothing and answers with the first; the same idempotency key again is the same scan.
 A scan out of order (an arrival where the parcel never left for, a departure from a node it is not
-at) is refused with what the parcel expects next, and nothing is written.
+at) is refused with what the parcel expects next, and nothing is written. A move (departed,
+arrived, delivered) clears the flag the flag-stuck-parcels job set (services/logistics/
+exceptions.py); an exception scan moves nothing and leaves it.
 """
 
 from __future__ import annotations
@@ -47,13 +52,14 @@ from domain import (
     ShipmentStatus,
     SubOrder,
     User,
+    Vehicle,
     clock,
 )
 from services import authz
 from services.authz import Party
 from services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 from services.i18n import _
-from services.logistics import network, schedule, trace
+from services.logistics import network, pallets, schedule, trace
 from services.orders import states
 from services.orders.checkout import check_idempotency_key
 
@@ -213,6 +219,29 @@ def _fits(leg: Leg | None, kind: ScanKind, node_id: int | None) -> bool:
     return False
 
 
+def _vehicle(session: Session, raw: Any, kind: ScanKind, node: Node | None) -> Vehicle | None:
+    """The vehicle a departure names: an active vehicle of the node scanned at; None when none
+    is named. Anything else is refused (ValidationError on `vehicle_id`), before anything is
+    written."""
+    if raw in (None, ""):
+        return None
+
+    def refuse(message: Any) -> ValidationError:
+        return ValidationError(message, field_errors={"vehicle_id": [message]})
+
+    if kind != ScanKind.DEPARTED:
+        raise refuse(_("Only a departure names the vehicle it leaves on."))
+    text = str(raw).strip()
+    vehicle = (
+        session.get(Vehicle, int(text)) if text.isascii() and text.isdigit() and len(text) < 10 else None
+    )
+    if vehicle is None or node is None or vehicle.node_id != node.id:
+        raise refuse(_("No such vehicle at %(node)s.", node=node.name if node is not None else "-"))
+    if not vehicle.active:
+        raise refuse(_("Vehicle %(plate)s is off the road.", plate=vehicle.plate))
+    return vehicle
+
+
 def _move(session: Session, sub: SubOrder, target: OrderStatus, actor: User, at: datetime, key: str) -> None:
     """The sub-order follows its parcel, where its state machine allows (a sub-order waiting
     for an after-sale decision keeps its state; the parcel moves on)."""
@@ -232,9 +261,11 @@ def record_scan(
     latitude: float | None = None,
     longitude: float | None = None,
     note: str = "",
+    vehicle_id: Any = None,
     now: datetime | None = None,
 ) -> ScanResult:
-    """Record one scan of a parcel (see the module's docstring); commits."""
+    """Record one scan of a parcel (see the module's docstring); commits. `vehicle_id`: the
+    vehicle a departure leaves on (optional)."""
     actor = authz.require_user(actor)
     key = check_idempotency_key(key)
     try:
@@ -275,6 +306,7 @@ def record_scan(
             latitude=latitude,
             longitude=longitude,
             note=note,
+            vehicle_id=vehicle_id,
         )
     except Exception:
         session.rollback()
@@ -297,6 +329,7 @@ def apply_scan(
     latitude: float | None = None,
     longitude: float | None = None,
     note: str = "",
+    vehicle_id: Any = None,
 ) -> ScanResult:
     """One scan of a locked sub-order's shipment, written in the caller's transaction (the
     caller commits, or rolls back on an error)."""
@@ -320,6 +353,7 @@ def apply_scan(
         if repeated is not None:
             return ScanResult(repeated, applied=False)
         raise IllegalScan(_expected(session, shipment))
+    vehicle = _vehicle(session, vehicle_id, kind, node)
     scan = Scan(
         shipment_id=shipment.id,
         kind=kind,
@@ -336,6 +370,8 @@ def apply_scan(
         assert leg is not None
         leg.status, leg.departed_at = LegStatus.DEPARTED, at
         shipment.current_node_id = None
+        if vehicle is not None:
+            leg.vehicle_id = vehicle.id
         if returning:
             pass  # the sub-order was refunded: only the parcel moves, back to its origin
         elif leg.to_node_id is None:
@@ -363,8 +399,12 @@ def apply_scan(
         shipment.status = ShipmentStatus.DELIVERED
         sub.delivered_at = at
     scan.leg_id = leg.id if leg is not None and kind != ScanKind.EXCEPTION else None
+    if kind != ScanKind.EXCEPTION:
+        shipment.flagged_at = None  # it moved: stuck no more (services/logistics/exceptions.py)
     session.add(scan)
     session.flush()
+    if kind == ScanKind.DEPARTED and leg is not None:
+        pallets.leg_departed(session, leg)
     trace.record_scan(session, shipment, scan)
     return ScanResult(scan, applied=True)
 
@@ -420,6 +460,7 @@ def send_back(session: Session, sub: SubOrder, *, now: datetime) -> Shipment | N
             )
         )
     shipment.status, shipment.eta_at = ShipmentStatus.RETURNING, planned.legs[-1].arrive_at
+    shipment.flagged_at = None  # a new plan: the flag-stuck-parcels job judges it afresh
     session.flush()
     return shipment
 
@@ -442,7 +483,7 @@ def record_batch(
     """A device's queued scans, in the order it made them, each applied on its own (one refused
     scan does not stop the others; the device keeps only the refused ones). Each item holds
     record_scan's arguments: label, kind, idempotency_key, node_id, scanned_at, latitude,
-    longitude, note."""
+    longitude, note, vehicle_id."""
     actor = authz.require_user(actor)
     if not items or len(items) > MAX_BATCH:
         raise ValidationError(
@@ -462,6 +503,7 @@ def record_batch(
                 latitude=item.get("latitude"),
                 longitude=item.get("longitude"),
                 note=item.get("note") or "",
+                vehicle_id=item.get("vehicle_id"),
                 now=now,
             )
         except ServiceError as exc:

@@ -6,6 +6,7 @@ party may do, is the table in services/authz.py; every move goes through states.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -122,6 +123,19 @@ def _staff_scope(actor: User) -> Any:
         )
     mine = or_(Order.buyer_id == actor.id, Order.placed_by_id == actor.id, SubOrder.seller_id == actor.id)
     return and_(scope, not_(mine))
+
+
+def staff_visible_numbers(session: Session, actor: User, sub_order_ids: Iterable[int]) -> set[str]:
+    """Of these sub-orders, the numbers whose page `actor` opens as staff (`_staff_scope`: the
+    rules of `standings`, in one query); empty for someone who is no staff."""
+    ids = sorted(set(sub_order_ids))
+    if not ids:
+        return set()
+    try:
+        scope = _staff_scope(actor)
+    except authz.Forbidden:
+        return set()
+    return set(session.scalars(select(SubOrder.number).join(Order).where(SubOrder.id.in_(ids), scope)))
 
 
 def _sub_order(session: Session, number: str, *, lock: bool = False) -> SubOrder:

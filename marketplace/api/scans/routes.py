@@ -52,7 +52,11 @@ def _shipment(shipment: Any) -> dict[str, Any]:
     description="illegal_scan: out of order (the message says what comes next), or the order was cancelled;"
     " conflict: the key was used for another scan",
 )
-@blp.alt_response(422, description="No label, kind or idempotency key; a node missing")
+@blp.alt_response(
+    422,
+    description="No label, kind or idempotency key; a node missing; a vehicle not of the node, off the"
+    " road, or named on anything but a departure",
+)
 def scan(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     """One scan. The same key again, or the same move scanned again, answers with the first scan
     (`applied` false) and changes nothing."""
@@ -68,6 +72,7 @@ def scan(body: dict[str, Any]):  # type: ignore[no-untyped-def]
         latitude=body["latitude"],
         longitude=body["longitude"],
         note=body["note"],
+        vehicle_id=body["vehicle_id"],
     )
     return {"applied": done.applied, "scan": done.scan, "shipment": _shipment(done.scan.shipment)}
 

@@ -39,6 +39,14 @@ class ScanInSchema(ListedErrorsSchema):
     )
     latitude = fields.Float(load_default=None, allow_none=True, validate=validate.Range(-90, 90))
     longitude = fields.Float(load_default=None, allow_none=True, validate=validate.Range(-180, 180))
+    vehicle_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "A departure only: the vehicle it leaves on, an active vehicle of the node"
+            " scanned at (it becomes the leg's vehicle, over the route plan's)"
+        },
+    )
     note = _text(load_default="", validate=validate.Length(max=200, error=_l("At most 200 characters.")))
     idempotency_key = KEY
 
@@ -71,6 +79,9 @@ class LegSchema(BaseSchema):
     planned_arrive_at = fields.DateTime(dump_only=True, allow_none=True)
     departed_at = fields.DateTime(dump_only=True, allow_none=True)
     arrived_at = fields.DateTime(dump_only=True, allow_none=True)
+    vehicle_id = fields.Integer(
+        dump_only=True, allow_none=True, metadata={"description": "The vehicle carrying it"}
+    )
 
 
 class ShipmentSchema(BaseSchema):

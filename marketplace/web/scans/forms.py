@@ -33,6 +33,8 @@ class ScanForm(FlaskForm):
             "spellcheck": "false",
         },
     )
+    # A departure's vehicle (the node's active ones; listed only where there are some).
+    vehicle_id = SelectField(_l("Vehicle (for a departure)"), coerce=str, validate_choice=False)
     note = StringField(
         _l("Note (required for an exception)"), validators=[Length(max=200)], render_kw={"maxlength": 200}
     )

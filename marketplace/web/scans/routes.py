@@ -2,9 +2,11 @@
 
 - GET /scan (?node=, ?kind=): for anyone who works at a node (authz.works_at): choose the node
   (preselected when there is one), what happens (arrived, departed, delivered at the door,
-  exception with a note) and scan: a USB scanner types the label into the focused field and
+  exception with a note), for a departure the vehicle it leaves on when the node has vehicles
+  (kept chosen between scans), and scan: a USB scanner types the label into the focused field and
   presses Enter; a phone with the BarcodeDetector API reads Code 128 or QR from its camera
-  (static/js/scan.js). Below: today's scans at the node, the parcels there and those on their way.
+  (static/js/scan.js). Below: the node's exceptions (services/logistics/exceptions.py), today's
+  scans at the node, the parcels there and those on their way.
 - POST /scan: one scan through services.logistics (scans.record_scan), with the form's hidden
   idempotency key; applied or repeated → back to the page with the result on top (PRG, so the
   offline queue replays it: static/js/offline.js); refused (unknown label, another node's
@@ -30,7 +32,7 @@ from marketplace.web.forms import form_error, query_id
 from marketplace.web.scans import bp
 from marketplace.web.scans.forms import ScanForm
 from services.errors import ServiceError
-from services.logistics import desk
+from services.logistics import desk, exceptions
 from services.orders import checkout
 
 KINDS = {k.value for k in ScanKind} - {ScanKind.COLLECTED.value}
@@ -47,6 +49,7 @@ def _page(form: ScanForm | None = None, *, node_id: int | None = None, error: An
     if form is not None and node_id not in {n.id for n in nodes}:
         node_id = None  # a refused post for a node they do not work at: said on the form
     board = desk.node_desk(session, user, node_id)  # Forbidden for someone who works at no node
+    vehicles = desk.departure_vehicles(session, board.node)
     if form is None:
         form = ScanForm(
             formdata=None,
@@ -54,10 +57,23 @@ def _page(form: ScanForm | None = None, *, node_id: int | None = None, error: An
                 "key": checkout.new_idempotency_key(),
                 "node_id": str(board.node.id),
                 "kind": _kind(request.args.get("kind")),
+                "vehicle_id": request.args.get("vehicle", "")[:12],
             },
         )
     form.node_id.choices = [(str(n.id), n.name) for n in nodes]
-    return render_template("scans/index.html", form=form, desk=board, nodes=nodes, error=error), status
+    form.vehicle_id.choices = [("", gettext("Not said"))] + [(str(v.id), v.plate) for v in vehicles]
+    return (
+        render_template(
+            "scans/index.html",
+            form=form,
+            desk=board,
+            nodes=nodes,
+            vehicles=vehicles,
+            issues=exceptions.node_exceptions(session, user, board.node),
+            error=error,
+        ),
+        status,
+    )
 
 
 @bp.get("/scan")
@@ -84,6 +100,7 @@ def scan():  # type: ignore[no-untyped-def]
             node_id=raw_node,
             note=form.note.data or "",
             scanned_at=form.scanned_at.data,
+            vehicle_id=form.vehicle_id.data,
         )
     except ServiceError as exc:
         get_session().rollback()
@@ -106,7 +123,9 @@ def scan():  # type: ignore[no-untyped-def]
             gettext("%(label)s was scanned already (%(kind)s): nothing changed.", label=number, kind=what),
             "info",
         )
-    return redirect(url_for(".index", node=node_id, kind=form.kind.data))
+    return redirect(
+        url_for(".index", node=node_id, kind=form.kind.data, vehicle=form.vehicle_id.data or None)
+    )
 
 
 @bp.get("/parcels/<label>/label.pdf")

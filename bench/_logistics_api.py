@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ for path in (PROJECT_ROOT, PROJECT_ROOT / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from agents import _env, _free_port, _stop, build  # noqa: E402
+from agents import _stop, build, start_server  # noqa: E402
 from checkout import PG_ADMIN_URL, _admin  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
@@ -63,28 +62,6 @@ APP = "bench.wsgi_bench:app"
 LABELS_SQL = "SELECT so.number FROM shipments s JOIN sub_orders so ON so.id = s.sub_order_id ORDER BY so.id"
 CENTER_SQL = "SELECT id FROM nodes WHERE kind = 'county_center' AND county_code = :c ORDER BY id LIMIT 1"
 DURATION = int(os.environ.get("BENCH_SCAN_SECONDS", "10"))
-
-
-def start_server(url: str, instance: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    log = (instance / "gunicorn.log").open("w")
-    proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8", APP],
-        cwd=PROJECT_ROOT,
-        env=_env(url, instance),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(base + "/_hello", timeout=10).status_code == 200:
-                return proc, base
-        except (requests.ConnectionError, requests.Timeout):  # the worker still importing the app
-            time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError(f"gunicorn did not start; see {instance / 'gunicorn.log'}")
 
 
 def wrk(
@@ -195,7 +172,7 @@ def run() -> list[tuple[str, Any]]:
         build(url, instance)
         labels, center, code, _events = _world(url)
         events, readings = _trace_subject(url, code, center)
-        server, base = start_server(url, instance)
+        server, base = start_server(url, instance, app=APP, probe="/_hello")
         login = {"phone": STAFF, "password": PASSWORD, "name": "bench"}
         token = requests.post(base + "/api/v1/auth/tokens", json=login, timeout=30).json()["token"]
         hello = wrk(base + "/_hello")

@@ -133,7 +133,10 @@ def build(url: str, instance: Path) -> None:
             raise RuntimeError(f"{cmd[-1]} failed:\n{done.stderr.decode()[-3000:]}")
 
 
-def start_server(url: str, instance: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    url: str, instance: Path, app: str = "wsgi:app", probe: str = "/auth/login"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`app` served as `make run` serves it (one worker, eight threads), once `probe` answers."""
     port = _free_port()
     log = (instance / "gunicorn.log").open("w")
     proc = subprocess.Popen(
@@ -145,7 +148,7 @@ def start_server(url: str, instance: Path) -> tuple[subprocess.Popen[bytes], str
             "1",
             "--threads",
             "8",
-            "wsgi:app",
+            app,
         ],
         cwd=PROJECT_ROOT,
         env=_env(url, instance),
@@ -156,7 +159,7 @@ def start_server(url: str, instance: Path) -> tuple[subprocess.Popen[bytes], str
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if requests.get(base + "/auth/login", timeout=10).status_code == 200:
+            if requests.get(base + probe, timeout=10).status_code == 200:
                 return proc, base
         except (requests.ConnectionError, requests.Timeout):  # the worker still importing the app
             time.sleep(0.3)

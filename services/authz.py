@@ -25,10 +25,12 @@ Roles and their scopes (a `RoleGrant` carries the scope):
 |               |                       | count and confirm the county's cash remittances (CASH_ACTIONS);|
 |               |                       | set the county's agents' credit limits (PROXY_ACTIONS);        |
 |               |                       | the county's nodes' temperature loggers: register them, upload |
-|               |                       | readings, acknowledge excursions (COLD_CHAIN_ACTIONS)          |
-| dc_staff      | their distribution    | as staff: move parcels picked up at their center (until the    |
-|               | center                | logistics legs say which parcels pass through it); the         |
-|               |                       | center's loggers, as county staff do (COLD_CHAIN_ACTIONS)      |
+|               |                       | readings, acknowledge excursions (COLD_CHAIN_ACTIONS); scan    |
+|               |                       | parcels at the county center (works_at) and run its day:       |
+|               |                       | vehicles, pallets, routes (HUB_ACTIONS)                        |
+| dc_staff      | their distribution    | as staff: move parcels picked up at their center; scan parcels |
+|               | center                | there (works_at) and run its day (HUB_ACTIONS); the center's   |
+|               |                       | loggers, as county staff do (COLD_CHAIN_ACTIONS)               |
 | admin         | the province          | everything, and alone decides refunds after hand-in; the cold  |
 |               |                       | chain: read only                                               |
 

@@ -376,10 +376,14 @@ class _Work:
     line: CartLine
     discounts: list[Discount] = field(default_factory=list)
     discounted_units: int = 0
+    amount: int = -1  # what the line costs after its discounts so far (kept, not summed again)
 
-    @property
-    def amount(self) -> int:
-        return self.line.list_fen - sum(d.amount_fen for d in self.discounts)
+    def __post_init__(self) -> None:
+        self.amount = self.line.list_fen - sum(d.amount_fen for d in self.discounts)
+
+    def add(self, discount: Discount) -> None:
+        self.discounts.append(discount)
+        self.amount -= discount.amount_fen
 
 
 def _spread(
@@ -397,7 +401,7 @@ def _spread(
     for w in works:
         piece, p = pieces[w.line.key], platform_pieces[w.line.key]
         if piece:
-            w.discounts.append(Discount(rule.rule_id, rule.campaign_id, kind, piece, p, piece - p))
+            w.add(Discount(rule.rule_id, rule.campaign_id, kind, piece, p, piece - p))
             split.append((w.line.key, piece, p))
     return AppliedRule(rule.rule_id, rule.campaign_id, kind, amount, platform, basis, seller_id, tuple(split))
 
@@ -442,7 +446,7 @@ def price_cart(lines: Iterable[CartLine], rules: Iterable[Rule], buyer: Buyer = 
         off = units * (w.line.unit_list_fen - unit)
         kind = DiscountKind.PERCENT_OFF if isinstance(rule, PercentOff) else DiscountKind.FIXED_PRICE
         platform = rule.funding.platform_share(off)
-        w.discounts.append(Discount(rule.rule_id, rule.campaign_id, kind, off, platform, off - platform))
+        w.add(Discount(rule.rule_id, rule.campaign_id, kind, off, platform, off - platform))
         w.discounted_units = units
 
     # 2. 满减 tiers: one tier rule per line, the largest discount first.

@@ -587,3 +587,13 @@ def point(session, market, village_point):  # type: ignore[no-untyped-def]
 def agent(make_user, point):  # type: ignore[no-untyped-def]
     """The agent running that point."""
     return make_user(Role.AGENT, node_id=point.id, name="梅县村小二")
+
+
+@pytest.fixture()
+def world(session, admin, make_user, market, point, agent):  # type: ignore[no-untyped-def]
+    """The logistics network around the market's 梅县 farmer (tests.factories.build_logistics):
+    their point and its agent, 梅县's and 顺德's county centers, the 梅州 and 佛山 DCs, each
+    with its staff."""
+    from tests.factories import build_logistics
+
+    return build_logistics(session, admin, make_user, point, agent)

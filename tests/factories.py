@@ -1160,6 +1160,8 @@ def add_vehicle(
             shift_end=shift[1],
         ),
     )
+
+
 def carry_step(session: Session, sub: SubOrder, *, vehicle: Any = None) -> Any:
     """One scan of a handed-in parcel's next move (departure or arrival) at the product clock's
     time, by the node's staff (`staff_of`); a departure's leg carried by `vehicle` when given (as

@@ -9,7 +9,7 @@ import pytest
 from domain import OrderStatus, Scan, SubOrder
 from services.orders import checkout
 from tests.conftest import count
-from tests.factories import Logistics, build_logistics, city_address, handed_in
+from tests.factories import city_address, handed_in
 
 S = OrderStatus
 SCANS = "/api/v1/scans"
@@ -18,11 +18,6 @@ BATCH = "/api/v1/scans/batch"
 
 def key() -> str:
     return checkout.new_idempotency_key()
-
-
-@pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
-    return build_logistics(session, admin, make_user, point, agent)
 
 
 @pytest.fixture()

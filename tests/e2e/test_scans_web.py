@@ -20,8 +20,6 @@ from services.orders import checkout, manage
 from services.orders.pricing import CheckoutSettings
 from tests.conftest import count
 from tests.factories import (
-    Logistics,
-    build_logistics,
     carry,
     city_address,
     credit_proxy_order,
@@ -35,11 +33,6 @@ REPLAY = {"X-Offline-Submit": "replay"}
 
 def key() -> str:
     return checkout.new_idempotency_key()
-
-
-@pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
-    return build_logistics(session, admin, make_user, point, agent)
 
 
 @pytest.fixture()

@@ -13,12 +13,7 @@ from domain import Node, NodeKind, Role
 from services import places
 from services.orders import cart as carts
 from tests.conftest import MEIXIAN
-from tests.factories import Logistics, build_logistics, snapshot
-
-
-@pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
-    return build_logistics(session, admin, make_user, point, agent)
+from tests.factories import snapshot
 
 
 def expected(html: str) -> list[str]:

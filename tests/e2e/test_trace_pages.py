@@ -17,14 +17,9 @@ from domain import Lot, LotEvent, TemperatureLogger
 from services.logistics import chain, scans
 from services.orders import checkout
 from tests.conftest import PROJECT_ROOT
-from tests.factories import Logistics, build_logistics, carry, city_address, handed_in
+from tests.factories import carry, city_address, handed_in
 
 SCHEMA = Path(os.environ.get("EPCIS_SCHEMA", PROJECT_ROOT / ".venv/share/epcis/EPCIS-JSON-Schema.json"))
-
-
-@pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
-    return build_logistics(session, admin, make_user, point, agent)
 
 
 @pytest.fixture()

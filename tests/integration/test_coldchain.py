@@ -25,15 +25,10 @@ from services.errors import Forbidden, ValidationError
 from services.logistics import coldchain
 from services.logistics.coldchain import Source
 from tests.conftest import NOW, count
-from tests.factories import Logistics, build_logistics, cold_chain, cold_trip
+from tests.factories import cold_chain, cold_trip
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
-
-
-@pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
-    return build_logistics(session, admin, make_user, point, agent)
 
 
 @pytest.fixture()

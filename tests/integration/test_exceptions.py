@@ -33,9 +33,7 @@ from services.logistics.coldchain import Source
 from services.orders import checkout
 from tests.conftest import NOW, count
 from tests.factories import (
-    Logistics,
     add_vehicle,
-    build_logistics,
     carry,
     carry_step,
     city_address,
@@ -47,11 +45,6 @@ from tests.factories import (
 
 H = timedelta(hours=1)
 SETTINGS = {"STUCK_PARCEL_HOURS": 24, "LATE_LEG_GRACE_HOURS": 2}
-
-
-@pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
-    return build_logistics(session, admin, make_user, point, agent)
 
 
 @pytest.fixture()

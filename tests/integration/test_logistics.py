@@ -31,15 +31,10 @@ from services.orders import checkout, states
 from services.orders.addresses import AddressInput
 from services.orders.pricing import CheckoutSettings
 from tests.conftest import MEIXIAN, count
-from tests.factories import Logistics, build_logistics, city_address, handed_in, receive
+from tests.factories import city_address, handed_in, receive
 
 S = OrderStatus
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0)
-
-
-@pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
-    return build_logistics(session, admin, make_user, point, agent)
 
 
 def key() -> str:

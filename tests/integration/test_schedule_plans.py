@@ -8,8 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 from itertools import pairwise
 
-import pytest
-
 from domain import DeliveryMethod
 from domain import clock as product_clock
 from services import places
@@ -17,15 +15,10 @@ from services.logistics import scans, schedule
 from services.orders.addresses import AddressInput
 from services.orders.pricing import CheckoutSettings
 from tests.conftest import MEIXIAN
-from tests.factories import Logistics, build_logistics, city_address, handed_in
+from tests.factories import city_address, handed_in
 
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0)
 CONTACT = AddressInput(recipient="陈阿婆", phone="13912340000")
-
-
-@pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
-    return build_logistics(session, admin, make_user, point, agent)
 
 
 def china(instant) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]

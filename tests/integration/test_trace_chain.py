@@ -12,12 +12,7 @@ from sqlalchemy import select, update
 from domain import Lot, LotEvent, Scan
 from services.logistics import chain, scans, trace
 from services.orders import checkout
-from tests.factories import Logistics, build_logistics, carry, city_address, handed_in
-
-
-@pytest.fixture()
-def world(session, admin, make_user, market, point, agent) -> Logistics:  # type: ignore[no-untyped-def]
-    return build_logistics(session, admin, make_user, point, agent)
+from tests.factories import carry, city_address, handed_in
 
 
 @pytest.fixture()

@@ -132,7 +132,7 @@ class TestThePublicTrace:
         seen = trace.lot_trace(session, lot.code.lower())
         assert seen.check.ok and seen.steps[0].kind == "received" and seen.steps[-1].kind == "delivered"
         assert seen.steps[1].node and seen.steps[-1].node == ""  # delivered at the door
-        assert "*" in seen.farmer or seen.farmer  # a shop's name, or the farmer masked
+        assert seen.farmer == "梅县柚园"  # the shop's name, never the farmer's own (梅县柚农)
 
     def test_an_unknown_code_is_not_found(self, session):
         from services.errors import NotFound

@@ -15,6 +15,15 @@ from .accounts import (
     User,
 )
 from .base import Base
+from .campaigns import (
+    Campaign,
+    CampaignHold,
+    CampaignItem,
+    CampaignState,
+    CampaignStatus,
+    SignupStatus,
+    TierBasisKind,
+)
 from .cash import CashRemittance, RemittanceStatus
 from .catalog import (
     MAX_PRICE_FEN,
@@ -107,6 +116,11 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Cadence",
+    "Campaign",
+    "CampaignHold",
+    "CampaignItem",
+    "CampaignState",
+    "CampaignStatus",
     "CartItem",
     "CashRemittance",
     "Category",
@@ -187,6 +201,7 @@ __all__ = [
     "SellerProfile",
     "Shipment",
     "ShipmentStatus",
+    "SignupStatus",
     "SmsCode",
     "SmsMessage",
     "SmsPurpose",
@@ -199,6 +214,7 @@ __all__ = [
     "SubOrder",
     "TemperatureLogger",
     "TemperatureReading",
+    "TierBasisKind",
     "Unit",
     "User",
     "Vehicle",

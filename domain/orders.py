@@ -148,6 +148,9 @@ class SubOrder(Base):
             "released_fen >= 0 AND released_fen + refunded_fen <= total_fen", name="released_within_total"
         ),
         CheckConstraint("commission_fen >= 0 AND commission_fen <= items_fen", name="commission_range"),
+        CheckConstraint(
+            "discount_fen >= 0 AND subsidy_fen >= 0 AND subsidy_fen <= discount_fen", name="discount_range"
+        ),
         Index("ix_sub_orders_seller_status", "seller_id", "status", "id"),
         Index("ix_sub_orders_status_updated", "status", "status_changed_at"),
     )
@@ -165,7 +168,13 @@ class SubOrder(Base):
     shipping_fen: Mapped[Money]
     total_fen: Mapped[Money]
     # The platform's cut of items_fen, fixed at checkout so later rate changes do not rewrite it.
+    # Its basis is what the buyer paid for the goods (items_fen): the platform takes no
+    # commission on the subsidy it pays itself (services/campaigns/__init__.py, "Money").
     commission_fen: Mapped[Money] = mapped_column(default=0)
+    # Campaign discounts on the lines (items_fen is after them) and the platform's share of them
+    # (the subsidy it pays the seller on top of what the buyer paid).
+    discount_fen: Mapped[Money] = mapped_column(default=0, server_default="0")
+    subsidy_fen: Mapped[Money] = mapped_column(default=0, server_default="0")
     refunded_fen: Mapped[Money] = mapped_column(default=0)
     # Authorised but not captured (a pre-sale captured for less, e.g. weighed produce): the buyer
     # was charged total_fen − released_fen for this sub-order, and only that can be refunded.
@@ -192,12 +201,24 @@ class SubOrder(Base):
 
 
 class OrderLine(Base):
-    """A product in a sub-order, with its name, unit and price copied at checkout."""
+    """A product in a sub-order, with its name, unit and price copied at checkout, and its price
+    breakdown: the list price (`unit_price_fen` × quantity = `line_fen`), each campaign discount
+    with who funds it (`discounts`, written by services/campaigns/pricing.py), and what the buyer
+    paid (`paid_fen` = line_fen − discount_fen). A refund of some of the line's units returns
+    exactly what was paid for them (services.orders.promotions.refund_line)."""
 
     __tablename__ = "order_lines"
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("line_fen = unit_price_fen * quantity", name="line_adds_up"),
+        # Checked on PostgreSQL (SQLite databases migrated in place keep the table without them:
+        # the checkout writes them from one breakdown).
+        CheckConstraint("paid_fen = line_fen - discount_fen", name="paid_adds_up"),
+        CheckConstraint("discount_fen >= 0 AND discount_fen <= line_fen", name="discount_within_list"),
+        CheckConstraint("subsidy_fen >= 0 AND subsidy_fen <= discount_fen", name="subsidy_within_discount"),
+        CheckConstraint(
+            "discounted_units >= 0 AND discounted_units <= quantity", name="discounted_units_range"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -205,11 +226,19 @@ class OrderLine(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     name: Mapped[str] = mapped_column(String(60))
     unit: Mapped[Unit] = mapped_column(str_enum(Unit, 16))
-    unit_price_fen: Mapped[Money]
+    unit_price_fen: Mapped[Money]  # the list price of one unit
     quantity: Mapped[int]
-    line_fen: Mapped[Money]
+    line_fen: Mapped[Money]  # at list price: unit_price_fen × quantity
     net_weight_g: Mapped[int]
     presale: Mapped[bool] = mapped_column(default=False)
+    discount_fen: Mapped[Money] = mapped_column(default=0, server_default="0")
+    paid_fen: Mapped[Money] = mapped_column(default=0, server_default="0")  # what the buyer paid
+    subsidy_fen: Mapped[Money] = mapped_column(default=0, server_default="0")  # the platform's share
+    # Units at a campaign's unit price (fixed price or percentage), the rest at list price.
+    discounted_units: Mapped[int] = mapped_column(default=0, server_default="0")
+    # [{"rule", "campaign_id", "kind", "amount_fen", "platform_fen", "seller_fen"}, ...] in the
+    # engine's order; refunds spread them over units as promotions.refund_line says.
+    discounts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     sub_order: Mapped[SubOrder] = relationship(back_populates="lines")
     product = relationship("Product", lazy="joined")

@@ -16,7 +16,11 @@ posted under a unique key so a repeated webhook posts nothing twice. Accounts:
                                               made after their sub-order was paid out, carried
                                               until a later payout nets it
     agent_commission_payable:{id}  liability  what the platform owes a village agent
-    platform_commission            revenue    the platform's cut of item prices
+    platform_commission            revenue    the platform's cut of item prices (charged on what the
+                                              buyer paid for the goods: services/orders/pricing.py)
+    campaign_subsidies             expense    the platform's share of campaign discounts, paid to the
+                                              sellers on top of what the buyer paid (services/
+                                              campaigns); a refund of units gives it back
     logistics_fees                 revenue    shipping charged to buyers
     refunds                        expense    money returned to buyers (contra-revenue)
 
@@ -77,12 +81,14 @@ PLATFORM_COMMISSION = "platform_commission"
 LOGISTICS_FEES = "logistics_fees"
 REFUNDS = "refunds"
 AGENT_COMMISSIONS = "agent_commissions"  # what the platform pays village agents (services/commissions.py)
+CAMPAIGN_SUBSIDIES = "campaign_subsidies"  # the platform's share of campaign discounts
 FIXED_ACCOUNTS = {
     CLEARING: AccountKind.ASSET,
     PLATFORM_COMMISSION: AccountKind.REVENUE,
     LOGISTICS_FEES: AccountKind.REVENUE,
     REFUNDS: AccountKind.EXPENSE,
     AGENT_COMMISSIONS: AccountKind.EXPENSE,
+    CAMPAIGN_SUBSIDIES: AccountKind.EXPENSE,
 }
 # Per-owner account families: code prefix → kind.
 OWNER_ACCOUNTS = {
@@ -302,8 +308,11 @@ def post_sub_order_paid(
     """The buyer's money for one sub-order came in: owed to the seller, commission, shipping.
 
     Exactly what was charged is posted: the sub-order's total less what a capture for less
-    released (`released_fen`), taken from the three parts in proportion (`charged_parts`)."""
+    released (`released_fen`), taken from the three parts in proportion (`charged_parts`). The
+    platform's share of its campaign discounts (`subsidy_fen`) is owed to the seller too, as the
+    platform's expense (campaign_subsidies)."""
     seller_net, commission, shipping = charged_parts(sub_order)
+    subsidy = sub_order.subsidy_fen or 0
     charged = seller_net + commission + shipping
     if via == "gateway":
         into = Line.fixed(CLEARING, charged)
@@ -320,14 +329,20 @@ def post_sub_order_paid(
         kind="sub_order_paid",
         lines=[
             into,
-            Line.owned("seller_payable", sub_order.seller_id, -seller_net),
+            Line.fixed(CAMPAIGN_SUBSIDIES, subsidy),
+            Line.owned("seller_payable", sub_order.seller_id, -seller_net - subsidy),
             Line.fixed(PLATFORM_COMMISSION, -commission),
             Line.fixed(LOGISTICS_FEES, -shipping),
         ],
         order_id=sub_order.order_id,
         sub_order_id=sub_order.id,
         memo=sub_order.number,
-        details={"via": via, "agent_id": agent_id, "released_fen": sub_order.released_fen or 0},
+        details={
+            "via": via,
+            "agent_id": agent_id,
+            "released_fen": sub_order.released_fen or 0,
+            "subsidy_fen": subsidy,
+        },
     )
 
 
@@ -443,9 +458,9 @@ def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
     if collected is not None:
         source = next(e.account for e in collected.entries if e.amount_fen > 0)
     amount = refund.amount_fen
-    seller, commission, shipping = allocate_refund(
-        charged_parts(sub_order), amount, already_refunded=refunded_parts(session, sub_order)
-    )
+    charged = charged_parts(sub_order)
+    before = refunded_parts(session, sub_order)
+    seller, commission, shipping = allocate_refund(charged, amount, already_refunded=before)
     posted = post(
         session,
         key=key,
@@ -476,7 +491,41 @@ def post_refund(session: Session, refund: Refund) -> LedgerTransaction:
     from services import commissions  # it posts through this module
 
     commissions.reverse_for_refund(session, sub_order, refund.id)
+    everything = sum(before) + amount == sum(charged)
+    _post_subsidy_return(session, refund, payout_id, everything=everything)
     return posted
+
+
+def _post_subsidy_return(
+    session: Session, refund: Refund, payout_id: int | None, *, everything: bool
+) -> None:
+    """Units came back with a refund: the seller gives back their campaign subsidy (from what the
+    platform owes them, or carried once paid out) and it returns to the campaigns' budgets. All of
+    it when the refund leaves nothing of the sub-order, that of the refunded units for a refund of
+    units, none for a refund of money only (services/campaigns/holds.py)."""
+    from services.campaigns import holds  # it builds on the orders, which post through here
+
+    sub_order: SubOrder = refund.sub_order
+    returned = holds.subsidy_to_return(session, refund, everything=everything)
+    total = holds.return_subsidy(session, returned)
+    if not total:
+        return
+    refund.subsidy_fen = total
+    post(
+        session,
+        key=f"subsidy-returned:{refund.id}",
+        kind="subsidy_returned",
+        lines=[
+            Line.owned(
+                "seller_carried" if payout_id is not None else "seller_payable", sub_order.seller_id, total
+            ),
+            Line.fixed(CAMPAIGN_SUBSIDIES, -total),
+        ],
+        order_id=sub_order.order_id,
+        sub_order_id=sub_order.id,
+        memo=sub_order.number,
+        details={"refund_id": refund.id, "by_campaign": holds.by_campaign(returned)},
+    )
 
 
 def post_cash_remitted(

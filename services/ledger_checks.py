@@ -135,7 +135,11 @@ def _paid_inflows(session: Session) -> list[tuple[int, int, str, int]]:
         .select_from(LedgerEntry)
         .join(LedgerEntry.transaction)
         .join(LedgerEntry.account)
-        .where(LedgerTransaction.kind == "sub_order_paid", LedgerEntry.amount_fen > 0)
+        .where(
+            LedgerTransaction.kind == "sub_order_paid",
+            LedgerEntry.amount_fen > 0,
+            LedgerAccount.code != ledger.CAMPAIGN_SUBSIDIES,  # the platform's, not the buyer's
+        )
         .group_by(LedgerTransaction.order_id, LedgerTransaction.sub_order_id, LedgerAccount.code)
     ).all()
     return [(o, s, c, int(t)) for o, s, c, t in rows]

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, lazyload, selectinload
 
-from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
+from domain import CampaignItem, CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
 from services import authz
 from services.catalog.sellers import seller_name
 from services.errors import NotFound, ValidationError
@@ -19,6 +20,7 @@ from services.i18n import _
 from services.validation import id_or_none, parse_int
 
 from .pricing import CheckoutSettings, ParcelPrice, PricedLine, price_parcel
+from .promotions import DiscountKind, LineBreakdown
 
 MAX_LINE_QUANTITY = 999
 MAX_CART_LINES = 50
@@ -144,17 +146,58 @@ def forget_products(session: Session, user_id: int, product_ids: list[int]) -> N
 
 @dataclass
 class QuoteLine:
+    """A cart line priced now: its list price and, under a running campaign, the engine's
+    breakdown (services/campaigns/pricing.py): each discount with who funds it, and the price paid."""
+
     product: Product
     quantity: int
     problem: Any = None  # why it cannot be bought as asked, in the user's language
+    breakdown: LineBreakdown | None = None
+    item: CampaignItem | None = None  # the sign-up whose campaign price the line got
 
     @property
     def unit_price_fen(self) -> int:
+        """The list price of one unit."""
         return self.product.price_fen
 
     @property
     def line_fen(self) -> int:
+        """At list price (as OrderLine.line_fen)."""
         return self.product.price_fen * self.quantity
+
+    @property
+    def discount_fen(self) -> int:
+        return self.breakdown.discount_fen if self.breakdown else 0
+
+    @property
+    def subsidy_fen(self) -> int:
+        return self.breakdown.platform_fen if self.breakdown else 0
+
+    @property
+    def paid_fen(self) -> int:
+        return self.line_fen - self.discount_fen
+
+    @property
+    def discounted_units(self) -> int:
+        return self.breakdown.discounted_units if self.breakdown else 0
+
+    @property
+    def campaign_unit_fen(self) -> int | None:
+        """The campaign's unit price, when the line got one."""
+        if not self.breakdown or not self.breakdown.discounted_units:
+            return None
+        unit = next(d for d in self.breakdown.discounts if d.kind in UNIT_KINDS)
+        return self.unit_price_fen - unit.amount_fen // self.breakdown.discounted_units
+
+    @property
+    def extra_discounts(self) -> list[Any]:
+        """满减 and first-order discounts on the line (shown under it)."""
+        if not self.breakdown:
+            return []
+        return [d for d in self.breakdown.discounts if d.kind not in UNIT_KINDS]
+
+
+UNIT_KINDS = (DiscountKind.FIXED_PRICE, DiscountKind.PERCENT_OFF)
 
 
 @dataclass
@@ -173,7 +216,20 @@ class Quote:
 
     @property
     def items_fen(self) -> int:
+        """What the goods cost the buyer, after campaign discounts."""
         return sum(g.price.items_fen for g in self.groups)
+
+    @property
+    def list_fen(self) -> int:
+        return sum(line.line_fen for line in self.lines)
+
+    @property
+    def discount_fen(self) -> int:
+        return sum(g.price.discount_fen for g in self.groups)
+
+    @property
+    def subsidy_fen(self) -> int:
+        return sum(g.price.subsidy_fen for g in self.groups)
 
     @property
     def shipping_fen(self) -> int:
@@ -207,9 +263,14 @@ def quote(
     delivery: DeliveryMethod = DeliveryMethod.HOME,
     *,
     photos: bool = False,
+    buyer: User | None = None,
+    now: datetime | None = None,
 ) -> Quote:
     """Price a cart as it stands now: one parcel per seller; lines that cannot be bought are
-    listed under `problems` with the reason (gone, paused, not enough stock)."""
+    listed under `problems` with the reason (gone, paused, not enough stock).
+
+    The campaigns running at `now` price the lines through the one engine (services/campaigns/
+    pricing.py), for `buyer` (their first-order discount and per-buyer limits; None: a visitor)."""
     result = Quote(delivery=delivery)
     if not items:
         return result
@@ -242,6 +303,7 @@ def quote(
         sp.user_id: sp.shop_name
         for sp in session.scalars(select(SellerProfile).where(SellerProfile.user_id.in_(list(by_seller))))
     }
+    _apply_campaigns(session, [line for lines in by_seller.values() for line in lines], buyer, now)
     for seller_id in sorted(by_seller):
         lines = by_seller[seller_id]
         price = price_parcel(
@@ -252,6 +314,8 @@ def quote(
                     unit_price_fen=line.product.price_fen,
                     net_weight_g=line.product.net_weight_g,
                     storage_class=line.product.storage_class,
+                    discount_fen=line.discount_fen,
+                    subsidy_fen=line.subsidy_fen,
                 )
                 for line in lines
             ),
@@ -261,3 +325,26 @@ def quote(
         shop = seller_name(lines[0].product.seller, shops.get(seller_id))
         result.groups.append(SellerGroup(seller_id=seller_id, shop_name=shop, lines=lines, price=price))
     return result
+
+
+def _apply_campaigns(
+    session: Session, lines: list[QuoteLine], buyer: User | None, now: datetime | None
+) -> None:
+    """Each line's breakdown under the running campaigns (nothing when none touches the cart)."""
+    from services.campaigns import pricing as campaign_pricing  # it builds on this package
+
+    if not lines:
+        return
+    priced = campaign_pricing.price_lines(
+        session,
+        [campaign_pricing.LineInput(str(line.product.id), line.product, line.quantity) for line in lines],
+        buyer,
+        now,
+    )
+    if not priced.offers:
+        return
+    for line in lines:
+        breakdown = priced.cart.line(str(line.product.id))
+        if breakdown.discounts:
+            line.breakdown = breakdown
+            line.item = priced.item_of(breakdown)

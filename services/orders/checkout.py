@@ -43,6 +43,7 @@ from domain import (
     clock,
 )
 from services import authz, places
+from services.campaigns import holds as campaign_holds
 from services.errors import Conflict, RateLimited, ValidationError
 from services.i18n import _, yuan_text
 from services.validation import check_text, normalize_phone
@@ -71,6 +72,10 @@ class HoldLimit(Conflict):
 
 class TooManyOrders(RateLimited):
     code = "too_many_orders"
+
+
+class PriceChanged(Conflict):
+    code = "price_changed"
 
 
 def _field(field: str, message: Any) -> ValidationError:
@@ -103,6 +108,10 @@ class CheckoutInput:
     address: AddressInput | None = None  # a new address typed at checkout
     pickup_node_id: int | str | None = None
     pickup_contact: AddressInput | None = None  # name and phone for the pickup code
+    # The total the buyer was shown (the checkout page sends it): when prices moved since (a
+    # campaign started or ended, a quota or budget ran out, a per-buyer limit was reached in
+    # another checkout), the order is refused with PriceChanged instead of charging another sum.
+    expected_total_fen: int | str | None = None
 
 
 @dataclass
@@ -175,7 +184,8 @@ def place_order(
         raise _field("payment_method", _("Choose how to pay."))
     ship = _destination(session, buyer, data, delivery)
 
-    quote = carts.quote(session, items, settings, delivery)
+    now = now or clock.now()
+    quote = carts.quote(session, items, settings, delivery, buyer=buyer, now=now)
     known = {line.product.id for line in quote.lines} | {line.product.id for line in quote.problems}
     if set(items) - known:
         raise _field("items", _("This product is not on sale."))
@@ -198,8 +208,8 @@ def place_order(
         if method != PaymentMethod.CARD:
             raise _field("payment_method", _("Pre-sale items can only be paid by card."))
     check_total(quote.total_fen, settings)
+    _check_expected(data.expected_total_fen, quote.total_fen)
 
-    now = now or clock.now()
     check_limits(session, buyer, placer, quote, settings, now, proxy=proxy)
     if method == PaymentMethod.CREDIT:
         from services.proxy import credit  # it builds on this module's orders
@@ -232,6 +242,8 @@ def place_order(
             shipping_fen=group.price.shipping_fen,
             total_fen=group.price.total_fen,
             commission_fen=group.price.commission_fen,
+            discount_fen=group.price.discount_fen,
+            subsidy_fen=group.price.subsidy_fen,
             weight_g=group.price.weight_g,
             storage_class=group.price.storage_class,
         )
@@ -244,6 +256,11 @@ def place_order(
                     unit_price_fen=line.product.price_fen,
                     quantity=line.quantity,
                     line_fen=line.line_fen,
+                    discount_fen=line.discount_fen,
+                    paid_fen=line.paid_fen,
+                    subsidy_fen=line.subsidy_fen,
+                    discounted_units=line.discounted_units,
+                    discounts=campaign_holds.discounts_json(line.breakdown),
                     net_weight_g=line.product.net_weight_g,
                     presale=line.product.presale,
                 )
@@ -274,10 +291,6 @@ def place_order(
             raise
         return Placed(existing, False)
 
-    short = take_stock(session, items)
-    if short:
-        session.rollback()
-        raise _out_of_stock(session, short[0])
     for sub in order.sub_orders:
         session.add(
             OrderEvent(
@@ -299,6 +312,17 @@ def place_order(
                     created_at=now,
                 )
             )
+    # The contended rows last, so their locks are held for as short a time as possible: the
+    # products' stock, then the campaigns' quotas and budgets (services/campaigns/holds.py).
+    short = take_stock(session, items)
+    if short:
+        session.rollback()
+        raise _out_of_stock(session, short[0])
+    try:
+        campaign_holds.take(session, order, _holds(quote, order), now)
+    except Conflict:
+        session.rollback()
+        raise
     if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
         carts.forget_products(session, buyer.id, list(items))
     if method == PaymentMethod.CREDIT:
@@ -310,6 +334,39 @@ def place_order(
         notify.record(session, NotificationEvent.PROXY_PLACED, order, now=now)
     session.commit()
     return Placed(order, True)
+
+
+def _check_expected(raw: Any, total_fen: int) -> None:
+    if raw in (None, ""):
+        return
+    try:
+        expected = int(str(raw))
+    except ValueError:
+        raise _field(
+            "expected_total_fen", _("This form has expired. Please reload the page and try again.")
+        ) from None
+    if expected != total_fen:
+        raise PriceChanged(
+            _(
+                "The price has changed to %(amount)s since you looked. "
+                "Please check your order and confirm again.",
+                amount=yuan_text(total_fen),
+            ),
+            field_errors={"expected_total_fen": [_("The price has changed.")]},
+        )
+
+
+def _holds(quote: carts.Quote, order: Order) -> list[campaign_holds.HoldInput]:
+    """What the order's lines hold of their campaigns (quota units, subsidy)."""
+    lines = {(sub.seller_id, line.product_id): line for sub in order.sub_orders for line in sub.lines}
+    out: list[campaign_holds.HoldInput] = []
+    for group in quote.groups:
+        for quoted in group.lines:
+            if quoted.breakdown is None:
+                continue
+            item_ids = {quoted.item.campaign_id: quoted.item.id} if quoted.item is not None else {}
+            out += campaign_holds.holds_for_line(lines[(group.seller_id, quoted.product.id)], item_ids)
+    return out
 
 
 def _cash_at_own_point(

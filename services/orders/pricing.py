@@ -148,10 +148,17 @@ class PricedLine:
     unit_price_fen: int
     net_weight_g: int
     storage_class: StorageClass
+    discount_fen: int = 0  # campaign discounts (services/campaigns/pricing.py)
+    subsidy_fen: int = 0  # the platform's share of them
 
     @property
     def line_fen(self) -> int:
+        """At list price."""
         return self.unit_price_fen * self.quantity
+
+    @property
+    def paid_fen(self) -> int:
+        return self.line_fen - self.discount_fen
 
     @property
     def weight_g(self) -> int:
@@ -160,11 +167,13 @@ class PricedLine:
 
 @dataclass(frozen=True)
 class ParcelPrice:
-    items_fen: int
+    items_fen: int  # what the buyer pays for the goods, after campaign discounts
     weight_g: int
     storage_class: StorageClass
     shipping_fen: int
     commission_fen: int
+    discount_fen: int = 0
+    subsidy_fen: int = 0  # the platform pays the seller this on top of items_fen
 
     @property
     def total_fen(self) -> int:
@@ -178,9 +187,13 @@ def coldest(classes: Iterable[StorageClass]) -> StorageClass:
 def price_parcel(
     lines: Iterable[PricedLine], delivery: DeliveryMethod, settings: CheckoutSettings
 ) -> ParcelPrice:
-    """One seller's parcel: goods, weight, the storage class it needs, shipping and commission."""
+    """One seller's parcel: goods, weight, the storage class it needs, shipping and commission.
+
+    Campaign discounts are already on the lines. Free shipping is reached on what the buyer pays
+    for the goods (after discounts), and the commission is charged on that too: the platform takes
+    no commission on the subsidy it pays the seller itself."""
     lines = list(lines)
-    items = sum(line.line_fen for line in lines)
+    items = sum(line.paid_fen for line in lines)
     weight = sum(line.weight_g for line in lines)
     storage = coldest(line.storage_class for line in lines)
     if settings.free_shipping_from_fen and items >= settings.free_shipping_from_fen:
@@ -194,4 +207,6 @@ def price_parcel(
         storage_class=storage,
         shipping_fen=shipping,
         commission_fen=commission,
+        discount_fen=sum(line.discount_fen for line in lines),
+        subsidy_fen=sum(line.subsidy_fen for line in lines),
     )

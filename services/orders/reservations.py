@@ -23,6 +23,7 @@ from domain import (
     StockReservation,
     clock,
 )
+from services.campaigns import holds as campaign_holds
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def commit_order_stock(session: Session, order: Order, now: datetime | None = No
         res.status = ReservationStatus.COMMITTED
         res.settled_at = now
     _reread(session, {res.product_id for res in held})
+    campaign_holds.commit(session, order, now)
 
 
 def release_order_stock(session: Session, order: Order, now: datetime | None = None) -> int:
@@ -114,6 +116,7 @@ def release_order_stock(session: Session, order: Order, now: datetime | None = N
         res.settled_at = now
         released += res.quantity
     _reread(session, {res.product_id for res in held})
+    campaign_holds.release(session, order, now)
     return released
 
 
@@ -134,12 +137,13 @@ def retake_order_stock(session: Session, order: Order, now: datetime | None = No
         wanted[res.product_id] = wanted.get(res.product_id, 0) + res.quantity
     if not wanted:
         return True
+    now = now or clock.now()
     nested = session.begin_nested()
-    if take_stock(session, wanted):
+    # The stock, then the campaigns' quotas and subsidy (committed at once): all or nothing.
+    if take_stock(session, wanted) or not campaign_holds.retake(session, order, now):
         nested.rollback()
         return False
     nested.commit()
-    now = now or clock.now()
     for res in rows:
         res.status = ReservationStatus.HELD
     session.flush()

@@ -1,0 +1,331 @@
+"""What an order holds of its campaigns: flash-sale units of an item's quota and subsidy of a
+campaign's budget, one `CampaignHold` per (order line, campaign).
+
+They follow the line's stock reservation (services/orders/reservations.py calls these in the
+same transaction): taken when the order is placed, committed when it is paid, released when it
+expires or is cancelled unpaid (units back to the quota, subsidy back to the budget), re-taken
+if a late payment arrives (or the payment is refunded, as for stock).
+
+Taking is a conditional UPDATE, like stock: `quota_used + n <= quota` on the item's row and
+`subsidy_used_fen + x <= budget_fen` on the campaign's, so no two checkouts can both take the
+last unit or the last fen; rows are touched in id order (items, then campaigns) after the
+products, so concurrent checkouts lock in one order and cannot deadlock. An item without a
+quota and a seller-funded campaign are not touched at all.
+
+Refunds. Subsidy goes back to the budget when units come back: a refund of the whole sub-order
+returns all its subsidy, a refund of some units (refund_units) the subsidy of those units
+exactly (promotions.refund_line); a refund of money only (compensation, units kept) returns
+none. The quota is not given back by refunds: those units were sold at the campaign price.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from domain import (
+    Campaign,
+    CampaignHold,
+    CampaignItem,
+    Order,
+    OrderLine,
+    Refund,
+    RefundStatus,
+    ReservationStatus,
+    clock,
+)
+from services.errors import Conflict
+from services.i18n import _
+from services.orders.promotions import Discount, DiscountKind, LineBreakdown, refund_line
+
+
+class QuotaGone(Conflict):
+    code = "campaign_quota_gone"
+
+
+class BudgetGone(Conflict):
+    code = "campaign_budget_gone"
+
+
+@dataclass(frozen=True)
+class HoldInput:
+    line: OrderLine
+    campaign_id: int
+    item_id: int | None
+    units: int
+    subsidy_fen: int
+
+
+def holds_for_line(line: OrderLine, item_ids: Mapping[int, int]) -> list[HoldInput]:
+    """The holds of one written order line from its stored discounts: per campaign, the subsidy
+    (platform fen) and, for the unit-price rule's campaign, its item and discounted units.
+    `item_ids`: the item id of each unit-price rule's campaign on this line."""
+    by_campaign: dict[int, int] = defaultdict(int)
+    for d in line.discounts:
+        by_campaign[int(d["campaign_id"])] += int(d["platform_fen"])
+    return [
+        HoldInput(
+            line=line,
+            campaign_id=campaign_id,
+            item_id=item_ids.get(campaign_id),
+            units=line.discounted_units if campaign_id in item_ids else 0,
+            subsidy_fen=subsidy,
+        )
+        for campaign_id, subsidy in sorted(by_campaign.items())
+    ]
+
+
+def take(session: Session, order: Order, holds: Iterable[HoldInput], now: datetime | None = None) -> None:
+    """Write the holds and take their quota and subsidy (the caller flushed the lines and rolls
+    back on QuotaGone / BudgetGone)."""
+    now = now or clock.now()
+    rows = [
+        CampaignHold(
+            order_id=order.id,
+            sub_order_id=h.line.sub_order_id,
+            line_id=h.line.id,
+            campaign_id=h.campaign_id,
+            item_id=h.item_id,
+            buyer_id=order.buyer_id,
+            units=h.units,
+            subsidy_fen=h.subsidy_fen,
+            created_at=now,
+        )
+        for h in holds
+    ]
+    if not rows:
+        return
+    session.add_all(rows)
+    _take(session, rows)
+
+
+def _sums(rows: Iterable[CampaignHold]) -> tuple[dict[int, int], dict[int, int]]:
+    units: dict[int, int] = defaultdict(int)
+    subsidy: dict[int, int] = defaultdict(int)
+    for row in rows:
+        if row.item_id is not None and row.units:
+            units[row.item_id] += row.units
+        if row.subsidy_fen - row.returned_fen:
+            subsidy[row.campaign_id] += row.subsidy_fen - row.returned_fen
+    return units, subsidy
+
+
+def _take(session: Session, rows: list[CampaignHold]) -> None:
+    units, subsidy = _sums(rows)
+    for item_id in sorted(units):
+        n = units[item_id]
+        taken = session.execute(
+            update(CampaignItem)
+            .where(
+                CampaignItem.id == item_id,
+                CampaignItem.quota.is_(None) | (CampaignItem.quota_used + n <= CampaignItem.quota),
+            )
+            .values(quota_used=CampaignItem.quota_used + n)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise QuotaGone(_("The campaign price of this product has sold out. Please check the new price."))
+    for campaign_id in sorted(subsidy):
+        x = subsidy[campaign_id]
+        taken = session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.subsidy_used_fen + x <= Campaign.budget_fen)
+            .values(subsidy_used_fen=Campaign.subsidy_used_fen + x)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise BudgetGone(_("The campaign's subsidy has run out. Please check the new price."))
+    _expire(session, units, subsidy)
+
+
+def _give_back(session: Session, units: Mapping[int, int], subsidy: Mapping[int, int]) -> None:
+    for item_id in sorted(units):
+        session.execute(
+            update(CampaignItem)
+            .where(CampaignItem.id == item_id)
+            .values(quota_used=CampaignItem.quota_used - units[item_id])
+            .execution_options(synchronize_session=False)
+        )
+    for campaign_id in sorted(subsidy):
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(subsidy_used_fen=Campaign.subsidy_used_fen - subsidy[campaign_id])
+            .execution_options(synchronize_session=False)
+        )
+    _expire(session, units, subsidy)
+
+
+def _expire(session: Session, units: Mapping[int, int], subsidy: Mapping[int, int]) -> None:
+    """Core UPDATEs bypass the identity map: loaded rows read their new numbers next time."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, CampaignItem) and obj.id in units:
+            session.expire(obj, ["quota_used"])
+        elif isinstance(obj, Campaign) and obj.id in subsidy:
+            session.expire(obj, ["subsidy_used_fen"])
+
+
+def _of(session: Session, order: Order, status: ReservationStatus) -> list[CampaignHold]:
+    return list(
+        session.scalars(
+            select(CampaignHold)
+            .where(CampaignHold.order_id == order.id, CampaignHold.status == status)
+            .order_by(CampaignHold.id)
+        )
+    )
+
+
+def commit(session: Session, order: Order, now: datetime | None = None) -> None:
+    """The order is paid: its holds are spent."""
+    now = now or clock.now()
+    for row in _of(session, order, ReservationStatus.HELD):
+        row.status = ReservationStatus.COMMITTED
+        row.settled_at = now
+
+
+def release(session: Session, order: Order, now: datetime | None = None) -> None:
+    """The order will not be paid: its quota units and subsidy go back."""
+    now = now or clock.now()
+    rows = _of(session, order, ReservationStatus.HELD)
+    _give_back(session, *_sums(rows))
+    for row in rows:
+        row.status = ReservationStatus.RELEASED
+        row.settled_at = now
+
+
+def retake(session: Session, order: Order, now: datetime | None = None) -> bool:
+    """A late payment for a released order: take its quota and subsidy again, committed at once.
+    False (nothing taken, the caller rolls back its savepoint) if they are gone."""
+    rows = _of(session, order, ReservationStatus.RELEASED)
+    if not rows:
+        return True
+    try:
+        _take(session, rows)
+    except (QuotaGone, BudgetGone):
+        return False
+    now = now or clock.now()
+    for row in rows:
+        row.status = ReservationStatus.COMMITTED
+        row.settled_at = now
+    return True
+
+
+def return_subsidy(session: Session, returned: Mapping[tuple[int, int], int]) -> int:
+    """Give subsidy back to the budgets, by (line id, campaign id): fen. Returns the total."""
+    if not returned:
+        return 0
+    rows = session.scalars(
+        select(CampaignHold)
+        .where(CampaignHold.line_id.in_(sorted({line_id for line_id, _c in returned})))
+        .order_by(CampaignHold.id)
+    )
+    back: dict[int, int] = defaultdict(int)
+    total = 0
+    for row in rows:
+        fen = min(returned.get((row.line_id, row.campaign_id), 0), row.subsidy_fen - row.returned_fen)
+        if fen <= 0 or row.status == ReservationStatus.RELEASED:
+            continue
+        row.returned_fen += fen
+        total += fen
+        back[row.campaign_id] += fen
+    _give_back(session, {}, back)
+    return total
+
+
+def unreturned_subsidy(session: Session, sub_order_id: int) -> dict[tuple[int, int], int]:
+    """What of a sub-order's subsidy has not been given back, by (line id, campaign id)."""
+    rows = session.scalars(
+        select(CampaignHold).where(
+            CampaignHold.sub_order_id == sub_order_id, CampaignHold.status == ReservationStatus.COMMITTED
+        )
+    )
+    return {
+        (r.line_id, r.campaign_id): r.subsidy_fen - r.returned_fen
+        for r in rows
+        if r.subsidy_fen > r.returned_fen
+    }
+
+
+def discounts_json(breakdown: LineBreakdown | None) -> list[dict[str, Any]]:
+    """A line's discounts as OrderLine.discounts stores them, in the engine's order."""
+    if breakdown is None:
+        return []
+    return [
+        {
+            "rule": d.rule_id,
+            "campaign_id": d.campaign_id,
+            "kind": d.kind.value,
+            "amount_fen": d.amount_fen,
+            "platform_fen": d.platform_fen,
+            "seller_fen": d.seller_fen,
+        }
+        for d in breakdown.discounts
+    ]
+
+
+def breakdown_of(line: OrderLine) -> LineBreakdown:
+    """An order line's stored breakdown, as the engine's (for refunds of its units)."""
+    return LineBreakdown(
+        key=str(line.id),
+        product_id=line.product_id,
+        seller_id=0,
+        quantity=line.quantity,
+        unit_list_fen=line.unit_price_fen,
+        discounts=tuple(
+            Discount(
+                d["rule"],
+                int(d["campaign_id"]),
+                DiscountKind(d["kind"]),
+                int(d["amount_fen"]),
+                int(d["platform_fen"]),
+                int(d["seller_fen"]),
+            )
+            for d in line.discounts
+        ),
+        discounted_units=line.discounted_units,
+    )
+
+
+def subsidy_to_return(session: Session, refund: Refund, *, everything: bool) -> dict[tuple[int, int], int]:
+    """What a refund gives back of the sub-order's subsidy, by (line id, campaign id): all that was
+    not given back yet when it leaves nothing of the sub-order; for a refund of units (`units`),
+    exactly those units' share (promotions.refund_line, after the units refunded before);
+    nothing for a refund of money only."""
+    if everything:
+        return unreturned_subsidy(session, refund.sub_order_id)
+    if not refund.units:
+        return {}
+    out: dict[tuple[int, int], int] = defaultdict(int)
+    for line_id_text, units in sorted(refund.units.items()):
+        line = session.get(OrderLine, int(line_id_text))
+        if line is None or line.sub_order_id != refund.sub_order_id or not line.discounts:
+            continue
+        back = refund_line(
+            breakdown_of(line), int(units), already_refunded=units_refunded(session, line, refund.id)
+        )
+        for d in back.discounts:
+            out[(line.id, d.campaign_id)] += d.platform_fen
+    return dict(out)
+
+
+def units_refunded(session: Session, line: OrderLine, before_refund_id: int | None = None) -> int:
+    """Units of an order line refunded by succeeded refunds (before `before_refund_id`)."""
+    stmt = select(Refund.id, Refund.units).where(
+        Refund.sub_order_id == line.sub_order_id, Refund.status == RefundStatus.SUCCEEDED
+    )
+    if before_refund_id is not None:
+        stmt = stmt.where(Refund.id != before_refund_id)
+    return sum(int((units or {}).get(str(line.id), 0)) for _id, units in session.execute(stmt))
+
+
+def by_campaign(returned: Mapping[tuple[int, int], int]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for (_line, campaign_id), fen in returned.items():
+        out[str(campaign_id)] += fen
+    return dict(out)

@@ -46,6 +46,9 @@ class Campaign(Base):
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="window_order"),
         CheckConstraint("platform_bps >= 0 AND platform_bps <= 10000", name="platform_bps_range"),
+        CheckConstraint(
+            "price_platform_bps >= 0 AND price_platform_bps <= 10000", name="price_platform_bps_range"
+        ),
         # The budget is never overspent: checkouts take subsidy with a conditional UPDATE, and
         # this constraint is the last word if anything else ever tried.
         CheckConstraint("subsidy_used_fen >= 0 AND subsidy_used_fen <= budget_fen", name="within_budget"),
@@ -73,9 +76,12 @@ class Campaign(Base):
     category_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     certified_only: Mapped[bool] = mapped_column(default=False)
     gi_only: Mapped[bool] = mapped_column(default=False)
-    # Funding of every discount of this campaign: the platform's share in basis points (10000:
-    # platform-subsidised, 0: seller-funded), the seller funds the rest.
+    # Funding, the platform's share in basis points (10000: platform-subsidised, 0: seller-funded,
+    # between: shared), the seller funds the rest: of the campaign's own discounts (满减 tiers and
+    # the first-order discount), and of the sign-ups' campaign prices (a seller lowering their own
+    # price funds it unless the campaign subsidises it).
     platform_bps: Mapped[int] = mapped_column(default=0)
+    price_platform_bps: Mapped[int] = mapped_column(default=0)
     budget_fen: Mapped[Money] = mapped_column(default=0)
     # Subsidy held by unpaid orders plus spent by paid ones, less what refunds gave back.
     subsidy_used_fen: Mapped[Money] = mapped_column(default=0)

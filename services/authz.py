@@ -32,7 +32,12 @@ Roles and their scopes (a `RoleGrant` carries the scope):
 |               | center                | there (works_at) and run its day (HUB_ACTIONS); the center's   |
 |               |                       | loggers, as county staff do (COLD_CHAIN_ACTIONS)               |
 | admin         | the province          | everything, and alone decides refunds after hand-in; the cold  |
-|               |                       | chain: read only                                               |
+|               |                       | chain: read only; runs the 广货网上行 campaigns: creates, edits, |
+|               |                       | publishes, cancels them, decides sign-ups, reads their reports |
+|               |                       | (CAMPAIGN_ACTIONS)                                             |
+
+Sellers (and agents for consenting farmers) sign their own products up to campaigns and follow
+their results (CAMPAIGN_ACTIONS); an admin decides sign-ups and never signs up.
 
 On one sub-order, a person stands in one or more `Standing`s, computed from the order and the
 person's grants (`services.orders.manage.standings`); `STANDING_PARTIES` turns each standing into
@@ -548,3 +553,37 @@ def require_cold_chain(action: ColdChainAction, standings: set[ColdChainStanding
     """Forbidden unless one of `standings` may take `action` (COLD_CHAIN_ACTIONS)."""
     if not may_cold_chain(action, standings):
         raise Forbidden()
+
+
+# --- 广货网上行 campaigns (services/campaigns) ---------------------------------------------------
+
+
+class CampaignStanding(enum.StrEnum):
+    """How a person relates to a campaign, or to a product being signed up to one."""
+
+    ADMIN = "admin"
+    SELLER = "seller"  # the product's seller
+    AGENT_FOR_SELLER = "agent_for_seller"  # an agent the product's farmer consented to (托管代运营)
+
+
+class CampaignAction(enum.StrEnum):
+    MANAGE = "manage"  # create, edit, publish, cancel; decide sign-ups; the reports
+    SIGN_UP = "sign_up"  # sign a product up, withdraw it, follow its results
+
+
+CAMPAIGN_ACTIONS: Mapping[CampaignAction, frozenset[CampaignStanding]] = {
+    CampaignAction.MANAGE: frozenset({CampaignStanding.ADMIN}),
+    CampaignAction.SIGN_UP: frozenset({CampaignStanding.SELLER, CampaignStanding.AGENT_FOR_SELLER}),
+}
+
+
+def may_campaign(action: CampaignAction, standings: set[CampaignStanding]) -> bool:
+    return bool(CAMPAIGN_ACTIONS[action] & standings)
+
+
+def require_campaigns(user: User | None) -> User:
+    """The user, if they may run campaigns (CAMPAIGN_ACTIONS[MANAGE]); else Forbidden."""
+    user = require_user(user)
+    if not may_campaign(CampaignAction.MANAGE, {CampaignStanding.ADMIN} if is_admin(user) else set()):
+        raise Forbidden()
+    return user

@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column("certified_only", sa.Boolean(), nullable=False),
         sa.Column("gi_only", sa.Boolean(), nullable=False),
         sa.Column("platform_bps", sa.Integer(), nullable=False),
+        sa.Column("price_platform_bps", sa.Integer(), nullable=False),
         sa.Column("budget_fen", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("subsidy_used_fen", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("percent_off_bps", sa.Integer(), nullable=True),
@@ -95,6 +96,10 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "platform_bps >= 0 AND platform_bps <= 10000", name=op.f("ck_campaigns_platform_bps_range")
+        ),
+        sa.CheckConstraint(
+            "price_platform_bps >= 0 AND price_platform_bps <= 10000",
+            name=op.f("ck_campaigns_price_platform_bps_range"),
         ),
         sa.CheckConstraint(
             "subsidy_used_fen >= 0 AND subsidy_used_fen <= budget_fen",

@@ -95,6 +95,8 @@ def take(session: Session, order: Order, holds: Iterable[HoldInput], now: dateti
             buyer_id=order.buyer_id,
             units=h.units,
             subsidy_fen=h.subsidy_fen,
+            returned_fen=0,
+            status=ReservationStatus.HELD,
             created_at=now,
         )
         for h in holds

@@ -96,7 +96,7 @@ def running_offers(session: Session, product_ids: Iterable[int], now: datetime |
 
 def _budget_left(campaign: Campaign) -> int | None:
     """Fen of subsidy left, None when the campaign pays none (seller-funded)."""
-    if campaign.platform_bps == 0:
+    if campaign.platform_bps == 0 and campaign.price_platform_bps == 0:
         return None
     return max(0, campaign.budget_fen - campaign.subsidy_used_fen)
 
@@ -124,7 +124,7 @@ def _rules(
             if campaign.id in skip or _budget_left(campaign) == 0:
                 continue
             members.setdefault(campaign.id, set()).add(product_id)
-            funding = engine.Funding(campaign.platform_bps)
+            funding = engine.Funding(campaign.price_platform_bps)
             rule_id = unit_rule_id(campaign.id, item.id)
             limit = item.per_buyer_limit
             mine = held.get(item.id, 0)

@@ -26,8 +26,12 @@ Figures, one per line as `name: value`:
 
 Both are measured in the same run, in interleaved rounds (no campaign, campaigns, no campaign, …;
 BENCH_CAMPAIGN_ROUNDS, default 9, each about BENCH_CAMPAIGN_ROUND_S seconds, default 0.3), so a
-burst of other work on the machine falls on both; each figure is the median of its rounds. One
-core, one process; absolute figures depend on the machine, the ratio does less.
+burst of other work on the machine falls on both; each figure is the median of its rounds, and
+`pricing_campaign_ratio_rounds_min` / `_max` give the spread of the ratio round by round. Time is
+this process's CPU time (`time.process_time`), not the wall clock: on the shared machine other
+processes took turns on the cores and moved wall-clock figures by ±30 %; the pricing is one
+thread of pure computation, so its CPU time is what a cart costs. One core, one process; absolute
+figures depend on the machine, the ratio does less.
 
 Each group of figures is a function yielding (name, value) pairs; main() prints them all.
 """
@@ -139,10 +143,11 @@ BUYER = Buyer(first_order=True, prior_units={("c1-fixed", 1001): 2})
 
 
 def _rate(work: Callable[[], PricedCart], count: int) -> float:
-    start = time.perf_counter()
+    """Carts per second of this process's CPU time (see the module docstring)."""
+    start = time.process_time()
     for _ in range(count):
         work()
-    return count / (time.perf_counter() - start)
+    return count / (time.process_time() - start)
 
 
 def pricing_figures() -> Iterator[tuple[str, object]]:

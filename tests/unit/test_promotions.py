@@ -4,18 +4,24 @@ splits and funding, exact refunds, deterministic whatever the order of lines and
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.errors import ValidationError
 from services.orders.promotions import (
+    AppliedRule,
     Buyer,
     CartLine,
+    Discount,
     DiscountKind,
     FirstOrderOff,
     FixedPrice,
     Funding,
+    LineBreakdown,
     PercentOff,
     PricedCart,
     Rule,
@@ -438,3 +444,296 @@ class TestProperties:
             assert buyer_back == priced.paid_fen
             assert per_discount == [d.amount_fen for d in priced.discounts]
             assert per_platform == [d.platform_fen for d in priced.discounts]
+
+
+# -- the optimised engine against a straightforward reference ------------------------------
+# `_reference_price_cart` is price_cart as first written (commit af0a561), kept here verbatim in
+# substance: every rule re-scanned, every line checked against every scope, every group summed
+# again on every pass. It only reads the rules' fields (not their methods) and splits with its own
+# largest-remainder, so a change to the engine cannot change the reference with it.
+
+
+def _ref_covers(scope: Scope, cl: CartLine) -> bool:
+    return (
+        (not scope.product_ids or cl.product_id in scope.product_ids)
+        and (not scope.seller_ids or cl.seller_id in scope.seller_ids)
+        and (not scope.county_codes or cl.county_code in scope.county_codes)
+        and (not scope.category_ids or cl.category_id in scope.category_ids)
+        and (not scope.certified_only or cl.certified)
+        and (not scope.gi_only or cl.gi)
+    )
+
+
+def _ref_unit_price(rule: PercentOff | FixedPrice, unit_list_fen: int) -> int:
+    if isinstance(rule, PercentOff):
+        return unit_list_fen - (unit_list_fen * rule.off_bps + 4_999) // 10_000
+    return min(rule.unit_price_fen, unit_list_fen)
+
+
+def _ref_off_for(rule: TierOff, subtotal_fen: int) -> int:
+    return max((off for threshold, off in rule.tiers if subtotal_fen >= threshold), default=0)
+
+
+def _ref_platform(funding: Funding, amount_fen: int) -> int:
+    return amount_fen * funding.platform_bps // 10_000
+
+
+def _ref_split(amount_fen: int, weights: Sequence[tuple[str, int]]) -> dict[str, int]:
+    total = sum(w for _key, w in weights)
+    if total == 0:
+        assert amount_fen == 0
+        return {key: 0 for key, _w in weights}
+    shares = {key: amount_fen * w // total for key, w in weights}
+    order = sorted(weights, key=lambda kw: (-(amount_fen * kw[1] % total), kw[0]))
+    for key, _w in order[: amount_fen - sum(shares.values())]:
+        shares[key] += 1
+    return shares
+
+
+@dataclass
+class _RefWork:
+    line: CartLine
+    discounts: list[Discount] = field(default_factory=list)
+    discounted_units: int = 0
+
+    @property
+    def amount(self) -> int:
+        return self.line.list_fen - sum(d.amount_fen for d in self.discounts)
+
+
+def _ref_spread(
+    rule: TierOff | FirstOrderOff,
+    kind: DiscountKind,
+    amount: int,
+    works: Sequence[_RefWork],
+    seller: int | None,
+) -> AppliedRule:
+    basis = sum(w.amount for w in works)
+    platform = _ref_platform(rule.funding, amount)
+    pieces = _ref_split(amount, [(w.line.key, w.amount) for w in works])
+    platform_pieces = _ref_split(platform, list(pieces.items()))
+    split = []
+    for w in works:
+        piece, p = pieces[w.line.key], platform_pieces[w.line.key]
+        if piece:
+            w.discounts.append(Discount(rule.rule_id, rule.campaign_id, kind, piece, p, piece - p))
+            split.append((w.line.key, piece, p))
+    return AppliedRule(rule.rule_id, rule.campaign_id, kind, amount, platform, basis, seller, tuple(split))
+
+
+def _reference_price_cart(lines: Iterable[CartLine], rules: Iterable[Rule], buyer: Buyer) -> PricedCart:
+    works = [_RefWork(cl) for cl in sorted(lines, key=lambda cl: cl.key)]
+    ordered = sorted(rules, key=lambda r: r.rule_id)
+    applied: list[AppliedRule] = []
+
+    unit_rules = [r for r in ordered if isinstance(r, PercentOff | FixedPrice)]
+    used: dict[tuple[str, int], int] = dict(buyer.prior_units)
+    for w in works:
+        best: tuple[int, str, PercentOff | FixedPrice, int, int] | None = None
+        for rule in unit_rules:
+            if not _ref_covers(rule.scope, w.line):
+                continue
+            unit = _ref_unit_price(rule, w.line.unit_list_fen)
+            if unit >= w.line.unit_list_fen:
+                continue
+            units = w.line.quantity
+            if rule.per_buyer_limit is not None:
+                units = min(
+                    units, max(0, rule.per_buyer_limit - used.get((rule.rule_id, w.line.product_id), 0))
+                )
+            if units == 0:
+                continue
+            line_amount = w.line.list_fen - units * (w.line.unit_list_fen - unit)
+            if best is None or (line_amount, rule.rule_id) < best[:2]:
+                best = (line_amount, rule.rule_id, rule, unit, units)
+        if best is None:
+            continue
+        _amount, _id, rule, unit, units = best
+        if rule.per_buyer_limit is not None:
+            key = (rule.rule_id, w.line.product_id)
+            used[key] = used.get(key, 0) + units
+        off = units * (w.line.unit_list_fen - unit)
+        kind = DiscountKind.PERCENT_OFF if isinstance(rule, PercentOff) else DiscountKind.FIXED_PRICE
+        platform = _ref_platform(rule.funding, off)
+        w.discounts.append(Discount(rule.rule_id, rule.campaign_id, kind, off, platform, off - platform))
+        w.discounted_units = units
+
+    tier_rules = [r for r in ordered if isinstance(r, TierOff)]
+    claimed: set[str] = set()
+    while True:
+        candidate: tuple[int, str, int, TierOff, list[_RefWork]] | None = None
+        for tier_rule in tier_rules:
+            groups: dict[int, list[_RefWork]] = {}
+            for w in works:
+                if w.line.key not in claimed and w.amount > 0 and _ref_covers(tier_rule.scope, w.line):
+                    group = w.line.seller_id if tier_rule.basis == TierBasis.SELLER else -1
+                    groups.setdefault(group, []).append(w)
+            for group, members in groups.items():
+                off = _ref_off_for(tier_rule, sum(m.amount for m in members))
+                if off and (candidate is None or (-off, tier_rule.rule_id, group) < candidate[:3]):
+                    candidate = (-off, tier_rule.rule_id, group, tier_rule, members)
+        if candidate is None:
+            break
+        neg_off, _rid, group, tier_rule, members = candidate
+        seller = group if tier_rule.basis == TierBasis.SELLER else None
+        applied.append(_ref_spread(tier_rule, DiscountKind.TIER, -neg_off, members, seller))
+        claimed.update(m.line.key for m in members)
+
+    if buyer.first_order:
+        first: tuple[int, str, FirstOrderOff, list[_RefWork]] | None = None
+        for fo_rule in (r for r in ordered if isinstance(r, FirstOrderOff)):
+            members = [w for w in works if w.amount > 0 and _ref_covers(fo_rule.scope, w.line)]
+            off = min(fo_rule.off_fen, sum(m.amount for m in members))
+            if off and (first is None or (-off, fo_rule.rule_id) < first[:2]):
+                first = (-off, fo_rule.rule_id, fo_rule, members)
+        if first is not None:
+            neg_off, _rid, fo_rule, members = first
+            applied.append(_ref_spread(fo_rule, DiscountKind.FIRST_ORDER, -neg_off, members, None))
+
+    return PricedCart(
+        lines=tuple(
+            LineBreakdown(
+                key=w.line.key,
+                product_id=w.line.product_id,
+                seller_id=w.line.seller_id,
+                quantity=w.line.quantity,
+                unit_list_fen=w.line.unit_list_fen,
+                discounts=tuple(w.discounts),
+                discounted_units=w.discounted_units,
+            )
+            for w in works
+        ),
+        applied=tuple(applied),
+    )
+
+
+# Bigger carts and rule sets than above, so that scopes overlap, several lines of one product
+# share a limit, several tier rules (per seller and per campaign) compete for the same lines and
+# claiming some lines drops other groups below their tiers.
+MANY_SCOPES = (
+    st.builds(
+        Scope,
+        product_ids=st.frozensets(st.integers(1, 5), max_size=3),
+        seller_ids=st.frozensets(st.integers(1, 4), max_size=3),
+        county_codes=st.frozensets(st.sampled_from(["440923", "441422", "440117"]), max_size=2),
+        category_ids=st.frozensets(st.integers(1, 3), max_size=2),
+        certified_only=st.booleans(),
+        gi_only=st.booleans(),
+    )
+    | st.just(Scope())
+    | st.builds(Scope, seller_ids=st.frozensets(st.integers(1, 4), min_size=1, max_size=2))
+    | st.builds(Scope, product_ids=st.frozensets(st.integers(1, 5), min_size=1, max_size=3))
+    | st.builds(Scope, county_codes=st.frozensets(st.sampled_from(["440923", "441422"]), min_size=1))
+    | st.builds(Scope, certified_only=st.just(True))
+)
+
+
+@st.composite
+def many_rules(draw: st.DrawFn) -> list[Rule]:
+    campaign = st.integers(1, 4)
+    tiers = tier_lists() | st.sampled_from([TIERS, ((30_000, 3_000), (60_000, 8_000)), ((5_000, 500),)])
+    makers = [
+        st.builds(
+            PercentOff,
+            st.just(""),
+            campaign,
+            st.integers(1, 10_000) | st.just(1_000),
+            MANY_SCOPES,
+            FUNDINGS,
+            LIMITS,
+        ),
+        st.builds(FixedPrice, st.just(""), campaign, st.integers(0, 30_000), MANY_SCOPES, FUNDINGS, LIMITS),
+        st.builds(TierOff, st.just(""), campaign, tiers, st.sampled_from(TierBasis), MANY_SCOPES, FUNDINGS),
+        st.builds(TierOff, st.just(""), campaign, tiers, st.sampled_from(TierBasis), MANY_SCOPES, FUNDINGS),
+        st.builds(FirstOrderOff, st.just(""), campaign, st.integers(1, 20_000), MANY_SCOPES, FUNDINGS),
+    ]
+    drawn = draw(st.lists(st.one_of(makers), max_size=9))
+    ids = draw(st.permutations([f"r{i}" for i in range(len(drawn))]))  # ids not in drawing order
+    return [type(r)(**{**r.__dict__, "rule_id": rule_id}) for r, rule_id in zip(drawn, ids, strict=True)]
+
+
+MANY_LINES = st.lists(
+    st.builds(
+        CartLine,
+        key=st.text("abcdefghijklmnop", min_size=1, max_size=2),
+        product_id=st.integers(1, 5),
+        seller_id=st.integers(1, 4),
+        unit_list_fen=st.integers(0, 30_000) | st.integers(0, 30) | st.sampled_from([1_990, 3_000, 10_000]),
+        quantity=st.integers(1, 12),
+        category_id=st.none() | st.integers(1, 3),
+        county_code=st.none() | st.sampled_from(["440923", "441422", "440117"]),
+        certified=st.booleans(),
+        gi=st.booleans(),
+    ),
+    max_size=20,
+    unique_by=lambda cl: cl.key,
+)
+MANY_BUYERS = st.builds(
+    Buyer,
+    first_order=st.booleans(),
+    prior_units=st.dictionaries(
+        st.tuples(st.sampled_from([f"r{i}" for i in range(9)]), st.integers(1, 5)), st.integers(0, 6)
+    ),
+)
+
+
+class TestAgainstTheReference:
+    @given(MANY_LINES, many_rules(), MANY_BUYERS)
+    @settings(max_examples=600)
+    def test_the_engine_gives_what_the_reference_gives(self, lines, rules, buyer):
+        assert price_cart(lines, rules, buyer) == _reference_price_cart(lines, rules, buyer)
+
+    def test_the_reference_can_tell_a_difference(self):
+        """The comparison above compares everything: one fen moved between lines is seen."""
+        rules: list[Rule] = [
+            TierOff("mj", 2, TIERS, basis=TierBasis.CAMPAIGN),
+            FirstOrderOff("new", 5, 1_001),
+        ]
+        lines = [line("a", TEA, MEIZHOU_FARM, 6_000), line("b", LYCHEE, MAOMING_FARM, 6_000, 3)]
+        ours = _reference_price_cart(lines, rules, Buyer(first_order=True))
+        assert price_cart(lines, rules, Buyer(first_order=True)) == ours
+        a, b = ours.lines
+        moved = (
+            a.discounts[0],
+            Discount(**{**vars(b.discounts[1]), "amount_fen": b.discounts[1].amount_fen - 1}),
+        )
+        assert PricedCart((a, LineBreakdown(**{**vars(b), "discounts": moved})), ours.applied) != ours
+
+    def test_a_market_day_cart_under_five_overlapping_campaigns(self):
+        """The cart of bench/campaigns.py in miniature: four sellers, every kind of rule at once."""
+        lines = [
+            line(f"l{i:02}", product, seller, unit, qty, county_code=county, category_id=cat, certified=cert)
+            for i, (product, seller, unit, qty, county, cat, cert) in enumerate(
+                [
+                    (1, 1, 3_990, 3, "440923", 1, True),
+                    (2, 1, 3_590, 2, "440923", 1, True),
+                    (3, 1, 1_250, 4, "440923", 1, False),
+                    (4, 2, 12_800, 1, "441422", 2, True),
+                    (5, 2, 4_500, 2, "441422", 2, False),
+                    (1, 3, 6_800, 2, "441422", 3, True),
+                    (2, 3, 2_600, 3, "441422", 3, False),
+                    (3, 4, 5_990, 2, "440117", 4, True),
+                    (4, 4, 1_800, 3, "440117", 4, False),
+                ]
+            )
+        ]
+        rules: list[Rule] = [
+            FixedPrice("fix", 1, 2_990, scope=Scope(product_ids=frozenset({1, 2})), per_buyer_limit=5),
+            PercentOff("dabu", 2, 1_000, scope=Scope(county_codes=frozenset({"441422"}))),
+            TierOff("seller", 3, TIERS),
+            TierOff(
+                "all", 4, ((30_000, 3_000), (60_000, 8_000)), TierBasis.CAMPAIGN, Scope(certified_only=True)
+            ),
+            FirstOrderOff("new", 5, 1_500),
+        ]
+        buyer = Buyer(first_order=True, prior_units={("fix", 1): 2})
+        cart = price_cart(lines, rules, buyer)
+        assert cart == _reference_price_cart(lines, rules, buyer)
+        # The campaign-wide 满300减30 (30.00 off) goes first and claims the certified lines; no
+        # seller's other lines then reach 满100 on their own.
+        assert [(a.rule_id, a.amount_fen) for a in cart.applied] == [("all", 3_000), ("new", 1_500)]
+        # Product 1: 3 units at the fixed price in l00 use up the limit (2 bought before), so l05
+        # gets 大埔's 9折 instead.
+        assert cart.line("l00").discounted_units == 3
+        assert [d.rule_id for d in cart.line("l05").discounts] == ["dabu", "all", "new"]
+        assert cart.paid_fen == 71_710

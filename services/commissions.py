@@ -280,7 +280,7 @@ def _amount(session: Session, sub: SubOrder, earner: Earner, goods_left: int) ->
     if sub.items_fen <= 0 or goods_left <= 0:
         return 0
     rates = _Rates(session, earner.node.county_code, earner.kind)
-    weighted = sum(line.line_fen * rates.of(line.product.category_id) for line in sub.lines)
+    weighted = sum(line.paid_fen * rates.of(line.product.category_id) for line in sub.lines)
     return weighted * goods_left // (sub.items_fen * BP)
 
 

@@ -370,9 +370,10 @@ def line_charge(line: OrderLine, weighed_g: int, grade: Grade, accepted: int) ->
     """What an order line costs the buyer as received (see the module's docstring)."""
     if grade == Grade.REJECTED or accepted == 0:
         return 0
-    by_count = line.unit_price_fen * accepted
+    # At what the buyer paid for the line (after campaign discounts), spread evenly over its units.
+    by_count = line.paid_fen * accepted // line.quantity
     if sold_by_weight(line.unit):
-        by_weight = line.unit_price_fen * weighed_g // line.net_weight_g
+        by_weight = line.paid_fen * weighed_g // (line.net_weight_g * line.quantity)
         return max(1, min(by_count, by_weight))
     return by_count
 

@@ -112,6 +112,8 @@ class CheckoutInput:
     # campaign started or ended, a quota or budget ran out, a per-buyer limit was reached in
     # another checkout), the order is refused with PriceChanged instead of charging another sum.
     expected_total_fen: int | str | None = None
+    # The same for the goods alone (the web checkout shows one goods sum for both deliveries).
+    expected_items_fen: int | str | None = None
 
 
 @dataclass
@@ -208,7 +210,8 @@ def place_order(
         if method != PaymentMethod.CARD:
             raise _field("payment_method", _("Pre-sale items can only be paid by card."))
     check_total(quote.total_fen, settings)
-    _check_expected(data.expected_total_fen, quote.total_fen)
+    _check_expected(data.expected_total_fen, quote.total_fen, "expected_total_fen")
+    _check_expected(data.expected_items_fen, quote.items_fen, "expected_items_fen")
 
     check_limits(session, buyer, placer, quote, settings, now, proxy=proxy)
     if method == PaymentMethod.CREDIT:
@@ -336,15 +339,14 @@ def place_order(
     return Placed(order, True)
 
 
-def _check_expected(raw: Any, total_fen: int) -> None:
+def _check_expected(raw: Any, total_fen: int, field: str) -> None:
+    """PriceChanged when the buyer was shown another sum than the one they would pay now."""
     if raw in (None, ""):
         return
     try:
         expected = int(str(raw))
     except ValueError:
-        raise _field(
-            "expected_total_fen", _("This form has expired. Please reload the page and try again.")
-        ) from None
+        raise _field(field, _("This form has expired. Please reload the page and try again.")) from None
     if expected != total_fen:
         raise PriceChanged(
             _(
@@ -352,7 +354,7 @@ def _check_expected(raw: Any, total_fen: int) -> None:
                 "Please check your order and confirm again.",
                 amount=yuan_text(total_fen),
             ),
-            field_errors={"expected_total_fen": [_("The price has changed.")]},
+            field_errors={field: [_("The price has changed.")]},
         )
 
 

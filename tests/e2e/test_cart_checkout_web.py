@@ -89,6 +89,7 @@ def checkout_form(client, market: Market, **changes: str) -> dict[str, str]:  # 
     data = {
         "key": input_value(page, "key") or "",
         "items": input_value(page, "items") or "",
+        "items_fen": input_value(page, "items_fen") or "",
         "delivery": "home",
         "address_id": "new",
         "recipient": "陈小姐",
@@ -260,11 +261,26 @@ class TestCheckout:
         login(client, market.buyer.phone)
         add(client, market.product("梅县金柚"), 2)
         form = checkout_form(
-            client, market, total_fen="1", items_fen="1", shipping_fen="0", price="0.01", unit_price_fen="1"
+            client, market, total_fen="1", shipping_fen="0", price="0.01", unit_price_fen="1"
         )
         order = the_order(session, placed_number(client.post("/cart/checkout", data=form)))
         assert (order.items_fen, order.shipping_fen, order.total_fen) == (9000, 800, 9800)
         assert order.payment.amount_fen == 9800
+
+    def test_a_goods_sum_other_than_the_one_shown_now_is_refused_and_the_new_one_shown(
+        self, client, session, market, gateway
+    ):
+        """The page carries the goods sum it showed: if the price moved since (a campaign began or
+        ended), nothing is placed, the page shows the price now, and confirming again places it."""
+        login(client, market.buyer.phone)
+        add(client, market.product("梅县金柚"), 2)
+        form = checkout_form(client, market, items_fen="1")
+        resp = client.post("/cart/checkout", data=form)
+        assert resp.status_code == 409
+        assert count(session, Order) == 0
+        again = checkout_form(client, market)
+        assert again["items_fen"] == "9000"
+        assert the_order(session, placed_number(client.post("/cart/checkout", data=again))).items_fen == 9000
 
     def test_a_missing_address_part_keeps_what_was_typed_and_places_nothing(
         self, client, session, market, gateway

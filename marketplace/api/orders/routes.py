@@ -111,6 +111,8 @@ def _cart(items: dict[int, int], quote: carts.Quote, pickup_node_id: int | None 
             for group in quote.groups
         ],
         "problems": quote.problems,
+        "list_fen": quote.list_fen,
+        "discount_fen": quote.discount_fen,
         "items_fen": quote.items_fen,
         "shipping_fen": quote.shipping_fen,
         "total_fen": quote.total_fen,
@@ -130,7 +132,7 @@ def get_cart(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """The caller's saved cart, priced now: one parcel per seller, and the lines that cannot be bought."""
     session = get_session()
     items = carts.saved_cart(session, actor())
-    quote = carts.quote(session, items, checkout_settings(), args["delivery"])
+    quote = carts.quote(session, items, checkout_settings(), args["delivery"], buyer=actor())
     return _cart(items, quote, args.get("pickup_node_id"))
 
 
@@ -149,7 +151,7 @@ def put_cart(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     for product_id in items:
         carts.buyable_product(session, product_id)
     saved = carts.save_cart(session, actor(), items)
-    return _cart(saved, carts.quote(session, saved, checkout_settings()))
+    return _cart(saved, carts.quote(session, saved, checkout_settings(), buyer=actor()))
 
 
 # --- orders -------------------------------------------------------------------------------------------
@@ -162,7 +164,9 @@ def put_cart(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.response(201, PlacedOrderSchema)
 @blp.alt_response(200, schema=PlacedOrderSchema, description="The order this idempotency key already placed")
 @blp.alt_response(401, description="No valid bearer token")
-@blp.alt_response(409, description="Out of stock, or the key was used for other items")
+@blp.alt_response(
+    409, description="Out of stock, the key was used for other items, or the price changed (price_changed)"
+)
 @blp.alt_response(422, description="Invalid fields (see errors)")
 def place_order(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Place an order for these items: priced by the server, stock reserved until pay_by, and
@@ -180,6 +184,7 @@ def place_order(body: dict[str, Any]):  # type: ignore[no-untyped-def]
         address=AddressInput(**address) if address else None,
         pickup_node_id=body.get("pickup_node_id"),
         pickup_contact=AddressInput(**contact) if contact else None,
+        expected_total_fen=body.get("expected_total_fen"),
     )
     session = get_session()
     placed = checkout.place_order(session, actor(), data, checkout_settings())

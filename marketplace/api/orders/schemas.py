@@ -123,6 +123,15 @@ class ContactSchema(ListedErrorsSchema):
 
 class PlaceOrderSchema(ListedErrorsSchema):
     items = _items(required=True)
+    expected_total_fen = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        metadata={
+            "description": "The total the buyer was shown (GET /cart's total_fen): when prices moved "
+            "since (a campaign began or ended, a quota or budget ran out), 409 price_changed, nothing placed"
+        },
+    )
     idempotency_key = _key("Or the Idempotency-Key header: a repeated request returns the same order")
     payment_method = _enum(PaymentMethod, load_default=PaymentMethod.CARD)
     delivery = _enum(DeliveryMethod, load_default=DeliveryMethod.HOME)
@@ -222,13 +231,29 @@ class StaffRefundSchema(ListedErrorsSchema):
 # --- responses -----------------------------------------------------------------------------------
 
 
+class DiscountSchema(Schema):
+    campaign_id = fields.Integer()
+    kind = fields.Function(
+        lambda d: str(d.kind if hasattr(d, "kind") else d["kind"]),
+        metadata={"enum": ["fixed_price", "percent_off", "tier", "first_order"]},
+    )
+    amount_fen = fields.Function(lambda d: d.amount_fen if hasattr(d, "amount_fen") else d["amount_fen"])
+
+
 class QuoteLineSchema(Schema):
     product_id = fields.Function(lambda line: line.product.id)
     name = fields.Function(lambda line: line.product.name)
     unit = fields.Function(lambda line: line.product.unit.value, metadata={"enum": [u.value for u in Unit]})
-    unit_price_fen = fields.Integer()
+    unit_price_fen = fields.Integer(metadata={"description": "The list price of one unit"})
     quantity = fields.Integer()
-    line_fen = fields.Integer()
+    line_fen = fields.Integer(metadata={"description": "At list price"})
+    discount_fen = fields.Integer(metadata={"description": "Campaign discounts on the line"})
+    paid_fen = fields.Integer(metadata={"description": "What the line costs: line_fen − discount_fen"})
+    campaign_unit_fen = fields.Integer(allow_none=True, metadata={"description": "The campaign's unit price"})
+    discounted_units = fields.Integer(metadata={"description": "Units at the campaign's unit price"})
+    discounts = fields.Function(
+        lambda line: DiscountSchema(many=True).dump(line.breakdown.discounts if line.breakdown else [])
+    )
     presale = fields.Function(lambda line: line.product.presale)
     problem = fields.Function(
         lambda line: str(line.problem) if line.problem is not None else None,
@@ -270,7 +295,9 @@ class CartSchema(Schema):
     problems = fields.List(
         fields.Nested(QuoteLineSchema), metadata={"description": "Lines that cannot be bought"}
     )
-    items_fen = fields.Integer()
+    list_fen = fields.Integer(metadata={"description": "The goods at list price"})
+    discount_fen = fields.Integer(metadata={"description": "Campaign discounts"})
+    items_fen = fields.Integer(metadata={"description": "The goods after campaign discounts"})
     shipping_fen = fields.Integer()
     total_fen = fields.Integer()
 
@@ -279,9 +306,13 @@ class OrderLineSchema(Schema):
     product_id = fields.Integer()
     name = fields.String()
     unit = fields.Enum(Unit, by_value=True)
-    unit_price_fen = fields.Integer()
+    unit_price_fen = fields.Integer(metadata={"description": "The list price of one unit"})
     quantity = fields.Integer()
-    line_fen = fields.Integer()
+    line_fen = fields.Integer(metadata={"description": "At list price"})
+    discount_fen = fields.Integer()
+    paid_fen = fields.Integer(metadata={"description": "What the buyer paid for the line"})
+    discounted_units = fields.Integer()
+    discounts = fields.List(fields.Nested(DiscountSchema))
     net_weight_g = fields.Integer()
     presale = fields.Boolean()
 

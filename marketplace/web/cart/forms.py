@@ -48,6 +48,9 @@ class CheckoutForm(FlaskForm):
     # The cart as the page showed it ("product:quantity,..."): a resent form asks for the same
     # goods. Prices are not in it; the server prices them again.
     items = HiddenField()
+    # What the goods cost on the page shown (after campaign discounts): if a campaign started or
+    # ended, or a quota ran out since, the order is refused with the new price (PriceChanged).
+    items_fen = HiddenField()
     delivery = RadioField(
         _l("How it reaches you"), choices=delivery_choices(), default="home", validate_choice=False
     )

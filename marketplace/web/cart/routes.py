@@ -84,7 +84,7 @@ def cart_nav() -> dict[str, Any]:
 
 
 def _render_cart(failed: tuple[int, QuantityForm] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    quote = carts.quote(get_session(), _items(), checkout_settings(), photos=True)
+    quote = carts.quote(get_session(), _items(), checkout_settings(), photos=True, buyer=actor())
     forms = {
         line.product.id: QuantityForm(formdata=None, data={"quantity": str(line.quantity)})
         for line in [*quote.lines, *quote.problems]
@@ -161,6 +161,7 @@ def _checkout_input(form: CheckoutForm, picker: places.VillagePicker) -> Checkou
     return CheckoutInput(
         items=decode_items(form.items.data),
         idempotency_key=form.key.data or "",
+        expected_items_fen=form.items_fen.data or None,
         payment_method=form.payment_method.data or "",
         delivery=delivery,
         address_id=address_id,
@@ -251,8 +252,9 @@ def checkout_page():  # type: ignore[no-untyped-def]
         items = carts.saved_cart(db, user)
     form.items.data = encode_items(items)
     # Both deliveries priced: the page shows the one chosen (and, without CSS :has(), both).
-    quotes = {d.value: carts.quote(db, items, settings, d, photos=True) for d in DeliveryMethod}
+    quotes = {d.value: carts.quote(db, items, settings, d, photos=True, buyer=user) for d in DeliveryMethod}
     chosen = form.delivery.data if form.delivery.data in quotes else DeliveryMethod.HOME.value
+    form.items_fen.data = str(quotes[chosen].items_fen)  # the price this page shows
     return render_template(
         "cart/checkout.html",
         form=form,

@@ -42,6 +42,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from marketplace.db import get_session
+from services.campaigns import gate as campaign_gate
 from services.logistics.distance import DistanceMatrix
 from services.logistics.distance import build_distance_matrix as _distance_matrix_from
 from services.media import LocalStorage, Storage
@@ -70,6 +71,24 @@ def init_app(app: Flask) -> None:
     app.extensions[NOTIFICATION_CHANNEL] = build_notification_channel(app.config, app.extensions[SMS_GATEWAY])
     app.extensions[PICKUP_CODE_KEYS] = PickupCodeKeys.from_settings(app.config)
     app.extensions[DISTANCE_MATRIX] = build_distance_matrix(app.config)
+    campaign_gate.install(build_flash_gate(app.config))
+
+
+def build_flash_gate(config: Mapping[str, Any]) -> campaign_gate.Gate | None:
+    """The flash-sale gate in Redis (services/campaigns/gate.py) when REDIS_URL is set, its keys
+    named after the database so two databases on one Redis never share a counter; else None
+    (the database alone decides)."""
+    url = config.get("REDIS_URL") or ""
+    if not url:
+        return None
+    import hashlib
+
+    import redis
+
+    database = hashlib.sha256(str(config.get("DATABASE_URL") or "").encode())
+    return campaign_gate.RedisGate(
+        redis.Redis.from_url(url), prefix=f"gdm:flash:{database.hexdigest()[:10]}:"
+    )
 
 
 # --- builders: the implementation each setting names -----------------------------------------

@@ -15,10 +15,11 @@ units the quota does not have; at checkout the conditional UPDATE of quota_used 
 (services/campaigns/holds.py). An item whose quota is used up is off the shelf price (sold out at
 the campaign price: the badge says so) and its product sells at list price.
 
-Budgets. A campaign with a platform share needs budget for its subsidy: one whose budget is used
-up gives no discount, and when the cart's subsidy from a campaign would exceed what is left of its
-budget, the cart is priced again without that campaign (the most-overdrawn first), so a quote
-never spends budget that is not there. The checkout takes the budget with a conditional UPDATE.
+Budgets. A campaign with a platform share needs budget for its subsidy: once its budget is used
+up its subsidised rules give no discount (its seller-funded prices stay), and when the cart's
+subsidy from a campaign would exceed what is left of its budget, the cart is priced again without
+that campaign's subsidised rules (the most-overdrawn first), so a quote never spends budget that is
+not there. The checkout takes the budget with a conditional UPDATE.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ def _budget_left(campaign: Campaign) -> int | None:
     return max(0, campaign.budget_fen - campaign.subsidy_used_fen)
 
 
+def _unfunded(campaign: Campaign, skip: set[int]) -> bool:
+    """The campaign's subsidised rules are off: its budget is used up, or this cart would overdraw it."""
+    return campaign.id in skip or _budget_left(campaign) == 0
+
+
 def unit_rule_id(campaign_id: int, item_id: int) -> str:
     return f"c{campaign_id}:i{item_id}"
 
@@ -112,7 +118,8 @@ def _rules(
     skip: set[int],
 ) -> tuple[list[engine.Rule], dict[tuple[str, int], int]]:
     """Engine rules for the offers on the products `in_cart` ({product_id: seller_id}), leaving
-    out the campaigns in `skip`; with the prior units by (rule id, product) from `held`."""
+    out the subsidised rules of the campaigns in `skip` (and of those whose budget is used up: a
+    seller-funded price stays); with the prior units by (rule id, product) from `held`."""
     rules: list[engine.Rule] = []
     prior: dict[tuple[str, int], int] = {}
     members: dict[int, set[int]] = {}
@@ -121,9 +128,9 @@ def _rules(
             continue
         for offer in offers_of:
             campaign, item = offer.campaign, offer.item
-            if campaign.id in skip or _budget_left(campaign) == 0:
-                continue
             members.setdefault(campaign.id, set()).add(product_id)
+            if campaign.price_platform_bps and _unfunded(campaign, skip):
+                continue
             funding = engine.Funding(campaign.price_platform_bps)
             rule_id = unit_rule_id(campaign.id, item.id)
             limit = item.per_buyer_limit
@@ -146,6 +153,8 @@ def _rules(
                 )
     for campaign_id, product_ids in sorted(members.items()):
         campaign = offers.campaigns[campaign_id]
+        if campaign.platform_bps and _unfunded(campaign, skip):
+            continue
         funding = engine.Funding(campaign.platform_bps)
         scope = engine.Scope(product_ids=frozenset(product_ids))
         if campaign.tiers:

@@ -43,6 +43,7 @@ from domain import (
     clock,
 )
 from services import authz, places
+from services.campaigns import gate as campaign_gate
 from services.campaigns import holds as campaign_holds
 from services.errors import Conflict, RateLimited, ValidationError
 from services.i18n import _, yuan_text
@@ -218,125 +219,156 @@ def place_order(
         from services.proxy import credit  # it builds on this module's orders
 
         credit.check_available(session, placer, quote.total_fen)  # the placer's row is locked
-    pay_by = now + settings.payment_window_for(sum(items.values()))
-    order = Order(
-        number=_order_number(now),
-        buyer_id=buyer.id,
-        placed_by_id=placer.id,
-        villager_id=villager_id,
-        idempotency_key=key,
-        payment_method=method,
-        delivery_method=delivery,
-        items_fen=quote.items_fen,
-        shipping_fen=quote.shipping_fen,
-        total_fen=quote.total_fen,
-        presale=presale,
-        pay_by=pay_by,
-        created_at=now,
-        **ship,
-    )
-    for position, group in enumerate(quote.groups, start=1):
-        sub = SubOrder(
-            number=f"{order.number}-{position}",
-            seller_id=group.seller_id,
-            status=OrderStatus.PENDING_PAYMENT,
-            status_changed_at=now,
-            items_fen=group.price.items_fen,
-            shipping_fen=group.price.shipping_fen,
-            total_fen=group.price.total_fen,
-            commission_fen=group.price.commission_fen,
-            discount_fen=group.price.discount_fen,
-            subsidy_fen=group.price.subsidy_fen,
-            weight_g=group.price.weight_g,
-            storage_class=group.price.storage_class,
+    # A flash sale's crowd is let through before the rows only as far as the quota goes
+    # (services/campaigns/gate.py); a checkout that does not place gives its units back.
+    admitted = _admit(session, quote)
+    placed = False
+    try:
+        pay_by = now + settings.payment_window_for(sum(items.values()))
+        order = Order(
+            number=_order_number(now),
+            buyer_id=buyer.id,
+            placed_by_id=placer.id,
+            villager_id=villager_id,
+            idempotency_key=key,
+            payment_method=method,
+            delivery_method=delivery,
+            items_fen=quote.items_fen,
+            shipping_fen=quote.shipping_fen,
+            total_fen=quote.total_fen,
+            presale=presale,
+            pay_by=pay_by,
+            created_at=now,
+            **ship,
         )
-        for line in group.lines:
-            sub.lines.append(
-                OrderLine(
-                    product_id=line.product.id,
-                    name=line.product.name,
-                    unit=line.product.unit,
-                    unit_price_fen=line.product.price_fen,
-                    quantity=line.quantity,
-                    line_fen=line.line_fen,
-                    discount_fen=line.discount_fen,
-                    paid_fen=line.paid_fen,
-                    subsidy_fen=line.subsidy_fen,
-                    discounted_units=line.discounted_units,
-                    discounts=campaign_holds.discounts_json(line.breakdown),
-                    net_weight_g=line.product.net_weight_g,
-                    presale=line.product.presale,
+        for position, group in enumerate(quote.groups, start=1):
+            sub = SubOrder(
+                number=f"{order.number}-{position}",
+                seller_id=group.seller_id,
+                status=OrderStatus.PENDING_PAYMENT,
+                status_changed_at=now,
+                items_fen=group.price.items_fen,
+                shipping_fen=group.price.shipping_fen,
+                total_fen=group.price.total_fen,
+                commission_fen=group.price.commission_fen,
+                discount_fen=group.price.discount_fen,
+                subsidy_fen=group.price.subsidy_fen,
+                weight_g=group.price.weight_g,
+                storage_class=group.price.storage_class,
+            )
+            for line in group.lines:
+                sub.lines.append(
+                    OrderLine(
+                        product_id=line.product.id,
+                        name=line.product.name,
+                        unit=line.product.unit,
+                        unit_price_fen=line.product.price_fen,
+                        quantity=line.quantity,
+                        line_fen=line.line_fen,
+                        discount_fen=line.discount_fen,
+                        paid_fen=line.paid_fen,
+                        subsidy_fen=line.subsidy_fen,
+                        discounted_units=line.discounted_units,
+                        discounts=campaign_holds.discounts_json(line.breakdown),
+                        net_weight_g=line.product.net_weight_g,
+                        presale=line.product.presale,
+                    )
+                )
+            order.sub_orders.append(sub)
+        order.payment = Payment(
+            method=method,
+            amount_fen=order.total_fen,
+            currency=settings.currency,
+            capture_method="manual" if presale else "automatic",
+            status=PaymentStatus.AWAITING_CASH if method == PaymentMethod.CASH else PaymentStatus.CREATING,
+            idempotency_key=f"pay-{order.number}",
+            created_at=now,
+        )
+        if method not in THROUGH_AGENT:
+            # The first try at paying opens with the payment, in this transaction (services/payments
+            # records each later try; the first one's keys are the payment's own).
+            order.payment.attempts.append(
+                PaymentAttempt(
+                    number=1, method=method, request_key=order.payment.idempotency_key, created_at=now
                 )
             )
-        order.sub_orders.append(sub)
-    order.payment = Payment(
-        method=method,
-        amount_fen=order.total_fen,
-        currency=settings.currency,
-        capture_method="manual" if presale else "automatic",
-        status=PaymentStatus.AWAITING_CASH if method == PaymentMethod.CASH else PaymentStatus.CREATING,
-        idempotency_key=f"pay-{order.number}",
-        created_at=now,
-    )
-    if method not in THROUGH_AGENT:
-        # The first try at paying opens with the payment, in this transaction (services/payments
-        # records each later try; the first one's keys are the payment's own).
-        order.payment.attempts.append(
-            PaymentAttempt(number=1, method=method, request_key=order.payment.idempotency_key, created_at=now)
-        )
-    session.add(order)
-    try:
-        session.flush()  # a concurrent request with the same key waits here, then fails
-    except IntegrityError:
-        session.rollback()
-        existing = find_by_key(session, buyer.id, key)
-        if existing is None:
-            raise
-        return Placed(existing, False)
+        session.add(order)
+        try:
+            session.flush()  # a concurrent request with the same key waits here, then fails
+        except IntegrityError:
+            session.rollback()
+            existing = find_by_key(session, buyer.id, key)
+            if existing is None:
+                raise
+            return Placed(existing, False)
 
-    for sub in order.sub_orders:
-        session.add(
-            OrderEvent(
-                sub_order_id=sub.id,
-                from_status=None,
-                to_status=OrderStatus.PENDING_PAYMENT,
-                actor_id=(placed_by or buyer).id,
-                created_at=now,
-            )
-        )
-        for order_line in sub.lines:
+        for sub in order.sub_orders:
             session.add(
-                StockReservation(
-                    order_id=order.id,
-                    line_id=order_line.id,
-                    product_id=order_line.product_id,
-                    quantity=order_line.quantity,
-                    expires_at=pay_by,
+                OrderEvent(
+                    sub_order_id=sub.id,
+                    from_status=None,
+                    to_status=OrderStatus.PENDING_PAYMENT,
+                    actor_id=(placed_by or buyer).id,
                     created_at=now,
                 )
             )
-    # The contended rows last, so their locks are held for as short a time as possible: the
-    # products' stock, then the campaigns' quotas and budgets (services/campaigns/holds.py).
-    short = take_stock(session, items)
-    if short:
-        session.rollback()
-        raise _out_of_stock(session, short[0])
-    try:
-        campaign_holds.take(session, order, _holds(quote, order), now)
-    except Conflict:
-        session.rollback()
-        raise
-    if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
-        carts.forget_products(session, buyer.id, list(items))
-    if method == PaymentMethod.CREDIT:
-        session.flush()
-        credit.pay_on_credit(session, order, placer, now=now)
-    if villager_id is not None:
-        from services import notify  # the villager is told by SMS (not the agent)
+            for order_line in sub.lines:
+                session.add(
+                    StockReservation(
+                        order_id=order.id,
+                        line_id=order_line.id,
+                        product_id=order_line.product_id,
+                        quantity=order_line.quantity,
+                        expires_at=pay_by,
+                        created_at=now,
+                    )
+                )
+        # The contended rows last, so their locks are held for as short a time as possible: the
+        # products' stock, then the campaigns' quotas and budgets (services/campaigns/holds.py).
+        short = take_stock(session, items)
+        if short:
+            session.rollback()
+            raise _out_of_stock(session, short[0])
+        try:
+            campaign_holds.take(session, order, _holds(quote, order), now)
+        except Conflict:
+            session.rollback()
+            raise
+        if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
+            carts.forget_products(session, buyer.id, list(items))
+        if method == PaymentMethod.CREDIT:
+            session.flush()
+            credit.pay_on_credit(session, order, placer, now=now)
+        if villager_id is not None:
+            from services import notify  # the villager is told by SMS (not the agent)
 
-        notify.record(session, NotificationEvent.PROXY_PLACED, order, now=now)
-    session.commit()
-    return Placed(order, True)
+            notify.record(session, NotificationEvent.PROXY_PLACED, order, now=now)
+        session.commit()
+        placed = True
+        return Placed(order, True)
+    finally:
+        if not placed:
+            for item_id, units in admitted:
+                campaign_gate.current().give_back(item_id, units)
+
+
+def _admit(session: Session, quote: carts.Quote) -> list[tuple[int, int]]:
+    """Pass the flash-sale gate for each line at a quota'd campaign price; QuotaGone at once
+    (nothing written, nothing locked) when the quota has no more units."""
+    gate = campaign_gate.current()
+    admitted: list[tuple[int, int]] = []
+    for line in quote.lines:
+        item = line.item
+        if item is None or item.quota is None or not line.discounted_units:
+            continue
+        if not gate.admit(session, item.id, line.discounted_units):
+            for item_id, units in admitted:
+                gate.give_back(item_id, units)
+            raise campaign_holds.QuotaGone(
+                _("The campaign price of this product has sold out. Please check the new price.")
+            )
+        admitted.append((item.id, line.discounted_units))
+    return admitted
 
 
 def _check_expected(raw: Any, total_fen: int, field: str) -> None:

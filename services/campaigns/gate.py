@@ -1,0 +1,109 @@
+"""Admission to a flash sale before its rows: a crowd must not queue on one row lock.
+
+When hundreds of buyers press "buy" on one flash-sale product in the same second, every checkout
+would take the product's row (stock) and the sign-up's row (quota) with a conditional UPDATE and
+hold them until it commits: they queue one behind the other, and the last waits seconds. The gate
+lets through only as many units as the quota has left, counted in Redis with one atomic script per
+checkout (no lock, microseconds); the others are told at once that the campaign price has sold
+out, without touching the database. Those let through still take the rows (the database stays the
+authority: its conditional UPDATEs and CHECK constraints decide, so nothing is ever oversold even
+if the counter is wrong); there are at most as many of them as units.
+
+The counter is a cache of `quota - quota_used`, read from the database when missing, and it
+expires after COUNTER_TTL_SECONDS, so any drift (a process that died between the gate and its
+commit, a release by a job in a process without the gate) heals by itself within that time. A
+checkout that fails after it was let through gives its units back at once. Without Redis
+(REDIS_URL unset, SQLite development, tests that do not install one) `NoGate` lets everyone
+through and the database alone decides, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from domain import CampaignItem
+
+COUNTER_TTL_SECONDS = 30
+# KEYS[1] the counter. ARGV[1] units wanted. Returns 1 let through (taken), 0 not enough left,
+# -1 no counter (the caller reads the database and sets it, then asks again).
+_ADMIT = """
+local left = redis.call('GET', KEYS[1])
+if not left then return -1 end
+if tonumber(left) >= tonumber(ARGV[1]) then
+  redis.call('DECRBY', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+_GIVE_BACK = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return 0
+"""
+
+
+class Gate(Protocol):
+    def admit(self, session: Session, item_id: int, units: int) -> bool: ...
+
+    def give_back(self, item_id: int, units: int) -> None: ...
+
+
+class NoGate:
+    """Everyone through: the database's conditional UPDATEs alone decide."""
+
+    def admit(self, session: Session, item_id: int, units: int) -> bool:
+        return True
+
+    def give_back(self, item_id: int, units: int) -> None:
+        return None
+
+
+class RedisGate:
+    def __init__(self, client: Any, prefix: str = "gdm:flash:") -> None:
+        self.client = client
+        self.prefix = prefix
+        self._admit = client.register_script(_ADMIT)
+        self._give_back = client.register_script(_GIVE_BACK)
+
+    def _key(self, item_id: int) -> str:
+        return f"{self.prefix}{item_id}"
+
+    def admit(self, session: Session, item_id: int, units: int) -> bool:
+        key = self._key(item_id)
+        result = int(self._admit(keys=[key], args=[units]))
+        if result == -1:
+            row = session.execute(
+                select(CampaignItem.quota, CampaignItem.quota_used).where(CampaignItem.id == item_id)
+            ).first()
+            if row is None or row[0] is None:
+                return True
+            self.client.set(key, max(0, row[0] - row[1]), ex=COUNTER_TTL_SECONDS, nx=True)
+            result = int(self._admit(keys=[key], args=[units]))
+        return result == 1
+
+    def give_back(self, item_id: int, units: int) -> None:
+        key = self._key(item_id)
+        # Only onto a live counter: a missing one is read again from the database.
+        self._give_back(keys=[key], args=[units])
+
+    def forget(self, item_id: int) -> None:
+        """Drop the counter (a quota changed): the next checkout reads the database."""
+        self.client.delete(self._key(item_id))
+
+
+_gate: Gate = NoGate()
+
+
+def install(gate: Gate | None) -> Gate:
+    """The gate every checkout of this process uses (the app factory installs a RedisGate when
+    REDIS_URL is set); returns the previous one."""
+    global _gate
+    previous, _gate = _gate, gate or NoGate()
+    return previous
+
+
+def current() -> Gate:
+    return _gate

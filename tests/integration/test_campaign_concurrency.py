@@ -1,0 +1,177 @@
+"""Issue 13 on PostgreSQL under real concurrency, each checkout in its own connection: a flash
+sale's crowd never oversells its quota (with the Redis gate in front and without it), one buyer's
+parallel checkouts never beat the per-buyer limit, and parallel checkouts never overspend a
+campaign's subsidy budget."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from domain import Campaign, CampaignHold, CampaignItem, OrderLine, Product, Role, clock
+from services import accounts, catalog, places
+from services.campaigns import gate, manage
+from services.errors import Conflict
+from services.orders import checkout
+from services.orders.addresses import AddressInput
+from services.orders.checkout import CheckoutInput
+from services.orders.pricing import CheckoutSettings
+from tests.conftest import MEIXIAN, TEST_PASSWORD, backend, next_phone
+from tests.integration.test_checkout_concurrency import race_engine  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.skipif(backend() != "postgresql", reason="row locks under concurrency: PostgreSQL")
+
+SETTINGS = CheckoutSettings(
+    max_unpaid_orders=0, max_unpaid_units=0, max_unpaid_units_per_product=0, order_rate_limit=0
+)
+RUNNING = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)  # inside the window below
+
+
+def _world(engine, *, quota, limit, budget_yuan="0", platform="0", tiers=""):  # type: ignore[no-untyped-def]
+    from seed.loader import read_json
+
+    with Session(engine, expire_on_commit=False) as session:
+        if not catalog.categories(session):
+            catalog.import_categories(session, read_json("categories.json"))
+        village = session.scalars(
+            select(places.Division.code)
+            .where(places.Division.parent_code.like(f"{MEIXIAN}%"), func.length(places.Division.code) == 12)
+            .order_by(places.Division.code)
+        ).first()
+        admin = accounts.create_user(session, phone=next_phone(), password=TEST_PASSWORD, roles=(Role.ADMIN,))
+        farmer = accounts.create_user(
+            session, phone=next_phone(), password=TEST_PASSWORD, roles=(Role.FARMER,)
+        )
+        catalog.save_seller_profile(session, farmer, shop_name="荔枝园", division_code=village)
+        category = next(c.id for c in catalog.categories(session) if c.slug == "lychee-longan")
+        product = catalog.create_product(
+            session,
+            farmer,
+            catalog.ListingInput(
+                name="妃子笑荔枝", category_id=category, unit="jin", price_fen=3980, stock=10_000
+            ),
+            publish=True,
+        )
+        made = manage.create_campaign(
+            session,
+            admin,
+            manage.CampaignInput(
+                name=f"秒杀{uuid.uuid4().hex[:6]}",
+                starts_at="2026-11-27 10:00:00",
+                ends_at="2026-11-27 12:00:00",
+                platform_percent=platform,
+                budget_yuan=budget_yuan,
+                tiers=tiers,
+            ),
+        )
+        manage.publish(session, admin, made.id)
+        item = manage.sign_up(
+            session,
+            farmer,
+            made.id,
+            product.id,
+            manage.SignupInput(
+                campaign_price_yuan="9.90", quota=str(quota) if quota else "", per_buyer_limit=limit
+            ),
+        )
+        manage.decide(session, admin, item.id, True)
+        return product.id, made.id, item.id, str(village)
+
+
+def _buyers(engine, n):  # type: ignore[no-untyped-def]
+    with Session(engine, expire_on_commit=False) as session:
+        return [
+            accounts.create_user(session, phone=next_phone(), password=TEST_PASSWORD, roles=(Role.BUYER,)).id
+            for _ in range(n)
+        ]
+
+
+def _race(engine, product_id, village, buyer_ids, quantity, expected):  # type: ignore[no-untyped-def]
+    start = threading.Barrier(len(buyer_ids))
+
+    def buy(buyer_id: int) -> str:
+        with Session(engine, expire_on_commit=False) as session:
+            buyer = session.get(accounts.User, buyer_id)
+            data = CheckoutInput(
+                items={product_id: quantity},
+                idempotency_key=f"flash-{uuid.uuid4().hex}",
+                expected_total_fen=expected,
+                address=AddressInput(
+                    recipient="买家", phone="13912345678", division_code=village, detail="幸福路8号"
+                ),
+            )
+            session.commit()
+            start.wait()
+            try:
+                checkout.place_order(session, buyer, data, SETTINGS)
+            except Conflict as exc:
+                return exc.code
+            return "placed"
+
+    with clock.frozen(RUNNING), ThreadPoolExecutor(max_workers=len(buyer_ids)) as pool:
+        return list(pool.map(buy, buyer_ids))
+
+
+def _sold_at_campaign_price(engine, product_id):  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        return session.scalar(
+            select(func.coalesce(func.sum(OrderLine.discounted_units), 0)).where(
+                OrderLine.product_id == product_id
+            )
+        )
+
+
+def _expected_one(engine, product_id):  # type: ignore[no-untyped-def]
+    return 990 + 800  # ¥9.90 and the ambient parcel's shipping for one 斤 to the door
+
+
+@pytest.mark.parametrize("with_gate", [True, False], ids=["redis-gate", "database-only"])
+def test_a_crowd_never_oversells_the_quota(race_engine, with_gate):  # type: ignore[no-untyped-def]  # noqa: F811
+    product_id, _campaign_id, item_id, village = _world(race_engine, quota=15, limit="")
+    buyers = _buyers(race_engine, 60)
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    previous = gate.install(gate.RedisGate(client, prefix=f"test:{uuid.uuid4().hex}:") if with_gate else None)
+    try:
+        results = _race(race_engine, product_id, village, buyers, 1, _expected_one(race_engine, product_id))
+    finally:
+        gate.install(previous)
+    assert results.count("placed") == 15
+    assert set(results) <= {"placed", "campaign_quota_gone", "price_changed"}
+    assert _sold_at_campaign_price(race_engine, product_id) == 15
+    with Session(race_engine) as session:
+        assert session.get(CampaignItem, item_id).quota_used == 15
+        assert session.get(Product, product_id).stock == 10_000 - 15
+
+
+def test_one_buyers_parallel_checkouts_never_beat_the_limit(race_engine):  # type: ignore[no-untyped-def]  # noqa: F811
+    product_id, _campaign_id, item_id, village = _world(race_engine, quota=None, limit="2")
+    buyer = _buyers(race_engine, 1)[0]
+    results = _race(race_engine, product_id, village, [buyer] * 6, 1, _expected_one(race_engine, product_id))
+    assert results.count("placed") == 2
+    assert set(results) == {"placed", "price_changed"}
+    with Session(race_engine) as session:
+        held = session.scalar(select(func.sum(CampaignHold.units)).where(CampaignHold.item_id == item_id))
+        assert held == 2
+
+
+def test_parallel_checkouts_never_overspend_the_budget(race_engine):  # type: ignore[no-untyped-def]  # noqa: F811
+    # 满20减5, the platform's, ¥30 of budget: six orders of 3 斤 at ¥9.90 (¥29.70) can be subsidised.
+    product_id, campaign_id, _item_id, village = _world(
+        race_engine, quota=None, limit="", budget_yuan="30", platform="100", tiers="满20减5"
+    )
+    buyers = _buyers(race_engine, 20)
+    expected = 3 * 990 - 500 + 1000  # the goods, the tier, shipping for 3 斤 (¥8 + ¥2 a started kg)
+    results = _race(race_engine, product_id, village, buyers, 3, expected)
+    with Session(race_engine) as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign.subsidy_used_fen == 3000
+        assert campaign.subsidy_used_fen <= campaign.budget_fen
+    assert results.count("placed") == 6
+    assert set(results) <= {"placed", "price_changed", "campaign_budget_gone"}

@@ -737,7 +737,8 @@ def load_demo(
     """Everything the demo needs: the network, users and catalog (seed.loader.load_all, listed
     CATALOG_AGE before now), then, when a gateway is given, the order history and the demo
     village agent's point (seed/agents.py: rates, credit, villagers, proxy and standing orders);
-    then the cold chain's van and loggers with a day of readings (seed/coldchain.py)."""
+    then the cold chain's van and loggers with a day of readings (seed/coldchain.py), and last the
+    running 广货网上行 campaign (seed/campaigns.py)."""
     from seed.agents import load_agents  # it builds on this module's Cast
 
     with clock.installed(clock.TickingClock(clock.now() - CATALOG_AGE)):
@@ -763,4 +764,7 @@ def load_demo(
     from seed.coldchain import load_coldchain  # after the history: a demo lot may ride in the van
 
     report.update(load_coldchain(session, channel=channel, pickup_keys=pickup_keys))
+    from seed.campaigns import load_campaigns  # after the history: its orders keep list prices
+
+    report.update(load_campaigns(session, data_dir))
     return report

@@ -23,6 +23,8 @@ What is loaded (files in seed/data/):
                                    their consent, proxy orders in cash and on credit (parcels
                                    arriving, waiting, one handed over), a standing order
                                    (seed/agents.py, after the history; not loaded by load_all)
+  campaigns.json                   the running 广货网上行 campaign: a flash-sale pineapple, campaign
+                                   prices, platform-subsidised 满减 (seed/campaigns.py, last)
 
 Existing rows are matched on natural keys (node kind + division code, user phone, role + scope,
 category slug, seller, product idempotency key "seed:<key>") and left exactly as they are.

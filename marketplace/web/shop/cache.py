@@ -103,6 +103,18 @@ def fresh_key() -> freshness.Key:
     return g.shop_fresh_key  # type: ignore[no-any-return]
 
 
+def end_read_only_transaction(exc: BaseException | None) -> None:
+    """Teardown of the shop's pages: a request that only read ends its transaction with COMMIT
+    instead of the ROLLBACK that closing the session sends. psycopg forgets its prepared
+    statements at every ROLLBACK, so PostgreSQL would plan the list's queries again on every
+    request (about 6 ms of its CPU for a category page, more than running them)."""
+    session = g.get("db_session")
+    if exc is not None or session is None or not session.in_transaction():
+        return
+    if not (session.new or session.dirty or session.deleted):
+        session.commit()
+
+
 def cached(name: str, args: Iterable[str], make: Callable[[], T]) -> T:
     """`make()`'s result for this fragment, language, URL path and the query arguments named
     in `args` (others do not change the page, so they must not make new entries), as fresh as

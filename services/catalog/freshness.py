@@ -139,8 +139,11 @@ class Tracker:
 
     def key(self, session: Session, now: datetime | None = None) -> Key:
         """(version, last boundary passed at `now`): equal keys show the same lists."""
+        return self.key_for(version(session), lambda: session, now)
+
+    def key_for(self, current: int, session: Callable[[], Session], now: datetime | None = None) -> Key:
+        """key() for a version read elsewhere (`session()` is called only to read boundaries)."""
         now = now or clock.now()
-        current = version(session)
         memo = self._memo
         if (
             memo is None
@@ -149,7 +152,7 @@ class Tracker:
             or not memo[2] <= now < memo[2] + self.refresh
         ):
             generation = _generation
-            memo = (current, generation, now, boundaries(session, now) if _boundary_fns else ())
+            memo = (current, generation, now, boundaries(session(), now) if _boundary_fns else ())
             with self._lock:
                 self._memo = memo
         passed = bisect_right(memo[3], now)

@@ -13,16 +13,17 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session
 
 from domain import Product
 from marketplace.config import TestingConfig
-from marketplace.web.shop.cache import shop_cache
+from marketplace.web.shop.cache import VersionReader, shop_cache
 from services import catalog
 from services.catalog import freshness
 from services.orders import reservations
 from services.orders.pricing import CheckoutSettings
-from tests.conftest import NOW
+from tests.conftest import NOW, backend
 
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0)
 PAGE = "/c/citrus"
@@ -134,3 +135,21 @@ def test_a_campaign_boundary_passing_changes_the_page_at_that_instant(apps, mark
         assert all("¥36.00" in card(html, product.id) for html in pages(apps))
     finally:
         freshness.unregister_boundaries(campaign)
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="the version reader is PostgreSQL's")
+def test_the_version_reader_reads_what_is_committed_in_one_round_trip(engine):  # type: ignore[no-untyped-def]
+    """Served pages read the version through their own autocommit connection (the tests above
+    go through the lent session): it sees a committed bump at once and survives a dropped
+    connection."""
+    reader = VersionReader(engine)
+    with Session(engine) as session:
+        before = freshness.version(session)
+        assert reader.read() == before
+        freshness.bump(session, "test")
+        session.commit()  # for real: this worker's database keeps version + 1, which no test minds
+    assert reader.read() == before + 1
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": reader._local.conn.info.backend_pid})
+    assert reader.read() == before + 1  # a new connection, read again
+    reader.close()

@@ -4,10 +4,11 @@ The shop's list pages (home, category, search) are the same for every visitor wi
 language and query, and change only when the catalog does. So each worker keeps what it
 rendered, and every entry's key holds the catalog's freshness (services/catalog/freshness.py):
 
-- the catalog's version, one primary-key read per request: every change a list shows (a
-  listing's price, status or stock state, a listing created or edited, a product selling out at
-  checkout or back on sale when a hold is released) bumps it in its own transaction, so the
-  next request, in any process, misses the old entries and renders afresh;
+- the catalog's version, one primary-key read per request (on PostgreSQL over a connection of
+  VersionReader's own: one round trip; otherwise through the request's session). Every change
+  a list shows (a listing's price, status or stock state, a listing created or edited, a
+  product selling out at checkout or back on sale when a hold is released) bumps it in its own
+  transaction, so the next request, in any process, misses the old entries and renders afresh;
 - the last time boundary passed (campaign starts and ends registered with
   freshness.register_boundaries), so a campaign starting at 10:00:00 shows at 10:00:00 with no
   write at all.
@@ -31,11 +32,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
+import psycopg
 from flask import current_app, g, render_template, request, session
 from flask_babel import get_locale
 from flask_login import current_user
+from sqlalchemy import Engine
 
-from marketplace.db import get_session
+from marketplace.db import get_db, get_session
 from services.catalog import freshness
 
 T = TypeVar("T")
@@ -70,14 +73,53 @@ class FragmentCache:
             self._data.clear()
 
 
-class ShopCache:
-    """One app's caches (each worker process has its own app): fragments, whole pages, and the
-    freshness tracker that keys them."""
+class VersionReader:
+    """The catalog's version in one round trip, on PostgreSQL: each thread keeps its own
+    autocommit connection for it (no pool checkout, no ping, no BEGIN and COMMIT around the
+    read, and the statement prepared once), replaced and read again once if it was dropped.
+    A cached page then costs one primary-key read over a socket, not a session's four round
+    trips; the catalog_vs_hello figure of docs/benchmarks.md counts it."""
 
-    def __init__(self) -> None:
+    SQL = "SELECT version FROM catalog_freshness WHERE id = 1"  # freshness.version's, as text
+
+    def __init__(self, engine: Engine) -> None:
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._local = threading.local()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self.conninfo, autocommit=True, prepare_threshold=0)
+            self._local.conn = conn
+        return conn
+
+    def read(self) -> int:
+        for attempt in (1, 2):
+            try:
+                row = self._connection().execute(self.SQL).fetchone()
+                return int(row[0]) if row else 0
+            except psycopg.OperationalError:
+                self.close()  # dropped (a restart, a timeout): a new one, once
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is not None:
+            conn.close()
+
+
+class ShopCache:
+    """One app's caches (each worker process has its own app): fragments, whole pages, the
+    freshness tracker that keys them and, on PostgreSQL, the version reader."""
+
+    def __init__(self, engine: Engine) -> None:
         self.fragments = FragmentCache()
         self.pages = FragmentCache(max_entries=256)
         self.freshness = freshness.Tracker()
+        self.reader = VersionReader(engine) if engine.dialect.name == "postgresql" else None
 
     def clear(self) -> None:
         self.fragments.clear()
@@ -88,7 +130,7 @@ class ShopCache:
 def shop_cache() -> ShopCache:
     found = current_app.extensions.get("shop_cache")
     if found is None:
-        found = current_app.extensions.setdefault("shop_cache", ShopCache())
+        found = current_app.extensions.setdefault("shop_cache", ShopCache(get_db().engine))
     return found  # type: ignore[no-any-return]
 
 
@@ -99,7 +141,12 @@ def seconds() -> float:
 def fresh_key() -> freshness.Key:
     """The catalog's freshness for this request (read once per request, on first use)."""
     if "shop_fresh_key" not in g:
-        g.shop_fresh_key = shop_cache().freshness.key(get_session())
+        cache, db = shop_cache(), get_db()
+        if cache.reader is None or db.session_factory is not db.sessionmaker:
+            # SQLite, or a session lent by the tests (its transaction holds their changes)
+            g.shop_fresh_key = cache.freshness.key(get_session())
+        else:
+            g.shop_fresh_key = cache.freshness.key_for(cache.reader.read(), get_session)
     return g.shop_fresh_key  # type: ignore[no-any-return]
 
 

@@ -73,6 +73,7 @@ CONNECTIONS = WORKERS * THREADS  # one per handler thread: no queueing inside gu
 WARMUP_S, DURATION_S, ROUNDS = 3, 12, 3
 CATALOG_PATH = "/c/fruit"
 HTML_BUDGET_KB, PAGE_BUDGET_KB = 14, 30
+UNCACHED_TARGET = 0.1  # issue 13: the page rendered on every request, over hello-world
 
 # leaf category slug → product words (name, unit, grams, price range in fen, storage)
 WORDS: dict[str, list[tuple[str, Unit, int, tuple[int, int], StorageClass]]] = {
@@ -513,7 +514,8 @@ def run() -> list[tuple[str, Any]]:
         out.append(("catalog_products", PRODUCTS))
         out.append(("catalog_build_s", round(time.perf_counter() - started, 1)))
         # The catalog page as rendered on every request (cache off), then as deployed (the
-        # shop's 30-second fragment cache on); the hello route is measured beside each.
+        # shop's page cache on, keyed by the catalog's freshness: one version read a request);
+        # the hello route is measured beside each.
         proc, base = start_server(url, instance, cache_seconds=0)
         runs = _measure(base, {"uncached_hello": "/_hello", "catalog_uncached": CATALOG_PATH})
         _stop(proc)
@@ -524,12 +526,9 @@ def run() -> list[tuple[str, Any]]:
             out.append((f"{name}_p99_ms", round(r["p99_ms"], 2)))
             out.append((f"{name}_wrk_cpu_share", round(r["cpu_share"], 2)))
         out.append(("catalog_vs_hello_ratio", round(runs["catalog"]["rps"] / runs["hello"]["rps"], 2)))
-        out.append(
-            (
-                "catalog_uncached_vs_hello_ratio",
-                round(runs["catalog_uncached"]["rps"] / runs["uncached_hello"]["rps"], 3),
-            )
-        )
+        uncached = runs["catalog_uncached"]["rps"] / runs["uncached_hello"]["rps"]
+        out.append(("catalog_uncached_vs_hello_ratio", round(uncached, 3)))
+        out.append(("catalog_uncached_within_target", "yes" if uncached >= UNCACHED_TARGET else "NO"))
         pages = {
             "home": "/",
             "category": CATALOG_PATH,

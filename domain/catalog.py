@@ -7,6 +7,7 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -218,3 +219,19 @@ class ListingConsent(Base):
     farmer = relationship("User", foreign_keys=[farmer_id], lazy="joined")
     agent = relationship("User", foreign_keys=[agent_id], lazy="joined")
     point = relationship("Node", lazy="joined")
+
+
+class CatalogFreshness(Base):
+    """One row: the version of what the shop's lists show (services/catalog/freshness.py).
+
+    Every change a list page shows (a listing's price, status, stock state…) adds one to
+    `version` in the change's own transaction, so every process's page cache, keyed by it, sees
+    the change on its next request. `reason` and `changed_at` tell what moved it last."""
+
+    __tablename__ = "catalog_freshness"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), default=0)
+    reason: Mapped[str] = mapped_column(String(40), default="")
+    changed_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -17,9 +17,23 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, exists, func, literal, select, tuple_, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    TypeDecorator,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    select,
+    tuple_,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 
 from domain import (
@@ -30,7 +44,6 @@ from domain import (
     CertificationKind,
     CountyServiceCenter,
     Division,
-    DivisionLevel,
     Node,
     Product,
     ProductPhoto,
@@ -39,6 +52,7 @@ from domain import (
     StorageClass,
     Unit,
 )
+from domain.base import UTCDateTime
 from services import catalog, search
 from services.errors import NotFound, ValidationError
 from services.i18n import _
@@ -48,6 +62,7 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 COUNTY_RE = re.compile(r"^\d{6}$", re.ASCII)
 SOLD_OUT_PENALTY = 1_000_000
+_UTC = UTCDateTime()
 
 
 class Sort(enum.StrEnum):
@@ -124,6 +139,11 @@ class CategoryBranch:
     category: Category
     children: list[Category] = field(default_factory=list)
 
+    @property
+    def ids(self) -> tuple[int, ...]:
+        """The category and its children: what a page of this category lists."""
+        return (self.category.id, *(c.id for c in self.children))
+
 
 @dataclass(frozen=True, slots=True)
 class CountyOption:
@@ -161,7 +181,11 @@ class SellerDetail:
 
 def category_tree(session: Session) -> list[CategoryBranch]:
     """Top-level categories in display order, each with its children."""
-    rows = catalog.categories(session)
+    return tree_of(catalog.categories(session))
+
+
+def tree_of(rows: list[Category]) -> list[CategoryBranch]:
+    """category_tree from the rows of catalog.categories (read once for a page's needs)."""
     branches = {c.id: CategoryBranch(c) for c in rows if c.parent_id is None}
     for c in rows:
         if c.parent_id is not None and c.parent_id in branches:
@@ -182,6 +206,15 @@ def get_category(session: Session, slug: str) -> CategoryBranch:
     return CategoryBranch(category, children)
 
 
+def branch_in(rows: list[Category], slug: str) -> CategoryBranch:
+    """get_category from the rows of catalog.categories, without another query."""
+    category = next((c for c in rows if c.slug == slug), None) if catalog.is_slug(slug) else None
+    if category is None:
+        raise NotFound(_("This category does not exist."))
+    children = sorted((c for c in rows if c.parent_id == category.id), key=lambda c: (c.position, c.id))
+    return CategoryBranch(category, children)
+
+
 # --- the list -----------------------------------------------------------------------------------
 
 
@@ -196,29 +229,53 @@ class _Filters:
     seller_id: int | None
     flow: CategoryFlow | None = None
 
+    # The filters' columns, each compared with a bound parameter of its own name: a page's
+    # statement depends only on which filters are set (its shape) and is built once per shape.
+    _PARAMS = (
+        "category_ids",
+        "county_code",
+        "storage_class",
+        "price_min_fen",
+        "price_max_fen",
+        "seller_id",
+        "flow",
+        "certification",
+    )
+
+    @property
+    def shape(self) -> tuple[str, ...]:
+        return tuple(name for name in self._PARAMS if getattr(self, name) is not None)
+
+    def params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.shape}
+
     def conditions(self) -> list[ColumnElement[bool]]:
-        conds: list[ColumnElement[bool]] = []
-        if self.category_ids is not None:
-            conds.append(Product.category_id.in_(self.category_ids))
-        if self.county_code is not None:
-            conds.append(Product.county_code == self.county_code)
-        if self.storage_class is not None:
-            conds.append(Product.storage_class == self.storage_class)
-        if self.price_min_fen is not None:
-            conds.append(Product.price_fen >= self.price_min_fen)
-        if self.price_max_fen is not None:
-            conds.append(Product.price_fen <= self.price_max_fen)
-        if self.seller_id is not None:
-            conds.append(Product.seller_id == self.seller_id)
-        if self.flow is not None:
-            conds.append(Product.category_id.in_(select(Category.id).where(Category.flow == self.flow)))
-        if self.certification is not None:
-            conds.append(
-                exists().where(
-                    Certification.product_id == Product.id, Certification.kind == self.certification
-                )
+        return _conditions(self.shape)
+
+
+def _conditions(shape: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if "category_ids" in shape:
+        conds.append(Product.category_id.in_(bindparam("category_ids", expanding=True)))
+    if "county_code" in shape:
+        conds.append(Product.county_code == bindparam("county_code"))
+    if "storage_class" in shape:
+        conds.append(Product.storage_class == bindparam("storage_class"))
+    if "price_min_fen" in shape:
+        conds.append(Product.price_fen >= bindparam("price_min_fen"))
+    if "price_max_fen" in shape:
+        conds.append(Product.price_fen <= bindparam("price_max_fen"))
+    if "seller_id" in shape:
+        conds.append(Product.seller_id == bindparam("seller_id"))
+    if "flow" in shape:
+        conds.append(Product.category_id.in_(select(Category.id).where(Category.flow == bindparam("flow"))))
+    if "certification" in shape:
+        conds.append(
+            exists().where(
+                Certification.product_id == Product.id, Certification.kind == bindparam("certification")
             )
-        return conds
+        )
+    return conds
 
 
 def _price(name: str, value: Any) -> int | None:
@@ -233,6 +290,7 @@ def _check_filters(
     session: Session,
     *,
     category_slug: str | None,
+    category_ids: tuple[int, ...] | None = None,
     county_code: str | None,
     certification: str | CertificationKind | None,
     storage_class: str | StorageClass | None,
@@ -248,8 +306,7 @@ def _check_filters(
             flow_value = CategoryFlow(flow)
         except ValueError:
             errors["flow"] = [_("Choose from the list.")]
-    category_ids: tuple[int, ...] | None = None
-    if category_slug:
+    if category_slug and category_ids is None:
         category = (
             session.scalar(select(Category.id).where(Category.slug == category_slug))
             if catalog.is_slug(category_slug)
@@ -371,6 +428,7 @@ def find_products(
     *,
     q: str | None = None,
     category_slug: str | None = None,
+    category_ids: tuple[int, ...] | None = None,
     county_code: str | None = None,
     certification: str | CertificationKind | None = None,
     storage_class: str | StorageClass | None = None,
@@ -385,12 +443,15 @@ def find_products(
     """One page of product cards buyers may see, filtered and sorted, after the cursor `after`.
 
     With `q`, only products matching the search, by relevance unless another sort is asked;
-    `flow` keeps farm produce or goods for the villages only.
+    `flow` keeps farm produce or goods for the villages only. `category_ids` (a
+    CategoryBranch's ids, when the page has read the categories already) stands for the
+    category_slug's category and children.
     Raises ValidationError for bad filters and InvalidCursor (a ValidationError) for a bad cursor.
     """
     filters = _check_filters(
         session,
         category_slug=category_slug,
+        category_ids=category_ids,
         county_code=county_code,
         certification=certification,
         storage_class=storage_class,
@@ -408,7 +469,9 @@ def find_products(
     if query and match is None:
         return ProductPage([], None, None, (), sort_by)
 
-    conds = filters.conditions()
+    params = filters.params()
+    if keyset is not None:
+        params.update(after_key=keyset[0], after_id=keyset[1])
     if match is not None:
         ranked = match.subquery
         if sort_by == Sort.RELEVANCE:
@@ -423,31 +486,22 @@ def find_products(
         stmt = (
             select(Product.id.label("id"), key_col.label("k"))
             .join(ranked, ranked.c.product_id == Product.id)
-            .where(Product.status.in_(VISIBLE_STATUSES), *conds)
+            .where(Product.status.in_(VISIBLE_STATUSES), *filters.conditions())
         )
-        ids = _keyset(stmt, key_col, descending, keyset, limit).subquery("ids")
+        ids = _keyset(stmt, key_col, descending, keyset is not None, limit).subquery("ids")
+        cards = _card_select(ids, descending).limit(limit + 1)
     else:
-        key_col, descending = _SORT_KEYS[sort_by]
-        # One index-ordered range per status (status, key, id), merged: the database reads about
-        # `limit` index entries per status instead of sorting every visible product.
-        branches = [
-            _keyset(
-                select(Product.id.label("id"), key_col.label("k")).where(Product.status == status, *conds),
-                key_col,
-                descending,
-                keyset,
-                limit,
-            ).subquery(f"b_{status.value}")
-            for status in VISIBLE_STATUSES
-        ]
-        ids = union_all(*(select(b.c.id, b.c.k) for b in branches)).subquery("ids")
-
-    rows = session.execute(_card_select(ids, descending).limit(limit + 1)).all()
+        descending = _SORT_KEYS[sort_by][1]
+        cards = _list_statement(sort_by, filters.shape, keyset is not None, limit)
+    rows = session.execute(cards, params).all()
     items = [_card(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = encode_cursor(sort_by, last.k, last.id)
+        key = last.k
+        if isinstance(key, datetime):  # the raw value (raw_key): only the cursor needs it as UTC
+            key = _UTC.process_result_value(key, None)
+        next_cursor = encode_cursor(sort_by, key, last.id)
     return ProductPage(
         items,
         next_cursor,
@@ -457,12 +511,12 @@ def find_products(
     )
 
 
-def _keyset(
-    stmt: Select[Any], key_col: Any, descending: bool, keyset: tuple[Any, int] | None, limit: int
-) -> Select[Any]:
-    if keyset is not None:
+def _keyset(stmt: Select[Any], key_col: Any, descending: bool, after: bool, limit: int) -> Select[Any]:
+    if after:
         # Bound with the column's own type, so a datetime is stored-format UTC on SQLite too.
-        bound = tuple_(literal(keyset[0], key_col.type), literal(keyset[1], Product.id.type))
+        bound = tuple_(
+            bindparam("after_key", type_=key_col.type), bindparam("after_id", type_=Product.id.type)
+        )
         row = tuple_(key_col, Product.id)
         stmt = stmt.where(row < bound if descending else row > bound)
     if key_col is Product.published_at:
@@ -471,13 +525,40 @@ def _keyset(
     return stmt.order_by(*order).limit(limit + 1)
 
 
+@lru_cache(maxsize=256)
+def _list_statement(sort_by: Sort, shape: tuple[str, ...], after: bool, limit: int) -> Select[Any]:
+    """The cards of a page without a search, for this sort, set of filters and size: built once
+    (building and keying a statement this size costs more than running it). The parameters
+    are the filters' (`_Filters.params`) and the cursor's `after_key` and `after_id`."""
+    key_col, descending = _SORT_KEYS[sort_by]
+    conds = _conditions(shape)
+    # One index-ordered range per status (status, key, id), merged: the database reads about
+    # `limit` index entries per status instead of sorting every visible product.
+    branches = [
+        _keyset(
+            select(Product.id.label("id"), key_col.label("k")).where(Product.status == status, *conds),
+            key_col,
+            descending,
+            after,
+            limit,
+        ).subquery(f"b_{status.value}")
+        for status in VISIBLE_STATUSES
+    ]
+    ids = union_all(*(select(b.c.id, b.c.k) for b in branches)).subquery("ids")
+    return _card_select(ids, descending, raw_key=True).limit(limit + 1)
+
+
 _Village = aliased(Division, name="village")
 _County = aliased(Division, name="county")
 _Photo = aliased(ProductPhoto, name="photo")
+_GI = aliased(Certification, name="gi")
 
 
-def _card_select(ids: Any, descending: bool) -> Select[Any]:
-    """The card columns of the products in `ids`, in the page's order, in one statement."""
+def _card_select(ids: Any, descending: bool, raw_key: bool = False) -> Select[Any]:
+    """The card columns of the products in `ids`, in the page's order, in one statement.
+
+    `raw_key`: the sort key as the driver gives it, not converted on every row (find_products
+    converts the last row's for the cursor)."""
     first_photo = (
         select(ProductPhoto.id)
         .where(ProductPhoto.product_id == Product.id)
@@ -486,19 +567,13 @@ def _card_select(ids: Any, descending: bool) -> Select[Any]:
         .correlate(Product)
         .scalar_subquery()
     )
-    has_gi = (
-        exists()
-        .where(
-            Certification.product_id == Product.id,
-            Certification.kind == CertificationKind.GEOGRAPHICAL_INDICATION,
-        )
-        .correlate(Product)
-    )
     order = (ids.c.k.desc(), ids.c.id.desc()) if descending else (ids.c.k.asc(), ids.c.id.asc())
+    key_type = ids.c.k.type
+    key = type_coerce(ids.c.k, key_type.impl) if raw_key and isinstance(key_type, TypeDecorator) else ids.c.k
     return (
         select(
             ids.c.id,
-            ids.c.k,
+            key.label("k"),
             Product.name,
             Product.price_fen,
             Product.unit,
@@ -513,7 +588,7 @@ def _card_select(ids: Any, descending: bool) -> Select[Any]:
             SellerProfile.shop_name,
             _Village.name.label("village_name"),
             _County.name.label("county_name"),
-            has_gi.label("has_gi"),
+            _GI.id.is_not(None).label("has_gi"),
             _Photo.key.label("photo_key"),
             _Photo.width.label("photo_width"),
             _Photo.height.label("photo_height"),
@@ -524,61 +599,102 @@ def _card_select(ids: Any, descending: bool) -> Select[Any]:
         .outerjoin(_Village, _Village.code == Product.origin_code)
         .outerjoin(_County, _County.code == Product.county_code)
         .outerjoin(_Photo, _Photo.id == first_photo)
+        # at most one row: certifications are unique per product and kind
+        .outerjoin(
+            _GI, and_(_GI.product_id == Product.id, _GI.kind == CertificationKind.GEOGRAPHICAL_INDICATION)
+        )
         .order_by(*order)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Named:
+    name: str
+
+
+_SHORT_NAME: Any = Division.short_name.fget  # type: ignore[attr-defined]
 
 
 def _spoken(name: str | None) -> str | None:
     if name is None:
         return None
-    return Division(name=name, level=DivisionLevel.VILLAGE).short_name
+    return _SHORT_NAME(_Named(name))  # Division.short_name's rule, without an ORM instance
 
 
 def _card(row: Any) -> ProductCard:
+    # By position (the columns of _card_select, in order): a page has 20 of these.
+    (
+        product_id,
+        _key,
+        name,
+        price_fen,
+        unit,
+        net_weight_g,
+        status,
+        storage_class,
+        presale,
+        ships_from,
+        seller_id,
+        county_code,
+        origin_code,
+        shop_name,
+        village_name,
+        county_name,
+        has_gi,
+        photo_key,
+        photo_width,
+        photo_height,
+    ) = row
     return ProductCard(
-        id=row.id,
-        name=row.name,
-        price_fen=row.price_fen,
-        unit=row.unit,
-        net_weight_g=row.net_weight_g,
-        status=row.status,
-        storage_class=row.storage_class,
-        presale=row.presale,
-        ships_from=row.ships_from,
-        seller_id=row.seller_id,
-        shop_name=row.shop_name,
+        product_id,
+        name,
+        price_fen,
+        unit,
+        net_weight_g,
+        status,
+        storage_class,
+        presale,
+        ships_from,
+        seller_id,
+        shop_name,
         # Goods come from a county or city: only a town or village is worth naming beside it.
-        village_name=_spoken(row.village_name) if len(row.origin_code) >= 9 else None,
-        county_code=row.county_code,
-        county_name=row.county_name,
-        has_gi=bool(row.has_gi),
-        photo=PhotoRef(row.photo_key, row.photo_width, row.photo_height) if row.photo_key else None,
+        _spoken(village_name) if len(origin_code) >= 9 else None,
+        county_code,
+        county_name,
+        bool(has_gi),
+        PhotoRef(photo_key, photo_width, photo_height) if photo_key else None,
     )
 
 
-def filter_options(session: Session, *, category_slug: str | None = None) -> FilterOptions:
-    """The choices of the filter form: counties that have visible products (in the category)."""
+def filter_options(
+    session: Session, *, category_slug: str | None = None, category_ids: tuple[int, ...] | None = None
+) -> FilterOptions:
+    """The choices of the filter form: counties that have visible products (in the category,
+    named by its slug or, when the page has read the categories already, its branch's ids)."""
+    if category_slug and category_ids is None:
+        category_ids = get_category(session, category_slug).ids
+    params = {"category_ids": category_ids} if category_ids is not None else {}
+    rows = session.execute(_county_counts(category_ids is not None), params).all()
+    return FilterOptions([CountyOption(code, name, city_name or "", n) for code, name, city_name, n in rows])
+
+
+@lru_cache(maxsize=2)
+def _county_counts(in_categories: bool) -> Select[Any]:
+    """Visible products per county with the county's and its city's names, in one statement."""
     stmt = (
-        select(Product.county_code, func.count())
+        select(Product.county_code.label("code"), func.count().label("n"))
         .where(Product.status.in_(VISIBLE_STATUSES))
         .group_by(Product.county_code)
     )
-    if category_slug:
-        branch = get_category(session, category_slug)
-        ids = [branch.category.id, *(c.id for c in branch.children)]
-        stmt = stmt.where(Product.category_id.in_(ids))
-    counts = dict(session.execute(stmt).tuples().all())
-    if not counts:
-        return FilterOptions([])
+    if in_categories:
+        stmt = stmt.where(Product.category_id.in_(bindparam("category_ids", expanding=True)))
+    counts = stmt.subquery("counts")
     city = aliased(Division)
-    rows = session.execute(
-        select(Division.code, Division.name, city.name)
+    return (
+        select(Division.code, Division.name, city.name, counts.c.n)
+        .join(counts, counts.c.code == Division.code)
         .outerjoin(city, city.code == Division.parent_code)
-        .where(Division.code.in_(counts))
         .order_by(Division.code)
-    ).all()
-    return FilterOptions(
-        [CountyOption(code, name, city_name or "", counts[code]) for code, name, city_name in rows]
     )
 
 

@@ -15,7 +15,7 @@ therefore goes without the new CHECKs on those two tables (the checkout writes t
 breakdown); PostgreSQL gets them.
 
 Revision ID: 6b2c3d4e5f60
-Revises: 4e8b4c5d6e78
+Revises: 5a1b2c3d4e5f
 Create Date: 2026-12-03 19:00:00
 """
 
@@ -27,7 +27,7 @@ from alembic import op
 import domain.base
 
 revision: str = "6b2c3d4e5f60"
-down_revision: str | None = "4e8b4c5d6e78"
+down_revision: str | None = "5a1b2c3d4e5f"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,14 +13,12 @@ from domain import Category, CategoryFlow, SellerKind
 from services.errors import ValidationError
 from services.i18n import _
 
+_ALL = select(Category).order_by(Category.parent_id.is_not(None), Category.position, Category.id)
+
 
 def categories(session: Session) -> list[Category]:
     """The whole category tree, parents before children, in display order."""
-    return list(
-        session.scalars(
-            select(Category).order_by(Category.parent_id.is_not(None), Category.position, Category.id)
-        )
-    )
+    return list(session.scalars(_ALL))
 
 
 def category_groups(

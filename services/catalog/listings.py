@@ -36,7 +36,7 @@ from services.i18n import _
 from services.places import HistoryEntry
 from services.validation import check_text
 
-from . import audit
+from . import audit, freshness
 from .access import can_edit_product, require_editor, seller_for
 from .common import MAX_NET_WEIGHT_G, UNIT_WEIGHT_G, field_error, is_int
 from .consents import active_consent
@@ -50,6 +50,14 @@ STATUS_MOVES = {
     ProductStatus.PAUSED: {ProductStatus.ACTIVE},
     ProductStatus.SOLD_OUT: {ProductStatus.PAUSED, ProductStatus.ACTIVE},
 }
+LISTED = (ProductStatus.ACTIVE, ProductStatus.SOLD_OUT)  # the statuses buyers' lists show
+
+
+def _lists_change(session: Session, was_listed: bool, product: Product, reason: str) -> None:
+    """A change to a listing the shop's lists show (before or after it): their version moves
+    with this transaction (services/catalog/freshness.py)."""
+    if was_listed or product.status in LISTED:
+        freshness.bump(session, reason)
 
 
 def get_product(session: Session, product_id: int) -> Product:
@@ -244,6 +252,7 @@ def create_product(
         return existing
     search.index_product(session, product)
     audit.record(session, actor, "create", "product", product.id, audit.snapshot(product))
+    _lists_change(session, False, product, "listing created")
     session.commit()
     return product
 
@@ -256,6 +265,7 @@ def update_product(session: Session, actor: User | None, product_id: int, data: 
     clean = check_listing(session, data, profile)
     certs = clean.pop("certifications")
     before = audit.snapshot(product)
+    was_listed = product.status in LISTED
     for key, value in clean.items():
         setattr(product, key, value)
     # A changed number is changed in place: a new row for the same kind would collide with the
@@ -273,6 +283,7 @@ def update_product(session: Session, actor: User | None, product_id: int, data: 
         session.flush()
         search.index_product(session, product)
         audit.record(session, actor, "update", "product", product.id, changes)
+        _lists_change(session, was_listed, product, "listing edited")
     session.commit()
     return product
 
@@ -296,6 +307,7 @@ def set_price_and_stock(
     if errors:
         raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
     before = audit.snapshot(product)
+    was_listed = product.status in LISTED
     if price_fen is not None:
         product.price_fen = price_fen
     if stock is not None:
@@ -304,6 +316,8 @@ def set_price_and_stock(
     changes = audit.diff(before, audit.snapshot(product))
     if changes:
         audit.record(session, actor, "update", "product", product.id, changes)
+    if changes.keys() & {"price_fen", "status"}:  # the stock figure alone shows on no list
+        _lists_change(session, was_listed, product, "price or stock state")
     session.commit()
     return product
 
@@ -329,6 +343,7 @@ def set_status(session: Session, actor: User | None, product_id: int, status: Pr
     session.flush()
     search.index_product(session, product)
     audit.record(session, actor, "status", "product", product.id, {"status": [before.value, status.value]})
+    _lists_change(session, before in LISTED, product, "listing status")
     session.commit()
     return product
 

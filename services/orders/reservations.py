@@ -24,6 +24,7 @@ from domain import (
     clock,
 )
 from services.campaigns import holds as campaign_holds
+from services.catalog import freshness
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,10 @@ def take_stock(session: Session, wanted: Mapping[int, int]) -> list[int]:
     """Take the quantities out of stock, all or nothing; returns the product ids that had too
     little (then nothing is taken: the caller rolls back). Runs in the caller's transaction."""
     short: list[int] = []
+    sold_out = False
     for product_id in sorted(wanted):
         qty = wanted[product_id]
-        result = session.execute(
+        taken = session.execute(
             update(Product)
             .where(Product.id == product_id, Product.stock >= qty, Product.status == ProductStatus.ACTIVE)
             .values(
@@ -46,17 +48,24 @@ def take_stock(session: Session, wanted: Mapping[int, int]) -> list[int]:
                     else_=Product.status,
                 ),
             )
+            .returning(Product.status)
             .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        ).first()
+        if taken is None:
             short.append(product_id)
             break  # the transaction is rolled back anyway
+        sold_out = sold_out or taken.status == ProductStatus.SOLD_OUT  # it was active: it flipped
+    if sold_out and not short:
+        freshness.bump(session, "sold out")
     _reread(session, wanted)
     return short
 
 
-def _put_back(session: Session, product_id: int, qty: int) -> None:
-    session.execute(
+def _put_back(session: Session, product_id: int, qty: int) -> bool:
+    """Units back on sale; True when that put a sold-out product back on sale (its status is
+    read under the row's lock first: the UPDATE's RETURNING sees only the new one)."""
+    was = session.scalar(select(Product.status).where(Product.id == product_id).with_for_update())
+    now = session.execute(
         update(Product)
         .where(Product.id == product_id)
         .values(
@@ -70,8 +79,10 @@ def _put_back(session: Session, product_id: int, qty: int) -> None:
                 else_=Product.status,
             ),
         )
+        .returning(Product.status)
         .execution_options(synchronize_session=False)
-    )
+    ).scalar()
+    return was == ProductStatus.SOLD_OUT and now == ProductStatus.ACTIVE
 
 
 def _sold(session: Session, product_id: int, qty: int) -> None:
@@ -110,11 +121,14 @@ def release_order_stock(session: Session, order: Order, now: datetime | None = N
     now = now or clock.now()
     released = 0
     held = _held(session, order.id)
+    back_on_sale = False
     for res in held:
-        _put_back(session, res.product_id, res.quantity)
+        back_on_sale = _put_back(session, res.product_id, res.quantity) or back_on_sale
         res.status = ReservationStatus.RELEASED
         res.settled_at = now
         released += res.quantity
+    if back_on_sale:
+        freshness.bump(session, "back on sale")
     _reread(session, {res.product_id for res in held})
     campaign_holds.release(session, order, now)
     return released

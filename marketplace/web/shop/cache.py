@@ -1,16 +1,27 @@
-"""A small per-process cache of rendered pages and page fragments, for a few seconds.
+"""A per-process cache of rendered pages and page fragments, keyed so that it is never stale.
 
 The shop's list pages (home, category, search) are the same for every visitor with the same
-language and query, and change only when a listing does. Rendering one costs a dozen queries and
-20 cards of template work (~15 ms); serving it again from memory costs a dictionary lookup. So
-each worker keeps what it rendered for SHOP_PAGE_CACHE_SECONDS (30 by default, 0 turns it off,
-and tests run with it off): a new listing or price shows on the lists within that time, and at
-once on the product page, which is never cached. Nothing user-specific is ever put in a
-fragment: the header and the workspace links are rendered for each request around it.
+language and query, and change only when the catalog does. So each worker keeps what it
+rendered, and every entry's key holds the catalog's freshness (services/catalog/freshness.py):
+
+- the catalog's version, one primary-key read per request (on PostgreSQL over a connection of
+  VersionReader's own: one round trip; otherwise through the request's session). Every change
+  a list shows (a listing's price, status or stock state, a listing created or edited, a
+  product selling out at checkout or back on sale when a hold is released) bumps it in its own
+  transaction, so the next request, in any process, misses the old entries and renders afresh;
+- the last time boundary passed (campaign starts and ends registered with
+  freshness.register_boundaries), so a campaign starting at 10:00:00 shows at 10:00:00 with no
+  write at all.
+
+An entry also lives at most SHOP_PAGE_CACHE_SECONDS (30 by default; 0 turns the cache off and
+tests run with it off unless they turn it on), which bounds memory and what no bump covers
+(the best-selling order as sales come in, a photo added, a shop renamed). The product page is
+never cached. Nothing user-specific is ever put in a fragment: the header and the workspace
+links are rendered for each request around it.
 
 For an anonymous visitor with no message waiting, the whole page is the same for everyone (the
 language switch carries no CSRF token, see main.set_language), so it is cached whole. Logged-in
-users always get a page rendered for them.
+users always get a page rendered for them around the cached fragments.
 """
 
 from __future__ import annotations
@@ -21,12 +32,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
-from flask import current_app, render_template, request, session
+import psycopg
+from flask import current_app, g, render_template, request, session
 from flask_babel import get_locale
 from flask_login import current_user
+from sqlalchemy import Engine
+
+from marketplace.db import get_db, get_session
+from services.catalog import freshness
 
 T = TypeVar("T")
-MAX_ENTRIES = 512  # about 25 KB each: a bounded ~12 MB per worker
+MAX_ENTRIES = 512  # about 25 KB each: a bounded ~12 MB per worker (and ~6 MB of whole pages)
 
 
 class FragmentCache:
@@ -57,24 +73,110 @@ class FragmentCache:
             self._data.clear()
 
 
-fragments = FragmentCache()
-pages = FragmentCache(max_entries=256)
+class VersionReader:
+    """The catalog's version in one round trip, on PostgreSQL: each thread keeps its own
+    autocommit connection for it (no pool checkout, no ping, no BEGIN and COMMIT around the
+    read, and the statement prepared once), replaced and read again once if it was dropped.
+    A cached page then costs one primary-key read over a socket, not a session's four round
+    trips; the catalog_vs_hello figure of docs/benchmarks.md counts it."""
+
+    SQL = "SELECT version FROM catalog_freshness WHERE id = 1"  # freshness.version's, as text
+
+    def __init__(self, engine: Engine) -> None:
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._local = threading.local()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self.conninfo, autocommit=True, prepare_threshold=0)
+            self._local.conn = conn
+        return conn
+
+    def read(self) -> int:
+        for attempt in (1, 2):
+            try:
+                row = self._connection().execute(self.SQL).fetchone()
+                return int(row[0]) if row else 0
+            except psycopg.OperationalError:
+                self.close()  # dropped (a restart, a timeout): a new one, once
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is not None:
+            conn.close()
+
+
+class ShopCache:
+    """One app's caches (each worker process has its own app): fragments, whole pages, the
+    freshness tracker that keys them and, on PostgreSQL, the version reader."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.fragments = FragmentCache()
+        self.pages = FragmentCache(max_entries=256)
+        self.freshness = freshness.Tracker()
+        self.reader = VersionReader(engine) if engine.dialect.name == "postgresql" else None
+
+    def clear(self) -> None:
+        self.fragments.clear()
+        self.pages.clear()
+        self.freshness.clear()
+
+
+def shop_cache() -> ShopCache:
+    found = current_app.extensions.get("shop_cache")
+    if found is None:
+        found = current_app.extensions.setdefault("shop_cache", ShopCache(get_db().engine))
+    return found  # type: ignore[no-any-return]
 
 
 def seconds() -> float:
     return float(current_app.config["SHOP_PAGE_CACHE_SECONDS"])
 
 
+def fresh_key() -> freshness.Key:
+    """The catalog's freshness for this request (read once per request, on first use)."""
+    if "shop_fresh_key" not in g:
+        cache, db = shop_cache(), get_db()
+        if cache.reader is None or db.session_factory is not db.sessionmaker:
+            # SQLite, or a session lent by the tests (its transaction holds their changes)
+            g.shop_fresh_key = cache.freshness.key(get_session())
+        else:
+            g.shop_fresh_key = cache.freshness.key_for(cache.reader.read(), get_session)
+    return g.shop_fresh_key  # type: ignore[no-any-return]
+
+
+def end_read_only_transaction(exc: BaseException | None) -> None:
+    """Teardown of the shop's pages: a request that only read ends its transaction with COMMIT
+    instead of the ROLLBACK that closing the session sends. psycopg forgets its prepared
+    statements at every ROLLBACK, so PostgreSQL would plan the list's queries again on every
+    request (about 6 ms of its CPU for a category page, more than running them)."""
+    session = g.get("db_session")
+    if exc is not None or session is None or not session.in_transaction():
+        return
+    if not (session.new or session.dirty or session.deleted):
+        session.commit()
+
+
 def cached(name: str, args: Iterable[str], make: Callable[[], T]) -> T:
     """`make()`'s result for this fragment, language, URL path and the query arguments named
-    in `args` (others do not change the page, so they must not make new entries)."""
+    in `args` (others do not change the page, so they must not make new entries), as fresh as
+    the catalog."""
+    ttl = seconds()
+    if ttl <= 0:
+        return make()
     key = (
+        fresh_key(),
         name,
         str(get_locale()),
         request.path,
         tuple((a, request.args.get(a, "")) for a in args),
     )
-    return fragments.get_or_make(key, seconds(), make)
+    return shop_cache().fragments.get_or_make(key, ttl, make)
 
 
 def render_page(template: str, make_context: Callable[[], dict[str, Any]]) -> str:
@@ -88,5 +190,5 @@ def render_page(template: str, make_context: Callable[[], dict[str, Any]]) -> st
     )
     if ttl <= 0 or personal:
         return render_template(template, **make_context())
-    key = (template, str(get_locale()), request.full_path)
-    return pages.get_or_make(key, ttl, lambda: render_template(template, **make_context()))
+    key = (fresh_key(), template, str(get_locale()), request.full_path)
+    return shop_cache().pages.get_or_make(key, ttl, lambda: render_template(template, **make_context()))

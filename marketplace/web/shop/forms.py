@@ -5,11 +5,14 @@ The form carries what the buyer chose and shows errors; services.browse checks t
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectField, StringField
+from markupsafe import Markup, escape
+from wtforms import HiddenField, SelectField, StringField, widgets
 
 from services import catalog
 from services.browse import FilterOptions
@@ -36,24 +39,61 @@ def storage_choices() -> list[tuple[str, Any]]:
     ]
 
 
+class _Select(widgets.Select):
+    """WTForms' select, its options written without a dict sorted for each: the same HTML
+    (`selected` before `value`, both escaped alike), for the county list's 40-odd options."""
+
+    @classmethod
+    def render_option(cls, value: Any, label: Any, selected: bool, **kwargs: Any) -> Markup:
+        if kwargs or isinstance(value, bool):
+            return super().render_option(value, label, selected, **kwargs)  # type: ignore[no-any-return]
+        selected_ = "selected " if selected else ""
+        return Markup(f'<option {selected_}value="{escape(value)}">{escape(label)}</option>')  # noqa: S704 (escaped)
+
+
+@lru_cache(maxsize=8)
+def _texts(locale: str) -> dict[str, Any]:
+    """The form's labels and fixed choices in one language, looked up once per process (called
+    with the request's own locale, so the lazy texts resolve in it)."""
+    return {
+        "labels": {name: str(field.args[0]) for name, field in _LABELLED.items()},
+        "all_counties": str(_l("All counties")),
+        "certification": [(v, str(label)) for v, label in certification_choices()],
+        "storage": [(v, str(label)) for v, label in storage_choices()],
+    }
+
+
 class FilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    county = SelectField(_l("County of origin"), choices=[], default="", validate_choice=False)
-    certification = SelectField(_l("Certification"), choices=[], default="", validate_choice=False)
-    storage = SelectField(_l("Storage"), choices=[], default="", validate_choice=False)
+        def get_translations(self, form: Any) -> None:
+            """No WTForms messages: the form is never validated (services.browse checks the
+            values, in our own words), and Flask-WTF would read WTForms' catalogue from disk
+            for every request that builds one."""
+            return None
+
+    county = SelectField(
+        _l("County of origin"), choices=[], default="", validate_choice=False, widget=_Select()
+    )
+    certification = SelectField(
+        _l("Certification"), choices=[], default="", validate_choice=False, widget=_Select()
+    )
+    storage = SelectField(_l("Storage"), choices=[], default="", validate_choice=False, widget=_Select())
     price_min = StringField(_l("Lowest price (¥)"))
     price_max = StringField(_l("Highest price (¥)"))
     sort = HiddenField()
 
     def __init__(self, options: FilterOptions, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.county.choices = [("", _l("All counties"))] + [
+        texts = _texts(str(get_locale()))
+        for name, text in texts["labels"].items():
+            self[name].label.text = text
+        self.county.choices = [("", texts["all_counties"])] + [
             (c.code, f"{c.city_name}{c.name} ({c.count})") for c in options.counties
         ]
-        self.certification.choices = certification_choices()
-        self.storage.choices = storage_choices()
+        self.certification.choices = texts["certification"]
+        self.storage.choices = texts["storage"]
 
     def filters(self) -> dict[str, Any]:
         """The chosen filters as services.browse takes them (prices in fen).
@@ -84,3 +124,10 @@ class FilterForm(FlaskForm):
             (f.data or "").strip()
             for f in (self.county, self.certification, self.storage, self.price_min, self.price_max)
         )
+
+
+_LABELLED = {
+    name: field
+    for name, field in vars(FilterForm).items()
+    if name in ("county", "certification", "storage", "price_min", "price_max")
+}

@@ -13,12 +13,15 @@ from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.web.forms import show_service_error
 from marketplace.web.shop import bp
-from marketplace.web.shop.cache import cached, render_page
+from marketplace.web.shop.cache import cached, end_read_only_transaction, render_page
+from marketplace.web.shop.cards import card_views
 from marketplace.web.shop.forms import SORTS, FilterForm
-from services import browse
+from services import browse, catalog
 from services import search as product_search
 from services.errors import ValidationError
 from services.logistics import schedule
+
+bp.teardown_request(end_read_only_transaction)
 
 PAGE_SIZE = 20
 SUGGESTIONS = 8
@@ -59,6 +62,9 @@ def url_with(**changes: Any) -> str:
     values: dict[str, Any] = {k: v for k, v in args.items() if v not in (None, "")}
     values.update(request.view_args or {})
     return url_for(request.endpoint or "main.home", **values)
+
+
+bp.add_app_template_global(card_views)
 
 
 @bp.app_template_global()
@@ -125,10 +131,11 @@ def category(slug: str):  # type: ignore[no-untyped-def]
 
 def _category_body(slug: str) -> tuple[str, Markup]:
     session = get_session()
-    branch = browse.get_category(session, slug)
-    options = browse.filter_options(session, category_slug=slug)
+    rows = catalog.categories(session)  # the one read of the categories: branch, ids and tree
+    branch = browse.branch_in(rows, slug)
+    options = browse.filter_options(session, category_ids=branch.ids)
     form = FilterForm(options, formdata=request.args)
-    query: dict[str, Any] = {"category_slug": slug, "sort": _sort_arg(), "limit": PAGE_SIZE}
+    query: dict[str, Any] = {"category_ids": branch.ids, "sort": _sort_arg(), "limit": PAGE_SIZE}
     try:
         page = find_page(session, **form.filters(), **query, after=_after_arg())
     except ValidationError as exc:
@@ -138,7 +145,7 @@ def _category_body(slug: str) -> tuple[str, Markup]:
     body = render_template(
         "shop/_category.html",
         branch=branch,
-        tree=browse.category_tree(session),
+        tree=browse.tree_of(rows),
         form=form,
         page=page,
     )

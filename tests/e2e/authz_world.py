@@ -51,6 +51,7 @@ from domain import (
 from domain import clock as product_clock
 from seed.loader import read_json
 from services import cash, catalog, ledger, media, places, proxy, standing, villagers
+from services.campaigns import manage as campaigns
 from services.logistics import fleet
 from services.orders import addresses, checkout, states
 from services.orders.addresses import AddressInput
@@ -132,6 +133,9 @@ class Scope:
     dc_vehicle_id: int  # a vehicle of the scope's distribution center
     excursion_id: int  # an open excursion of a logger in the scope's DC's cold store
     logger_id: int  # that logger
+    campaign_id: int  # a published campaign of the scope's county, starting in ten days
+    item_id: int  # the farmer's product signed up to it, pending
+    merchant_item_id: int  # the merchant's, pending
 
     def sub(self, state: str) -> SubOrder:
         (sub,) = self.orders[state].sub_orders
@@ -328,6 +332,7 @@ def _build_scope(
     center_vehicle = _vehicle(session, county_staff, center, f"粤{plate}·1000{name}")
     dc_vehicle = _vehicle(session, dc_staff, dc, f"粤{plate}·2000{name}")
     excursion_id, logger_id = _cold_store_excursion(session, dc, dc_staff, name)
+    campaign_id, item_id, merchant_item_id = _campaign(session, admin, county_code, name, fruit, goods)
 
     # A payout batch of this scope's own (older, completed) sub-order: batches take everything
     # payable, so each scope's is made before the next scope's sub-orders exist.
@@ -372,7 +377,37 @@ def _build_scope(
         dc_vehicle_id=dc_vehicle.id,
         excursion_id=excursion_id,
         logger_id=logger_id,
+        campaign_id=campaign_id,
+        item_id=item_id,
+        merchant_item_id=merchant_item_id,
     )
+
+
+def _campaign(
+    session: Session, admin: User, county_code: str, name: str, fruit: Product, goods: Product
+) -> tuple[int, int, int]:
+    """A campaign for the scope's county, published, starting in ten days (no price changes in
+    the world), with the farmer's and the merchant's products signed up, pending."""
+    start = product_clock.local(product_clock.now() + timedelta(days=10))
+    made = campaigns.create_campaign(
+        session,
+        admin,
+        campaigns.CampaignInput(
+            name=f"{name}广货网上行",
+            starts_at=start.strftime("%Y-%m-%d %H:%M:%S"),
+            ends_at=(start + timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S"),
+            county_codes=[county_code],
+            tiers="满100减10",
+        ),
+    )
+    campaigns.publish(session, admin, made.id)
+    items = [
+        campaigns.sign_up(
+            session, product.seller, made.id, product.id, campaigns.SignupInput(campaign_price_yuan="10")
+        )
+        for product in (fruit, goods)
+    ]
+    return made.id, items[0].id, items[1].id
 
 
 def _cold_store_excursion(session: Session, dc: Node, dc_staff: User, name: str) -> tuple[int, int]:
@@ -565,6 +600,10 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return str(scope.excursion_id)
     if name == "logger_id":
         return str(scope.logger_id)
+    if name == "campaign_id":
+        return str(scope.campaign_id)
+    if name == "item_id":  # a sign-up: the merchant's for a merchant, else the farmer's
+        return str(scope.merchant_item_id if merchant else scope.item_id)
     raise UnresolvedParameter(
         f"add a resolver for <{name}> (route {rule}, endpoint {endpoint}) in tests/e2e/authz_world.py"
     )
@@ -704,6 +743,14 @@ BODIES: dict[str, Callable[[Scope], dict[str, Any]]] = {
     },
     "api_coldchain.readings": lambda s: {
         "readings": [{"logger": f"MATRIX-{s.name}", "at": (product_clock.now()).isoformat(), "celsius": 3.0}]
+    },
+    # Campaigns: a decision, a cancellation with its reason; the scope's farmer's product signed
+    # up again (already pending: a 409 for those who may, a 403 for the others).
+    "campaigns.decide": lambda s: {"decision": "approve"},
+    "campaigns.cancel": lambda s: {"reason": REASON},
+    "campaigns.sign_up": lambda s: {
+        f"c{s.campaign_id}-product_id": str(s.product.id),
+        f"c{s.campaign_id}-campaign_price": "10",
     },
     "api_commissions.set_rate": lambda s: {"kind": "proxy", "category_id": None, "rate_percent": "1.5"},
 }

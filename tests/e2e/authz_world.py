@@ -132,6 +132,7 @@ class Scope:
     dc_vehicle_id: int  # a vehicle of the scope's distribution center
     excursion_id: int  # an open excursion of a logger in the scope's DC's cold store
     logger_id: int  # that logger
+    campaign_id: int = 0  # a published campaign (platform-wide: the same one in both scopes)
 
     def sub(self, state: str) -> SubOrder:
         (sub,) = self.orders[state].sub_orders
@@ -446,7 +447,30 @@ def build_authz_world(
             )
         )
     session.commit()
+    a.campaign_id = b.campaign_id = _campaign(session, admin)
     return AuthzWorld(admin=admin, scopes={"A": a, "B": b})
+
+
+def _campaign(session: Session, admin: User) -> int:
+    """A published campaign running from now for a week (campaigns are the platform's, not a
+    scope's: both scopes name this one)."""
+    from services.campaigns import manage as campaigns
+
+    start = product_clock.now().astimezone(product_clock.CHINA)
+    made = campaigns.create_campaign(
+        session,
+        admin,
+        campaigns.CampaignInput(
+            name="权限矩阵活动",
+            starts_at=start.strftime("%Y-%m-%d %H:%M:%S"),
+            ends_at=(start + timedelta(days=7)).strftime("%Y-%m-%d %H:%M:%S"),
+            tiers="满100减20",
+            platform_percent="100",
+            budget_yuan="100",
+        ),
+    )
+    campaigns.publish(session, admin, made.id)
+    return made.id
 
 
 def webhook_event_id(scope: Scope) -> str:
@@ -565,6 +589,8 @@ def resolve(name: str, scope: Scope, *, endpoint: str, role: str, rule: str) -> 
         return str(scope.excursion_id)
     if name == "logger_id":
         return str(scope.logger_id)
+    if name == "campaign_id":
+        return str(scope.campaign_id)
     raise UnresolvedParameter(
         f"add a resolver for <{name}> (route {rule}, endpoint {endpoint}) in tests/e2e/authz_world.py"
     )

@@ -39,13 +39,10 @@ balance, and seller_carried never a credit one (services/ledger_checks.py checks
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import func, select, update
@@ -71,9 +68,11 @@ from domain import (
     User,
     clock,
 )
-from services import authz
+from services import authz, exports
 from services.catalog.sellers import seller_name
 from services.errors import Conflict, NotFound, ServiceError, ValidationError
+from services.exports import cell_text as _cell_text  # noqa: F401  (kept for callers)
+from services.exports import yuan, yuan_text
 from services.i18n import _
 
 CLEARING = "buyer_payments_clearing"
@@ -1053,11 +1052,6 @@ class PayoutRow:
     netted_fen: int = 0  # taken from what the seller carried
 
 
-def yuan(fen: int) -> Decimal:
-    """Exact yuan with two decimals from integer fen (12345 → Decimal('123.45'))."""
-    return Decimal(int(fen)).scaleb(-2)
-
-
 def payout_rows(batch: PayoutBatch, *, transfers_only: bool = False) -> list[PayoutRow]:
     """A batch's payouts with each seller's shop name and phone, by seller id; `transfers_only`:
     without the payouts netting took all of (amount 0), which the bank has nothing to pay."""
@@ -1100,77 +1094,47 @@ EXPORT_HEADER = (
 )
 
 
-def _cell_text(text: str) -> str:
-    """Text a spreadsheet will not run as a formula (CSV injection): a leading = + - @ is quoted."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def export_batch_csv(batch: PayoutBatch) -> bytes:
     """The batch for the bank as CSV: UTF-8 with a BOM so that Excel reads the Chinese right.
     One line per transfer: a payout netting took all of is on the batch page, not in the file."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_HEADER)
+    rows: list[list[Any]] = [list(EXPORT_HEADER)]
     for row in payout_rows(batch, transfers_only=True):
-        writer.writerow(
+        rows.append(
             [
                 row.batch_id,
                 row.seller_id,
-                _cell_text(row.shop_name),
-                _cell_text(row.phone),
-                f"{yuan(row.amount_fen):.2f}",
+                row.shop_name,
+                row.phone,
+                yuan_text(row.amount_fen),
                 row.sub_order_count,
-                f"{yuan(row.gross_fen):.2f}",
-                f"{yuan(row.netted_fen):.2f}",
+                yuan_text(row.gross_fen),
+                yuan_text(row.netted_fen),
             ]
         )
-    return out.getvalue().encode("utf-8-sig")
+    return exports.csv_bytes(rows)
 
 
 def export_batch_xlsx(batch: PayoutBatch) -> bytes:
     """The batch for the bank as an Excel workbook: amounts as numbers, a total row at the end;
     one row per transfer, as in the CSV."""
-    # Imported here: openpyxl is only needed by this export, not on every request.
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
     rows = payout_rows(batch, transfers_only=True)
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = f"付款批次{batch.id}"
-    ws.append(list(EXPORT_HEADER))
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-
-    def text_cell(r: int, c: int, value: str) -> None:
-        cell = ws.cell(row=r, column=c)
-        cell.value = value
-        cell.data_type = "s"  # never a formula, even when it starts with '='
-        cell.number_format = "@"
-
+    wb, ws = exports.new_workbook(f"付款批次{batch.id}")
+    exports.header_row(ws, 1, EXPORT_HEADER)
     for r, row in enumerate(rows, start=2):
         ws.cell(row=r, column=1, value=row.batch_id)
         ws.cell(row=r, column=2, value=row.seller_id)
-        text_cell(r, 3, row.shop_name)
-        text_cell(r, 4, row.phone)
-        ws.cell(row=r, column=5, value=yuan(row.amount_fen)).number_format = "0.00"
+        exports.text_cell(ws, r, 3, row.shop_name)
+        exports.text_cell(ws, r, 4, row.phone)
+        exports.money_cell(ws, r, 5, row.amount_fen)
         ws.cell(row=r, column=6, value=row.sub_order_count)
-        ws.cell(row=r, column=7, value=yuan(row.gross_fen)).number_format = "0.00"
-        ws.cell(row=r, column=8, value=yuan(row.netted_fen)).number_format = "0.00"
+        exports.money_cell(ws, r, 7, row.gross_fen)
+        exports.money_cell(ws, r, 8, row.netted_fen)
     total_row = len(rows) + 2
-    ws.cell(row=total_row, column=1, value="合计").font = Font(bold=True)
-    total = ws.cell(row=total_row, column=5, value=yuan(sum(r.amount_fen for r in rows)))
-    total.number_format = "0.00"
-    total.font = Font(bold=True)
-    ws.cell(row=total_row, column=6, value=sum(r.sub_order_count for r in rows)).font = Font(bold=True)
-    for col, fen in ((7, sum(r.gross_fen for r in rows)), (8, sum(r.netted_fen for r in rows))):
-        cell = ws.cell(row=total_row, column=col, value=yuan(fen))
-        cell.number_format = "0.00"
-        cell.font = Font(bold=True)
-    for column, width in zip("ABCDEFGH", (10, 10, 28, 16, 14, 10, 14, 14), strict=True):
-        ws.column_dimensions[column].width = width
+    exports.bold_cell(ws.cell(row=total_row, column=1, value="合计"))
+    exports.money_cell(ws, total_row, 5, sum(r.amount_fen for r in rows), bold=True)
+    exports.bold_cell(ws.cell(row=total_row, column=6, value=sum(r.sub_order_count for r in rows)))
+    exports.money_cell(ws, total_row, 7, sum(r.gross_fen for r in rows), bold=True)
+    exports.money_cell(ws, total_row, 8, sum(r.netted_fen for r in rows), bold=True)
+    exports.set_widths(ws, (10, 10, 28, 16, 14, 10, 14, 14))
     ws.freeze_panes = "A2"
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return exports.workbook_bytes(wb)

@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     from marketplace.web.admin import bp as admin_bp
     from marketplace.web.agent import bp as agent_bp
     from marketplace.web.auth import bp as auth_bp
+    from marketplace.web.campaign_reports import bp as campaign_reports_bp
     from marketplace.web.campaigns import bp as campaigns_bp
     from marketplace.web.cart import bp as cart_bp
     from marketplace.web.cash import bp as cash_bp
@@ -52,6 +53,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(agent_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(campaigns_bp)  # /campaigns, /admin/campaigns, /sell/campaigns
+    app.register_blueprint(campaign_reports_bp, url_prefix="/admin/campaigns")
     app.register_blueprint(villagers_bp, url_prefix="/agent/villagers")
     app.register_blueprint(proxy_bp, url_prefix="/agent/proxy")
     app.register_blueprint(parcels_bp, url_prefix="/agent/parcels")

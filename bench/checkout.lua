@@ -1,11 +1,19 @@
 -- wrk script of bench/checkout.py: every request is one full checkout, POST /api/v1/orders.
 --
---   wrk -tN -cN -s bench/checkout.lua URL/api/v1/orders -- TOKENS_FILE PRODUCT_IDS TAG STOP DIVISION N
+--   wrk -tN -cN -s bench/checkout.lua URL/api/v1/orders -- TOKENS_FILE PRODUCT_IDS TAG STOP DIVISION N [EXPECTED [START_US]]
 --
 -- TOKENS_FILE: one bearer token a line (buyers, rotated); PRODUCT_IDS: comma-separated ids
 -- (rotated, one unit each); TAG: prefix of the idempotency keys (unique per run); STOP: "stop"
--- makes a connection's buyer give up at its first 409 (sold out); DIVISION: the village code of
--- the delivery address; N: the number of wrk threads.
+-- makes a connection's buyer give up at its first 409 (sold out), "once" after its first answer
+-- whatever it is (bench/campaigns.py's flash-sale crowd: each buyer asks once), anything else
+-- keeps going; DIVISION: the village code of the delivery address; N: the number of wrk threads;
+-- EXPECTED (optional, "" for none): the total in fen the buyer was shown, sent as
+-- expected_total_fen; START_US (optional): a moment on CLOCK_MONOTONIC in microseconds before
+-- which no first request is sent (wrk's delay()), so a crowd of threads, created one after the
+-- other, asks at once.
+--
+-- With "once", every answer is also kept (status, the error code of a 4xx, arrival, latency):
+-- the crowd's experience is all its answers, not only the orders placed.
 --
 -- Run with one connection per thread (-tN -cN): request() and response() of a thread then
 -- alternate strictly, so the time between them is that request's latency, measured here with
@@ -35,7 +43,9 @@ function setup(thread)
 end
 
 -- thread state
-local tokens, products, tag, stop_on_409, division
+local tokens, products, tag, stop_on_409, once, division
+local expected = ""
+local start_us = 0
 local nthreads = 1
 local counter = 0
 local sent_at = nil
@@ -43,6 +53,7 @@ counts = {}        -- status -> responses
 placed = {}        -- per 2xx answer: "arrival:latency", microseconds (arrival on CLOCK_MONOTONIC)
 first_sent = 0     -- when this thread sent its first request
 missing_secret = 0 -- 2xx answers without a payment client_secret
+answers = {}       -- with "once": per answer "status:code:arrival:latency" (code "-" if none)
 
 function init(args)
   tokens = {}
@@ -53,8 +64,23 @@ function init(args)
   for id in string.gmatch(args[2], "%d+") do table.insert(products, id) end
   tag = args[3]
   stop_on_409 = args[4] == "stop"
+  once = args[4] == "once"
   division = args[5]
   nthreads = tonumber(args[6]) or 1
+  if args[7] ~= nil and #args[7] > 0 then expected = '"expected_total_fen":' .. args[7] .. ',' end
+  start_us = tonumber(args[8]) or 0
+end
+
+-- wrk calls request() once on its first thread to check the script, so "the first request"
+-- is the first call of delay() (called before each request() of a real one), not counter == 0.
+local waited = false
+
+function delay()
+  if start_us == 0 or waited then return 0 end
+  waited = true
+  local wait_ms = (start_us - now_us()) / 1000
+  if wait_ms < 0 then return 0 end
+  return math.floor(wait_ms)
 end
 
 function request()
@@ -65,7 +91,7 @@ function request()
   local n = tid + nthreads * counter -- distinct across threads: spreads buyers and products
   local body = '{"items":[{"product_id":' .. products[n % #products + 1] .. ',"quantity":1}],'
     .. '"idempotency_key":"' .. tag .. "-" .. tid .. "-" .. counter .. '",'
-    .. '"payment_method":"card","delivery":"home",'
+    .. expected .. '"payment_method":"card","delivery":"home",'
     .. '"address":{"recipient":"陈小姐","phone":"13912345678","division_code":"' .. division
     .. '","detail":"幸福路8号"}}'
   sent_at = now_us()
@@ -89,6 +115,12 @@ function response(status, headers, body)
   elseif status == 409 and stop_on_409 then
     wrk.thread:stop()
   end
+  if once then
+    local code = "-"
+    if status >= 400 then code = string.match(body, '"code": *"([%w_]+)"') or "-" end
+    table.insert(answers, string.format("%d:%s:%.0f:%.0f", status, code, now, now - (sent_at or now)))
+    wrk.thread:stop()
+  end
   sent_at = nil
 end
 
@@ -98,6 +130,10 @@ function done(summary, latency, requests)
   local counts_all, missing, first = {}, 0, nil
   for i, thread in ipairs(threads) do
     io.write(string.format("bench_placed_%d: %s\n", i, table.concat(thread:get("placed"), " ")))
+    local answered = thread:get("answers")
+    if #answered > 0 then
+      io.write(string.format("bench_answers_%d: %s\n", i, table.concat(answered, " ")))
+    end
     for status, n in pairs(thread:get("counts")) do
       counts_all[status] = (counts_all[status] or 0) + n
     end

@@ -168,8 +168,9 @@ def _villages() -> list[tuple[str, str]]:
         ]
 
 
-def build_database(url: str) -> dict[str, Any]:
-    """Schema, divisions, categories, sellers, products and buyers with tokens; what the run needs."""
+def build_database(url: str, *, products: int = PRODUCTS, buyers: int = BUYERS) -> dict[str, Any]:
+    """Schema, divisions, categories, sellers, products and buyers with tokens; what the run needs.
+    (`products` and `buyers`: how many; bench/campaigns.py's flash sale wants 500 distinct buyers.)"""
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
@@ -232,7 +233,7 @@ def build_database(url: str) -> dict[str, Any]:
         product_ids = list(
             session.scalars(
                 insert(Product).returning(Product.id, sort_by_parameter_order=True),
-                [product(n, STOCK, f"梅县金柚 {n}号园 5斤装") for n in range(PRODUCTS)],
+                [product(n, STOCK, f"梅县金柚 {n}号园 5斤装") for n in range(products)],
             )
         )
         contended_id = session.scalars(
@@ -244,7 +245,7 @@ def build_database(url: str) -> dict[str, Any]:
                 insert(User).returning(User.id, sort_by_parameter_order=True),
                 [
                     {"phone": f"139{i:08d}", "password_hash": "!", "display_name": f"买家{i}"}
-                    for i in range(BUYERS)
+                    for i in range(buyers)
                 ],
             )
         )

@@ -40,6 +40,7 @@ from domain import (
     ReservationStatus,
     clock,
 )
+from services.catalog import freshness
 from services.errors import Conflict
 from services.i18n import _
 from services.orders.promotions import Discount, DiscountKind, LineBreakdown, refund_line
@@ -133,6 +134,12 @@ def _take(session: Session, rows: list[CampaignHold]) -> None:
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise QuotaGone(_("The campaign price of this product has sold out. Please check the new price."))
+        if session.scalar(
+            select(CampaignItem.id).where(
+                CampaignItem.id == item_id, CampaignItem.quota_used >= CampaignItem.quota
+            )
+        ):
+            freshness.bump(session, "flash sale sold out")  # the cards say 已抢光 on the next request
     for campaign_id in sorted(subsidy):
         x = subsidy[campaign_id]
         taken = session.execute(
@@ -147,6 +154,8 @@ def _take(session: Session, rows: list[CampaignHold]) -> None:
 
 
 def _give_back(session: Session, units: Mapping[int, int], subsidy: Mapping[int, int]) -> None:
+    if units:
+        freshness.bump(session, "flash sale units back")
     for item_id in sorted(units):
         session.execute(
             update(CampaignItem)

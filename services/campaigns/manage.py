@@ -45,7 +45,7 @@ from domain import (
 )
 from services import authz
 from services.cash import parse_yuan_amount
-from services.catalog import audit
+from services.catalog import audit, freshness
 from services.catalog.access import can_edit_product
 from services.errors import Conflict, Forbidden, NotFound, ValidationError
 from services.i18n import _
@@ -660,8 +660,19 @@ def approved_items(session: Session, campaign: Campaign) -> list[CampaignItem]:
 
 def _bump(session: Session, reason: str) -> None:
     """A campaign change moves prices on the shelf: the shop's page cache must not serve old ones."""
-    # The freshness key of the page cache lands with issue 13's item 5 (merged next).
-    del session, reason
+    freshness.bump(session, reason)
+
+
+@freshness.register_boundaries
+def campaign_boundaries(session: Session, now: datetime) -> list[datetime]:
+    """The starts and ends of published campaigns not over yet: the shop's cached pages change
+    at each (a campaign's price shows at the second it starts), without any write."""
+    rows = session.execute(
+        select(Campaign.starts_at, Campaign.ends_at).where(
+            Campaign.status == CampaignStatus.PUBLISHED, Campaign.ends_at > now
+        )
+    )
+    return sorted({moment for pair in rows for moment in pair})
 
 
 def as_mapping(data: Mapping[str, Any]) -> CampaignInput:

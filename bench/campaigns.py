@@ -526,6 +526,23 @@ def _crowd_figures(prefix: str, base: Any, r: dict[str, Any], units: int) -> Ite
     yield f"{prefix}_db_busy_connections_waiting_on", r["db_waits"]
 
 
+def _order_body(product_id: int, key: str, expected: int, division: str) -> dict[str, Any]:
+    """POST /api/v1/orders for one unit delivered home, at the total the buyer was shown."""
+    return {
+        "items": [{"product_id": product_id, "quantity": 1}],
+        "idempotency_key": key,
+        "expected_total_fen": expected,
+        "payment_method": "card",
+        "delivery": "home",
+        "address": {
+            "recipient": "陈小姐",
+            "phone": "13912345678",
+            "division_code": division,
+            "detail": "幸福路8号",
+        },
+    }
+
+
 def _alone(
     base: Any, base_url: str, token: str, product_id: int, expected: int, division: str, server_pid: int
 ) -> tuple[float, float, str]:
@@ -537,19 +554,7 @@ def _alone(
     base._drain(server_pid)
     ticks = base._ticks(server_pid, children=True)
     for i in range(ALONE):
-        body = {
-            "items": [{"product_id": product_id, "quantity": 1}],
-            "idempotency_key": f"alone-{product_id}-{i}-{secrets.token_hex(3)}",
-            "expected_total_fen": expected,
-            "payment_method": "card",
-            "delivery": "home",
-            "address": {
-                "recipient": "陈小姐",
-                "phone": "13912345678",
-                "division_code": division,
-                "detail": "幸福路8号",
-            },
-        }
+        body = _order_body(product_id, f"alone-{product_id}-{i}-{secrets.token_hex(3)}", expected, division)
         started = time.perf_counter()
         resp = session.post(base_url + base.ORDERS_PATH, json=body, timeout=30)
         latencies.append(time.perf_counter() - started)
@@ -573,19 +578,7 @@ def _profile_refused(env: dict[str, str], token: str, product_id: int, expected:
         client = create_app().test_client()
         profile = cProfile.Profile()
         for i in range(ALONE + 1):
-            body = {
-                "items": [{"product_id": product_id, "quantity": 1}],
-                "idempotency_key": f"profile-{i}-{secrets.token_hex(3)}",
-                "expected_total_fen": expected,
-                "payment_method": "card",
-                "delivery": "home",
-                "address": {
-                    "recipient": "陈小姐",
-                    "phone": "13912345678",
-                    "division_code": division,
-                    "detail": "幸福路8号",
-                },
-            }
+            body = _order_body(product_id, f"profile-{i}-{secrets.token_hex(3)}", expected, division)
             if i:  # the first one warms up (imports, connections)
                 profile.enable()
             client.post("/api/v1/orders", json=body, headers={"Authorization": f"Bearer {token}"})

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -235,7 +234,7 @@ def get_campaign(session: Session, campaign_id: Any, *, lock: bool = False) -> C
     return campaign
 
 
-def public_campaign(session: Session, campaign_id: Any, now: datetime | None = None) -> Campaign:
+def public_campaign(session: Session, campaign_id: Any) -> Campaign:
     """A campaign buyers may see: published (scheduled, running or ended), not cancelled."""
     campaign = get_campaign(session, campaign_id)
     if campaign.status != CampaignStatus.PUBLISHED:
@@ -673,9 +672,3 @@ def campaign_boundaries(session: Session, now: datetime) -> list[datetime]:
         )
     )
     return sorted({moment for pair in rows for moment in pair})
-
-
-def as_mapping(data: Mapping[str, Any]) -> CampaignInput:
-    """A CampaignInput from a form's or JSON body's fields (unknown keys ignored)."""
-    known = set(CampaignInput.__dataclass_fields__)
-    return CampaignInput(**{k: v for k, v in data.items() if k in known})

@@ -128,8 +128,7 @@ def _sold_at_campaign_price(engine, product_id):  # type: ignore[no-untyped-def]
         )
 
 
-def _expected_one(engine, product_id):  # type: ignore[no-untyped-def]
-    return 990 + 800  # ¥9.90 and the ambient parcel's shipping for one 斤 to the door
+EXPECTED_ONE = 990 + 800  # ¥9.90 and the ambient parcel's shipping for one 斤 to the door
 
 
 @pytest.mark.parametrize("with_gate", [True, False], ids=["redis-gate", "database-only"])
@@ -139,7 +138,7 @@ def test_a_crowd_never_oversells_the_quota(race_engine, with_gate):  # type: ign
     client = redis.Redis(host="127.0.0.1", port=6379)
     previous = gate.install(gate.RedisGate(client, prefix=f"test:{uuid.uuid4().hex}:") if with_gate else None)
     try:
-        results = _race(race_engine, product_id, village, buyers, 1, _expected_one(race_engine, product_id))
+        results = _race(race_engine, product_id, village, buyers, 1, EXPECTED_ONE)
     finally:
         gate.install(previous)
     assert results.count("placed") == 15
@@ -153,7 +152,7 @@ def test_a_crowd_never_oversells_the_quota(race_engine, with_gate):  # type: ign
 def test_one_buyers_parallel_checkouts_never_beat_the_limit(race_engine):  # type: ignore[no-untyped-def]  # noqa: F811
     product_id, _campaign_id, item_id, village = _world(race_engine, quota=None, limit="2")
     buyer = _buyers(race_engine, 1)[0]
-    results = _race(race_engine, product_id, village, [buyer] * 6, 1, _expected_one(race_engine, product_id))
+    results = _race(race_engine, product_id, village, [buyer] * 6, 1, EXPECTED_ONE)
     assert results.count("placed") == 2
     assert set(results) == {"placed", "price_changed"}
     with Session(race_engine) as session:

@@ -24,61 +24,17 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from domain import Campaign, CampaignState, CertificationKind, Order, OrderLine, Role, SubOrder
-from services import catalog
+from domain import Campaign, CampaignState, Order, OrderLine, Role, SubOrder
 from services.campaigns import manage, reports
 from services.errors import Forbidden, NotFound, Unauthorized
 from services.exports import yuan
 from services.orders import checkout
 from services.orders import manage as orders
 from services.payments import service as payments
-from tests.integration.test_campaigns import END, GAOZHOU, SETTINGS, START, campaign_input
+from tests.integration.conftest import GAOZHOU, campaign_input
+from tests.integration.test_campaigns import END, SETTINGS, START
 
 YINGDE = "441881"
-
-
-@pytest.fixture()
-def lychee_farmer(session, make_user, first_village):  # type: ignore[no-untyped-def]
-    farmer = make_user(Role.FARMER, name="高州荔枝农")
-    catalog.save_seller_profile(
-        session, farmer, shop_name="高州荔枝园", division_code=first_village(GAOZHOU).code
-    )
-    return farmer
-
-
-@pytest.fixture()
-def lychee(market, lychee_farmer):  # type: ignore[no-untyped-def]
-    return market.shop.add(
-        "高州白糖罂荔枝",
-        "lychee-longan",
-        3980,
-        seller=lychee_farmer,
-        stock=300,
-        certifications=((CertificationKind.GEOGRAPHICAL_INDICATION, "AGI01234"),),
-    )
-
-
-@pytest.fixture()
-def campaign(session, admin, market, lychee, lychee_farmer, clock):  # type: ignore[no-untyped-def]
-    """Published and signed up the day before (as in test_campaigns.py)."""
-    made = manage.create_campaign(session, admin, campaign_input())
-    manage.publish(session, admin, made.id)
-    tea = market.product("英德红茶")
-    items = [
-        manage.sign_up(
-            session,
-            lychee_farmer,
-            made.id,
-            lychee.id,
-            manage.SignupInput(campaign_price_yuan="29.80", quota="100", per_buyer_limit="5"),
-        ),
-        manage.sign_up(
-            session, market.shop.yingde_farmer, made.id, tea.id, manage.SignupInput(campaign_price_yuan="118")
-        ),
-    ]
-    for item in items:
-        manage.decide(session, admin, item.id, True)
-    return made
 
 
 class Sales:

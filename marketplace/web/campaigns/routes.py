@@ -125,7 +125,7 @@ def public_list():  # type: ignore[no-untyped-def]
 def landing(campaign_id: int):  # type: ignore[no-untyped-def]
     session = get_session()
     now = clock.now()
-    campaign = manage.public_campaign(session, campaign_id, now)  # 404 for a draft or cancelled one
+    campaign = manage.public_campaign(session, campaign_id)  # 404 for a draft or cancelled one
     state = campaign.state(now)
     items = [i for i in manage.approved_items(session, campaign) if i.product.status in ON_SALE]
     products = [i.product for i in items]

@@ -349,8 +349,13 @@ def _flash_world(url: str, built: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _quoted_total(base_url: str, token: str, product_id: int) -> int:
-    """What the cart shows for one unit (PUT /api/v1/cart): the buyers' expected_total_fen."""
+Quoted = tuple[int, list[int]]  # (expected_total_fen, flash_items) as the cart showed them
+
+
+def _quoted(base_url: str, token: str, product_id: int) -> Quoted:
+    """What the cart shows for one unit (PUT /api/v1/cart): the buyers' expected_total_fen, and
+    the flash sales whose price its lines got (their flash_item_id), which the buyers' orders
+    name in flash_items as a client does."""
     resp = requests.put(
         base_url + "/api/v1/cart",
         json={"items": [{"product_id": product_id, "quantity": 1}]},
@@ -358,7 +363,10 @@ def _quoted_total(base_url: str, token: str, product_id: int) -> int:
         timeout=30,
     )
     resp.raise_for_status()
-    return int(resp.json()["total_fen"])
+    cart = resp.json()
+    lines = [line for group in cart["groups"] for line in group["lines"]]
+    flash = [line["flash_item_id"] for line in lines if line.get("flash_item_id")]
+    return int(cart["total_fen"]), flash
 
 
 class _Waits:
@@ -429,7 +437,7 @@ def _crowd(
     product_id: int,
     tag: str,
     division: str,
-    expected: int,
+    expected: Quoted,
     others: dict[str, Callable[[], int]],
     sampler: Any,
     waits: _Waits,
@@ -464,8 +472,9 @@ def _crowd(
                 "once",
                 division,
                 str(CROWD),
-                str(expected),
+                str(expected[0]),
                 str(start_us),
+                f'"flash_items":[{",".join(map(str, expected[1]))}]',
             ],
             watch=all_answered,
             others=others,
@@ -526,12 +535,13 @@ def _crowd_figures(prefix: str, base: Any, r: dict[str, Any], units: int) -> Ite
     yield f"{prefix}_db_busy_connections_waiting_on", r["db_waits"]
 
 
-def _order_body(product_id: int, key: str, expected: int, division: str) -> dict[str, Any]:
+def _order_body(product_id: int, key: str, expected: Quoted, division: str) -> dict[str, Any]:
     """POST /api/v1/orders for one unit delivered home, at the total the buyer was shown."""
     return {
         "items": [{"product_id": product_id, "quantity": 1}],
         "idempotency_key": key,
-        "expected_total_fen": expected,
+        "expected_total_fen": expected[0],
+        "flash_items": expected[1],
         "payment_method": "card",
         "delivery": "home",
         "address": {
@@ -544,7 +554,7 @@ def _order_body(product_id: int, key: str, expected: int, division: str) -> dict
 
 
 def _alone(
-    base: Any, base_url: str, token: str, product_id: int, expected: int, division: str, server_pid: int
+    base: Any, base_url: str, token: str, product_id: int, expected: Quoted, division: str, server_pid: int
 ) -> tuple[float, float, str]:
     """ALONE checkouts of the sold-out product one after another on the idle server: the median
     latency and the app's CPU per request of a refused checkout, and the answers' codes."""
@@ -563,7 +573,9 @@ def _alone(
     return statistics.median(latencies) * 1000, cpu / ALONE * 1000, ",".join(sorted(codes))
 
 
-def _profile_refused(env: dict[str, str], token: str, product_id: int, expected: int, division: str) -> None:
+def _profile_refused(
+    env: dict[str, str], token: str, product_id: int, expected: Quoted, division: str
+) -> None:
     """BENCH_FLASH_PROFILE=1: ALONE refused checkouts of `product_id` through the app in this
     process (Flask's test client, the server's settings) under cProfile; the top of the profile
     goes to stderr. Not a figure: where a refused checkout's time goes."""
@@ -645,10 +657,11 @@ def flash_figures() -> Iterator[tuple[str, object]]:
                 os.environ["REDIS_URL"] = saved
         procs.append(server)
         base._preflight(base_url, built)
-        expected_flash = _quoted_total(base_url, scout, world["flash_id"])
-        expected_plain = _quoted_total(base_url, scout, world["plain_id"])
-        yield "flash_sale_expected_total_fen", expected_flash
-        yield "plain_crowd_expected_total_fen", expected_plain
+        expected_flash = _quoted(base_url, scout, world["flash_id"])
+        expected_plain = _quoted(base_url, scout, world["plain_id"])
+        yield "flash_sale_expected_total_fen", expected_flash[0]
+        yield "flash_sale_flash_items", ",".join(map(str, expected_flash[1])) or "none"
+        yield "plain_crowd_expected_total_fen", expected_plain[0]
 
         sampler = base.Sampler(url)
         others: dict[str, Callable[[], int]] = {

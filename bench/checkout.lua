@@ -1,6 +1,6 @@
 -- wrk script of bench/checkout.py: every request is one full checkout, POST /api/v1/orders.
 --
---   wrk -tN -cN -s bench/checkout.lua URL/api/v1/orders -- TOKENS_FILE PRODUCT_IDS TAG STOP DIVISION N [EXPECTED [START_US]]
+--   wrk -tN -cN -s bench/checkout.lua URL/api/v1/orders -- TOKENS_FILE PRODUCT_IDS TAG STOP DIVISION N [EXPECTED [START_US [EXTRA]]]
 --
 -- TOKENS_FILE: one bearer token a line (buyers, rotated); PRODUCT_IDS: comma-separated ids
 -- (rotated, one unit each); TAG: prefix of the idempotency keys (unique per run); STOP: "stop"
@@ -10,7 +10,8 @@
 -- EXPECTED (optional, "" for none): the total in fen the buyer was shown, sent as
 -- expected_total_fen; START_US (optional): a moment on CLOCK_MONOTONIC in microseconds before
 -- which no first request is sent (wrk's delay()), so a crowd of threads, created one after the
--- other, asks at once.
+-- other, asks at once; EXTRA (optional): more members of the order's JSON body, e.g.
+-- '"flash_items":[7]' (the flash-sale prices the buyer buys at, as the cart showed them).
 --
 -- With "once", every answer is also kept (status, the error code of a 4xx, arrival, latency):
 -- the crowd's experience is all its answers, not only the orders placed.
@@ -45,6 +46,7 @@ end
 -- thread state
 local tokens, products, tag, stop_on_409, once, division
 local expected = ""
+local extra = ""
 local start_us = 0
 local nthreads = 1
 local counter = 0
@@ -69,6 +71,8 @@ function init(args)
   nthreads = tonumber(args[6]) or 1
   if args[7] ~= nil and #args[7] > 0 then expected = '"expected_total_fen":' .. args[7] .. ',' end
   start_us = tonumber(args[8]) or 0
+  -- more fields of the order, as JSON members (e.g. '"flash_items":[7]')
+  if args[9] ~= nil and #args[9] > 0 then extra = args[9] .. ',' end
 end
 
 -- wrk calls request() once on its first thread to check the script, so "the first request"
@@ -91,7 +95,7 @@ function request()
   local n = tid + nthreads * counter -- distinct across threads: spreads buyers and products
   local body = '{"items":[{"product_id":' .. products[n % #products + 1] .. ',"quantity":1}],'
     .. '"idempotency_key":"' .. tag .. "-" .. tid .. "-" .. counter .. '",'
-    .. expected .. '"payment_method":"card","delivery":"home",'
+    .. expected .. extra .. '"payment_method":"card","delivery":"home",'
     .. '"address":{"recipient":"陈小姐","phone":"13912345678","division_code":"' .. division
     .. '","detail":"幸福路8号"}}'
   sent_at = now_us()

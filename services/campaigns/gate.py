@@ -5,7 +5,11 @@ would take the product's row (stock) and the sign-up's row (quota) with a condit
 hold them until it commits: they queue one behind the other, and the last waits seconds. The gate
 lets through only as many units as the quota has left, counted in Redis with one atomic script per
 checkout (no lock, microseconds); the others are told at once that the campaign price has sold
-out, without touching the database. Those let through still take the rows (the database stays the
+out, without touching the database. A checkout that says which flash-sale prices it buys at
+(`CheckoutInput.flash_items`, the cart's `flash_item_id`s) is refused before anything else once
+their counters are at 0 (`sold_out`: one MGET): the crowd after the last unit costs the app a
+token check, a lock of the buyer's own row and an idempotency lookup each, not a priced cart.
+Those let through still take the rows (the database stays the
 authority: its conditional UPDATEs and CHECK constraints decide, so nothing is ever oversold even
 if the counter is wrong); there are at most as many of them as units.
 
@@ -19,6 +23,7 @@ through and the database alone decides, as before.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -48,6 +53,8 @@ return 0
 class Gate(Protocol):
     def admit(self, session: Session, item_id: int, units: int) -> bool: ...
 
+    def sold_out(self, session: Session, item_ids: Sequence[int]) -> bool: ...
+
     def give_back(self, item_id: int, units: int) -> None: ...
 
 
@@ -56,6 +63,9 @@ class NoGate:
 
     def admit(self, session: Session, item_id: int, units: int) -> bool:
         return True
+
+    def sold_out(self, session: Session, item_ids: Sequence[int]) -> bool:
+        return False
 
     def give_back(self, item_id: int, units: int) -> None:
         return None
@@ -75,14 +85,34 @@ class RedisGate:
         key = self._key(item_id)
         result = int(self._admit(keys=[key], args=[units]))
         if result == -1:
-            row = session.execute(
-                select(CampaignItem.quota, CampaignItem.quota_used).where(CampaignItem.id == item_id)
-            ).first()
-            if row is None or row[0] is None:
+            if not self._load(session, item_id):
                 return True
-            self.client.set(key, max(0, row[0] - row[1]), ex=COUNTER_TTL_SECONDS, nx=True)
             result = int(self._admit(keys=[key], args=[units]))
         return result == 1
+
+    def _load(self, session: Session, item_id: int) -> bool:
+        """Set a missing counter from the database (False: the item has no quota)."""
+        row = session.execute(
+            select(CampaignItem.quota, CampaignItem.quota_used).where(CampaignItem.id == item_id)
+        ).first()
+        if row is None or row[0] is None:
+            return False
+        self.client.set(self._key(item_id), max(0, row[0] - row[1]), ex=COUNTER_TTL_SECONDS, nx=True)
+        return True
+
+    def sold_out(self, session: Session, item_ids: Sequence[int]) -> bool:
+        """Whether the counter of one of these items says every unit is let through (one MGET; a
+        missing counter is read from the database first, as `admit` does)."""
+        if not item_ids:
+            return False
+        keys = [self._key(i) for i in item_ids]
+        values = self.client.mget(keys)
+        if any(v is None for v in values):
+            for item_id, value in zip(item_ids, values, strict=True):
+                if value is None:
+                    self._load(session, item_id)
+            values = self.client.mget(keys)
+        return any(v is not None and int(v) <= 0 for v in values)
 
     def give_back(self, item_id: int, units: int) -> None:
         key = self._key(item_id)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, lazyload
 
 from domain import (
     Campaign,
@@ -88,6 +88,9 @@ def running_offers(session: Session, product_ids: Iterable[int], now: datetime |
             Campaign.ends_at > now,
         )
         .order_by(Campaign.id, CampaignItem.id)
+        # The pricing reads the two rows only: not the product (and its eager companions), and
+        # the campaign from this join rather than a second one.
+        .options(lazyload(CampaignItem.product), contains_eager(CampaignItem.campaign))
     ).all()
     for item, campaign in rows:
         offers.campaigns[campaign.id] = campaign

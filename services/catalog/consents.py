@@ -171,7 +171,8 @@ def request_consent_code(
 
 def active_consent(session: Session, agent: User | None, farmer_id: int) -> ListingConsent | None:
     """The agent's consent to list for the farmer, while it still holds; None otherwise."""
-    if agent is None:
+    points = agent_point_ids(agent)
+    if agent is None or not points:  # not an agent (anywhere): no query
         return None
     consent = session.scalar(
         select(ListingConsent).where(
@@ -182,7 +183,7 @@ def active_consent(session: Session, agent: User | None, farmer_id: int) -> List
     )
     # The consent holds while the agent still runs the point it was given at, for a farmer who
     # still lives in that point's town.
-    if consent is None or consent.point_id not in agent_point_ids(agent):
+    if consent is None or consent.point_id not in points:
         return None
     profile = session.get(SellerProfile, farmer_id)
     if profile is None or profile.division_code[:9] != consent.point.division_code[:9]:

@@ -190,6 +190,14 @@ class QuoteLine:
         return self.unit_price_fen - unit.amount_fen // self.breakdown.discounted_units
 
     @property
+    def flash_item_id(self) -> int | None:
+        """The flash-sale sign-up (a quota) whose campaign price the line got: the checkout says
+        it buys at that price (CheckoutInput.flash_items), to be refused at once when it sold out."""
+        if self.item is None or self.item.quota is None or not self.discounted_units:
+            return None
+        return self.item.id
+
+    @property
     def extra_discounts(self) -> list[Any]:
         """满减 and first-order discounts on the line (shown under it)."""
         if not self.breakdown:
@@ -242,6 +250,10 @@ class Quote:
     @property
     def lines(self) -> list[QuoteLine]:
         return [line for g in self.groups for line in g.lines]
+
+    @property
+    def flash_items(self) -> list[int]:
+        return [i for i in (line.flash_item_id for line in self.lines) if i is not None]
 
     @property
     def count(self) -> int:
@@ -322,7 +334,7 @@ def quote(
             delivery,
             settings,
         )
-        shop = seller_name(lines[0].product.seller, shops.get(seller_id))
+        shop = shops.get(seller_id) or seller_name(lines[0].product.seller, None)
         result.groups.append(SellerGroup(seller_id=seller_id, shop_name=shop, lines=lines, price=price))
     return result
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -115,6 +115,10 @@ class CheckoutInput:
     expected_total_fen: int | str | None = None
     # The same for the goods alone (the web checkout shows one goods sum for both deliveries).
     expected_items_fen: int | str | None = None
+    # The flash-sale sign-ups whose campaign price the buyer was shown (the quote's
+    # `flash_items`): once one of them has sold out (the flash-sale gate's counter), the checkout
+    # is refused at once with QuotaGone, before its cart is priced (services/campaigns/gate.py).
+    flash_items: Sequence[int | str] = ()
 
 
 @dataclass
@@ -167,6 +171,8 @@ def place_order(
     key = check_idempotency_key(data.idempotency_key)
     items = carts.parse_items(data.items)
     placer = placed_by or buyer
+    # The crowd after a flash sale's last unit: told so before anything is priced or written.
+    sold_out = campaign_gate.current().sold_out(session, _flash_items(data.flash_items))
     # Checkouts of one buyer (and of one placer) queue here until this one commits or rolls
     # back, so each counts the caps and its idempotency key after the one before it.
     _lock_users(session, {buyer.id, placer.id})
@@ -177,6 +183,8 @@ def place_order(
         return Placed(existing, False)
     if not items:
         raise _field("items", _("Your cart is empty."))
+    if sold_out:
+        raise _quota_gone()
 
     method = _choice(PaymentMethod, data.payment_method, "payment_method", _("Choose how to pay."))
     delivery = _choice(DeliveryMethod, data.delivery, "delivery", _("Choose home delivery or pickup."))
@@ -364,11 +372,28 @@ def _admit(session: Session, quote: carts.Quote) -> list[tuple[int, int]]:
         if not gate.admit(session, item.id, line.discounted_units):
             for item_id, units in admitted:
                 gate.give_back(item_id, units)
-            raise campaign_holds.QuotaGone(
-                _("The campaign price of this product has sold out. Please check the new price.")
-            )
+            raise _quota_gone()
         admitted.append((item.id, line.discounted_units))
     return admitted
+
+
+def _quota_gone() -> campaign_holds.QuotaGone:
+    return campaign_holds.QuotaGone(
+        _("The campaign price of this product has sold out. Please check the new price.")
+    )
+
+
+def _flash_items(raw: Sequence[int | str]) -> list[int]:
+    """The flash-sale sign-up ids the checkout says it buys at (a field error if not ids)."""
+    try:
+        ids = [int(str(i)) for i in raw]
+    except ValueError:
+        raise _field(
+            "flash_items", _("This form has expired. Please reload the page and try again.")
+        ) from None
+    if len(ids) > carts.MAX_CART_LINES or any(i <= 0 for i in ids):
+        raise _field("flash_items", _("This form has expired. Please reload the page and try again."))
+    return ids
 
 
 def _check_expected(raw: Any, total_fen: int, field: str) -> None:

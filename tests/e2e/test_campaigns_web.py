@@ -317,3 +317,47 @@ def test_a_seller_without_a_profile_is_sent_to_fill_it_in(client, make_user, rol
     login(client, make_user(role).phone)
     resp = client.get("/sell/campaigns")
     assert resp.status_code == 302 and "/sell/profile" in resp.headers["Location"]
+
+
+def test_a_flash_sale_checkout_names_its_price_and_is_refused_at_once_once_sold_out(
+    client, session, admin, market, pomelo, published, clock
+):  # type: ignore[no-untyped-def]
+    """The checkout page says which flash-sale price it shows (flash_items); once the flash-sale
+    gate's counter is at 0 the form is refused with the reason, nothing written, the new price shown."""
+    import uuid
+
+    import redis
+
+    from domain import Order
+    from services.campaigns import gate
+    from tests.e2e.test_cart_checkout_web import add, checkout_form
+
+    item = manage.sign_up(
+        session,
+        pomelo.seller,
+        published.id,
+        pomelo.id,
+        manage.SignupInput(campaign_price_yuan="39.90", quota="2", per_buyer_limit=""),
+    )
+    manage.decide(session, admin, item.id, True)
+    clock.set(START + timedelta(minutes=1))
+    login(client, market.buyer.phone)
+    assert add(client, pomelo).status_code == 302
+    form = checkout_form(client, market)
+    assert form["flash_items"] == str(item.id) and form["items_fen"] == "3990"
+
+    previous = gate.install(
+        gate.RedisGate(redis.Redis(host="127.0.0.1", port=6379), prefix=f"t:{uuid.uuid4().hex}:")
+    )
+    try:
+        session.get(CampaignItem, item.id).quota_used = 2  # others bought the two units meanwhile
+        session.commit()
+        resp = client.post("/cart/checkout", data=form)
+    finally:
+        gate.install(previous)
+    assert resp.status_code == 409
+    assert "该商品的活动价已抢光，请确认新价格。" in html(resp)
+    assert count(session, Order) == 0
+    # The page shown again prices it at list, without the claim.
+    again = checkout_form(client, market)
+    assert again["flash_items"] == "" and again["items_fen"] == "4500"

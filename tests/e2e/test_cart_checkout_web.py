@@ -90,6 +90,7 @@ def checkout_form(client, market: Market, **changes: str) -> dict[str, str]:  # 
         "key": input_value(page, "key") or "",
         "items": input_value(page, "items") or "",
         "items_fen": input_value(page, "items_fen") or "",
+        "flash_items": input_value(page, "flash_items") or "",
         "delivery": "home",
         "address_id": "new",
         "recipient": "陈小姐",

@@ -93,20 +93,25 @@ def _buyers(engine, n):  # type: ignore[no-untyped-def]
         ]
 
 
-def _race(engine, product_id, village, buyer_ids, quantity, expected):  # type: ignore[no-untyped-def]
+def _order(product_id, village, quantity, expected, flash_items=(), key=None):  # type: ignore[no-untyped-def]
+    return CheckoutInput(
+        items={product_id: quantity},
+        idempotency_key=key or f"flash-{uuid.uuid4().hex}",
+        expected_total_fen=expected,
+        flash_items=flash_items,
+        address=AddressInput(
+            recipient="买家", phone="13912345678", division_code=village, detail="幸福路8号"
+        ),
+    )
+
+
+def _race(engine, product_id, village, buyer_ids, quantity, expected, flash_items=()):  # type: ignore[no-untyped-def]
     start = threading.Barrier(len(buyer_ids))
 
     def buy(buyer_id: int) -> str:
         with Session(engine, expire_on_commit=False) as session:
             buyer = session.get(accounts.User, buyer_id)
-            data = CheckoutInput(
-                items={product_id: quantity},
-                idempotency_key=f"flash-{uuid.uuid4().hex}",
-                expected_total_fen=expected,
-                address=AddressInput(
-                    recipient="买家", phone="13912345678", division_code=village, detail="幸福路8号"
-                ),
-            )
+            data = _order(product_id, village, quantity, expected, flash_items)
             session.commit()
             start.wait()
             try:
@@ -147,6 +152,66 @@ def test_a_crowd_never_oversells_the_quota(race_engine, with_gate):  # type: ign
     with Session(race_engine) as session:
         assert session.get(CampaignItem, item_id).quota_used == 15
         assert session.get(Product, product_id).stock == 10_000 - 15
+
+
+def test_after_the_last_unit_a_flash_sale_checkout_is_refused_before_it_is_priced(race_engine):  # type: ignore[no-untyped-def]  # noqa: F811
+    """The crowd says which flash-sale price it buys at (the cart's flash_item_id): with the gate's
+    counter at 0 it is refused at once, and the database still sells exactly the quota."""
+    from sqlalchemy import event
+
+    from domain import Order
+
+    product_id, _campaign_id, item_id, village = _world(race_engine, quota=10, limit="1")
+    buyers = _buyers(race_engine, 40)
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    previous = gate.install(gate.RedisGate(client, prefix=f"test:{uuid.uuid4().hex}:"))
+    try:
+        results = _race(race_engine, product_id, village, buyers, 1, EXPECTED_ONE, flash_items=[item_id])
+        assert results.count("placed") == 10
+        assert set(results) <= {"placed", "campaign_quota_gone", "price_changed"}
+        with Session(race_engine) as session:
+            assert gate.current().sold_out(session, [item_id])
+
+        late = buyers[-1]
+        with Session(race_engine) as session:
+            first_id, placed_key = session.execute(
+                select(Order.buyer_id, Order.idempotency_key).where(Order.buyer_id.in_(buyers)).limit(1)
+            ).one()
+        statements: list[str] = []
+
+        def seen(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        event.listen(race_engine, "before_cursor_execute", seen)
+        try:
+            with clock.frozen(RUNNING), Session(race_engine) as session:
+                buyer = session.get(accounts.User, late)
+                statements.clear()
+                with pytest.raises(Conflict) as refused:
+                    checkout.place_order(
+                        session, buyer, _order(product_id, village, 1, EXPECTED_ONE, [item_id]), SETTINGS
+                    )
+                assert refused.value.code == "campaign_quota_gone"
+                # The buyer's row lock and the idempotency lookup: the cart was never priced.
+                assert not any("products" in s or "campaign" in s for s in statements)
+        finally:
+            event.remove(race_engine, "before_cursor_execute", seen)
+        with clock.frozen(RUNNING), Session(race_engine) as session:
+            # A retry of a placed order's checkout still gets its order, not the refusal.
+            first = session.get(accounts.User, first_id)
+            again = checkout.place_order(
+                session, first, _order(product_id, village, 1, EXPECTED_ONE, [item_id], placed_key), SETTINGS
+            )
+            assert again.created is False
+            # Without the claim the product still sells, at its list price.
+            buyer = session.get(accounts.User, late)
+            listed = checkout.place_order(session, buyer, _order(product_id, village, 1, None), SETTINGS)
+            assert listed.created and listed.order.items_fen == 3980
+    finally:
+        gate.install(previous)
+    assert _sold_at_campaign_price(race_engine, product_id) == 10
+    with Session(race_engine) as session:
+        assert session.get(CampaignItem, item_id).quota_used == 10
 
 
 def test_one_buyers_parallel_checkouts_never_beat_the_limit(race_engine):  # type: ignore[no-untyped-def]  # noqa: F811

@@ -178,11 +178,13 @@ class TestLimitsQuotaBudget:
         market.place({lychee.id: 5}, SETTINGS, buyer=buyers[0])
         second = cart.quote(session, {lychee.id: 5}, SETTINGS, buyer=buyers[1])
         assert second.lines[0].discounted_units == 2  # what the quota has left
+        assert second.flash_items == [item.id]  # the checkout names the flash-sale price it buys at
         market.place({lychee.id: 5}, SETTINGS, buyer=buyers[1])
         assert fresh(session, CampaignItem, item.id).quota_used == 7
         assert pricing.shelf_prices(session, [lychee])[lychee.id].sold_out
         assert shelf(session, lychee) == 3980
-        assert cart.quote(session, {lychee.id: 1}, SETTINGS, buyer=buyers[2]).items_fen == 3980
+        at_list = cart.quote(session, {lychee.id: 1}, SETTINGS, buyer=buyers[2])
+        assert at_list.items_fen == 3980 and at_list.flash_items == []
 
     def test_an_expired_order_gives_quota_and_subsidy_back(
         self, session, market, lychee, campaign, gateway, clock

@@ -185,6 +185,7 @@ def place_order(body: dict[str, Any]):  # type: ignore[no-untyped-def]
         pickup_node_id=body.get("pickup_node_id"),
         pickup_contact=AddressInput(**contact) if contact else None,
         expected_total_fen=body.get("expected_total_fen"),
+        flash_items=body["flash_items"],
     )
     session = get_session()
     placed = checkout.place_order(session, actor(), data, checkout_settings())

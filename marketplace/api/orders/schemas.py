@@ -132,6 +132,14 @@ class PlaceOrderSchema(ListedErrorsSchema):
             "since (a campaign began or ended, a quota or budget ran out), 409 price_changed, nothing placed"
         },
     )
+    flash_items = fields.List(
+        Id(),
+        load_default=list,
+        metadata={
+            "description": "The cart's flash_item_ids (GET /cart): the flash-sale prices the buyer "
+            "buys at; once one has sold out, 409 campaign_quota_gone at once, nothing placed"
+        },
+    )
     idempotency_key = _key("Or the Idempotency-Key header: a repeated request returns the same order")
     payment_method = _enum(PaymentMethod, load_default=PaymentMethod.CARD)
     delivery = _enum(DeliveryMethod, load_default=DeliveryMethod.HOME)
@@ -251,6 +259,12 @@ class QuoteLineSchema(Schema):
     paid_fen = fields.Integer(metadata={"description": "What the line costs: line_fen − discount_fen"})
     campaign_unit_fen = fields.Integer(allow_none=True, metadata={"description": "The campaign's unit price"})
     discounted_units = fields.Integer(metadata={"description": "Units at the campaign's unit price"})
+    flash_item_id = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "The flash sale whose price the line got: send it in the order's flash_items"
+        },
+    )
     discounts = fields.Function(
         lambda line: DiscountSchema(many=True).dump(line.breakdown.discounts if line.breakdown else [])
     )

@@ -51,6 +51,8 @@ class CheckoutForm(FlaskForm):
     # What the goods cost on the page shown (after campaign discounts): if a campaign started or
     # ended, or a quota ran out since, the order is refused with the new price (PriceChanged).
     items_fen = HiddenField()
+    # The flash-sale prices among them ("item,item"): refused at once when one has sold out.
+    flash_items = HiddenField()
     delivery = RadioField(
         _l("How it reaches you"), choices=delivery_choices(), default="home", validate_choice=False
     )

@@ -162,6 +162,7 @@ def _checkout_input(form: CheckoutForm, picker: places.VillagePicker) -> Checkou
         items=decode_items(form.items.data),
         idempotency_key=form.key.data or "",
         expected_items_fen=form.items_fen.data or None,
+        flash_items=[i for i in (form.flash_items.data or "").split(",") if i],
         payment_method=form.payment_method.data or "",
         delivery=delivery,
         address_id=address_id,
@@ -255,6 +256,7 @@ def checkout_page():  # type: ignore[no-untyped-def]
     quotes = {d.value: carts.quote(db, items, settings, d, photos=True, buyer=user) for d in DeliveryMethod}
     chosen = form.delivery.data if form.delivery.data in quotes else DeliveryMethod.HOME.value
     form.items_fen.data = str(quotes[chosen].items_fen)  # the price this page shows
+    form.flash_items.data = ",".join(str(i) for i in quotes[chosen].flash_items)
     return render_template(
         "cart/checkout.html",
         form=form,

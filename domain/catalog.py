@@ -122,6 +122,8 @@ class Product(Base):
         Index("ix_products_status_sales", "status", "sales_count", "id"),
         Index("ix_products_category_status", "category_id", "status", "id"),
         Index("ix_products_county_status", "county_code", "status"),
+        # A category's county facet (services/browse.py filter_options): counted from the index alone.
+        Index("ix_products_category_status_county", "category_id", "status", "county_code"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -119,6 +119,7 @@ class ProductCard:
     county_name: str | None
     has_gi: bool
     photo: PhotoRef | None
+    category_id: int  # what a campaign's scope may name (the shelf price: services/campaigns/pricing.py)
 
     @property
     def sold_out(self) -> bool:
@@ -585,6 +586,7 @@ def _card_select(ids: Any, descending: bool, raw_key: bool = False) -> Select[An
             Product.seller_id,
             Product.county_code,
             Product.origin_code,
+            Product.category_id,
             SellerProfile.shop_name,
             _Village.name.label("village_name"),
             _County.name.label("county_name"),
@@ -637,6 +639,7 @@ def _card(row: Any) -> ProductCard:
         seller_id,
         county_code,
         origin_code,
+        category_id,
         shop_name,
         village_name,
         county_name,
@@ -663,6 +666,7 @@ def _card(row: Any) -> ProductCard:
         county_name,
         bool(has_gi),
         PhotoRef(photo_key, photo_width, photo_height) if photo_key else None,
+        category_id,
     )
 
 

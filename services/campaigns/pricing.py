@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, contains_eager, lazyload
@@ -38,7 +39,6 @@ from domain import (
     CampaignStatus,
     Order,
     OrderStatus,
-    Product,
     ReservationStatus,
     SignupStatus,
     SubOrder,
@@ -214,10 +214,25 @@ def is_first_order(session: Session, buyer_id: int) -> bool:
 UNIT_KINDS = (engine.DiscountKind.FIXED_PRICE, engine.DiscountKind.PERCENT_OFF)
 
 
+class Priceable(Protocol):
+    """What the engine reads of a product: a Product row, or a list's ProductCard."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def seller_id(self) -> int: ...
+    @property
+    def price_fen(self) -> int: ...
+    @property
+    def category_id(self) -> int: ...
+    @property
+    def county_code(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class LineInput:
     key: str
-    product: Product
+    product: Priceable
     quantity: int
 
 
@@ -320,7 +335,7 @@ class ShelfPrice:
 
 
 def shelf_prices(
-    session: Session, products: Sequence[Product], now: datetime | None = None
+    session: Session, products: Sequence[Priceable], now: datetime | None = None
 ) -> dict[int, ShelfPrice]:
     """One unit of each product priced by the engine, as a visitor sees it: its unit price (what
     one unit costs in a cart before 满减 and first-order discounts, which the card shows as

@@ -193,11 +193,23 @@ class TestAdminPages:
         assert re.search(r'<b class="campaign-price">¥39\.90</b> <s class="list-price">¥45\.00</s>', page)
         assert "进行中" in page and "已抢光" not in page
         assert f"/campaigns/{campaign.id}" in html(client.get("/campaigns"))
+        # The same price on the product page and on its card in the category and in search.
+        page = html(client.get(f"/p/{pomelo.id}"))
+        assert re.search(r'<b class="campaign-price">¥39\.90</b> <s class="list-price">¥45\.00</s>', page)
+        assert f'href="/campaigns/{campaign.id}"' in page and "满100减20" in page
+        for listing in (f"/c/{pomelo.category.slug}", "/search?q=金柚"):
+            page = html(client.get(listing))
+            card = page[page.index(f'data-id="{pomelo.id}"') :]
+            card = card[: card.index("</li>")]
+            assert "¥39.90" in card and '<s class="list-price">¥45.00</s>' in card, listing
+            assert "广货网上行·金柚季" in card
         # The quota gone: 已抢光, the list price.
         session.get(CampaignItem, item.id).quota_used = 50
         session.commit()
         page = html(client.get(f"/campaigns/{campaign.id}"))
         assert "已抢光" in page and "campaign-price" not in page
+        page = html(client.get(f"/p/{pomelo.id}"))
+        assert "已抢光" in page and "campaign-price" not in page and "¥45.00" in page
         # After the end: 已结束, the list price only, and no longer in the list.
         clock.set(END)
         page = html(client.get(f"/campaigns/{campaign.id}"))

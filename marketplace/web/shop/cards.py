@@ -15,9 +15,11 @@ from typing import Any
 
 from flask import current_app, url_for
 
+from marketplace.db import get_session
 from marketplace.formatting import money
 from services import media
 from services.browse import PhotoRef, ProductCard, ProductPage
+from services.campaigns import pricing as campaign_pricing
 
 # `url_for` of one product with this id, whose text the other products' links replace.
 _PROBE_ID = 2_147_483_647
@@ -43,6 +45,10 @@ class CardView:
     storage: str  # the cold-chain tag, "" for room temperature
     thumb: Thumb | None
     eager: bool
+    # Under a running campaign (services/campaigns/pricing.py shelf_prices): the list price
+    # struck through beside `price`, and the campaign's name as a badge.
+    list_price: str = ""
+    campaign: str = ""
 
 
 @lru_cache(maxsize=8192)
@@ -80,8 +86,10 @@ def card_views(page: ProductPage, eager_first: int = 0) -> list[CardView]:
     head, _probe, tail = probe.rpartition(str(_PROBE_ID))
     units: dict[Any, str] = {}
     storages: dict[Any, str] = {}
+    shelf = campaign_pricing.shelf_prices(get_session(), page.items)
     views = []
     for n, item in enumerate(page.items):
+        offer = shelf.get(item.id)
         if item.unit not in units:
             units[item.unit] = unit_label(item.unit)
         cold = item.storage_class.value != "ambient"
@@ -91,11 +99,18 @@ def card_views(page: ProductPage, eager_first: int = 0) -> list[CardView]:
             CardView(
                 item=item,
                 url=f"{head}{item.id}{tail}",
-                price=money(item.price_fen),
+                price=money(offer.price_fen if offer else item.price_fen),
                 unit=units[item.unit],
                 storage=storages[item.storage_class] if cold else "",
                 thumb=thumb(item.photo) if item.photo else None,
                 eager=n < eager_first,
+                list_price=money(item.price_fen) if offer and offer.discounted else "",
+                campaign=offer.campaign_name if offer else "",
             )
         )
     return views
+
+
+def shelf_price(product: campaign_pricing.Priceable) -> campaign_pricing.ShelfPrice | None:
+    """The product page's price now, from the one engine: None outside any running campaign."""
+    return campaign_pricing.shelf_prices(get_session(), [product]).get(product.id)

@@ -14,7 +14,7 @@ from marketplace.db import get_session
 from marketplace.web.forms import show_service_error
 from marketplace.web.shop import bp
 from marketplace.web.shop.cache import cached, end_read_only_transaction, render_page
-from marketplace.web.shop.cards import card_views
+from marketplace.web.shop.cards import card_views, shelf_price
 from marketplace.web.shop.forms import SORTS, FilterForm
 from services import browse, catalog
 from services import search as product_search
@@ -65,6 +65,7 @@ def url_with(**changes: Any) -> str:
 
 
 bp.add_app_template_global(card_views)
+bp.add_app_template_global(shelf_price)
 
 
 @bp.app_template_global()

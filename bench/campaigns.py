@@ -33,6 +33,16 @@ processes took turns on the cores and moved wall-clock figures by ±30 %; the pr
 thread of pure computation, so its CPU time is what a cart costs. One core, one process; absolute
 figures depend on the machine, the ratio does less.
 
+The same through the product's price path (`quote_figures`), on PostgreSQL: the cart page, the
+checkout and the API price a cart with `services.orders.cart.quote` (the products read, the running
+campaigns' rules built, the buyer's held units and first order looked up, the engine, the parcels'
+shipping). bench/checkout.py's database (`gdm_bench_quote`, dropped afterwards) and five campaigns
+made through services.campaigns.manage over a 20-line cart of 4 products from each of 5 sellers
+(`_quote_world` says which); a product is in one campaign at a time, so each line is under one
+campaign's rules. The same cart, the same rows, quoted at the instant before the campaigns start
+and a minute after, 60 quotes a kind in interleaved rounds, this process's CPU time, medians:
+`quote_carts_per_s_no_campaign`, `quote_carts_per_s_campaigns`, `quote_campaign_ratio`.
+
 The flash sale (`flash_figures`), on PostgreSQL under gunicorn with the Redis gate: issue 13's
 "500 concurrent buyers, 100 units: flash_sale_oversold 0, flash_sale_p99_ms <= 1000, and the same
 crowd on a product without a campaign in the same run". bench/checkout.py's machinery is reused
@@ -100,7 +110,7 @@ fell. But the crowd's p99 stayed near its CPU floor (`_cpu_floor_ms`): 500 answe
 CPU each, not the server's threads or pool, set it. So the setup the checkout figures describe is
 kept, and the flash sale is measured on the same server as a real gateway would need.
 
-Parts: `python bench/campaigns.py [pricing] [flash]` (all without arguments), or
+Parts: `python bench/campaigns.py [pricing] [quote] [flash]` (all without arguments), or
 BENCH_CAMPAIGNS=flash for `make bench B=campaigns`.
 
 Each group of figures is a function yielding (name, value) pairs; main() prints them all.
@@ -265,6 +275,134 @@ def pricing_figures() -> Iterator[tuple[str, object]]:
     yield "pricing_campaign_ratio_rounds_min", round(min(per_round), 3)
     yield "pricing_campaign_ratio_rounds_max", round(max(per_round), 3)
     yield "pricing_campaign_ratio_target_met", "yes" if ratio >= RATIO_TARGET else "no"
+
+
+# --- the same through the product's price path: cart.quote on PostgreSQL --------------------------
+
+QUOTE_DATABASE = "gdm_bench_quote"
+
+
+def _quote_world(url: str) -> dict[str, Any]:
+    """bench/checkout.py's database (its sellers, buyers and products: 16 sellers, citrus), and
+    five campaigns as admins run them (services/campaigns/manage.py), all in one window, over a
+    20-line cart of 4 products from each of 5 sellers: a fixed price (80 %) with a per-buyer limit
+    of 5; 9折; 满100减20/满200减50 per seller; 满300减30/满600减80 across the campaign; a 15.00
+    first-order discount (the last three on sign-up prices of 95 %: a sign-up names a price unless
+    its campaign takes a percentage off). A product is in one campaign at a time (the product's rule), so each
+    line is under one campaign's rules: the campaigns overlap in time and in the cart."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from domain import Product, Role, User
+    from marketplace.db import make_engine
+    from services import accounts
+    from services.campaigns import manage
+
+    base = _base()
+    built = base.build_database(url, products=64, buyers=4)
+    engine = make_engine(url)
+    start = clock.now() + timedelta(hours=1)
+    with Session(engine, expire_on_commit=False) as session:
+        admin = accounts.create_user(
+            session, phone="13600000002", password="bench-" + secrets.token_hex(8), roles=(Role.ADMIN,)
+        )
+        products = session.scalars(select(Product).where(Product.id.in_(built["product_ids"]))).all()
+        by_seller: dict[int, list[Product]] = {}
+        for product in products:
+            by_seller.setdefault(product.seller_id, []).append(product)
+        sellers = sorted(by_seller)[:5]
+        kinds = [
+            {"name": "限时特价", "price": True},
+            {"name": "大埔九折", "percent_off": "10"},
+            {"name": "店铺满减", "tiers": "满100减20, 满200减50"},
+            {"name": "跨店满减", "tiers": "满300减30, 满600减80", "tier_basis": "campaign"},
+            {"name": "新客立减", "first_order_off_yuan": "15"},
+        ]
+        cart: dict[int, int] = {}
+        for n, (seller_id, kind) in enumerate(zip(sellers, kinds, strict=True)):
+            made = manage.create_campaign(
+                session,
+                admin,
+                manage.CampaignInput(
+                    name=f"广货网上行·{kind['name']}",
+                    starts_at=_china(start),
+                    ends_at=_china(start + timedelta(hours=2)),
+                    percent_off=kind.get("percent_off", ""),
+                    tiers=kind.get("tiers", ""),
+                    tier_basis=kind.get("tier_basis", "seller"),
+                    first_order_off_yuan=kind.get("first_order_off_yuan", ""),
+                ),
+            )
+            manage.publish(session, admin, made.id)
+            seller = session.get(User, seller_id)
+            for i, product in enumerate(by_seller[seller_id][:4]):
+                # A sign-up names its price unless the campaign takes a percentage off.
+                fixed = bool(kind.get("price"))
+                share = 80 if fixed else 95
+                price = "" if kind.get("percent_off") else f"{product.price_fen * share // 100 / 100:.2f}"
+                signup = manage.SignupInput(campaign_price_yuan=price, per_buyer_limit="5" if fixed else "")
+                item = manage.sign_up(session, seller, made.id, product.id, signup)
+                manage.decide(session, admin, item.id, True)
+                cart[product.id] = 1 + (n + i) % 4
+    engine.dispose()
+    return {"cart": cart, "start": start}
+
+
+def quote_figures() -> Iterator[tuple[str, object]]:
+    """cart.quote of the 20-line cart, as the cart page, the checkout and the API price it, with
+    the five campaigns running and at the instant before they start (the same rows), in
+    interleaved rounds of this process's CPU time, medians."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from domain import User
+    from marketplace.db import make_engine
+    from services.orders import cart as carts
+    from services.orders.pricing import CheckoutSettings
+
+    base = _base()
+    url = base.PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + QUOTE_DATABASE
+    base._admin(f'DROP DATABASE IF EXISTS "{QUOTE_DATABASE}" WITH (FORCE)')
+    base._admin(f'CREATE DATABASE "{QUOTE_DATABASE}"')
+    engine = None
+    try:
+        world = _quote_world(url)
+        engine = make_engine(url)
+        rounds = int(os.environ.get("BENCH_CAMPAIGN_ROUNDS", "9"))
+        settings = CheckoutSettings()
+        during, before = world["start"] + timedelta(minutes=1), world["start"] - timedelta(seconds=1)
+        with Session(engine) as session:
+            buyer = session.scalars(select(User).where(User.phone.like("139%")).limit(1)).first()
+
+            def quote(now: datetime) -> Any:
+                session.expire_all()  # each quote reads its rows afresh, as a request does
+                return carts.quote(session, world["cart"], settings, buyer=buyer, now=now)
+
+            shown = quote(during)
+            yield "quote_cart_lines", len(shown.lines)
+            yield "quote_cart_discounted_lines", sum(1 for line in shown.lines if line.discount_fen)
+            yield "quote_cart_list_fen", shown.list_fen
+            yield "quote_cart_paid_fen", shown.items_fen
+            count = 60
+            plain, priced = [], []
+            for _ in range(rounds):
+                started = time.process_time()
+                for _ in range(count):
+                    quote(before)
+                plain.append(count / (time.process_time() - started))
+                started = time.process_time()
+                for _ in range(count):
+                    quote(during)
+                priced.append(count / (time.process_time() - started))
+                session.commit()
+        plain_rate, priced_rate = statistics.median(plain), statistics.median(priced)
+        yield "quote_carts_per_s_no_campaign", round(plain_rate)
+        yield "quote_carts_per_s_campaigns", round(priced_rate)
+        yield "quote_campaign_ratio", round(priced_rate / plain_rate, 3)
+    finally:
+        if engine is not None:
+            engine.dispose()
+        base._admin(f'DROP DATABASE IF EXISTS "{QUOTE_DATABASE}" WITH (FORCE)')
 
 
 # --- the flash sale on PostgreSQL (issue 13): 500 buyers, 100 units ------------------------------
@@ -800,6 +938,7 @@ def flash_figures() -> Iterator[tuple[str, object]]:
 
 PARTS: dict[str, Callable[[], Iterator[tuple[str, object]]]] = {
     "pricing": pricing_figures,
+    "quote": quote_figures,
     "flash": flash_figures,
 }
 

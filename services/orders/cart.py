@@ -293,8 +293,18 @@ def quote(
         lazyload(Product.certifications),
         selectinload(Product.photos) if photos else lazyload(Product.photos),
     ]
-    stmt = select(Product).where(Product.id.in_(list(items))).options(*options)
-    products = {p.id: p for p in session.scalars(stmt)}
+    # With each seller's shop name (the parcel's heading), in the same query.
+    stmt = (
+        select(Product, SellerProfile.shop_name)
+        .outerjoin(SellerProfile, SellerProfile.user_id == Product.seller_id)
+        .where(Product.id.in_(list(items)))
+        .options(*options)
+    )
+    products: dict[int, Product] = {}
+    shops: dict[int, str | None] = {}
+    for product, shop_name in session.execute(stmt):
+        products[product.id] = product
+        shops[product.seller_id] = shop_name
     by_seller: dict[int, list[QuoteLine]] = {}
     for product_id, qty in items.items():
         product = products.get(product_id)
@@ -311,10 +321,6 @@ def quote(
             result.problems.append(line)
         else:
             by_seller.setdefault(product.seller_id, []).append(line)
-    shops = {
-        sp.user_id: sp.shop_name
-        for sp in session.scalars(select(SellerProfile).where(SellerProfile.user_id.in_(list(by_seller))))
-    }
     _apply_campaigns(session, [line for lines in by_seller.values() for line in lines], buyer, now)
     for seller_id in sorted(by_seller):
         lines = by_seller[seller_id]

@@ -53,7 +53,7 @@ from . import cart as carts
 from .addresses import AddressInput, check_address, own_address
 from .lookup import find_by_key
 from .pricing import CheckoutSettings
-from .reservations import take_stock, unpaid_holds
+from .reservations import Holds, take_stock, unpaid_holds
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ONLINE_METHODS = (PaymentMethod.CARD, PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY)
@@ -501,9 +501,9 @@ def check_limits(
     for line in quote.lines:
         wanted[line.product.id] = wanted.get(line.product.id, 0) + line.quantity
     units = sum(wanted.values())
-    held = unpaid_holds(session, buyer_id=buyer.id, now=now)
-    if own_buying:
-        held = type(held)()  # the villager's orders are the agent's proxy orders (counted below)
+    caps = settings.max_unpaid_orders or settings.max_unpaid_units_per_product or settings.max_unpaid_units
+    # The villager's orders are the agent's proxy orders (counted below); no cap: nothing to count.
+    held = Holds() if own_buying or not caps else unpaid_holds(session, buyer_id=buyer.id, now=now)
     if settings.max_unpaid_orders and len(held.orders) + 1 > settings.max_unpaid_orders:
         raise HoldLimit(
             _(

@@ -123,22 +123,20 @@ def _take(session: Session, rows: list[CampaignHold]) -> None:
     units, subsidy = _sums(rows)
     for item_id in sorted(units):
         n = units[item_id]
-        taken = session.execute(
+        row = session.execute(
             update(CampaignItem)
             .where(
                 CampaignItem.id == item_id,
                 CampaignItem.quota.is_(None) | (CampaignItem.quota_used + n <= CampaignItem.quota),
             )
             .values(quota_used=CampaignItem.quota_used + n)
+            .returning(CampaignItem.quota_used, CampaignItem.quota)
             .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+        ).first()
+        if row is None:
             raise QuotaGone(_("The campaign price of this product has sold out. Please check the new price."))
-        if session.scalar(
-            select(CampaignItem.id).where(
-                CampaignItem.id == item_id, CampaignItem.quota_used >= CampaignItem.quota
-            )
-        ):
+        used, quota = row
+        if quota is not None and used >= quota:
             freshness.bump(session, "flash sale sold out")  # the cards say 已抢光 on the next request
     for campaign_id in sorted(subsidy):
         x = subsidy[campaign_id]

@@ -331,6 +331,8 @@ def place_order(
                         created_at=now,
                     )
                 )
+        if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
+            carts.forget_products(session, buyer.id, list(items))
         # The contended rows last, so their locks are held for as short a time as possible: the
         # products' stock, then the campaigns' quotas and budgets (services/campaigns/holds.py).
         short = take_stock(session, items)
@@ -342,8 +344,6 @@ def place_order(
         except Conflict:
             session.rollback()
             raise
-        if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
-            carts.forget_products(session, buyer.id, list(items))
         if method == PaymentMethod.CREDIT:
             session.flush()
             credit.pay_on_credit(session, order, placer, now=now)

@@ -38,6 +38,8 @@ from sqlalchemy.orm import Session, aliased
 
 from domain import (
     MAX_PRICE_FEN,
+    CampaignItem,
+    CampaignState,
     Category,
     CategoryFlow,
     Certification,
@@ -49,13 +51,17 @@ from domain import (
     ProductPhoto,
     ProductStatus,
     SellerProfile,
+    SignupStatus,
     StorageClass,
     Unit,
+    clock,
 )
 from domain.base import UTCDateTime
 from services import catalog, search
+from services.campaigns import manage as campaigns
 from services.errors import NotFound, ValidationError
 from services.i18n import _
+from services.validation import id_or_none
 
 VISIBLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.SOLD_OUT)
 DEFAULT_LIMIT = 20
@@ -154,9 +160,19 @@ class CountyOption:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class CampaignOption:
+    """A campaign a list may be narrowed to (the 活动 choice of the filter forms)."""
+
+    id: int
+    name: str
+    running: bool
+
+
 @dataclass(frozen=True)
 class FilterOptions:
     counties: list[CountyOption]
+    campaigns: list[CampaignOption] = field(default_factory=list)
     certifications: tuple[CertificationKind, ...] = tuple(CertificationKind)
     storage_classes: tuple[StorageClass, ...] = tuple(StorageClass)
 
@@ -229,6 +245,7 @@ class _Filters:
     price_max_fen: int | None
     seller_id: int | None
     flow: CategoryFlow | None = None
+    campaign_id: int | None = None
 
     # The filters' columns, each compared with a bound parameter of its own name: a page's
     # statement depends only on which filters are set (its shape) and is built once per shape.
@@ -241,6 +258,7 @@ class _Filters:
         "seller_id",
         "flow",
         "certification",
+        "campaign_id",
     )
 
     @property
@@ -276,7 +294,53 @@ def _conditions(shape: tuple[str, ...]) -> list[ColumnElement[bool]]:
                 Certification.product_id == Product.id, Certification.kind == bindparam("certification")
             )
         )
+    if "campaign_id" in shape:
+        conds.append(in_campaign(bindparam("campaign_id")))
     return conds
+
+
+def in_campaign(campaign_id: Any) -> ColumnElement[bool]:
+    """The product has an approved sign-up in the campaign (pending, rejected and withdrawn ones
+    do not count). `campaign_id` is a value or a bound parameter."""
+    return exists().where(
+        CampaignItem.product_id == Product.id,
+        CampaignItem.campaign_id == campaign_id,
+        CampaignItem.status == SignupStatus.APPROVED,
+    )
+
+
+def check_campaign(session: Session, campaign_id: Any) -> int | None:
+    """The id of the campaign a list is narrowed to (None for none): a campaign buyers may see
+    (manage.public_campaign: published, not cancelled; scheduled and ended ones too), else a
+    field error on `campaign_id`."""
+    if campaign_id is None or campaign_id == "":
+        return None
+    try:
+        return campaigns.public_campaign(session, campaign_id).id
+    except NotFound:
+        raise _field_error("campaign_id", _("Choose a campaign from the list.")) from None
+
+
+def campaign_options(
+    session: Session, *, selected: Any = None, now: datetime | None = None
+) -> list[CampaignOption]:
+    """The campaigns worth offering in a filter: those running now (of manage.public_campaigns,
+    by start), and the one already chosen (`selected`) when buyers may see it but it is not running
+    (it ended, or has not started), so the form shows what narrows the list and can clear it."""
+    now = now or clock.now()
+    options = [
+        CampaignOption(c.id, c.name, True)
+        for c in campaigns.public_campaigns(session, now)
+        if c.state(now) == CampaignState.RUNNING
+    ]
+    chosen = id_or_none(selected) if selected not in (None, "") else None
+    if chosen is not None and all(o.id != chosen for o in options):
+        try:
+            campaign = campaigns.public_campaign(session, chosen)
+        except NotFound:
+            return options
+        options.append(CampaignOption(campaign.id, campaign.name, False))
+    return options
 
 
 def _price(name: str, value: Any) -> int | None:
@@ -299,6 +363,7 @@ def _check_filters(
     price_max_fen: int | None,
     seller_id: int | None,
     flow: str | CategoryFlow | None = None,
+    campaign_id: Any = None,
 ) -> _Filters:
     errors: dict[str, list[Any]] = {}
     flow_value: CategoryFlow | None = None
@@ -347,6 +412,11 @@ def _check_filters(
         isinstance(seller_id, bool) or not isinstance(seller_id, int) or not 0 < seller_id < 2**31
     ):
         errors["seller"] = [_("Unknown seller.")]
+    campaign: int | None = None
+    try:
+        campaign = check_campaign(session, campaign_id)
+    except ValidationError as exc:
+        errors.update(exc.field_errors)
     if errors:
         raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
     return _Filters(
@@ -358,7 +428,17 @@ def _check_filters(
         price_max_fen=high,
         seller_id=seller_id,
         flow=flow_value,
+        campaign_id=campaign,
     )
+
+
+def search_hits(
+    session: Session, q: str, limit: int = 20, *, campaign_id: Any = None
+) -> search.SearchResults:
+    """The search API's ranked hits (search.search), narrowed to the products of a campaign
+    (check_campaign: a field error on `campaign_id` for one buyers may not see)."""
+    campaign = check_campaign(session, campaign_id)
+    return search.search(session, q, limit, where=(in_campaign(campaign),) if campaign is not None else ())
 
 
 class InvalidCursor(ValidationError):
@@ -437,6 +517,7 @@ def find_products(
     price_max_fen: int | None = None,
     seller_id: int | None = None,
     flow: str | CategoryFlow | None = None,
+    campaign_id: Any = None,
     sort: str | Sort | None = None,
     after: str | None = None,
     limit: int = DEFAULT_LIMIT,
@@ -444,7 +525,8 @@ def find_products(
     """One page of product cards buyers may see, filtered and sorted, after the cursor `after`.
 
     With `q`, only products matching the search, by relevance unless another sort is asked;
-    `flow` keeps farm produce or goods for the villages only. `category_ids` (a
+    `flow` keeps farm produce or goods for the villages only; `campaign_id` the products with an
+    approved sign-up in that campaign (one buyers may see, see check_campaign). `category_ids` (a
     CategoryBranch's ids, when the page has read the categories already) stands for the
     category_slug's category and children.
     Raises ValidationError for bad filters and InvalidCursor (a ValidationError) for a bad cursor.
@@ -460,6 +542,7 @@ def find_products(
         price_max_fen=price_max_fen,
         seller_id=seller_id,
         flow=flow,
+        campaign_id=campaign_id,
     )
     limit = _parse_limit(limit)
     query = (q or "").strip()
@@ -671,15 +754,23 @@ def _card(row: Any) -> ProductCard:
 
 
 def filter_options(
-    session: Session, *, category_slug: str | None = None, category_ids: tuple[int, ...] | None = None
+    session: Session,
+    *,
+    category_slug: str | None = None,
+    category_ids: tuple[int, ...] | None = None,
+    campaign_id: Any = None,
 ) -> FilterOptions:
     """The choices of the filter form: counties that have visible products (in the category,
-    named by its slug or, when the page has read the categories already, its branch's ids)."""
+    named by its slug or, when the page has read the categories already, its branch's ids), and
+    the campaigns (campaign_options; `campaign_id` the one chosen)."""
     if category_slug and category_ids is None:
         category_ids = get_category(session, category_slug).ids
     params = {"category_ids": category_ids} if category_ids is not None else {}
     rows = session.execute(_county_counts(category_ids is not None), params).all()
-    return FilterOptions([CountyOption(code, name, city_name or "", n) for code, name, city_name, n in rows])
+    return FilterOptions(
+        [CountyOption(code, name, city_name or "", n) for code, name, city_name, n in rows],
+        campaign_options(session, selected=campaign_id),
+    )
 
 
 @lru_cache(maxsize=2)

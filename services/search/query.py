@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, Subquery, and_, desc, func, or_, select
+from sqlalchemy import ColumnElement, Select, Subquery, and_, desc, func, or_, select
 from sqlalchemy.orm import Session
 
 from domain import Division, Product, ProductStatus
@@ -101,8 +101,11 @@ def _plan(session: Session, parsed: ParsedQuery) -> tuple[ParsedQuery, Select[An
     return None
 
 
-def search(session: Session, q: str, limit: int = 20) -> SearchResults:
-    """Active products matching q, best first, with the county each comes from."""
+def search(
+    session: Session, q: str, limit: int = 20, *, where: Sequence[ColumnElement[bool]] = ()
+) -> SearchResults:
+    """Active products matching q, best first, with the county each comes from; `where`: more
+    conditions on Product (services.browse.search_hits narrows to a campaign's products)."""
     match = matches(session, q)
     if match is None:
         return SearchResults([])
@@ -110,7 +113,7 @@ def search(session: Session, q: str, limit: int = 20) -> SearchResults:
     rows = session.execute(
         select(Product, ranked.c.rank)
         .join(ranked, ranked.c.product_id == Product.id)
-        .where(Product.status == ProductStatus.ACTIVE)
+        .where(Product.status == ProductStatus.ACTIVE, *where)
         .order_by(ranked.c.rank.desc(), ranked.c.product_id.desc())  # the postings index order
         .limit(limit)
     ).all()

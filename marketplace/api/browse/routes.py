@@ -16,7 +16,10 @@ blp = Blueprint("api_browse", __name__, description="Browse the catalog: product
 @blp.route("/products", methods=["GET"])
 @blp.arguments(ProductQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, ProductPageSchema)
-@blp.alt_response(422, description="A filter, the order, the limit or the cursor is not valid")
+@blp.alt_response(
+    422,
+    description="A filter (or a campaign buyers cannot see), the order, the limit or the cursor is not valid",
+)
 def list_products(**query: Any):  # type: ignore[no-untyped-def]
     """Products buyers may see (active, and sold out), newest first by default.
 
@@ -31,6 +34,7 @@ def list_products(**query: Any):  # type: ignore[no-untyped-def]
         price_min_fen=query.get("price_min"),
         price_max_fen=query.get("price_max"),
         seller_id=query.get("seller"),
+        campaign_id=query.get("campaign_id"),
         sort=query["sort"],
         after=query.get("after"),
         limit=query["limit"],

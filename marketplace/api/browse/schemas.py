@@ -61,6 +61,13 @@ class ProductQuerySchema(BaseSchema):
     price_min = _price(metadata={"description": "Lowest price in fen (1 yuan = 100 fen)"})
     price_max = _price(metadata={"description": "Highest price in fen"})
     seller = Id(strict=False, metadata={"description": "Seller id"})
+    campaign_id = Id(
+        strict=False,
+        metadata={
+            "description": "Only the products with an approved sign-up in this campaign (a published, "
+            "not cancelled one: scheduled, running or ended; else 422)"
+        },
+    )
     sort = _choice(SORTS, load_default="new")
     after = fields.String(
         validate=validate.Length(max=200),

@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 
 from marketplace.api.search.schemas import SearchQuerySchema, SearchResultSchema, SuggestQuerySchema
 from marketplace.db import get_session
-from services import search
+from services import browse, search
 
 blp = Blueprint("api_search", __name__, url_prefix="/search", description="Product search")
 
@@ -19,9 +19,11 @@ blp = Blueprint("api_search", __name__, url_prefix="/search", description="Produ
 @blp.route("", methods=["GET"])
 @blp.arguments(SearchQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, SearchResultSchema)
-def search_products(q: str, limit: int):  # type: ignore[no-untyped-def]
-    """Active products matching q, best first, names highlighted; `corrected` when a typo was fixed."""
-    results = search.search(get_session(), q, limit)
+@blp.alt_response(422, description="q, the limit or the campaign is not valid")
+def search_products(q: str, limit: int, campaign_id: int | None = None):  # type: ignore[no-untyped-def]
+    """Active products matching q, best first, names highlighted; `corrected` when a typo was fixed.
+    With `campaign_id`, only that campaign's products."""
+    results = browse.search_hits(get_session(), q, limit, campaign_id=campaign_id)
     return {"corrected": results.corrected, "products": [(hit, results.terms) for hit in results.hits]}
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
-from marketplace.api.common import BaseSchema
+from marketplace.api.common import BaseSchema, Id
 from services import search
 
 MAX_QUERY = 50
@@ -30,6 +30,13 @@ def _query(description: str, example: str) -> fields.String:
 
 class SearchQuerySchema(BaseSchema):
     q = _query("Chinese, full pinyin or initials (荔枝, lizhi, lz)", "lizhi")
+    campaign_id = Id(
+        strict=False,
+        metadata={
+            "description": "Only the products with an approved sign-up in this campaign (a published, "
+            "not cancelled one; else 422)"
+        },
+    )
     limit = fields.Integer(
         load_default=20,
         validate=validate.Range(min=1, max=50),

@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 from wtforms import HiddenField, SelectField, StringField, widgets
 
 from services import catalog
-from services.browse import FilterOptions
+from services.browse import CampaignOption, FilterOptions
 from services.errors import ValidationError
 
 SORTS = ("new", "price_asc", "price_desc", "sales")
@@ -58,12 +58,25 @@ def _texts(locale: str) -> dict[str, Any]:
     return {
         "labels": {name: str(field.args[0]) for name, field in _LABELLED.items()},
         "all_counties": str(_l("All counties")),
+        "all_campaigns": str(_l("All campaigns")),
         "certification": [(v, str(label)) for v, label in certification_choices()],
         "storage": [(v, str(label)) for v, label in storage_choices()],
     }
 
 
-class FilterForm(FlaskForm):
+def campaign_choices(campaigns: list[CampaignOption], texts: dict[str, Any]) -> list[tuple[str, str]]:
+    """The 活动 choice: any, then the campaigns running now (and a chosen one that is not)."""
+    choices = [("", texts["all_campaigns"])]
+    for c in campaigns:
+        choices.append((str(c.id), c.name if c.running else str(_l("%(name)s (not on now)", name=c.name))))
+    return choices
+
+
+class _GetForm(FlaskForm):
+    """A GET form of the shop's lists, with the 活动 (campaign) choice."""
+
+    campaign_id = SelectField(_l("Campaign"), choices=[], default="", validate_choice=False, widget=_Select())
+
     class Meta:
         csrf = False
 
@@ -73,6 +86,25 @@ class FilterForm(FlaskForm):
             for every request that builds one."""
             return None
 
+    def _offer_campaigns(self, campaigns: list[CampaignOption], texts: dict[str, Any]) -> None:
+        self.campaign_id.label.text = texts["labels"]["campaign_id"]
+        self.campaign_id.choices = campaign_choices(campaigns, texts)
+
+    @property
+    def campaigns_offered(self) -> bool:
+        """Whether the 活动 choice is shown: a campaign runs (or one is chosen), or an error."""
+        return len(self.campaign_id.choices or ()) > 1 or bool(self.campaign_id.errors)
+
+
+class CampaignForm(_GetForm):
+    """The search results' filter: the campaign only (the query and the order ride along)."""
+
+    def __init__(self, campaigns: list[CampaignOption], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._offer_campaigns(campaigns, _texts(str(get_locale())))
+
+
+class FilterForm(_GetForm):
     county = SelectField(
         _l("County of origin"), choices=[], default="", validate_choice=False, widget=_Select()
     )
@@ -94,6 +126,7 @@ class FilterForm(FlaskForm):
         ]
         self.certification.choices = texts["certification"]
         self.storage.choices = texts["storage"]
+        self._offer_campaigns(options.campaigns, texts)
 
     def filters(self) -> dict[str, Any]:
         """The chosen filters as services.browse takes them (prices in fen).
@@ -116,18 +149,26 @@ class FilterForm(FlaskForm):
             "storage_class": self.storage.data or None,
             "price_min_fen": prices["price_min"],
             "price_max_fen": prices["price_max"],
+            "campaign_id": self.campaign_id.data or None,
         }
 
     @property
     def active(self) -> bool:
         return any(
             (f.data or "").strip()
-            for f in (self.county, self.certification, self.storage, self.price_min, self.price_max)
+            for f in (
+                self.campaign_id,
+                self.county,
+                self.certification,
+                self.storage,
+                self.price_min,
+                self.price_max,
+            )
         )
 
 
 _LABELLED = {
     name: field
-    for name, field in vars(FilterForm).items()
-    if name in ("county", "certification", "storage", "price_min", "price_max")
+    for name, field in (*vars(_GetForm).items(), *vars(FilterForm).items())
+    if name in ("campaign_id", "county", "certification", "storage", "price_min", "price_max")
 }

@@ -15,7 +15,7 @@ from marketplace.web.forms import show_service_error
 from marketplace.web.shop import bp
 from marketplace.web.shop.cache import cached, end_read_only_transaction, render_page
 from marketplace.web.shop.cards import card_views, shelf_price
-from marketplace.web.shop.forms import SORTS, FilterForm
+from marketplace.web.shop.forms import SORTS, CampaignForm, FilterForm
 from services import browse, catalog
 from services import search as product_search
 from services.errors import ValidationError
@@ -30,9 +30,9 @@ HOME_GOODS = 4
 MAX_QUERY = 60
 # The query arguments the shop's pages read: links keep these and no others, and only these
 # make a different cached page.
-FILTER_ARGS = ("county", "certification", "storage", "price_min", "price_max")
+FILTER_ARGS = ("campaign_id", "county", "certification", "storage", "price_min", "price_max")
 CATEGORY_ARGS = (*FILTER_ARGS, "sort", "after")
-SEARCH_ARGS = ("q", "sort", "after")
+SEARCH_ARGS = ("q", "campaign_id", "sort", "after")
 KEPT_ARGS = ("q", *FILTER_ARGS, "sort")
 
 
@@ -134,7 +134,9 @@ def _category_body(slug: str) -> tuple[str, Markup]:
     session = get_session()
     rows = catalog.categories(session)  # the one read of the categories: branch, ids and tree
     branch = browse.branch_in(rows, slug)
-    options = browse.filter_options(session, category_ids=branch.ids)
+    options = browse.filter_options(
+        session, category_ids=branch.ids, campaign_id=request.args.get("campaign_id")
+    )
     form = FilterForm(options, formdata=request.args)
     query: dict[str, Any] = {"category_ids": branch.ids, "sort": _sort_arg(), "limit": PAGE_SIZE}
     try:
@@ -163,23 +165,28 @@ def search():  # type: ignore[no-untyped-def]
 
 
 def _search_body(q: str) -> Markup:
+    """The results of q, narrowed to a campaign if one is chosen (a campaign alone lists its
+    products: the campaign page's "search this campaign" lands here before anything is typed)."""
     session = get_session()
     page = None
     suggestions: list[str] = []
-    if q:
-        page = find_page(
-            session,
-            q=q,
-            sort=_sort_arg((*SORTS, "relevance")),
-            after=_after_arg(),
-            limit=PAGE_SIZE,
-        )
-        if not page.items:
+    chosen = request.args.get("campaign_id") or None
+    form = CampaignForm(browse.campaign_options(session, selected=chosen), formdata=request.args)
+    if q or chosen:
+        query: dict[str, Any] = {"q": q, "sort": _sort_arg((*SORTS, "relevance")), "limit": PAGE_SIZE}
+        try:
+            page = find_page(session, **query, campaign_id=chosen, after=_after_arg())
+        except ValidationError as exc:
+            # Said on the form; the results of q alone below it (none without q).
+            show_service_error(form, exc)
+            page = find_page(session, **query) if q else None
+        if q and not page.items:
             # The no-JavaScript stand-in for suggestions as you type: offered after the search.
             suggestions = [s for s in product_search.suggest(session, q, SUGGESTIONS) if s != q]
     body = render_template(
         "shop/_search.html",
         q=q,
+        form=form,
         page=page,
         suggestions=suggestions,
         tree=browse.category_tree(session) if page is None or not page.items else [],

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import Session, contains_eager, lazyload
 
 from domain import (
@@ -70,29 +70,55 @@ class Offers:
         return {o.item.id: o.item for offers in self.by_product.values() for o in offers}
 
 
+# What the pricing reads of a campaign (a row comes with each of its sign-ups: its scope lists, JSON
+# decoded once a row, are left to load if something else asks for them).
+_PRICING_COLUMNS = (
+    Campaign.name,
+    Campaign.status,
+    Campaign.starts_at,
+    Campaign.ends_at,
+    Campaign.platform_bps,
+    Campaign.price_platform_bps,
+    Campaign.budget_fen,
+    Campaign.subsidy_used_fen,
+    Campaign.percent_off_bps,
+    Campaign.tiers,
+    Campaign.tier_basis,
+    Campaign.first_order_off_fen,
+)
+
+
+# Built once (a statement's construction costs more than its run here); the ids and the instant are
+# bound parameters.
+_RUNNING_OFFERS = (
+    select(CampaignItem)
+    .join(Campaign, Campaign.id == CampaignItem.campaign_id)
+    .where(
+        CampaignItem.product_id.in_(bindparam("product_ids", expanding=True)),
+        CampaignItem.status == SignupStatus.APPROVED,
+        Campaign.status == CampaignStatus.PUBLISHED,
+        Campaign.starts_at <= bindparam("now"),
+        Campaign.ends_at > bindparam("now"),
+    )
+    .order_by(Campaign.id, CampaignItem.id)
+    # The pricing reads the two rows only: not the product (and its eager companions), and the
+    # campaign from this join rather than a second one.
+    .options(
+        lazyload(CampaignItem.product),
+        contains_eager(CampaignItem.campaign).load_only(*_PRICING_COLUMNS),
+    )
+)
+
+
 def running_offers(session: Session, product_ids: Iterable[int], now: datetime | None = None) -> Offers:
     """The approved sign-ups of these products in campaigns running at `now` (one query)."""
     ids = sorted(set(product_ids))
     offers = Offers()
     if not ids:
         return offers
-    now = now or clock.now()
-    rows = session.execute(
-        select(CampaignItem, Campaign)
-        .join(Campaign, Campaign.id == CampaignItem.campaign_id)
-        .where(
-            CampaignItem.product_id.in_(ids),
-            CampaignItem.status == SignupStatus.APPROVED,
-            Campaign.status == CampaignStatus.PUBLISHED,
-            Campaign.starts_at <= now,
-            Campaign.ends_at > now,
-        )
-        .order_by(Campaign.id, CampaignItem.id)
-        # The pricing reads the two rows only: not the product (and its eager companions), and
-        # the campaign from this join rather than a second one.
-        .options(lazyload(CampaignItem.product), contains_eager(CampaignItem.campaign))
-    ).all()
-    for item, campaign in rows:
+    items = session.scalars(_RUNNING_OFFERS, {"product_ids": ids, "now": now or clock.now()}).all()
+    for item in items:
+        campaign = item.campaign
         offers.campaigns[campaign.id] = campaign
         offers.by_product.setdefault(item.product_id, []).append(Offer(item, campaign))
     return offers
@@ -180,35 +206,38 @@ def _rules(
     return rules, prior
 
 
+_HELD_UNITS = (
+    select(CampaignHold.item_id, func.sum(CampaignHold.units))
+    .where(
+        CampaignHold.item_id.in_(bindparam("item_ids", expanding=True)),
+        CampaignHold.buyer_id == bindparam("buyer_id"),
+        CampaignHold.status != ReservationStatus.RELEASED,
+    )
+    .group_by(CampaignHold.item_id)
+)
+
+
 def held_units(session: Session, buyer_id: int, item_ids: Sequence[int]) -> dict[int, int]:
     """Units the buyer holds or bought at each item's price (holds not released)."""
     if not item_ids:
         return {}
-    rows = session.execute(
-        select(CampaignHold.item_id, func.sum(CampaignHold.units))
-        .where(
-            CampaignHold.item_id.in_(list(item_ids)),
-            CampaignHold.buyer_id == buyer_id,
-            CampaignHold.status != ReservationStatus.RELEASED,
-        )
-        .group_by(CampaignHold.item_id)
-    ).all()
+    rows = session.execute(_HELD_UNITS, {"item_ids": list(item_ids), "buyer_id": buyer_id})
     return {item_id: int(units or 0) for item_id, units in rows}
+
+
+_PLACED_BEFORE = select(
+    exists().where(
+        SubOrder.order_id == Order.id,
+        Order.buyer_id == bindparam("buyer_id"),
+        SubOrder.status != OrderStatus.CANCELLED,
+    )
+)
 
 
 def is_first_order(session: Session, buyer_id: int) -> bool:
     """No order of the buyer's so far that was not cancelled (an expired or cancelled unpaid
     order does not use up the first-order discount)."""
-    placed = session.scalar(
-        select(
-            exists().where(
-                SubOrder.order_id == Order.id,
-                Order.buyer_id == buyer_id,
-                SubOrder.status != OrderStatus.CANCELLED,
-            )
-        )
-    )
-    return not placed
+    return not session.scalar(_PLACED_BEFORE, {"buyer_id": buyer_id})
 
 
 UNIT_KINDS = (engine.DiscountKind.FIXED_PRICE, engine.DiscountKind.PERCENT_OFF)
@@ -285,7 +314,9 @@ def price_lines(
     held: dict[int, int] = {}
     first_order = False
     if buyer is not None:
-        held = held_units(session, buyer.id, sorted(offers.items()))
+        # What the buyer holds matters to an item with a per-buyer limit or a quota only.
+        limited = sorted(i.id for i in offers.items().values() if i.per_buyer_limit or i.quota is not None)
+        held = held_units(session, buyer.id, limited)
         first_order = any(c.first_order_off_fen for c in offers.campaigns.values()) and is_first_order(
             session, buyer.id
         )

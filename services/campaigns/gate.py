@@ -9,9 +9,9 @@ out, without touching the database. A checkout that says which flash-sale prices
 (`CheckoutInput.flash_items`, the cart's `flash_item_id`s) is refused before anything else once
 their counters are at 0 (`sold_out`: one MGET): the crowd after the last unit costs the app a
 token check, a lock of the buyer's own row and an idempotency lookup each, not a priced cart.
-Those let through still take the rows (the database stays the
-authority: its conditional UPDATEs and CHECK constraints decide, so nothing is ever oversold even
-if the counter is wrong); there are at most as many of them as units.
+Those let through still take the rows (the database stays the authority: its conditional UPDATEs
+and CHECK constraints decide, so nothing is ever oversold even if the counter is wrong); there are
+at most as many of them as units.
 
 The counter is a cache of `quota - quota_used`, read from the database when missing, and it
 expires after COUNTER_TTL_SECONDS, so any drift (a process that died between the gate and its

@@ -6,7 +6,7 @@ party may do, is the table in services/authz.py; every move goes through states.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -600,8 +600,10 @@ def staff_refund(
     idempotency_key: str,
     *,
     now: datetime | None = None,
+    units: Mapping[int, int] | None = None,
 ) -> SubOrder:
-    """An admin gives back all or part of a sub-order (after-sale, shortfall, damage)."""
+    """An admin gives back all or part of a sub-order (after-sale, shortfall, damage): an amount,
+    or units of its lines ({order line id: units}) for exactly what they were paid."""
     actor, sub, who = _acting(session, actor, number, set(authz.SUB_ORDER_ACTIONS[Action.REFUND]))
     if not _may_staff_refund(sub, who):
         raise IllegalTransition()
@@ -617,6 +619,7 @@ def staff_refund(
         party=Party.ADMIN,
         idempotency_key=idempotency_key,
         now=now,
+        units=units,
     )
     session.refresh(sub)
     return sub

@@ -319,6 +319,8 @@ class SubActions:
     request_refund: bool = False
     staff_refund: bool = False
     refundable_fen: int = 0
+    # Beside the staff's refund form: each line's paid, refunded and refundable units.
+    refund_lines: list[payments.LineRefundable] = field(default_factory=list)
     # The completed move hands a pickup parcel over: it takes the buyer's pickup code.
     pickup_code: bool = False
 
@@ -355,6 +357,8 @@ def sub_actions(
         if payment is not None and payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.ON_CREDIT):
             acts.refundable_fen = payments.refundable_fen(session, sub)
             acts.staff_refund = acts.refundable_fen > 0
+            if acts.staff_refund:
+                acts.refund_lines = payments.refundable_lines(session, sub)
     return acts
 
 

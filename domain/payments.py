@@ -133,7 +133,7 @@ class Refund(Base):
     # Campaign subsidy the seller gives back with this refund (returned units: their subsidy goes
     # back to the campaign's budget); 0 for a refund of money only (services/campaigns/money.py).
     subsidy_fen: Mapped[Money] = mapped_column(default=0, server_default="0")
-    # Units returned, by order line id ({"12": 2}), when the refund is of units (refund_lines).
+    # Units returned, by order line id ({"12": 2}), when the refund is of units (refund_sub_order's units).
     units: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     reason: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[RefundStatus] = mapped_column(str_enum(RefundStatus, 16), default=RefundStatus.PENDING)

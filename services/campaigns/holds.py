@@ -323,10 +323,16 @@ def subsidy_to_return(session: Session, refund: Refund, *, everything: bool) -> 
     return dict(out)
 
 
-def units_refunded(session: Session, line: OrderLine, before_refund_id: int | None = None) -> int:
-    """Units of an order line refunded by succeeded refunds (before `before_refund_id`)."""
+def units_refunded(
+    session: Session, line: OrderLine, before_refund_id: int | None = None, *, pending: bool = False
+) -> int:
+    """Units of an order line refunded by succeeded refunds (other than `before_refund_id`): what
+    a refund settling now comes after. With `pending`, refunds still pending count too: the units
+    a new refund may no longer ask for (a refund sent while another is pending must not give the
+    same units back twice); failed refunds never count."""
+    statuses = (RefundStatus.SUCCEEDED, RefundStatus.PENDING) if pending else (RefundStatus.SUCCEEDED,)
     stmt = select(Refund.id, Refund.units).where(
-        Refund.sub_order_id == line.sub_order_id, Refund.status == RefundStatus.SUCCEEDED
+        Refund.sub_order_id == line.sub_order_id, Refund.status.in_(statuses)
     )
     if before_refund_id is not None:
         stmt = stmt.where(Refund.id != before_refund_id)

@@ -6,7 +6,7 @@ party may do, is the table in services/authz.py; every move goes through states.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -319,6 +319,8 @@ class SubActions:
     request_refund: bool = False
     staff_refund: bool = False
     refundable_fen: int = 0
+    # Beside the staff's refund form: each line's paid, refunded and refundable units.
+    refund_lines: list[payments.LineRefundable] = field(default_factory=list)
     # The completed move hands a pickup parcel over: it takes the buyer's pickup code.
     pickup_code: bool = False
 
@@ -355,6 +357,8 @@ def sub_actions(
         if payment is not None and payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.ON_CREDIT):
             acts.refundable_fen = payments.refundable_fen(session, sub)
             acts.staff_refund = acts.refundable_fen > 0
+            if acts.staff_refund:
+                acts.refund_lines = payments.refundable_lines(session, sub)
     return acts
 
 
@@ -600,8 +604,10 @@ def staff_refund(
     idempotency_key: str,
     *,
     now: datetime | None = None,
+    units: Mapping[int, int] | None = None,
 ) -> SubOrder:
-    """An admin gives back all or part of a sub-order (after-sale, shortfall, damage)."""
+    """An admin gives back all or part of a sub-order (after-sale, shortfall, damage): an amount,
+    or units of its lines ({order line id: units}) for exactly what they were paid."""
     actor, sub, who = _acting(session, actor, number, set(authz.SUB_ORDER_ACTIONS[Action.REFUND]))
     if not _may_staff_refund(sub, who):
         raise IllegalTransition()
@@ -617,6 +623,7 @@ def staff_refund(
         party=Party.ADMIN,
         idempotency_key=idempotency_key,
         now=now,
+        units=units,
     )
     session.refresh(sub)
     return sub

@@ -28,6 +28,7 @@ from domain import (
     AttemptStatus,
     GatewayCustomer,
     Order,
+    OrderLine,
     OrderStatus,
     Payment,
     PaymentAttempt,
@@ -40,9 +41,11 @@ from domain import (
     clock,
 )
 from services import ledger
+from services.campaigns import holds as campaign_holds
 from services.errors import Conflict, NotFound, ValidationError
 from services.i18n import _, yuan_text
 from services.orders import reservations, states
+from services.orders.promotions import refund_line
 from services.orders.states import Party
 
 from .gateway import (
@@ -985,6 +988,80 @@ def charged_fen(sub_order: SubOrder) -> int:
     return sub_order.total_fen - (sub_order.released_fen or 0)
 
 
+@dataclass(frozen=True)
+class LineRefundable:
+    """One order line as a refund of units sees it: what the buyer paid for it, the units given
+    back or on their way back (succeeded and pending refunds), what those units were paid, and the
+    units that may still be refunded."""
+
+    line: OrderLine
+    paid_fen: int
+    units_refunded: int
+    refunded_fen: int
+    units_left: int
+
+
+def refundable_lines(session: Session, sub_order: SubOrder) -> list[LineRefundable]:
+    """The sub-order's lines with their refunded and refundable units, in line order."""
+    out = []
+    for line in sorted(sub_order.lines, key=lambda line: line.id):
+        done = campaign_holds.units_refunded(session, line, pending=True)
+        breakdown = campaign_holds.breakdown_of(line)
+        out.append(
+            LineRefundable(
+                line=line,
+                paid_fen=line.paid_fen,
+                units_refunded=done,
+                # Cumulative: what units 1..done were paid, whichever refunds gave them back.
+                refunded_fen=refund_line(breakdown, done).buyer_fen,
+                units_left=line.quantity - done,
+            )
+        )
+    return out
+
+
+def _units_amount(session: Session, sub: SubOrder, units: Mapping[Any, Any]) -> tuple[int, dict[str, int]]:
+    """What a refund of `units` ({order line id: units}) of the sub-order gives back: the sum of
+    what those units were paid (promotions.refund_line, after the units refunded or pending
+    before), and the units as Refund.units stores them. Shipping is not part of it. Every
+    line must be the sub-order's, every count a positive whole number no larger than what is
+    left of its line; else a ValidationError on `units`, nothing written."""
+
+    def bad(msg: str) -> ValidationError:
+        return ValidationError(msg, field_errors={"units": [msg]})
+
+    lines = {line.id: line for line in sub.lines}
+    counts: dict[int, int] = {}
+    for key, n in units.items():
+        line_id = key if isinstance(key, int) and not isinstance(key, bool) else None
+        if line_id is None and isinstance(key, str) and key.isascii() and key.isdigit():
+            line_id = int(key)
+        if line_id is None or line_id not in lines:
+            raise bad(_("These units are not of this order."))
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise bad(_("Enter a whole number of units."))
+        if n:
+            counts[line_id] = counts.get(line_id, 0) + n
+    if not counts:
+        raise bad(_("Enter the units to refund."))
+    amount = 0
+    for line_id in sorted(counts):
+        line = lines[line_id]
+        done = campaign_holds.units_refunded(session, line, pending=True)
+        if counts[line_id] > line.quantity - done:
+            raise bad(
+                _(
+                    "Only %(n)d of %(name)s can still be refunded.",
+                    n=line.quantity - done,
+                    name=line.name,
+                )
+            )
+        amount += refund_line(
+            campaign_holds.breakdown_of(line), counts[line_id], already_refunded=done
+        ).buyer_fen
+    return amount, {str(line_id): n for line_id, n in sorted(counts.items())}
+
+
 def refund_sub_order(
     session: Session,
     gateway: PaymentGateway,
@@ -996,8 +1073,13 @@ def refund_sub_order(
     idempotency_key: str | None = None,
     party: Party = Party.SYSTEM,
     now: datetime | None = None,
+    units: Mapping[int, int] | None = None,
 ) -> Refund:
-    """Give back `amount_fen` (all that is left when None) of a paid sub-order."""
+    """Give back `amount_fen` (all that is left when None) of a paid sub-order.
+
+    With `units` ({order line id: units}) the refund is of those units and its amount is what they
+    were paid (`_units_amount`; an `amount_fen` beside them must be that amount): their campaign
+    subsidy goes back to the budgets when it settles (services/campaigns/holds.py)."""
     now = now or clock.now()
     if idempotency_key:
         existing = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
@@ -1023,7 +1105,18 @@ def refund_sub_order(
     if payment.status not in paid or (payment.intent_id is None and not through_agent):
         raise PaymentClosed(_("Nothing has been paid for this order yet."))
     left = refundable_fen(session, sub)
-    amount = left if amount_fen is None else amount_fen
+    units_json: dict[str, int] = {}
+    if units is not None:
+        amount, units_json = _units_amount(session, sub, units)
+        if amount_fen is not None and amount_fen != amount:
+            msg = _("The units to refund come to %(amount)s.", amount=yuan_text(amount))
+            raise ValidationError(msg, field_errors={"amount": [msg]})
+        if amount > left:
+            # Money refunded before (compensation, a shortfall) left less than these units cost.
+            msg = _("At most %(amount)s can be refunded.", amount=yuan_text(left))
+            raise ValidationError(msg, field_errors={"units": [msg]})
+    else:
+        amount = left if amount_fen is None else amount_fen
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise ValidationError(_("Enter an amount."), field_errors={"amount": [_("Enter an amount.")]})
     if amount > left:
@@ -1045,6 +1138,7 @@ def refund_sub_order(
         payment_id=payment.id,
         sub_order_id=sub.id,
         amount_fen=amount,
+        units=units_json,
         reason=reason[:200],
         idempotency_key=idempotency_key or f"refund-{sub.number}-{(count or 0) + 1}-{int(now.timestamp())}",
         requested_by_id=actor.id if actor else None,

@@ -510,6 +510,55 @@ class TestSubOrders:
         order = client.get(f"/api/v1/orders/{paid['order_number']}", headers=buyer).get_json()
         assert order["refunded_fen"] == paid["total_fen"]
 
+    def test_a_staff_refund_of_units_gives_back_what_they_were_paid(
+        self, client, session, market, bearer, paid, admin
+    ):
+        staff, buyer = bearer(admin), bearer(market.buyer)
+        number = paid["number"]
+        (line,) = paid["lines"]
+        assert line["quantity"] == 2 and line["discounts"] == []
+        url = f"/api/v1/sub-orders/{number}/refund"
+        other = place(client, market, buyer, items={"梅县蜜柚": 1}, key="second-order-2")
+        pay(client, other["number"], buyer)
+        other_line = other["sub_orders"][0]["lines"][0]["id"]
+
+        def body(units, **extra):  # type: ignore[no-untyped-def]
+            return {"units": units, "reason": "坏果", **extra}
+
+        bad = [
+            body([{"line_id": line["id"], "quantity": 3}]),  # more than bought
+            body([{"line_id": other_line, "quantity": 1}]),  # another sub-order's line
+            body([{"line_id": line["id"], "quantity": 1}, {"line_id": line["id"], "quantity": 1}]),
+            body([{"line_id": line["id"], "quantity": 0}]),
+            body([{"line_id": line["id"], "quantity": "1"}]),
+            body([{"line_id": "x", "quantity": 1}]),
+            body([{"line_id": 2**70, "quantity": 1}]),
+            body([{"quantity": 1}]),
+            body([]),
+            body("all"),
+            body([1]),
+            body([{"line_id": line["id"], "quantity": 1}], amount_fen=1),  # not what the unit was paid
+        ]
+        for n, sent in enumerate(bad):
+            resp = client.post(url, json=sent, headers={**staff, "Idempotency-Key": f"bad-units-{n:03}"})
+            data = assert_error(resp, 422)
+            assert data["errors"], data
+        assert count(session, Refund) == 0
+
+        one = body([{"line_id": line["id"], "quantity": 1}], idempotency_key="unit-refund-01")
+        first = client.post(url, json=one, headers=staff)
+        assert first.status_code == 200, first.get_json()
+        assert first.get_json()["refunded_fen"] == line["paid_fen"] // 2
+        assert first.get_json()["status"] == "paid"
+        assert client.post(url, json=one, headers=staff).get_json()["refunded_fen"] == line["paid_fen"] // 2
+        assert count(session, Refund) == 1
+        refund = session.scalars(select(Refund)).one()
+        assert refund.units == {str(line["id"]): 1}
+        # One unit is left, not two.
+        again = body([{"line_id": line["id"], "quantity": 2}], idempotency_key="unit-refund-02")
+        assert_error(client.post(url, json=again, headers=staff), 422)
+        assert count(session, Refund) == 1
+
     def test_a_refund_key_of_another_sub_order_is_refused(self, client, session, market, bearer, paid, admin):
         staff, buyer = bearer(admin), bearer(market.buyer)
         other = place(client, market, buyer, items={"梅县蜜柚": 1}, key="second-order-1")

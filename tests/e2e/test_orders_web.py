@@ -367,6 +367,47 @@ class TestRefunds:
         assert status_of(session, paid) == S.COMPLETED
         assert count(session, Refund) == 0
 
+    def test_staff_refund_units_of_a_line_for_what_they_were_paid(
+        self, session, market, paid, as_user, admin, gateway
+    ):
+        drive(session, market, paid, admin, gateway, S.ACCEPTED, S.HANDED_IN)
+        (line,) = paid.lines
+        unit_paid = line.paid_fen // line.quantity
+        staff = as_user(admin, english=True)
+        page = html(staff.get(f"/orders/sub/{paid.number}"))
+        assert "data-refund-units" in page
+        assert re.search(rf'name="units-{line.id}"[^>]*max="2"|max="2"[^>]*name="units-{line.id}"', page)
+        url = f"/orders/sub/{paid.number}/refund"
+        bad = [
+            {f"units-{line.id}": "3"},  # more than bought
+            {f"units-{line.id}": "abc"},
+            {f"units-{line.id}": "-1"},
+            {f"units-{line.id}": "1", "amount": "0.01"},  # not what the unit was paid
+            {f"units-{line.id + 1000}": "1"},  # not a line of this sub-order
+        ]
+        for n, sent in enumerate(bad):
+            resp = staff.post(url, data={"reason": "破损", "key": f"bad-unit-form-{n}", **sent})
+            assert resp.status_code == 422, sent
+            assert 'class="field-error"' in html(resp)
+        assert count(session, Refund) == 0
+        assert status_of(session, paid) == S.HANDED_IN
+
+        form = {f"units-{line.id}": "1", "amount": "", "reason": "坏了一个", "key": "unit-form-01"}
+        assert staff.post(url, data=form).status_code == 302
+        assert staff.post(url, data=form).status_code == 302  # a double tap refunds once
+        refund = session.scalars(select(Refund)).one()
+        assert (refund.amount_fen, refund.units) == (unit_paid, {str(line.id): 1})
+        session.expire_all()
+        assert session.get(SubOrder, paid.id).refunded_fen == unit_paid
+        assert status_of(session, paid) == S.HANDED_IN  # part of it: the sub-order moves on
+        page = html(staff.get(f"/orders/sub/{paid.number}"))
+        assert re.search(rf'name="units-{line.id}"[^>]*max="1"|max="1"[^>]*name="units-{line.id}"', page)
+        assert "refunded 1" in page
+        # The unit already refunded cannot go twice.
+        again = {f"units-{line.id}": "2", "reason": "又坏了", "key": "unit-form-02"}
+        assert staff.post(url, data=again).status_code == 422
+        assert count(session, Refund) == 1
+
     def test_empty_amount_refunds_all_that_is_left(self, session, market, paid, as_user, admin, gateway):
         drive(session, market, paid, admin, gateway, S.ACCEPTED, S.HANDED_IN)
         staff = as_user(admin)

@@ -397,16 +397,25 @@ def request_refund(body: dict[str, Any], sub_number: str):  # type: ignore[no-un
 @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
 @blp.arguments(StaffRefundSchema)
 @blp.response(200, SubOrderDetailSchema)
-@blp.alt_response(422, description="No idempotency key, or more than is left to refund")
+@blp.alt_response(422, description="No idempotency key, more than is left to refund, or bad units")
 @blp.alt_response(503, description="The payment gateway is down: repeat with the same key")
 @_documented
 def refund(body: dict[str, Any], sub_number: str):  # type: ignore[no-untyped-def]
-    """Staff give back amount_fen (all that is left when absent) of a paid sub-order."""
+    """Staff give back amount_fen (all that is left when absent) of a paid sub-order, or units of
+    its lines for exactly what they were paid."""
     session = get_session()
     manage.visible_sub_order(session, actor(), sub_number)
     key = checkout.check_idempotency_key(request_key(body))
+    units = body.get("units")
     return _shown_sub(
         manage.staff_refund(
-            session, payment_gateway(), actor(), sub_number, body.get("amount_fen"), body["reason"], key
+            session,
+            payment_gateway(),
+            actor(),
+            sub_number,
+            body.get("amount_fen"),
+            body["reason"],
+            key,
+            units=None if units is None else {u["line_id"]: u["quantity"] for u in units},
         )
     )

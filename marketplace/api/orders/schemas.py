@@ -226,14 +226,43 @@ class ReasonSchema(ListedErrorsSchema):
     reason = _reason(required=True)
 
 
+class RefundUnitsSchema(ListedErrorsSchema):
+    line_id = Id(required=True, metadata={"description": "An order line of this sub-order (its id)"})
+    quantity = Quantity(required=True, metadata={"description": "Units of the line to give back"})
+
+
 class StaffRefundSchema(ListedErrorsSchema):
     amount_fen = _int(
         load_default=None,
         allow_none=True,
-        metadata={"minimum": 1, "description": "In fen; absent or null: all that is left"},
+        metadata={
+            "minimum": 1,
+            "description": "In fen; absent or null: all that is left, or with units what they were paid",
+        },
+    )
+    units = fields.List(
+        fields.Nested(RefundUnitsSchema),
+        load_default=None,
+        allow_none=True,
+        error_messages={**_ERRORS, "invalid": _l("Enter a list.")},
+        metadata={
+            "description": "A refund of units, each line once: [{line_id, quantity}]. The amount is "
+            "what those units were paid (campaign discounts included, shipping not); an amount_fen "
+            "beside it must be that amount. At most the units not refunded or being refunded"
+        },
     )
     reason = _reason(required=True)
     idempotency_key = _key("Or the Idempotency-Key header: a repeated request refunds once")
+
+    @validates("units")
+    def each_line_once(self, value: list[dict[str, Any]] | None, **kwargs: Any) -> None:
+        if value is None:
+            return
+        if not value:
+            raise ValidationError(_l("Enter the units to refund."))
+        ids = [item["line_id"] for item in value if "line_id" in item]
+        if len(ids) != len(set(ids)):
+            raise ValidationError(_l("List each line once."))
 
 
 # --- responses -----------------------------------------------------------------------------------
@@ -317,6 +346,7 @@ class CartSchema(Schema):
 
 
 class OrderLineSchema(Schema):
+    id = fields.Integer(metadata={"description": "line_id in a staff refund of units"})
     product_id = fields.Integer()
     name = fields.String()
     unit = fields.Enum(Unit, by_value=True)

@@ -61,3 +61,9 @@ class StaffRefundForm(ActionForm):
     reason = TextAreaField(_l("Reason"), validators=[_required, Length(max=200)], render_kw=REASON_ATTRS)
     # Made when the form is shown: a double tap or a resent form refunds once.
     key = HiddenField()
+    # Units of each line are sent as units-<line id> (the lines vary); this field only carries
+    # their errors.
+    units = HiddenField()
+
+
+UNITS_PREFIX = "units-"

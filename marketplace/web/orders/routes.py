@@ -25,6 +25,7 @@ from marketplace.gateways import payment_gateway, pickup_code_keys
 from marketplace.web.forms import query_id, reraise_access, safe_next
 from marketplace.web.orders import bp
 from marketplace.web.orders.forms import (
+    UNITS_PREFIX,
     ActionForm,
     DeclineForm,
     MoveForm,
@@ -333,6 +334,28 @@ def request_refund(sub_number: str):  # type: ignore[no-untyped-def]
     return _back(sub_number, form)
 
 
+def _units_sent() -> dict[int, int] | None:
+    """The refund form's units-<line id> inputs: {line id: units} of those above 0, None when
+    none is (a refund of an amount). Not a whole number: a field error on `units`."""
+    units: dict[int, int] = {}
+    for name, value in request.form.items():
+        if not name.startswith(UNITS_PREFIX):
+            continue
+        text = value.strip()
+        if not text:
+            continue
+        line_id = name.removeprefix(UNITS_PREFIX)
+        if not (text.isascii() and text.isdigit() and len(text) <= 4):
+            msg = gettext("Enter a whole number of units.")
+            raise ValidationError(msg, field_errors={"units": [msg]})
+        if not (line_id.isascii() and line_id.isdigit() and len(line_id) <= 18):
+            msg = gettext("These units are not of this order.")
+            raise ValidationError(msg, field_errors={"units": [msg]})
+        if int(text):
+            units[int(line_id)] = int(text)
+    return units or None
+
+
 @bp.post("/sub/<sub_number>/refund")
 @login_required
 def staff_refund(sub_number: str):  # type: ignore[no-untyped-def]
@@ -345,7 +368,14 @@ def staff_refund(sub_number: str):  # type: ignore[no-untyped-def]
         text = (form.amount.data or "").strip()
         amount = catalog.parse_yuan(text, "amount") if text else None
         sub = manage.staff_refund(
-            session, payment_gateway(), user, sub_number, amount, form.reason.data or "", key
+            session,
+            payment_gateway(),
+            user,
+            sub_number,
+            amount,
+            form.reason.data or "",
+            key,
+            units=_units_sent(),
         )
     except ServiceError as exc:
         if isinstance(exc, ValidationError) and "idempotency_key" in exc.field_errors:

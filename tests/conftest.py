@@ -165,9 +165,10 @@ def engine(database_url: str) -> Iterator[Engine]:
 # ~200 statements through the services): the market is built once per module (per xdist worker)
 # in a transaction the module's tests share, and each test runs in a SAVEPOINT of it, rolled
 # back after, so each starts from the same freshly built market as if it had built it itself.
-# Only modules all of whose tests use the market belong here (any other test of the module would
-# see the market's rows), and none that opens another connection to the run's database while a
-# test runs (on SQLite the module's transaction holds the write lock).
+# Only modules whose tests use the market belong here, or a few that do not and never mind its
+# rows (an OpenAPI check, a 404, a refused role: any test of the module sees the market's rows),
+# and none that opens another connection to the run's database while a test runs (on SQLite the
+# module's transaction holds the write lock).
 SHARED_MARKET = (
     "integration/test_intake.py",
     "integration/test_checkout.py",
@@ -194,6 +195,31 @@ SHARED_MARKET = (
     "e2e/test_pickup_codes_web.py",
     "e2e/test_exceptions_web.py",
     "e2e/test_scans_api.py",
+    "e2e/test_orders_api.py",
+    "integration/test_standing_orders.py",
+    "e2e/test_orders_web.py",
+    "e2e/test_standing_web.py",
+    "integration/test_buyer_caps.py",
+    "integration/test_campaigns.py",
+    "e2e/test_cash_web.py",
+    "e2e/test_schedule_pages.py",
+    "integration/test_partial_refunds.py",
+    "e2e/test_scans_web.py",
+    "e2e/test_payment_switch.py",
+    "integration/test_order_scopes.py",
+    "e2e/test_campaigns_web.py",
+    "integration/test_campaign_reports.py",
+    "integration/test_payment_faults.py",
+    "integration/test_trace_chain.py",
+    "e2e/test_parcels_api.py",
+    "e2e/test_webhooks_admin.py",
+    "e2e/test_payment_webhooks.py",
+    "integration/test_ledger_netting.py",
+    "e2e/test_campaign_reports_web.py",
+    "e2e/test_commissions_web.py",
+    "e2e/test_proxy_web.py",
+    "e2e/test_agent_day.py",
+    "e2e/test_proxy_api.py",
 )
 
 

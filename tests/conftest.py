@@ -161,20 +161,125 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture()
-def session(engine: Engine) -> Iterator[Session]:
-    """A session whose commits become savepoints of one outer transaction rolled back after; the
-    factories of tests/factories.py write through it for the whole test."""
-    from tests import factories
+# The modules whose every test uses the `market` fixture (tests/factories.py's build_market,
+# ~200 statements through the services): the market is built once per module (per xdist worker)
+# in a transaction the module's tests share, and each test runs in a SAVEPOINT of it, rolled
+# back after, so each starts from the same freshly built market as if it had built it itself.
+# Only modules whose tests use the market belong here, or a few that do not and never mind its
+# rows (an OpenAPI check, a 404, a refused role: any test of the module sees the market's rows),
+# and none that opens another connection to the run's database while a test runs (on SQLite the
+# module's transaction holds the write lock).
+SHARED_MARKET = (
+    "integration/test_intake.py",
+    "integration/test_checkout.py",
+    "integration/test_proxy_orders.py",
+    "integration/test_parcels.py",
+    "integration/test_payment_retry.py",
+    "integration/test_coldchain.py",
+    "integration/test_notifications.py",
+    "integration/test_commissions.py",
+    "integration/test_logistics.py",
+    "integration/test_capture_for_less.py",
+    "integration/test_cash_remittance.py",
+    "integration/test_hubs.py",
+    "integration/test_exceptions.py",
+    "integration/test_order_offers.py",
+    "integration/test_refund_lookup.py",
+    "integration/test_schedule_plans.py",
+    "e2e/test_cart_checkout_web.py",
+    "e2e/test_coldchain_web.py",
+    "e2e/test_intake_web.py",
+    "e2e/test_parcels_web.py",
+    "e2e/test_trace_pages.py",
+    "e2e/test_hubs_web.py",
+    "e2e/test_pickup_codes_web.py",
+    "e2e/test_exceptions_web.py",
+    "e2e/test_scans_api.py",
+    "e2e/test_orders_api.py",
+    "integration/test_standing_orders.py",
+    "e2e/test_orders_web.py",
+    "e2e/test_standing_web.py",
+    "integration/test_buyer_caps.py",
+    "integration/test_campaigns.py",
+    "e2e/test_cash_web.py",
+    "e2e/test_schedule_pages.py",
+    "integration/test_partial_refunds.py",
+    "e2e/test_scans_web.py",
+    "e2e/test_payment_switch.py",
+    "integration/test_order_scopes.py",
+    "e2e/test_campaigns_web.py",
+    "integration/test_campaign_reports.py",
+    "integration/test_payment_faults.py",
+    "integration/test_trace_chain.py",
+    "e2e/test_parcels_api.py",
+    "e2e/test_webhooks_admin.py",
+    "e2e/test_payment_webhooks.py",
+    "integration/test_ledger_netting.py",
+    "e2e/test_campaign_reports_web.py",
+    "e2e/test_commissions_web.py",
+    "e2e/test_proxy_web.py",
+    "e2e/test_agent_day.py",
+    "e2e/test_proxy_api.py",
+)
 
+
+def _shares_market(path: Path) -> bool:
+    return path.relative_to(Path(__file__).parent).as_posix() in SHARED_MARKET
+
+
+@pytest.fixture(scope="module")
+def _module_connection(engine: Engine) -> Iterator:  # type: ignore[type-arg]
+    """A SHARED_MARKET module's connection and transaction, rolled back after its last test."""
     connection = engine.connect()
     outer = connection.begin()
+    yield connection
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def _module_market(_module_connection):  # type: ignore[no-untyped-def]
+    """The market of a SHARED_MARKET module, built as the `market` fixture builds it (on the
+    product's clock at NOW, with the tests' password hashing) in the module's transaction."""
+    from tests import factories
+
+    connection = _module_connection
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        product_clock.installed(product_clock.TickingClock(NOW)),
+        factories.bound(session),
+    ):
+        _use_fast_password_hashing(mp)
+        village = lambda county, offset=0: factories.first_village(session, county, offset)  # noqa: E731
+        market = factories.build_market(session, _user_maker(session), village)
+    session.close()
+    return market
+
+
+@pytest.fixture()
+def session(request: pytest.FixtureRequest, engine: Engine) -> Iterator[Session]:
+    """A session whose commits become savepoints of one outer transaction rolled back after; the
+    factories of tests/factories.py write through it for the whole test. In a SHARED_MARKET
+    module that transaction is a SAVEPOINT of the module's, taken after its market is built."""
+    from tests import factories
+
+    shared = _shares_market(request.path)
+    if shared:
+        request.getfixturevalue("_module_market")
+        connection = request.getfixturevalue("_module_connection")
+        outer = connection.begin_nested()
+    else:
+        connection = engine.connect()
+        outer = connection.begin()
     session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
     with factories.bound(session):
         yield session
     session.close()
-    outer.rollback()
-    connection.close()
+    if outer.is_active:
+        outer.rollback()
+    if not shared:
+        connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -390,6 +495,10 @@ def clock() -> Iterator[product_clock.FrozenClock]:
 @pytest.fixture(autouse=True)
 def fast_password_hashing(monkeypatch):  # type: ignore[no-untyped-def]
     """scrypt costs ~70 ms a hash; no test depends on the cost ."""
+    _use_fast_password_hashing(monkeypatch)
+
+
+def _use_fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     from functools import partial
 
     from werkzeug.security import generate_password_hash
@@ -497,7 +606,10 @@ def next_phone() -> str:
 @pytest.fixture()
 def make_user(session: Session):  # type: ignore[no-untyped-def]
     """make_user(Role.AGENT, node_id=…) → a saved user with that role (and scope)."""
+    return _user_maker(session)
 
+
+def _user_maker(session: Session):  # type: ignore[no-untyped-def]
     from tests.factories import RoleGrantFactory
 
     def make(
@@ -564,10 +676,13 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 
 @pytest.fixture()
-def market(session, make_user, first_village):  # type: ignore[no-untyped-def]
-    """Two farmers' shop and a buyer (tests/factories.py), for order and payment tests."""
-    from tests.factories import build_market
+def market(request, session, make_user, first_village):  # type: ignore[no-untyped-def]
+    """Two farmers' shop and a buyer (tests/factories.py), for order and payment tests (built
+    once per module in a SHARED_MARKET module, and read afresh through the test's session)."""
+    from tests.factories import build_market, rebind_market
 
+    if _shares_market(request.path):
+        return rebind_market(request.getfixturevalue("_module_market"), session)
     return build_market(session, make_user, first_village)
 
 

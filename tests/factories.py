@@ -693,6 +693,27 @@ def build_market(session: Session, make_user, first_village) -> Market:  # type:
     return Market(shop=shop, buyer=buyer, village_code=first_village(MEIXIAN).code)
 
 
+def rebind_market(market: Market, session: Session) -> Market:
+    """The same market read afresh through `session`: a market built once for a module (the
+    `market` fixture of tests/conftest.py, SHARED_MARKET) handed to one of its tests. Its users
+    and products are loaded in two queries; the test gets its own Shop whose `add` writes
+    through its session."""
+    old = market.shop
+    user_ids = {old.meixian_farmer.id, old.yingde_farmer.id, old.merchant.id, market.buyer.id}
+    product_ids = {name: p.id for name, p in old.products.items()}
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
+    by_id = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(product_ids.values())))}
+    shop = Shop(
+        session,
+        dict(old.categories),
+        users[old.meixian_farmer.id],
+        users[old.yingde_farmer.id],
+        users[old.merchant.id],
+        {name: by_id[pid] for name, pid in product_ids.items()},
+    )
+    return Market(shop=shop, buyer=users[market.buyer.id], village_code=market.village_code)
+
+
 # --- the seed's rows --------------------------------------------------------------------------------
 
 

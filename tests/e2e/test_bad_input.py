@@ -59,6 +59,7 @@ WEB_PATHS = [
     ("POST", "/cart/add/{}"),
     ("POST", "/cart/items/{}"),
     ("POST", "/cart/items/{}/remove"),
+    ("GET", "/campaigns/{}"),
 ]
 ADMIN_WEB_PATHS = [
     ("GET", "/finance/batches/{}"),
@@ -68,6 +69,12 @@ ADMIN_WEB_PATHS = [
     ("POST", "/sell/{}/status"),
     ("GET", "/sell/{}/edit"),
     ("POST", "/auth/users/grants/{}/revoke"),
+    ("GET", "/admin/campaigns/{}"),
+    ("GET", "/admin/campaigns/{}/edit"),
+    ("POST", "/admin/campaigns/{}/edit"),
+    ("POST", "/admin/campaigns/{}/publish"),
+    ("GET", "/admin/campaigns/{}/report.csv"),
+    ("POST", "/admin/campaigns/signups/{}/decide"),
 ]
 API_PATHS = [
     ("GET", "/api/v1/products/{}"),

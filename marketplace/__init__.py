@@ -96,7 +96,11 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         # X-Forwarded-Proto. X-Forwarded-Host is never trusted: absolute URLs come from BASE_URL.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    Database(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False)).init_app(app)
+    Database(
+        app.config["DATABASE_URL"],
+        echo=app.config.get("SQL_ECHO", False),
+        pool_size=app.config.get("DATABASE_POOL_SIZE", 15),
+    ).init_app(app)
 
     babel.init_app(
         app,

@@ -177,6 +177,8 @@ class Config:
         self.DATABASE_URL = os.environ.get(
             "DATABASE_URL", f"sqlite:///{Path(self.INSTANCE_PATH) / 'marketplace.db'}"
         )
+        # PostgreSQL connections per process, no overflow (marketplace/db.py make_engine).
+        self.DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE", 15))
         self.SQL_ECHO = _bool("SQL_ECHO", False)
         self.REDIS_URL = os.environ.get("REDIS_URL", "")
 

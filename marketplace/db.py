@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+# A pooled connection idle longer than this is pinged before it is lent again (a server restart
+# or a firewall may have dropped it); one used a moment ago is not: a request opens several
+# short transactions (around the payment gateway's call), and a ping before each was a round
+# trip and about half a millisecond of CPU apiece.
+PING_AFTER_IDLE_S = 10.0
 
-def make_engine(url: str, echo: bool = False) -> Engine:
-    """An engine with the settings each backend needs for a web app."""
+
+def make_engine(url: str, echo: bool = False, *, pool_size: int = 15) -> Engine:
+    """An engine with the settings each backend needs for a web app.
+
+    PostgreSQL: `pool_size` connections per process, kept open, and no overflow: connections
+    beyond the pool were closed again on their return, so a busy worker reconnected (a backend
+    process started in PostgreSQL) many times a second. A request waits for a free connection
+    instead. Keep workers × pool_size within the server's max_connections (docs/deploy.md)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     kwargs: dict = {"echo": echo}
@@ -22,8 +35,10 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
             kwargs["poolclass"] = StaticPool
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+        kwargs.update(pool_size=pool_size, max_overflow=0)
     engine = create_engine(url, **kwargs)
+    if engine.dialect.name != "sqlite":
+        _ping_when_idle(engine)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -51,11 +66,37 @@ def make_engine(url: str, echo: bool = False) -> Engine:
     return engine
 
 
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pessimistic disconnect handling, for idle connections only: a connection
+    that fails its ping is discarded and the pool hands out another (DisconnectionError on
+    checkout; SQLAlchemy's "Disconnect Handling - Pessimistic" recipe, with an idle threshold)."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def _returned(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+        if record is not None:
+            record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _lent(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_S:
+            return  # new, or used a moment ago
+        try:
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute("SELECT 1")
+            finally:
+                cur.close()
+            dbapi_conn.rollback()
+        except Exception as exc:
+            raise DisconnectionError() from exc
+
+
 class Database:
     """What the app keeps of the database: the engine and how to open a session."""
 
-    def __init__(self, url: str, echo: bool = False) -> None:
-        self.engine = make_engine(url, echo)
+    def __init__(self, url: str, echo: bool = False, *, pool_size: int = 15) -> None:
+        self.engine = make_engine(url, echo, pool_size=pool_size)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         # Tests replace this to hand every request the test's transactional session, which
         # then outlives the request (lend_session).

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import CompoundSelect, CursorResult, delete, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from domain import (
@@ -830,7 +830,21 @@ def issue_api_token(
 def authenticate_token(session: Session, secret: str, *, now: datetime | None = None) -> User | None:
     """The user a bearer token belongs to, or None if unknown, expired or revoked."""
     now = _now(now)
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(secret)))
+    # The user's role grants come in the same statement: most API calls ask about a role (who
+    # may see or move an order), and a lazy load would be a statement of its own.
+    token = (
+        session.execute(
+            select(ApiToken)
+            .where(ApiToken.token_hash == _token_hash(secret))
+            .options(
+                joinedload(ApiToken.user)
+                .joinedload(User.grants)
+                .options(lazyload(RoleGrant.node), lazyload(RoleGrant.county))
+            )
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
     if token is None or token.revoked_at is not None or token.expires_at <= now:
         return None
     if not token.user.is_active:

@@ -15,6 +15,7 @@ import enum
 import json
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -322,17 +323,26 @@ def check_campaign(session: Session, campaign_id: Any) -> int | None:
 
 
 def campaign_options(
-    session: Session, *, selected: Any = None, now: datetime | None = None
+    session: Session,
+    *,
+    selected: Any = None,
+    now: datetime | None = None,
+    running: Collection[int] | None = None,
 ) -> list[CampaignOption]:
     """The campaigns worth offering in a filter: those running now (of manage.public_campaigns,
     by start), and the one already chosen (`selected`) when buyers may see it but it is not running
-    (it ended, or has not started), so the form shows what narrows the list and can clear it."""
+    (it ended, or has not started), so the form shows what narrows the list and can clear it.
+    `running`: the ids of the campaigns running at `now` if the caller knows them (none: no query)."""
     now = now or clock.now()
-    options = [
-        CampaignOption(c.id, c.name, True)
-        for c in campaigns.public_campaigns(session, now)
-        if c.state(now) == CampaignState.RUNNING
-    ]
+    options = (
+        [
+            CampaignOption(c.id, c.name, True)
+            for c in campaigns.public_campaigns(session, now)
+            if c.state(now) == CampaignState.RUNNING
+        ]
+        if running is None or running
+        else []
+    )
     chosen = id_or_none(selected) if selected not in (None, "") else None
     if chosen is not None and all(o.id != chosen for o in options):
         try:
@@ -759,6 +769,7 @@ def filter_options(
     category_slug: str | None = None,
     category_ids: tuple[int, ...] | None = None,
     campaign_id: Any = None,
+    running: Collection[int] | None = None,
 ) -> FilterOptions:
     """The choices of the filter form: counties that have visible products (in the category,
     named by its slug or, when the page has read the categories already, its branch's ids), and
@@ -769,7 +780,7 @@ def filter_options(
     rows = session.execute(_county_counts(category_ids is not None), params).all()
     return FilterOptions(
         [CountyOption(code, name, city_name or "", n) for code, name, city_name, n in rows],
-        campaign_options(session, selected=campaign_id),
+        campaign_options(session, selected=campaign_id, running=running),
     )
 
 

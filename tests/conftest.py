@@ -311,6 +311,11 @@ def app(_app, session: Session):  # type: ignore[no-untyped-def]
     db = _app.extensions["database"]
     db.lend_session(session)
     reset_limiter()
+    # The process caches start cold, as after a restart: what an earlier test's rolled-back
+    # transaction showed must not be kept under a freshness key this test reaches again.
+    shop = _app.extensions.get("shop_cache")
+    if shop is not None:
+        shop.clear()
     # No app context is held around the test: each request gets its own, with a fresh `g`,
     # as in production (a test needing one outside a request opens it itself).
     yield _app

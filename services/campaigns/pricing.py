@@ -110,6 +110,20 @@ _RUNNING_OFFERS = (
 )
 
 
+_RUNNING_IDS = select(Campaign.id).where(
+    Campaign.status == CampaignStatus.PUBLISHED,
+    Campaign.starts_at <= bindparam("now"),
+    Campaign.ends_at > bindparam("now"),
+)
+
+
+def running_campaign_ids(session: Session, now: datetime | None = None) -> frozenset[int]:
+    """The campaigns running at `now`. Constant between two of the catalog's freshness keys (a
+    campaign's start and end are boundaries, its edits bump the version), so a page may keep it
+    per key (marketplace/web/shop/cache.py per_key) and skip the shelf's pricing when it is empty."""
+    return frozenset(session.scalars(_RUNNING_IDS, {"now": now or clock.now()}))
+
+
 def running_offers(session: Session, product_ids: Iterable[int], now: datetime | None = None) -> Offers:
     """The approved sign-ups of these products in campaigns running at `now` (one query)."""
     ids = sorted(set(product_ids))

@@ -49,6 +49,7 @@ def check_address(session: Session, data: AddressInput) -> dict[str, Any]:
         errors["division_code"] = [_("Choose the town or village.")]
     else:
         clean["division_code"] = code
+        clean["division"] = division  # kept: an order or address made from it needs no reload
     if errors:
         raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
     return clean

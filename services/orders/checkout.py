@@ -609,6 +609,7 @@ def _destination(
             raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
         return {
             "pickup_node_id": node.id,
+            "pickup_node": node,
             "recipient": recipient,
             "recipient_phone": phone,
             "division_code": node.division_code,
@@ -620,6 +621,7 @@ def _destination(
             "recipient": address.recipient,
             "phone": address.phone,
             "division_code": address.division_code,
+            "division": address.division,
             "detail": address.detail,
         }
     elif data.address is not None:
@@ -630,6 +632,8 @@ def _destination(
         "recipient": clean["recipient"],
         "recipient_phone": clean["phone"],
         "division_code": clean["division_code"],
+        # The objects already loaded, set on the order: its answer shows their names.
+        "division": clean["division"],
         "address_detail": clean["detail"],
         "pickup_node_id": None,
     }

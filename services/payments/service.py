@@ -232,12 +232,20 @@ def _create_intent(
                 found = None
             if found is None:
                 raise
-    return _adopt(session, gateway, payment.id, found), found
+    return _adopt(session, gateway, payment.id, found, attempt=attempt), found
 
 
-def _adopt(session: Session, gateway: PaymentGateway, payment_id: int, intent: Intent) -> Payment:
+def _adopt(
+    session: Session,
+    gateway: PaymentGateway,
+    payment_id: int,
+    intent: Intent,
+    *,
+    attempt: PaymentAttempt | None = None,
+) -> Payment:
     """Record `intent` as the payment's, unless another request recorded one first (then the
-    newcomer, never confirmed, is cancelled so it cannot be paid later)."""
+    newcomer, never confirmed, is cancelled so it cannot be paid later). `attempt`: the attempt
+    the intent was created for, if the caller knows it (else the latest is read)."""
     # The usual case, a new intent waiting for the buyer, is recorded by this one UPDATE; an
     # intent that already moved money goes through apply_intent below.
     waiting = intent.status in WAITING
@@ -253,7 +261,7 @@ def _adopt(session: Session, gateway: PaymentGateway, payment_id: int, intent: I
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if claimed and waiting:
-        _track_attempt(session, payment_id, intent, clock.now())
+        _track_attempt(session, payment_id, intent, clock.now(), attempt=attempt)
     session.commit()
     if claimed and waiting:
         payment = session.get(Payment, payment_id)
@@ -468,6 +476,9 @@ def _open_attempt(
 
 def _current_attempt(session: Session, payment: Payment) -> PaymentAttempt:
     """The payment's latest attempt; the first one is recorded when there is none."""
+    placed = payment.__dict__.get("attempts")
+    if placed:  # the order was placed in this session, with its first attempt: no need to ask
+        return max(placed, key=lambda a: a.number)
     for _try in range(3):
         attempt = latest_attempt(session, payment.id)
         if attempt is None:
@@ -629,9 +640,17 @@ def _method_of(intent: Intent) -> PaymentMethod | None:
     return next((m for m in ONLINE if m.value == intent.payment_method_types[0]), None)
 
 
-def _track_attempt(session: Session, payment_id: int, intent: Intent, now: datetime) -> None:
-    """Bring the payment's latest attempt in line with the intent (its history)."""
-    attempt = latest_attempt(session, payment_id)
+def _track_attempt(
+    session: Session,
+    payment_id: int,
+    intent: Intent,
+    now: datetime,
+    *,
+    attempt: PaymentAttempt | None = None,
+) -> None:
+    """Bring the payment's latest attempt (or `attempt`, the one the intent was just created
+    for) in line with the intent (its history)."""
+    attempt = attempt or latest_attempt(session, payment_id)
     if attempt is None or attempt.status in ENDED:
         return
     status = intent.status

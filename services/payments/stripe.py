@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -151,6 +152,13 @@ class StripeGateway:
             adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max(1, pool_size))
             self._session.mount("https://", adapter)
             self._session.mount("http://", adapter)
+            # The proxy and CA settings of the environment are read once, for the one gateway:
+            # requests would read every variable of os.environ twice per call (trust_env).
+            self._session.proxies = requests.utils.get_environ_proxies(self.base_url)
+            self._session.verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
+            self._session.trust_env = False
         self._sleep = sleep
         self._api_version = api_version
         self._random = random.Random()

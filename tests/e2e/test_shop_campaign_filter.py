@@ -14,6 +14,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
+from sqlalchemy import event
 
 from marketplace.web.shop import routes as shop_routes
 from marketplace.web.shop.cache import shop_cache
@@ -187,6 +188,40 @@ def test_the_page_cache_keys_the_campaign(app, client, running, tea):
         app.config["SHOP_PAGE_CACHE_SECONDS"] = saved
         with app.app_context():
             shop_cache().clear()
+
+
+def test_no_campaign_running_costs_the_pages_no_campaign_query(
+    client, engine, clock, session, admin, announced, tea
+):
+    """Which campaigns run is known per freshness key (marketplace/web/shop/cache.py per_key):
+    while none runs, the shelf's pricing and the campaign filter issue no statement, and a
+    campaign starting (a boundary) or cancelled (a bump) shows on the very next request."""
+    black, _green = tea
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    pages = ("/c/tea", "/search?q=英德", f"/p/{black.id}")
+    clock.set(START - timedelta(seconds=1))
+    for url in pages:
+        get(client, url)  # the first request of a key reads the boundaries and the running set
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for url in pages:
+            statements.clear()
+            assert "campaign-price" not in get(client, url)
+            if "/p/" not in url:  # (the product page's row is in the test session already)
+                assert any("products" in s for s in statements), url  # the listener sees the page
+            assert not any("campaign" in s for s in statements), (url, statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    clock.set(START)
+    for url in pages:
+        assert "campaign-price" in get(client, url), url
+    manage.cancel(session, admin, announced.id, "天气原因")
+    for url in pages:
+        assert "campaign-price" not in get(client, url), url
 
 
 class TestApi:

@@ -39,6 +39,7 @@ from flask_login import current_user
 from sqlalchemy import Engine
 
 from marketplace.db import get_db, get_session
+from services.campaigns import pricing as campaign_pricing
 from services.catalog import freshness
 
 T = TypeVar("T")
@@ -120,11 +121,14 @@ class ShopCache:
         self.pages = FragmentCache(max_entries=256)
         self.freshness = freshness.Tracker()
         self.reader = VersionReader(engine) if engine.dialect.name == "postgresql" else None
+        # name -> (freshness key, value): per_key's values, one per name.
+        self.per_key: dict[str, tuple[freshness.Key, Any]] = {}
 
     def clear(self) -> None:
         self.fragments.clear()
         self.pages.clear()
         self.freshness.clear()
+        self.per_key.clear()
 
 
 def shop_cache() -> ShopCache:
@@ -148,6 +152,26 @@ def fresh_key() -> freshness.Key:
         else:
             g.shop_fresh_key = cache.freshness.key_for(cache.reader.read(), get_session)
     return g.shop_fresh_key  # type: ignore[no-any-return]
+
+
+def per_key(name: str, make: Callable[[], T]) -> T:
+    """`make()`'s value, computed once per catalog freshness key in this process, whether or not
+    the page cache is on: for what changes only with the key (every change to what `make` reads
+    bumps the version, or passes a registered boundary), e.g. which campaigns run."""
+    key = fresh_key()
+    memo = shop_cache().per_key
+    hit = memo.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]  # type: ignore[no-any-return]
+    value = make()
+    memo[name] = (key, value)
+    return value
+
+
+def running_campaigns() -> frozenset[int]:
+    """The campaigns running now, known without a query between two freshness keys: with none,
+    the shelf's pricing and the campaign filter cost nothing (the usual page, most days)."""
+    return per_key("running_campaigns", lambda: campaign_pricing.running_campaign_ids(get_session()))
 
 
 def end_read_only_transaction(exc: BaseException | None) -> None:

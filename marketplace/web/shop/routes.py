@@ -13,7 +13,7 @@ from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.web.forms import show_service_error
 from marketplace.web.shop import bp
-from marketplace.web.shop.cache import cached, end_read_only_transaction, render_page
+from marketplace.web.shop.cache import cached, end_read_only_transaction, render_page, running_campaigns
 from marketplace.web.shop.cards import card_views, shelf_price
 from marketplace.web.shop.forms import SORTS, CampaignForm, FilterForm
 from services import browse, catalog
@@ -135,7 +135,10 @@ def _category_body(slug: str) -> tuple[str, Markup]:
     rows = catalog.categories(session)  # the one read of the categories: branch, ids and tree
     branch = browse.branch_in(rows, slug)
     options = browse.filter_options(
-        session, category_ids=branch.ids, campaign_id=request.args.get("campaign_id")
+        session,
+        category_ids=branch.ids,
+        campaign_id=request.args.get("campaign_id"),
+        running=running_campaigns(),
     )
     form = FilterForm(options, formdata=request.args)
     query: dict[str, Any] = {"category_ids": branch.ids, "sort": _sort_arg(), "limit": PAGE_SIZE}
@@ -171,7 +174,9 @@ def _search_body(q: str) -> Markup:
     page = None
     suggestions: list[str] = []
     chosen = request.args.get("campaign_id") or None
-    form = CampaignForm(browse.campaign_options(session, selected=chosen), formdata=request.args)
+    form = CampaignForm(
+        browse.campaign_options(session, selected=chosen, running=running_campaigns()), formdata=request.args
+    )
     if q or chosen:
         query: dict[str, Any] = {"q": q, "sort": _sort_arg((*SORTS, "relevance")), "limit": PAGE_SIZE}
         try:

@@ -3,6 +3,11 @@
 - catalog_vs_hello_ratio: the category page's throughput under gunicorn (2 workers, PostgreSQL,
   10,000 products) over a hello-world route of the same app and server (target >= 0.5), with
   each run's requests/s, p99 latency and the load generator's (wrk's) CPU share;
+- catalog_uncached_vs_hello_ratio: the same page rendered on every request (the page cache
+  off) over hello-world (issue 13's target: >= 0.1);
+- campaign_catalog_ratio: the uncached page while a campaign runs over 40 of its products (every
+  card priced by the engine, a 满减 badge) over the same page with the campaign cancelled, in
+  alternating rounds on one server, the median of the rounds' ratios (target >= 0.8);
 - html_gzip_kb_max and page_gzip_kb_max: gzipped HTML (target <= 14 KB) and HTML + CSS + JS
   (target <= 30 KB) of the home, category, search results and product pages, first visit,
   without product photos, with the value of each page;

@@ -769,18 +769,19 @@ def filter_options(
     category_slug: str | None = None,
     category_ids: tuple[int, ...] | None = None,
     campaign_id: Any = None,
-    running: Collection[int] | None = None,
+    campaigns: list[CampaignOption] | None = None,
 ) -> FilterOptions:
     """The choices of the filter form: counties that have visible products (in the category,
     named by its slug or, when the page has read the categories already, its branch's ids), and
-    the campaigns (campaign_options; `campaign_id` the one chosen)."""
+    the campaigns (campaign_options; `campaign_id` the one chosen), or `campaigns` if the caller
+    has them."""
     if category_slug and category_ids is None:
         category_ids = get_category(session, category_slug).ids
     params = {"category_ids": category_ids} if category_ids is not None else {}
     rows = session.execute(_county_counts(category_ids is not None), params).all()
     return FilterOptions(
         [CountyOption(code, name, city_name or "", n) for code, name, city_name, n in rows],
-        campaign_options(session, selected=campaign_id, running=running),
+        campaign_options(session, selected=campaign_id) if campaigns is None else campaigns,
     )
 
 

@@ -144,16 +144,21 @@ def _take(session: Session, rows: list[CampaignHold]) -> None:
             update(Campaign)
             .where(Campaign.id == campaign_id, Campaign.subsidy_used_fen + x <= Campaign.budget_fen)
             .values(subsidy_used_fen=Campaign.subsidy_used_fen + x)
+            .returning(Campaign.subsidy_used_fen, Campaign.budget_fen)
             .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+        ).first()
+        if taken is None:
             raise BudgetGone(_("The campaign's subsidy has run out. Please check the new price."))
+        if taken[0] >= taken[1]:
+            freshness.bump(session, "campaign budget spent")  # its subsidised prices are off now
     _expire(session, units, subsidy)
 
 
 def _give_back(session: Session, units: Mapping[int, int], subsidy: Mapping[int, int]) -> None:
     if units:
         freshness.bump(session, "flash sale units back")
+    if subsidy:
+        freshness.bump(session, "campaign budget back")  # a spent budget's prices may be on again
     for item_id in sorted(units):
         session.execute(
             update(CampaignItem)

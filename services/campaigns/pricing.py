@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import bindparam, exists, func, select
-from sqlalchemy.orm import Session, contains_eager, lazyload
+from sqlalchemy.orm import Session
 
 from domain import (
     Campaign,
@@ -42,41 +42,72 @@ from domain import (
     ReservationStatus,
     SignupStatus,
     SubOrder,
+    TierBasisKind,
     User,
     clock,
 )
 from services.orders import promotions as engine
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class OfferCampaign:
+    """What the pricing reads of a running campaign: a snapshot of its row (not an ORM object,
+    so a page of cards or a cart builds none of the ORM's identity and loading machinery)."""
+
+    id: int
+    name: str
+    platform_bps: int
+    price_platform_bps: int
+    budget_fen: int
+    subsidy_used_fen: int
+    percent_off_bps: int | None
+    tiers: list[list[int]]
+    tier_basis: TierBasisKind
+    first_order_off_fen: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferItem:
+    """What the pricing, the flash-sale gate and the holds read of an approved sign-up."""
+
+    id: int
+    campaign_id: int
+    product_id: int
+    campaign_price_fen: int | None
+    quota: int | None
+    quota_used: int
+    per_buyer_limit: int | None
+
+    @property
+    def sold_out(self) -> bool:
+        return self.quota is not None and self.quota_used >= self.quota
+
+
+@dataclass(frozen=True, slots=True)
 class Offer:
     """One approved sign-up in a running campaign."""
 
-    item: CampaignItem
-    campaign: Campaign
+    item: OfferItem
+    campaign: OfferCampaign
 
 
 @dataclass
 class Offers:
     """The running campaigns touching some products, and their approved sign-ups by product."""
 
-    campaigns: dict[int, Campaign] = field(default_factory=dict)
+    campaigns: dict[int, OfferCampaign] = field(default_factory=dict)
     by_product: dict[int, list[Offer]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.by_product)
 
-    def items(self) -> dict[int, CampaignItem]:
+    def items(self) -> dict[int, OfferItem]:
         return {o.item.id: o.item for offers in self.by_product.values() for o in offers}
 
 
-# What the pricing reads of a campaign (a row comes with each of its sign-ups: its scope lists, JSON
-# decoded once a row, are left to load if something else asks for them).
-_PRICING_COLUMNS = (
+_CAMPAIGN_COLUMNS = (
+    Campaign.id,
     Campaign.name,
-    Campaign.status,
-    Campaign.starts_at,
-    Campaign.ends_at,
     Campaign.platform_bps,
     Campaign.price_platform_bps,
     Campaign.budget_fen,
@@ -86,12 +117,21 @@ _PRICING_COLUMNS = (
     Campaign.tier_basis,
     Campaign.first_order_off_fen,
 )
-
+_ITEM_COLUMNS = (
+    CampaignItem.id,
+    CampaignItem.campaign_id,
+    CampaignItem.product_id,
+    CampaignItem.campaign_price_fen,
+    CampaignItem.quota,
+    CampaignItem.quota_used,
+    CampaignItem.per_buyer_limit,
+)
+_N_CAMPAIGN = len(_CAMPAIGN_COLUMNS)
 
 # Built once (a statement's construction costs more than its run here); the ids and the instant are
-# bound parameters.
+# bound parameters. Columns, not entities: the rows become the two snapshots above.
 _RUNNING_OFFERS = (
-    select(CampaignItem)
+    select(*_CAMPAIGN_COLUMNS, *_ITEM_COLUMNS)
     .join(Campaign, Campaign.id == CampaignItem.campaign_id)
     .where(
         CampaignItem.product_id.in_(bindparam("product_ids", expanding=True)),
@@ -101,12 +141,6 @@ _RUNNING_OFFERS = (
         Campaign.ends_at > bindparam("now"),
     )
     .order_by(Campaign.id, CampaignItem.id)
-    # The pricing reads the two rows only: not the product (and its eager companions), and the
-    # campaign from this join rather than a second one.
-    .options(
-        lazyload(CampaignItem.product),
-        contains_eager(CampaignItem.campaign).load_only(*_PRICING_COLUMNS),
-    )
 )
 
 
@@ -130,22 +164,25 @@ def running_offers(session: Session, product_ids: Iterable[int], now: datetime |
     offers = Offers()
     if not ids:
         return offers
-    items = session.scalars(_RUNNING_OFFERS, {"product_ids": ids, "now": now or clock.now()}).all()
-    for item in items:
-        campaign = item.campaign
-        offers.campaigns[campaign.id] = campaign
+    rows = session.execute(_RUNNING_OFFERS, {"product_ids": ids, "now": now or clock.now()}).all()
+    campaigns = offers.campaigns
+    for row in rows:
+        campaign = campaigns.get(row[0])
+        if campaign is None:
+            campaign = campaigns[row[0]] = OfferCampaign(*row[:_N_CAMPAIGN])
+        item = OfferItem(*row[_N_CAMPAIGN:])
         offers.by_product.setdefault(item.product_id, []).append(Offer(item, campaign))
     return offers
 
 
-def _budget_left(campaign: Campaign) -> int | None:
+def _budget_left(campaign: OfferCampaign) -> int | None:
     """Fen of subsidy left, None when the campaign pays none (seller-funded)."""
     if campaign.platform_bps == 0 and campaign.price_platform_bps == 0:
         return None
     return max(0, campaign.budget_fen - campaign.subsidy_used_fen)
 
 
-def _unfunded(campaign: Campaign, skip: set[int]) -> bool:
+def _unfunded(campaign: OfferCampaign, skip: set[int]) -> bool:
     """The campaign's subsidised rules are off: its budget is used up, or this cart would overdraw it."""
     return campaign.id in skip or _budget_left(campaign) == 0
 
@@ -298,10 +335,10 @@ class Priced:
     offers: Offers
     first_order: bool = False
 
-    def campaign(self, campaign_id: int) -> Campaign:
+    def campaign(self, campaign_id: int) -> OfferCampaign:
         return self.offers.campaigns[campaign_id]
 
-    def item_of(self, line: engine.LineBreakdown) -> CampaignItem | None:
+    def item_of(self, line: engine.LineBreakdown) -> OfferItem | None:
         """The sign-up whose unit price the line got, if any."""
         for d in line.discounts:
             if d.kind in UNIT_KINDS:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, lazyload, selectinload
 
-from domain import CampaignItem, CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
+from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
 from services import authz
 from services.catalog.sellers import seller_name
 from services.errors import NotFound, ValidationError
@@ -21,6 +21,9 @@ from services.validation import id_or_none, parse_int
 
 from .pricing import CheckoutSettings, ParcelPrice, PricedLine, price_parcel
 from .promotions import DiscountKind, LineBreakdown
+
+if TYPE_CHECKING:  # services.campaigns.pricing builds on this package
+    from services.campaigns.pricing import OfferItem
 
 MAX_LINE_QUANTITY = 999
 MAX_CART_LINES = 50
@@ -153,7 +156,7 @@ class QuoteLine:
     quantity: int
     problem: Any = None  # why it cannot be bought as asked, in the user's language
     breakdown: LineBreakdown | None = None
-    item: CampaignItem | None = None  # the sign-up whose campaign price the line got
+    item: OfferItem | None = None  # the sign-up whose campaign price the line got
 
     @property
     def unit_price_fen(self) -> int:

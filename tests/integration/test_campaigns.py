@@ -24,8 +24,10 @@ from domain import (
     SignupStatus,
     SubOrder,
 )
+from domain.catalog import CatalogFreshness
 from services import ledger, ledger_checks
 from services.campaigns import manage, pricing
+from services.catalog import freshness
 from services.errors import Forbidden, ValidationError
 from services.orders import cart, checkout
 from services.orders import manage as orders
@@ -217,6 +219,23 @@ class TestLimitsQuotaBudget:
         quote = cart.quote(session, {lychee.id: 4, tea.id: 1}, SETTINGS, buyer=market.buyer)
         assert quote.subsidy_fen == 0  # 50 needed, 20 left: no tier
         assert fresh(session, Campaign, campaign.id).subsidy_used_fen == 10000
+
+    def test_the_order_that_spends_the_budget_moves_the_catalog_version(
+        self, session, market, lychee, campaign, clock
+    ):
+        # The shelf's prices drop the subsidised rules once the budget is spent: the lists' cached
+        # prices (keyed by the catalog's version) must not outlive it.
+        clock.set(START + timedelta(minutes=1))
+        tea = market.product("英德红茶")
+        market.place({lychee.id: 4, tea.id: 1}, SETTINGS)  # 50 of the 120 budget
+        assert "budget" not in (fresh(session, CatalogFreshness, 1).reason or "")
+        fresh(session, Campaign, campaign.id).budget_fen = 10000
+        session.commit()
+        before = freshness.version(session)
+        market.place({lychee.id: 4, tea.id: 1}, SETTINGS, buyer=market.shop.merchant)  # 100 of 100
+        assert fresh(session, Campaign, campaign.id).subsidy_used_fen == 10000
+        assert freshness.version(session) == before + 1
+        assert "campaign budget spent" in fresh(session, CatalogFreshness, 1).reason
 
 
 class TestBadInput:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -39,6 +39,7 @@ from flask_login import current_user
 from sqlalchemy import Engine
 
 from marketplace.db import get_db, get_session
+from services import browse
 from services.campaigns import pricing as campaign_pricing
 from services.catalog import freshness
 
@@ -172,6 +173,32 @@ def running_campaigns() -> frozenset[int]:
     """The campaigns running now, known without a query between two freshness keys: with none,
     the shelf's pricing and the campaign filter cost nothing (the usual page, most days)."""
     return per_key("running_campaigns", lambda: campaign_pricing.running_campaign_ids(get_session()))
+
+
+def campaign_choices(selected: Any) -> list[browse.CampaignOption]:
+    """The campaign filter's choices (services/browse.py campaign_options): the running ones are
+    read once per freshness key; a campaign chosen but not running is looked up as it is asked."""
+    running = running_campaigns()
+    if running and selected in (None, ""):
+        options = per_key("campaign_choices", lambda: browse.campaign_options(get_session(), running=running))
+        return list(options)
+    return browse.campaign_options(get_session(), selected=selected, running=running)
+
+
+def shelf_prices(products: Sequence[campaign_pricing.Priceable]) -> dict[int, campaign_pricing.ShelfPrice]:
+    """The list pages' campaign prices (services/campaigns/pricing.py shelf_prices), each product's
+    priced once per freshness key: what a card shows changes only with the key (a price or a
+    sign-up edited, a quota sold out or back, a budget spent bump the version; a start or end is
+    a boundary). Nothing at all while no campaign runs."""
+    if not running_campaigns():
+        return {}
+    known: dict[int, campaign_pricing.ShelfPrice | None] = per_key("shelf_prices", dict)
+    missing = [p for p in products if p.id not in known]
+    if missing:
+        found = campaign_pricing.shelf_prices(get_session(), missing)
+        for product in missing:
+            known[product.id] = found.get(product.id)
+    return {p.id: price for p in products if (price := known.get(p.id)) is not None}
 
 
 def end_read_only_transaction(exc: BaseException | None) -> None:

@@ -17,7 +17,7 @@ from flask import current_app, url_for
 
 from marketplace.db import get_session
 from marketplace.formatting import money
-from marketplace.web.shop.cache import running_campaigns
+from marketplace.web.shop.cache import running_campaigns, shelf_prices
 from services import media
 from services.browse import PhotoRef, ProductCard, ProductPage
 from services.campaigns import pricing as campaign_pricing
@@ -87,7 +87,7 @@ def card_views(page: ProductPage, eager_first: int = 0) -> list[CardView]:
     head, _probe, tail = probe.rpartition(str(_PROBE_ID))
     units: dict[Any, str] = {}
     storages: dict[Any, str] = {}
-    shelf = campaign_pricing.shelf_prices(get_session(), page.items) if running_campaigns() else {}
+    shelf = shelf_prices(page.items)
     views = []
     for n, item in enumerate(page.items):
         offer = shelf.get(item.id)

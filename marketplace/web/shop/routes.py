@@ -13,7 +13,7 @@ from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.web.forms import show_service_error
 from marketplace.web.shop import bp
-from marketplace.web.shop.cache import cached, end_read_only_transaction, render_page, running_campaigns
+from marketplace.web.shop.cache import cached, campaign_choices, end_read_only_transaction, render_page
 from marketplace.web.shop.cards import card_views, shelf_price
 from marketplace.web.shop.forms import SORTS, CampaignForm, FilterForm
 from services import browse, catalog
@@ -138,7 +138,7 @@ def _category_body(slug: str) -> tuple[str, Markup]:
         session,
         category_ids=branch.ids,
         campaign_id=request.args.get("campaign_id"),
-        running=running_campaigns(),
+        campaigns=campaign_choices(request.args.get("campaign_id")),
     )
     form = FilterForm(options, formdata=request.args)
     query: dict[str, Any] = {"category_ids": branch.ids, "sort": _sort_arg(), "limit": PAGE_SIZE}
@@ -174,9 +174,7 @@ def _search_body(q: str) -> Markup:
     page = None
     suggestions: list[str] = []
     chosen = request.args.get("campaign_id") or None
-    form = CampaignForm(
-        browse.campaign_options(session, selected=chosen, running=running_campaigns()), formdata=request.args
-    )
+    form = CampaignForm(campaign_choices(chosen), formdata=request.args)
     if q or chosen:
         query: dict[str, Any] = {"q": q, "sort": _sort_arg((*SORTS, "relevance")), "limit": PAGE_SIZE}
         try:

@@ -770,19 +770,26 @@ def filter_options(
     category_ids: tuple[int, ...] | None = None,
     campaign_id: Any = None,
     campaigns: list[CampaignOption] | None = None,
+    counties: list[CountyOption] | None = None,
 ) -> FilterOptions:
     """The choices of the filter form: counties that have visible products (in the category,
     named by its slug or, when the page has read the categories already, its branch's ids), and
-    the campaigns (campaign_options; `campaign_id` the one chosen), or `campaigns` if the caller
-    has them."""
+    the campaigns (campaign_options; `campaign_id` the one chosen); `campaigns` and `counties`
+    if the caller has them."""
     if category_slug and category_ids is None:
         category_ids = get_category(session, category_slug).ids
-    params = {"category_ids": category_ids} if category_ids is not None else {}
-    rows = session.execute(_county_counts(category_ids is not None), params).all()
     return FilterOptions(
-        [CountyOption(code, name, city_name or "", n) for code, name, city_name, n in rows],
+        county_options(session, category_ids) if counties is None else counties,
         campaign_options(session, selected=campaign_id) if campaigns is None else campaigns,
     )
+
+
+def county_options(session: Session, category_ids: tuple[int, ...] | None = None) -> list[CountyOption]:
+    """Counties with visible products (in these categories), with how many, in code order. They
+    change only with what the shop's lists show (services/catalog/freshness.py bumps)."""
+    params = {"category_ids": category_ids} if category_ids is not None else {}
+    rows = session.execute(_county_counts(category_ids is not None), params).all()
+    return [CountyOption(code, name, city_name or "", n) for code, name, city_name, n in rows]
 
 
 @lru_cache(maxsize=2)

@@ -185,6 +185,13 @@ def campaign_choices(selected: Any) -> list[browse.CampaignOption]:
     return browse.campaign_options(get_session(), selected=selected, running=running)
 
 
+def county_choices(category_ids: tuple[int, ...]) -> list[browse.CountyOption]:
+    """A category's county filter with its counts (services/browse.py county_options), read once
+    per freshness key: every change to a product's status or category bumps the version."""
+    options = per_key(f"counties:{category_ids}", lambda: browse.county_options(get_session(), category_ids))
+    return list(options)
+
+
 def shelf_prices(products: Sequence[campaign_pricing.Priceable]) -> dict[int, campaign_pricing.ShelfPrice]:
     """The list pages' campaign prices (services/campaigns/pricing.py shelf_prices), each product's
     priced once per freshness key: what a card shows changes only with the key (a price or a

@@ -13,7 +13,13 @@ from marketplace.auth import actor
 from marketplace.db import get_session
 from marketplace.web.forms import show_service_error
 from marketplace.web.shop import bp
-from marketplace.web.shop.cache import cached, campaign_choices, end_read_only_transaction, render_page
+from marketplace.web.shop.cache import (
+    cached,
+    campaign_choices,
+    county_choices,
+    end_read_only_transaction,
+    render_page,
+)
 from marketplace.web.shop.cards import card_views, shelf_price
 from marketplace.web.shop.forms import SORTS, CampaignForm, FilterForm
 from services import browse, catalog
@@ -139,6 +145,7 @@ def _category_body(slug: str) -> tuple[str, Markup]:
         category_ids=branch.ids,
         campaign_id=request.args.get("campaign_id"),
         campaigns=campaign_choices(request.args.get("campaign_id")),
+        counties=county_choices(branch.ids),
     )
     form = FilterForm(options, formdata=request.args)
     query: dict[str, Any] = {"category_ids": branch.ids, "sort": _sort_arg(), "limit": PAGE_SIZE}

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 
-from marketplace import create_app
+from wsgi import app  # the app and interpreter settings of wsgi.py, as make run serves them
 
-app = create_app()
 if os.environ.get("SHOP_PAGE_CACHE_SECONDS"):
     app.config["SHOP_PAGE_CACHE_SECONDS"] = float(os.environ["SHOP_PAGE_CACHE_SECONDS"])
 

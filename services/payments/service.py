@@ -462,6 +462,8 @@ def _open_attempt(
         created_at=now,
     )
     session.add(attempt)
+    if "attempts" in payment.__dict__:  # loaded in this session: kept in step (_current_attempt)
+        payment.attempts.append(attempt)
     if payment.intent_id is None and payment.method != method:
         # No intent yet, so nothing at the gateway to change: the next one is made for this method.
         payment.method = method

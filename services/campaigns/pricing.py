@@ -335,9 +335,6 @@ class Priced:
     offers: Offers
     first_order: bool = False
 
-    def campaign(self, campaign_id: int) -> OfferCampaign:
-        return self.offers.campaigns[campaign_id]
-
     def item_of(self, line: engine.LineBreakdown) -> OfferItem | None:
         """The sign-up whose unit price the line got, if any."""
         for d in line.discounts:

@@ -47,6 +47,7 @@ from services.i18n import _, yuan_text
 from services.orders import reservations, states
 from services.orders.promotions import refund_line
 from services.orders.states import Party
+from services.validation import id_or_none
 
 from .gateway import (
     CardDeclined,
@@ -1054,9 +1055,7 @@ def _units_amount(session: Session, sub: SubOrder, units: Mapping[Any, Any]) -> 
     lines = {line.id: line for line in sub.lines}
     counts: dict[int, int] = {}
     for key, n in units.items():
-        line_id = key if isinstance(key, int) and not isinstance(key, bool) else None
-        if line_id is None and isinstance(key, str) and key.isascii() and key.isdigit():
-            line_id = int(key)
+        line_id = id_or_none(key)
         if line_id is None or line_id not in lines:
             raise bad(_("These units are not of this order."))
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:

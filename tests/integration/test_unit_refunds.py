@@ -24,6 +24,7 @@ from services.orders.promotions import refund_line
 from services.payments import service as payments
 from services.payments.gateway import GatewayUnavailable
 from services.payments.stripe import StripeGateway
+from tests.conftest import count
 
 SETTINGS = CheckoutSettings(free_shipping_from_fen=0, commission_bps=500)
 START = datetime(2026, 11, 27, 2, 0, 0, tzinfo=UTC)  # the campaign's first second (Beijing 10:00)
@@ -36,10 +37,6 @@ def fresh(session, model, id_):  # type: ignore[no-untyped-def]
 
 def key() -> str:
     return checkout.new_idempotency_key()
-
-
-def count(session, model) -> int:  # type: ignore[no-untyped-def]
-    return session.scalar(select(func.count()).select_from(model))
 
 
 @pytest.fixture()

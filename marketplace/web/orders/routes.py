@@ -36,7 +36,9 @@ from services import catalog, intake, places
 from services.errors import ServiceError, ValidationError
 from services.logistics import desk
 from services.orders import checkout, manage
+from services.orders.cart import MAX_LINE_QUANTITY
 from services.orders.manage import SubActions
+from services.validation import parse_id, parse_int
 
 S = OrderStatus
 # The filter chips of the lists, in the order work flows.
@@ -339,20 +341,10 @@ def _units_sent() -> dict[int, int] | None:
     none is (a refund of an amount). Not a whole number: a field error on `units`."""
     units: dict[int, int] = {}
     for name, value in request.form.items():
-        if not name.startswith(UNITS_PREFIX):
-            continue
-        text = value.strip()
-        if not text:
-            continue
-        line_id = name.removeprefix(UNITS_PREFIX)
-        if not (text.isascii() and text.isdigit() and len(text) <= 4):
-            msg = gettext("Enter a whole number of units.")
-            raise ValidationError(msg, field_errors={"units": [msg]})
-        if not (line_id.isascii() and line_id.isdigit() and len(line_id) <= 18):
-            msg = gettext("These units are not of this order.")
-            raise ValidationError(msg, field_errors={"units": [msg]})
-        if int(text):
-            units[int(line_id)] = int(text)
+        if name.startswith(UNITS_PREFIX) and value.strip():
+            n = parse_int(value, "units", minimum=0, maximum=MAX_LINE_QUANTITY)
+            if n:
+                units[parse_id(name.removeprefix(UNITS_PREFIX), "units")] = n
     return units or None
 
 

@@ -175,12 +175,12 @@ def running_campaigns() -> frozenset[int]:
     return per_key("running_campaigns", lambda: campaign_pricing.running_campaign_ids(get_session()))
 
 
-def campaign_choices(selected: Any) -> list[browse.CampaignOption]:
+def campaign_options(selected: Any) -> list[browse.CampaignOption]:
     """The campaign filter's choices (services/browse.py campaign_options): the running ones are
     read once per freshness key; a campaign chosen but not running is looked up as it is asked."""
     running = running_campaigns()
     if running and selected in (None, ""):
-        options = per_key("campaign_choices", lambda: browse.campaign_options(get_session(), running=running))
+        options = per_key("campaign_options", lambda: browse.campaign_options(get_session(), running=running))
         return list(options)
     return browse.campaign_options(get_session(), selected=selected, running=running)
 

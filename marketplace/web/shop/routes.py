@@ -15,7 +15,7 @@ from marketplace.web.forms import show_service_error
 from marketplace.web.shop import bp
 from marketplace.web.shop.cache import (
     cached,
-    campaign_choices,
+    campaign_options,
     county_choices,
     end_read_only_transaction,
     render_page,
@@ -144,7 +144,7 @@ def _category_body(slug: str) -> tuple[str, Markup]:
         session,
         category_ids=branch.ids,
         campaign_id=request.args.get("campaign_id"),
-        campaigns=campaign_choices(request.args.get("campaign_id")),
+        campaigns=campaign_options(request.args.get("campaign_id")),
         counties=county_choices(branch.ids),
     )
     form = FilterForm(options, formdata=request.args)
@@ -181,7 +181,7 @@ def _search_body(q: str) -> Markup:
     page = None
     suggestions: list[str] = []
     chosen = request.args.get("campaign_id") or None
-    form = CampaignForm(campaign_choices(chosen), formdata=request.args)
+    form = CampaignForm(campaign_options(chosen), formdata=request.args)
     if q or chosen:
         query: dict[str, Any] = {"q": q, "sort": _sort_arg((*SORTS, "relevance")), "limit": PAGE_SIZE}
         try:

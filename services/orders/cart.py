@@ -141,7 +141,11 @@ def merge_guest_cart(session: Session, user: User | None, guest: Mapping[int, in
 
 def forget_products(session: Session, user_id: int, product_ids: list[int]) -> None:
     """Drop bought products from the saved cart (in the caller's transaction)."""
-    session.execute(delete(CartItem).where(CartItem.user_id == user_id, CartItem.product_id.in_(product_ids)))
+    session.execute(
+        delete(CartItem)
+        .where(CartItem.user_id == user_id, CartItem.product_id.in_(product_ids))
+        .execution_options(synchronize_session=False)  # nothing of the cart is loaded to keep in step
+    )
 
 
 # --- quotes ------------------------------------------------------------------------------------

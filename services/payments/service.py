@@ -133,9 +133,9 @@ def _locked_payment(session: Session, payment_id: int) -> Payment:
 
 def gateway_customer(session: Session, gateway: PaymentGateway, user: User) -> str:
     """The buyer's Customer at the gateway, made once (a lost answer makes at most an unused one)."""
-    existing = session.get(GatewayCustomer, user.id)
+    existing = session.scalar(select(GatewayCustomer.customer_id).where(GatewayCustomer.user_id == user.id))
     if existing is not None:
-        return existing.customer_id
+        return existing
     customer_id = gateway.create_customer(
         name=user.display_name or f"user-{user.id}",
         phone=user.phone,

@@ -1,0 +1,109 @@
+"""New rows of the domain model written with one INSERT a table, kept in the session as loaded.
+
+The unit of work (`Session.flush`) is the right tool for most writes, but on the hottest write
+of all, placing an order (an order, its sub-orders, lines, payment and first payment attempt;
+services/orders/checkout.py), its bookkeeping cost more CPU than everything else the checkout
+does in Python: sorting the mappers and their dependencies, tracking every attribute's history,
+cascading, then building each INSERT (docs/benchmarks.md, issue 13's fourth session).
+
+`insert_new` writes new objects of one mapped class with a single Core INSERT … RETURNING id,
+copies the new ids into the foreign keys of the objects that point at them (in both directions
+of a relationship), and `attach` then puts the whole graph into the session as persistent,
+unmodified objects, as if just read back: nothing left to flush, nothing reloaded, the
+relationships already set (order.sub_orders, sub.lines, order.payment …) readable without SQL.
+
+What it does not do, and what its callers must not need: before/after-insert mapper events (the
+model has none), server-side defaults (every column here has a Python default, which is applied
+to the object and the row alike), versioning, or polymorphic mappers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, inspect
+from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
+from sqlalchemy.orm.interfaces import ONETOMANY
+
+_Plan = tuple[str, Any, list[tuple[str, Any]]]
+
+
+def _plan(mapper: Mapper[Any]) -> _Plan:
+    """The primary key's attribute and column and, for every other column, (attribute, its
+    default)."""
+    (pk,) = mapper.primary_key
+    pk_attr = mapper.get_property_by_column(pk).key
+    columns: list[tuple[str, Any]] = []
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if column is pk:
+            continue
+        default = column.default
+        if default is not None and not (default.is_scalar or default.is_callable):
+            raise TypeError(f"{mapper.class_.__name__}.{prop.key}: only Python defaults are supported")
+        columns.append((prop.key, default))
+    return pk_attr, pk, columns
+
+
+_PLANS: dict[type, _Plan] = {}  # per class, made on first use
+
+
+def insert_new(session: Session, objects: Sequence[Any]) -> None:
+    """INSERT `objects`, new (transient) instances of one mapped class, in one statement in the
+    session's transaction; set their ids and the foreign keys of related objects that point at
+    them. Call `attach` once the whole graph is written."""
+    if not objects:
+        return
+    cls = type(objects[0])
+    mapper: Mapper[Any] = inspect(cls)
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _plan(mapper)
+    pk_attr, pk_column, columns = plan
+    rows = []
+    for obj in objects:
+        if type(obj) is not cls:
+            raise TypeError("insert_new writes objects of one class at a time")
+        values = obj.__dict__
+        row = {}
+        for key, default in columns:
+            if key not in values:
+                # The default, on the object too: a missing attribute would be read back later.
+                value = None if default is None else (default.arg if default.is_scalar else default.arg(None))
+                setattr(obj, key, value)
+            row[key] = values[key]
+        rows.append(row)
+    statement = insert(table(cls)).returning(pk_column, sort_by_parameter_order=True)
+    ids = session.execute(statement, rows).scalars().all()
+    for obj, new_id in zip(objects, ids, strict=True):
+        setattr(obj, pk_attr, new_id)
+        _sync_keys(mapper, obj)
+
+
+def _sync_keys(mapper: Mapper[Any], obj: Any) -> None:
+    """Copy `obj`'s new id into the foreign keys of the objects its one-to-many relationships
+    hold (what the unit of work calls sync): they are written after it."""
+    for rel in mapper.relationships:
+        if rel.direction is not ONETOMANY or rel.key not in obj.__dict__:
+            continue
+        held = obj.__dict__[rel.key]
+        for child in held if rel.uselist else (() if held is None else (held,)):
+            child_mapper: Mapper[Any] = inspect(type(child))
+            for parent_col, child_col in rel.local_remote_pairs or ():
+                key = child_mapper.get_property_by_column(child_col).key
+                setattr(child, key, getattr(obj, mapper.get_property_by_column(parent_col).key))
+
+
+def table(cls: type[Any]) -> Table:
+    """A mapped class's table, for a Core INSERT of rows nobody reads back as objects."""
+    return cast(Table, inspect(cls).local_table)
+
+
+def attach(session: Session, objects: Iterable[Any]) -> None:
+    """Put objects written by `insert_new` into the session as persistent and unmodified."""
+    objects = list(objects)
+    for obj in objects:
+        make_transient_to_detached(obj)
+    for obj in objects:
+        session.add(obj)

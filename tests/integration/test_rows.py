@@ -1,0 +1,112 @@
+"""services/rows.py: new rows written with one INSERT a table and kept in the session as loaded.
+
+The checkout writes its order that way (services/orders/checkout.py): what it hands back must be
+exactly what the unit of work would have left, persistent, clean, its relationships readable
+without SQL, and the same rows in the database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from domain import Order, Payment, PaymentAttempt, PaymentMethod, SubOrder, clock
+from services import rows
+from services.orders.pricing import CheckoutSettings
+
+SETTINGS = CheckoutSettings()
+
+
+class _Statements:
+    def __init__(self, session: Session) -> None:
+        self.engine = session.get_bind()
+        self.seen: list[str] = []
+
+    def _seen(self, conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        self.seen.append(statement)
+
+    def __enter__(self) -> list[str]:
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self.seen
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+def test_a_placed_order_is_in_the_session_as_loaded(session, market) -> None:  # type: ignore[no-untyped-def]
+    order = market.place({"梅县金柚": 2, "冰鲜走地鸡": 1, "英德红茶": 3}, SETTINGS)
+    graph = [order, *order.sub_orders, *(line for sub in order.sub_orders for line in sub.lines)]
+    graph += [order.payment, *order.payment.attempts]
+    for obj in graph:
+        state = inspect(obj)
+        assert state.persistent and not state.modified, obj
+        assert state.session is session
+    assert not session.new and not session.dirty
+    with _Statements(session) as seen:
+        # What the answer to the buyer reads: no statement, nothing expired or lazy.
+        shown = [
+            (
+                sub.number,
+                sub.order.number,
+                sub.total_fen,
+                [(line.id, line.quantity, line.paid_fen) for line in sub.lines],
+            )
+            for sub in order.sub_orders
+        ]
+        attempt = order.payment.attempts[0]
+        assert (attempt.payment is order.payment, attempt.number, attempt.error) == (True, 1, "")
+        assert order.payment.last_error == "" and order.payment.intent_id is None  # the defaults
+        session.flush()  # nothing to write
+    assert seen == []
+    assert len(shown) == 2 and all(lines for *_, lines in shown)
+
+
+def test_the_rows_are_the_objects(session, market) -> None:  # type: ignore[no-untyped-def]
+    order = market.place({"梅县金柚": 2, "英德红茶": 1}, SETTINGS)
+    written = {
+        "order": (order.id, order.number, order.total_fen),
+        "subs": {
+            sub.id: {(line.id, line.product_id, line.quantity) for line in sub.lines}
+            for sub in order.sub_orders
+        },
+        "payment": (order.payment.id, order.payment.status, order.payment.currency),
+        "attempts": [a.id for a in order.payment.attempts],
+    }
+    session.expunge_all()  # read back from the database, not the identity map
+    again = session.get(Order, order.id)
+    assert again is not None and (again.id, again.number, again.total_fen) == written["order"]
+    assert {
+        sub.id: {(line.id, line.product_id, line.quantity) for line in sub.lines} for sub in again.sub_orders
+    } == written["subs"]
+    assert all(sub.order_id == again.id for sub in again.sub_orders)
+    assert (again.payment.id, again.payment.status, again.payment.currency) == written["payment"]
+    assert [a.id for a in again.payment.attempts] == written["attempts"]
+
+
+def test_a_default_is_applied_to_the_object_and_the_row(session, market) -> None:  # type: ignore[no-untyped-def]
+    order = market.place({"梅县金柚": 1}, SETTINGS)
+    payment = order.payment
+    attempt = PaymentAttempt(
+        payment_id=payment.id, number=2, method=PaymentMethod.CARD, request_key="rows-test-0002"
+    )
+    before = clock.now()
+    rows.insert_new(session, [attempt])
+    rows.attach(session, [attempt])
+    assert attempt.id is not None and inspect(attempt).persistent and not session.new
+    assert attempt.error == "" and attempt.ended_at is None
+    assert before - timedelta(seconds=1) <= attempt.created_at <= clock.now() + timedelta(seconds=1)
+    row = session.execute(
+        select(PaymentAttempt.error, PaymentAttempt.status, PaymentAttempt.payment_id).where(
+            PaymentAttempt.id == attempt.id
+        )
+    ).one()
+    assert tuple(row) == ("", attempt.status, payment.id)
+
+
+def test_one_class_at_a_time(session) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TypeError):
+        rows.insert_new(session, [Payment(), SubOrder()])
+    assert not session.new
+    rows.insert_new(session, [])  # nothing to write

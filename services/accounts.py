@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CompoundSelect, CursorResult, delete, func, or_, select, union, update
+from sqlalchemy import CompoundSelect, CursorResult, bindparam, delete, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, lazyload
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -832,19 +832,7 @@ def authenticate_token(session: Session, secret: str, *, now: datetime | None = 
     now = _now(now)
     # The user's role grants come in the same statement: most API calls ask about a role (who
     # may see or move an order), and a lazy load would be a statement of its own.
-    token = (
-        session.execute(
-            select(ApiToken)
-            .where(ApiToken.token_hash == _token_hash(secret))
-            .options(
-                joinedload(ApiToken.user)
-                .joinedload(User.grants)
-                .options(lazyload(RoleGrant.node), lazyload(RoleGrant.county))
-            )
-        )
-        .unique()
-        .scalar_one_or_none()
-    )
+    token = session.execute(_TOKEN, {"token_hash": _token_hash(secret)}).unique().scalar_one_or_none()
     if token is None or token.revoked_at is not None or token.expires_at <= now:
         return None
     if not token.user.is_active:
@@ -854,6 +842,19 @@ def authenticate_token(session: Session, secret: str, *, now: datetime | None = 
         token.last_used_at = now
         session.commit()
     return token.user
+
+
+# Built once: every API request asks it (building the statement and its loader options cost
+# about as much as running it).
+_TOKEN = (
+    select(ApiToken)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+    .options(
+        joinedload(ApiToken.user)
+        .joinedload(User.grants)
+        .options(lazyload(RoleGrant.node), lazyload(RoleGrant.county))
+    )
+)
 
 
 def revoke_api_token(session: Session, secret: str, *, now: datetime | None = None) -> None:

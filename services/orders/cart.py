@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session, lazyload, selectinload
 
 from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
@@ -141,11 +141,17 @@ def merge_guest_cart(session: Session, user: User | None, guest: Mapping[int, in
 
 def forget_products(session: Session, user_id: int, product_ids: list[int]) -> None:
     """Drop bought products from the saved cart (in the caller's transaction)."""
-    session.execute(
-        delete(CartItem)
-        .where(CartItem.user_id == user_id, CartItem.product_id.in_(product_ids))
-        .execution_options(synchronize_session=False)  # nothing of the cart is loaded to keep in step
+    session.execute(_FORGET, {"forget_user": user_id, "forget_ids": product_ids})
+
+
+_FORGET = (
+    delete(CartItem)
+    .where(
+        CartItem.user_id == bindparam("forget_user"),
+        CartItem.product_id.in_(bindparam("forget_ids", expanding=True)),
     )
+    .execution_options(synchronize_session=False)  # nothing of the cart is loaded to keep in step
+)
 
 
 # --- quotes ------------------------------------------------------------------------------------

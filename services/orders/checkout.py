@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, not_, or_, select
+from sqlalchemy import and_, bindparam, func, insert, not_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -467,7 +467,15 @@ def _cash_at_own_point(
 def _lock_users(session: Session, user_ids: set[int]) -> None:
     """SELECT … FOR UPDATE the users' rows, in id order (no deadlock between two placers).
     SQLite has no row locks and needs none: its transactions take the write lock at BEGIN."""
-    session.execute(select(User.id).where(User.id.in_(sorted(user_ids))).order_by(User.id).with_for_update())
+    session.execute(_LOCK_USERS, {"user_ids": sorted(user_ids)})
+
+
+_LOCK_USERS = (
+    select(User.id)
+    .where(User.id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(User.id)
+    .with_for_update()
+)
 
 
 def check_total(total_fen: int, settings: CheckoutSettings) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, not_, or_, select, update
+from sqlalchemy import BindParameter, Integer, and_, bindparam, case, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -35,22 +35,7 @@ def take_stock(session: Session, wanted: Mapping[int, int]) -> list[int]:
     short: list[int] = []
     sold_out = False
     for product_id in sorted(wanted):
-        qty = wanted[product_id]
-        taken = session.execute(
-            update(Product)
-            .where(Product.id == product_id, Product.stock >= qty, Product.status == ProductStatus.ACTIVE)
-            .values(
-                stock=Product.stock - qty,
-                reserved=Product.reserved + qty,
-                # Sold out at 0, except pre-sales, which sell against an announced harvest.
-                status=case(
-                    (and_(Product.stock == qty, Product.presale.is_(False)), ProductStatus.SOLD_OUT.value),
-                    else_=Product.status,
-                ),
-            )
-            .returning(Product.status)
-            .execution_options(synchronize_session=False)
-        ).first()
+        taken = session.execute(_TAKE, {"take_id": product_id, "take_qty": wanted[product_id]}).first()
         if taken is None:
             short.append(product_id)
             break  # the transaction is rolled back anyway
@@ -59,6 +44,25 @@ def take_stock(session: Session, wanted: Mapping[int, int]) -> list[int]:
         freshness.bump(session, "sold out")
     _reread(session, wanted)
     return short
+
+
+_QTY: BindParameter[int] = bindparam("take_qty", type_=Integer)
+# Built once (every checkout runs it): the units out of stock into reserved, if there are enough.
+_TAKE = (
+    update(Product)
+    .where(Product.id == bindparam("take_id"), Product.stock >= _QTY, Product.status == ProductStatus.ACTIVE)
+    .values(
+        stock=Product.stock - _QTY,
+        reserved=Product.reserved + _QTY,
+        # Sold out at 0, except pre-sales, which sell against an announced harvest.
+        status=case(
+            (and_(Product.stock == _QTY, Product.presale.is_(False)), ProductStatus.SOLD_OUT.value),
+            else_=Product.status,
+        ),
+    )
+    .returning(Product.status)
+    .execution_options(synchronize_session=False)
+)
 
 
 def _put_back(session: Session, product_id: int, qty: int) -> bool:

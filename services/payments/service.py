@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -40,7 +40,7 @@ from domain import (
     User,
     clock,
 )
-from services import ledger
+from services import ledger, rows
 from services.campaigns import holds as campaign_holds
 from services.errors import Conflict, NotFound, ValidationError
 from services.i18n import _, yuan_text
@@ -133,7 +133,7 @@ def _locked_payment(session: Session, payment_id: int) -> Payment:
 
 def gateway_customer(session: Session, gateway: PaymentGateway, user: User) -> str:
     """The buyer's Customer at the gateway, made once (a lost answer makes at most an unused one)."""
-    existing = session.scalar(select(GatewayCustomer.customer_id).where(GatewayCustomer.user_id == user.id))
+    existing = session.scalar(_CUSTOMER_ID, {"user_id": user.id})
     if existing is not None:
         return existing
     customer_id = gateway.create_customer(
@@ -151,6 +151,9 @@ def gateway_customer(session: Session, gateway: PaymentGateway, user: User) -> s
         session.rollback()
         return session.get(GatewayCustomer, user.id).customer_id  # type: ignore[union-attr]
     return customer_id
+
+
+_CUSTOMER_ID = select(GatewayCustomer.customer_id).where(GatewayCustomer.user_id == bindparam("user_id"))
 
 
 def _method_options(method: PaymentMethod) -> dict[str, Any] | None:
@@ -255,12 +258,7 @@ def _adopt(
         values.update(
             status=PaymentStatus(intent.status), next_action=intent.next_action, updated_at=clock.now()
         )
-    claimed = session.execute(
-        update(Payment)
-        .where(Payment.id == payment_id, Payment.intent_id.is_(None))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    claimed = session.execute(_CLAIM, {"claim_id": payment_id, **values}).rowcount  # type: ignore[attr-defined]
     if claimed and waiting:
         _track_attempt(session, payment_id, intent, clock.now(), attempt=attempt)
     session.commit()
@@ -281,6 +279,12 @@ def _adopt(
             session.refresh(payment)
             return payment
     return apply_intent(session, gateway, intent, fresh=True)
+
+
+# Built once, on the table (the SET clause is the parameters' column names): every checkout
+# records its new intent with it.
+_PAYMENTS = rows.table(Payment)
+_CLAIM = update(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("claim_id"), _PAYMENTS.c.intent_id.is_(None))
 
 
 def confirm_with(

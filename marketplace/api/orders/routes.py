@@ -160,7 +160,7 @@ def put_cart(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.route("/orders", methods=["POST"])
 @token_required
 @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
-@blp.arguments(PlaceOrderSchema)
+@blp.arguments(PlaceOrderSchema())  # an instance: webargs would build one from a class on every request
 @blp.response(201, PlacedOrderSchema)
 @blp.alt_response(200, schema=PlacedOrderSchema, description="The order this idempotency key already placed")
 @blp.alt_response(401, description="No valid bearer token")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel.support import NullTranslations
 from flask import Flask, current_app, g, has_request_context, request, session
-from flask_babel import get_locale
-from flask_babel import gettext as babel_gettext
+from flask_babel import get_locale, get_translations
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from marketplace.config import PRODUCTION, PROJECT_ROOT, Config, check_settings
@@ -68,8 +68,38 @@ def select_locale() -> str:
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
+def request_translations() -> NullTranslations:
+    """This request's catalog, looked up once a request.
+
+    Flask-Babel's own gettext looks the domain, the locale (str(Locale) included) and the catalog
+    up again for every message, about 30 µs each on these machines, and a category page shows
+    ~30 of them (docs/benchmarks.md, issue 13's fourth session). Kept in Flask-Babel's request
+    namespace (g._flask_babel) under the name its refresh() clears, so a locale changed
+    mid-request still takes effect."""
+    space = g.get("_flask_babel")
+    found = getattr(space, "babel_translations", None)
+    if found is None:
+        found = get_translations()
+        space = g.get("_flask_babel")  # made by get_translations()
+        if space is not None:
+            space.babel_translations = found
+    return found
+
+
 def _translator(message: str) -> str:
-    return babel_gettext(message) if has_request_context() else message
+    return request_translations().ugettext(message) if has_request_context() else message
+
+
+def _install_jinja_gettext(app: Flask) -> None:
+    """The templates' _() and ngettext through request_translations (Flask-Babel installed its
+    own, which look everything up per message)."""
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: request_translations().ugettext(s),
+        ngettext=lambda s, p, n: request_translations().ungettext(s, p, n),
+        pgettext=lambda c, s: request_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
 
 
 def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
@@ -107,6 +137,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         locale_selector=select_locale,
         default_translation_directories=str(PROJECT_ROOT / "marketplace" / "translations"),
     )
+    _install_jinja_gettext(app)
     install_translator(_translator)
     login_manager.init_app(app)
     csrf.init_app(app)

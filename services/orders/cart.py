@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.orm import Session, lazyload, selectinload
+from sqlalchemy.orm import Session, joinedload, lazyload, selectinload
 
 from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
 from services import authz
@@ -288,6 +288,7 @@ def quote(
     delivery: DeliveryMethod = DeliveryMethod.HOME,
     *,
     photos: bool = False,
+    sellers: bool = False,
     buyer: User | None = None,
     now: datetime | None = None,
 ) -> Quote:
@@ -295,13 +296,16 @@ def quote(
     listed under `problems` with the reason (gone, paused, not enough stock).
 
     The campaigns running at `now` price the lines through the one engine (services/campaigns/
-    pricing.py), for `buyer` (their first-order discount and per-buyer limits; None: a visitor)."""
+    pricing.py), for `buyer` (their first-order discount and per-buyer limits; None: a visitor).
+    `sellers`: the products' sellers (users) loaded in the same statement (the checkout's answer
+    names them); `photos`: their photos."""
     result = Quote(delivery=delivery)
     if not items:
         return result
     # Pricing needs the product row only: its usual eager companions (seller, category, origin,
     # certificates) load only if a page touches them, photos only when the page shows them.
-    options = [lazyload(Product.seller), lazyload(Product.category), lazyload(Product.origin)]
+    options = [joinedload(Product.seller) if sellers else lazyload(Product.seller)]
+    options += [lazyload(Product.category), lazyload(Product.origin)]
     options += [
         lazyload(Product.certifications),
         selectinload(Product.photos) if photos else lazyload(Product.photos),

@@ -196,7 +196,8 @@ def place_order(
     ship = _destination(session, buyer, data, delivery)
 
     now = now or clock.now()
-    quote = carts.quote(session, items, settings, delivery, buyer=buyer, now=now)
+    # With the sellers: the placed order's answer names each sub-order's seller.
+    quote = carts.quote(session, items, settings, delivery, sellers=True, buyer=buyer, now=now)
     known = {line.product.id for line in quote.lines} | {line.product.id for line in quote.problems}
     if set(items) - known:
         raise _field("items", _("This product is not on sale."))
@@ -253,6 +254,7 @@ def place_order(
             sub = SubOrder(
                 number=f"{order.number}-{position}",
                 seller_id=group.seller_id,
+                seller=group.lines[0].product.seller,
                 status=OrderStatus.PENDING_PAYMENT,
                 status_changed_at=now,
                 items_fen=group.price.items_fen,

@@ -42,7 +42,7 @@ each because a thread waiting on the gateway is a thread gone for 300 ms, so eve
 checkout must be able to wait at once, and the kernel does not split the 64 connections evenly
 between the workers (gunicorn_connections_per_worker: e.g. 36/28), so each worker must be able
 to hold them all. STRIPE_HTTP_POOL_SIZE=64: as many pooled gateway connections as threads.
-Database connections stay SQLAlchemy's defaults per process (pool_size 5 + max_overflow 10).
+Database connections: the app's pool per process (DATABASE_POOL_SIZE, 15, no overflow).
 
 Is the gateway called outside transactions? First, one client with the gateway at 300 ms while
 pg_stat_activity is sampled every 20 ms: a transaction spanning the call would be seen open for
@@ -132,7 +132,9 @@ WRK = shutil.which("wrk") or "/usr/bin/wrk"
 CORES = os.cpu_count() or 1
 TICKS = os.sysconf("SC_CLK_TCK")
 
-WORKERS, THREADS = 2, 64
+# The server's shape; BENCH_WORKERS / BENCH_THREADS try another (docs/benchmarks.md compares them).
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_THREADS", "64"))
 CLIENTS = 64
 FEW_CLIENTS = 4
 SELLERS, PRODUCTS, BUYERS = 16, 256, 256

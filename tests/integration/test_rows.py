@@ -6,6 +6,8 @@ without SQL, and the same rows in the database."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -19,20 +21,20 @@ from services.orders.pricing import CheckoutSettings
 SETTINGS = CheckoutSettings()
 
 
-class _Statements:
-    def __init__(self, session: Session) -> None:
-        self.engine = session.get_bind()
-        self.seen: list[str] = []
+@contextmanager
+def _statements(session: Session) -> Iterator[list[str]]:
+    """The SQL the session's engine runs inside the block."""
+    seen: list[str] = []
 
-    def _seen(self, conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        self.seen.append(statement)
+    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
 
-    def __enter__(self) -> list[str]:
-        event.listen(self.engine, "before_cursor_execute", self._seen)
-        return self.seen
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._seen)
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_a_placed_order_is_in_the_session_as_loaded(session, market) -> None:  # type: ignore[no-untyped-def]
@@ -44,7 +46,7 @@ def test_a_placed_order_is_in_the_session_as_loaded(session, market) -> None:  #
         assert state.persistent and not state.modified, obj
         assert state.session is session
     assert not session.new and not session.dirty
-    with _Statements(session) as seen:
+    with _statements(session) as seen:
         # What the answer to the buyer reads: no statement, nothing expired or lazy.
         shown = [
             (
@@ -109,4 +111,3 @@ def test_one_class_at_a_time(session) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TypeError):
         rows.insert_new(session, [Payment(), SubOrder()])
     assert not session.new
-    rows.insert_new(session, [])  # nothing to write

@@ -48,7 +48,7 @@ The flash sale (`flash_figures`), on PostgreSQL under gunicorn with the Redis ga
 crowd on a product without a campaign in the same run". bench/checkout.py's machinery is reused
 (imported, not copied): its database (build_database, into `gdm_bench_campaigns`, dropped
 afterwards; 16 products, 501 buyers with API tokens), its latency-only fake payment gateway at 0 ms,
-its server (start_server: 2 gthread workers x 64 threads, SQLAlchemy's pool of 5 + 10 per worker,
+its server (start_server: 2 gevent workers x 64 connections, docs/deploy.md's shape; the pool per worker,
 the per-buyer caps off), its wrk runner and CPU accounting, and bench/checkout.lua. Added onto that
 database: a product of 10,000 units (59.90) signed up in a running campaign (created by an admin
 through services.campaigns.manage, starts a minute before the real now and ends an hour after, in
@@ -102,13 +102,10 @@ then (the server idle again) the same 500 buyers on the plain product. Figures f
 BENCH_FLASH_PROFILE=1 also runs 20 refused flash-sale checkouts in this process (Flask's test
 client) under cProfile and prints the top of the profile to stderr.
 
-The server setup is bench/checkout.py's, unchanged. Its 64 threads a worker are there to hide a
-300 ms gateway and are more than this run needs (the gateway answers at once), and they starve the
-admitted buyers' transactions, which hold the product's row: with 8 threads (tried, see
-docs/benchmarks.md) the 100 orders were placed in about 5 s instead of 13-20 and the lock waits
-fell. But the crowd's p99 stayed near its CPU floor (`_cpu_floor_ms`): 500 answers at 40-50 ms of
-CPU each, not the server's threads or pool, set it. So the setup the checkout figures describe is
-kept, and the flash sale is measured on the same server as a real gateway would need.
+The server setup is bench/checkout.py's, unchanged: the shape docs/deploy.md gives PostgreSQL
+deployments (gevent workers). Until the fifth session of issue 13 it was 2 gthread workers x 64
+threads; docs/benchmarks.md has the runs of both. The crowd's p99 stays near its CPU floor
+(`_cpu_floor_ms`): the CPU of 500 answers, not the server's threads or pool, sets it.
 
 Parts: `python bench/campaigns.py [pricing] [quote] [flash]` (all without arguments), or
 BENCH_CAMPAIGNS=flash for `make bench B=campaigns`.

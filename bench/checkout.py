@@ -37,12 +37,15 @@ every order measured costs exactly one gateway call, as in steady state (the fak
 confirm it: gateway_intents_per_order, gateway_customers_created).
 
 The server: gunicorn serving bench/wsgi_bench.py (the app as `make run` builds it, plus /_hello),
-2 workers of the gthread class with 64 threads each. Two workers for the two cores. 64 threads
-each because a thread waiting on the gateway is a thread gone for 300 ms, so every client's
-checkout must be able to wait at once, and the kernel does not split the 64 connections evenly
-between the workers (gunicorn_connections_per_worker: e.g. 36/28), so each worker must be able
-to hold them all. STRIPE_HTTP_POOL_SIZE=64: as many pooled gateway connections as threads.
-Database connections: the app's pool per process (DATABASE_POOL_SIZE, 15, no overflow).
+in the shape docs/deploy.md gives PostgreSQL deployments: 2 workers (one per core) of the gevent
+class, 64 connections each. A checkout waiting on the gateway for 300 ms must not take a worker
+with it, so every client's checkout must be able to wait at once, and the kernel does not split
+the 64 connections evenly between the workers (gunicorn_connections_per_worker: e.g. 36/28), so
+each worker must be able to hold them all. STRIPE_HTTP_POOL_SIZE=64: as many pooled gateway
+connections as a worker's connections. Database connections: the app's pool per process
+(DATABASE_POOL_SIZE, 15, no overflow). BENCH_WORKER_CLASS=gthread (with BENCH_THREADS threads a
+worker) measures the thread-based shape `make run` uses; BENCH_WORKERS sets the workers
+(docs/benchmarks.md compares them).
 
 Is the gateway called outside transactions? First, one client with the gateway at 300 ms while
 pg_stat_activity is sampled every 20 ms: a transaction spanning the call would be seen open for
@@ -132,7 +135,10 @@ WRK = shutil.which("wrk") or "/usr/bin/wrk"
 CORES = os.cpu_count() or 1
 TICKS = os.sysconf("SC_CLK_TCK")
 
-# The server's shape; BENCH_WORKERS / BENCH_THREADS try another (docs/benchmarks.md compares them).
+# The server's shape (docs/deploy.md); BENCH_WORKER_CLASS / BENCH_WORKERS / BENCH_THREADS try
+# another (docs/benchmarks.md compares them). THREADS: a gthread worker's threads, a gevent
+# worker's connections.
+WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gevent")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "64"))
 CLIENTS = 64
@@ -354,8 +360,10 @@ def start_server(url: str, gateway: str, instance: Path) -> tuple[subprocess.Pop
             "--workers",
             str(WORKERS),
             "--worker-class",
-            "gthread",
+            WORKER_CLASS,
             "--threads",
+            str(THREADS),
+            "--worker-connections",
             str(THREADS),
             "--chdir",
             str(PROJECT_ROOT),

@@ -48,10 +48,11 @@ The flash sale (`flash_figures`), on PostgreSQL under gunicorn with the Redis ga
 crowd on a product without a campaign in the same run". bench/checkout.py's machinery is reused
 (imported, not copied): its database (build_database, into `gdm_bench_campaigns`, dropped
 afterwards; 16 products, 501 buyers with API tokens), its latency-only fake payment gateway at 0 ms,
-its server (start_server: 2 gevent workers x 64 connections, docs/deploy.md's shape; the pool per worker,
-the per-buyer caps off), its wrk runner and CPU accounting, and bench/checkout.lua. Added onto that
-database: a product of 10,000 units (59.90) signed up in a running campaign (created by an admin
-through services.campaigns.manage, starts a minute before the real now and ends an hour after, in
+its server (start_server: 2 gevent workers of up to 1,000 connections, docs/deploy.md's shape;
+the pool per worker, the per-buyer caps off), its wrk runner and CPU accounting, and
+bench/checkout.lua. Added onto that database: a product of 10,000 units (59.90) signed up in a
+running campaign (created by an admin through services.campaigns.manage, starts a minute before
+the real now and ends an hour after, in
 China's time, published, the sign-up at 9.90 with quota 100 and a per-buyer limit of 1, approved),
 and a product of 100 units (59.90) in no campaign. REDIS_URL (BENCH_REDIS_URL, default
 redis://127.0.0.1:6379/0) is put in the environment start_server passes on, so the app installs

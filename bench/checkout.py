@@ -38,14 +38,15 @@ confirm it: gateway_intents_per_order, gateway_customers_created).
 
 The server: gunicorn serving bench/wsgi_bench.py (the app as `make run` builds it, plus /_hello),
 in the shape docs/deploy.md gives PostgreSQL deployments: 2 workers (one per core) of the gevent
-class, 64 connections each. A checkout waiting on the gateway for 300 ms must not take a worker
-with it, so every client's checkout must be able to wait at once, and the kernel does not split
-the 64 connections evenly between the workers (gunicorn_connections_per_worker: e.g. 36/28), so
-each worker must be able to hold them all. STRIPE_HTTP_POOL_SIZE=64: as many pooled gateway
-connections as a worker's connections. Database connections: the app's pool per process
-(DATABASE_POOL_SIZE, 15, no overflow). BENCH_WORKER_CLASS=gthread (with BENCH_THREADS threads a
-worker) measures the thread-based shape `make run` uses; BENCH_WORKERS sets the workers
-(docs/benchmarks.md compares them).
+class, up to 1,000 connections each. A checkout waiting on the gateway for 300 ms must not take a
+worker with it, so every client's checkout must be able to wait at once, and the kernel does not
+split the 64 connections evenly between the workers (gunicorn_connections_per_worker: e.g.
+36/28), so each worker must be able to hold them all (and the flash sale's 500 buyers arrive at
+once). STRIPE_HTTP_POOL_SIZE=64: pooled gateway connections a worker keeps. Database
+connections: the app's pool per process (DATABASE_POOL_SIZE, 15, no overflow).
+BENCH_WORKER_CLASS=gthread (with BENCH_THREADS threads a worker, 64 by default) measures the
+thread-based shape `make run` uses; BENCH_WORKERS sets the workers (docs/benchmarks.md compares
+them).
 
 Is the gateway called outside transactions? First, one client with the gateway at 300 ms while
 pg_stat_activity is sampled every 20 ms: a transaction spanning the call would be seen open for
@@ -136,11 +137,12 @@ CORES = os.cpu_count() or 1
 TICKS = os.sysconf("SC_CLK_TCK")
 
 # The server's shape (docs/deploy.md); BENCH_WORKER_CLASS / BENCH_WORKERS / BENCH_THREADS try
-# another (docs/benchmarks.md compares them). THREADS: a gthread worker's threads, a gevent
-# worker's connections.
+# another (docs/benchmarks.md compares them). THREADS: a gthread worker's threads; a gevent
+# worker holds up to CONNECTIONS requests at once (gunicorn's default, as deploy.md runs it).
 WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gevent")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "64"))
+CONNECTIONS = 1000
 CLIENTS = 64
 FEW_CLIENTS = 4
 SELLERS, PRODUCTS, BUYERS = 16, 256, 256
@@ -364,7 +366,13 @@ def start_server(url: str, gateway: str, instance: Path) -> tuple[subprocess.Pop
             "--threads",
             str(THREADS),
             "--worker-connections",
-            str(THREADS),
+            str(CONNECTIONS),
+            # A gevent worker closes a connection that sends nothing for `keepalive` seconds,
+            # the first request included (gunicorn's default: 2). The flash-sale crowd connects
+            # first and asks all at once up to 8 s later (bench/campaigns.py): with the default,
+            # every buyer's connection was closed under it and wrk counted a read error each.
+            "--keepalive",
+            "15",
             "--chdir",
             str(PROJECT_ROOT),
             "bench.wsgi_bench:app",

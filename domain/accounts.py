@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
 from .base import Base, str_enum
+
+if TYPE_CHECKING:
+    from .payments import GatewayCustomer
 
 
 class Role(enum.StrEnum):
@@ -60,6 +63,12 @@ class User(Base):
         lazy="select",
         order_by="RoleGrant.id",
         foreign_keys="RoleGrant.user_id",
+    )
+    # The buyer's Customer at the payment gateway, once made (services.payments.gateway_customer
+    # writes the row). Read-only here; an API request's token read loads it with the user, so
+    # paying needs no statement of its own for it.
+    gateway_customer: Mapped[GatewayCustomer | None] = relationship(
+        "GatewayCustomer", lazy="select", viewonly=True, uselist=False
     )
 
     @property

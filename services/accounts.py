@@ -850,9 +850,11 @@ _TOKEN = (
     select(ApiToken)
     .where(ApiToken.token_hash == bindparam("token_hash"))
     .options(
-        joinedload(ApiToken.user)
-        .joinedload(User.grants)
-        .options(lazyload(RoleGrant.node), lazyload(RoleGrant.county))
+        joinedload(ApiToken.user).options(
+            joinedload(User.grants).options(lazyload(RoleGrant.node), lazyload(RoleGrant.county)),
+            # Paying asks for it (services.payments.gateway_customer): one join, not a transaction.
+            joinedload(User.gateway_customer),
+        )
     )
 )
 

@@ -133,6 +133,10 @@ def _locked_payment(session: Session, payment_id: int) -> Payment:
 
 def gateway_customer(session: Session, gateway: PaymentGateway, user: User) -> str:
     """The buyer's Customer at the gateway, made once (a lost answer makes at most an unused one)."""
+    # Loaded with the user (an API token's read joins it): a recorded Customer never changes.
+    loaded = user.__dict__.get("gateway_customer")
+    if loaded is not None:
+        return loaded.customer_id
     existing = session.scalar(_CUSTOMER_ID, {"user_id": user.id})
     if existing is not None:
         return existing

@@ -367,11 +367,11 @@ def start_server(url: str, gateway: str, instance: Path) -> tuple[subprocess.Pop
             str(THREADS),
             "--worker-connections",
             str(CONNECTIONS),
-            # A gevent worker closes a connection that sends nothing for `keepalive` seconds,
+            # A gevent worker closes a connection that sends nothing for `keep-alive` seconds,
             # the first request included (gunicorn's default: 2). The flash-sale crowd connects
             # first and asks all at once up to 8 s later (bench/campaigns.py): with the default,
             # every buyer's connection was closed under it and wrk counted a read error each.
-            "--keepalive",
+            "--keep-alive",
             "15",
             "--chdir",
             str(PROJECT_ROOT),

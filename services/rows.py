@@ -26,12 +26,12 @@ from sqlalchemy import Table, insert, inspect
 from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
 from sqlalchemy.orm.interfaces import ONETOMANY
 
-_Plan = tuple[str, Any, list[tuple[str, Any]]]
+_Plan = tuple[str, Any, list[tuple[str, Any]], Any]
 
 
 def _plan(mapper: Mapper[Any]) -> _Plan:
-    """The primary key's attribute and column and, for every other column, (attribute, its
-    default)."""
+    """The primary key's attribute and column, for every other column (attribute, its default),
+    and the INSERT … RETURNING id, built once (building a statement costs more than running it)."""
     (pk,) = mapper.primary_key
     pk_attr = mapper.get_property_by_column(pk).key
     columns: list[tuple[str, Any]] = []
@@ -43,7 +43,8 @@ def _plan(mapper: Mapper[Any]) -> _Plan:
         if default is not None and not (default.is_scalar or default.is_callable):
             raise TypeError(f"{mapper.class_.__name__}.{prop.key}: only Python defaults are supported")
         columns.append((prop.key, default))
-    return pk_attr, pk, columns
+    statement = insert(cast(Table, mapper.local_table)).returning(pk, sort_by_parameter_order=True)
+    return pk_attr, pk, columns, statement
 
 
 _PLANS: dict[type, _Plan] = {}  # per class, made on first use
@@ -60,7 +61,7 @@ def insert_new(session: Session, objects: Sequence[Any]) -> None:
     plan = _PLANS.get(cls)
     if plan is None:
         plan = _PLANS[cls] = _plan(mapper)
-    pk_attr, pk_column, columns = plan
+    pk_attr, _pk_column, columns, statement = plan
     rows = []
     for obj in objects:
         if type(obj) is not cls:
@@ -74,8 +75,10 @@ def insert_new(session: Session, objects: Sequence[Any]) -> None:
                 setattr(obj, key, value)
             row[key] = values[key]
         rows.append(row)
-    statement = insert(table(cls)).returning(pk_column, sort_by_parameter_order=True)
-    ids = session.execute(statement, rows).scalars().all()
+    if len(rows) == 1:  # one row: a plain execute, not the many-rows batching
+        ids = [session.execute(statement, rows[0]).scalar_one()]
+    else:
+        ids = list(session.execute(statement, rows).scalars())
     for obj, new_id in zip(objects, ids, strict=True):
         setattr(obj, pk_attr, new_id)
         _sync_keys(mapper, obj)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from domain import Address, Division, DivisionLevel, User
@@ -44,7 +44,7 @@ def check_address(session: Session, data: AddressInput) -> dict[str, Any]:
         except ValidationError as exc:
             errors[name] = list(exc.field_errors.get(name) or exc.field_errors.get("phone") or [exc.message])
     code = (data.division_code or "").strip()
-    division = session.get(Division, code) if code.isdigit() else None
+    division = session.scalars(_DIVISION, {"code": code}).first() if code.isdigit() else None
     if division is None or division.level not in (DivisionLevel.TOWN, DivisionLevel.VILLAGE):
         errors["division_code"] = [_("Choose the town or village.")]
     else:
@@ -53,6 +53,9 @@ def check_address(session: Session, data: AddressInput) -> dict[str, Any]:
     if errors:
         raise ValidationError(_("Please correct the marked fields."), field_errors=errors)
     return clean
+
+
+_DIVISION = select(Division).where(Division.code == bindparam("code"))  # built once: every checkout asks
 
 
 def save_address(

@@ -4,12 +4,13 @@ price a cart from the database, never from what a form says."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.orm import Session, joinedload, lazyload, selectinload
 
 from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
@@ -302,24 +303,9 @@ def quote(
     result = Quote(delivery=delivery)
     if not items:
         return result
-    # Pricing needs the product row only: its usual eager companions (seller, category, origin,
-    # certificates) load only if a page touches them, photos only when the page shows them.
-    options = [joinedload(Product.seller) if sellers else lazyload(Product.seller)]
-    options += [lazyload(Product.category), lazyload(Product.origin)]
-    options += [
-        lazyload(Product.certifications),
-        selectinload(Product.photos) if photos else lazyload(Product.photos),
-    ]
-    # With each seller's shop name (the parcel's heading), in the same query.
-    stmt = (
-        select(Product, SellerProfile.shop_name)
-        .outerjoin(SellerProfile, SellerProfile.user_id == Product.seller_id)
-        .where(Product.id.in_(list(items)))
-        .options(*options)
-    )
     products: dict[int, Product] = {}
     shops: dict[int, str | None] = {}
-    for product, shop_name in session.execute(stmt):
+    for product, shop_name in session.execute(_products_statement(sellers, photos), {"ids": list(items)}):
         products[product.id] = product
         shops[product.seller_id] = shop_name
     by_seller: dict[int, list[QuoteLine]] = {}
@@ -360,6 +346,26 @@ def quote(
         shop = shops.get(seller_id) or seller_name(lines[0].product.seller, None)
         result.groups.append(SellerGroup(seller_id=seller_id, shop_name=shop, lines=lines, price=price))
     return result
+
+
+@functools.cache
+def _products_statement(sellers: bool, photos: bool) -> Select[Any]:
+    """The quote's products with each seller's shop name (the parcel's heading), in one query;
+    built once per kind (building it with its loader options cost more than running it)."""
+    # Pricing needs the product row only: its usual eager companions (seller, category, origin,
+    # certificates) load only if a page touches them, photos only when the page shows them.
+    options = [joinedload(Product.seller) if sellers else lazyload(Product.seller)]
+    options += [lazyload(Product.category), lazyload(Product.origin)]
+    options += [
+        lazyload(Product.certifications),
+        selectinload(Product.photos) if photos else lazyload(Product.photos),
+    ]
+    return (
+        select(Product, SellerProfile.shop_name)
+        .outerjoin(SellerProfile, SellerProfile.user_id == Product.seller_id)
+        .where(Product.id.in_(bindparam("ids", expanding=True)))
+        .options(*options)
+    )
 
 
 def _apply_campaigns(

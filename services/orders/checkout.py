@@ -321,7 +321,7 @@ def place_order(
         rows.attach(session, [order, *subs, *lines, order.payment, *order.payment.attempts])
         actor_id = (placed_by or buyer).id
         session.execute(
-            insert(rows.table(OrderEvent)),
+            _INSERT_EVENTS,
             [
                 {
                     "sub_order_id": sub.id,
@@ -334,7 +334,7 @@ def place_order(
             ],
         )
         session.execute(
-            insert(rows.table(StockReservation)),
+            _INSERT_RESERVATIONS,
             [
                 {
                     "order_id": order.id,
@@ -374,6 +374,11 @@ def place_order(
         if not placed:
             for item_id, units in admitted:
                 campaign_gate.current().give_back(item_id, units)
+
+
+# Built once (every checkout writes both; building a statement costs about as much as running it).
+_INSERT_EVENTS = insert(rows.table(OrderEvent))
+_INSERT_RESERVATIONS = insert(rows.table(StockReservation))
 
 
 def _admit(session: Session, quote: carts.Quote) -> list[tuple[int, int]]:

@@ -218,7 +218,8 @@ def _create_intent(
     """Create the order's one PaymentIntent for `attempt` (its method is the payment's), or adopt
     the one an earlier call made. Returns the payment and the intent it now has."""
     customer = gateway_customer(session, gateway, order.buyer)
-    session.commit()  # nothing held while the gateway thinks
+    if session.in_transaction():  # (after a checkout's commit there is none to end)
+        session.commit()  # nothing held while the gateway thinks
     found: Intent | None = None
     key = _attempt_key(payment, attempt)
     if key != payment.idempotency_key:

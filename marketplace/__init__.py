@@ -144,7 +144,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     smorest_api.init_app(app)
 
-    from marketplace import auth, errors, gateways, web
+    from marketplace import auth, errors, flash_door, gateways, web
     from marketplace.api import register_api
     from marketplace.tasks import init_celery
 
@@ -154,6 +154,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     register_api(app, smorest_api)
     init_celery(app)
+    flash_door.install(app)  # the flash sale's sold-out crowd answered before the app
 
     from marketplace import cli
 

@@ -44,6 +44,23 @@ end
 return 0
 """
 
+# The door (marketplace/flash_door.py), before the app: KEYS[1] the checkout's pass (its buyer's
+# token and idempotency key), KEYS[2..] the counters of the flash-sale items it claims; ARGV[1] the
+# pass's lifetime. Returns 2 when the pass is known (a repeat of a checkout let in before: it goes
+# on, taking nothing), -1 when a counter is missing (the app reads the database), 0 when one is at
+# 0 (sold out), else 1: one unit of each counter taken, the pass recorded.
+_DOOR = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
+for i = 2, #KEYS do
+  local left = redis.call('GET', KEYS[i])
+  if not left then return -1 end
+  if tonumber(left) < 1 then return 0 end
+end
+for i = 2, #KEYS do redis.call('DECRBY', KEYS[i], 1) end
+redis.call('SET', KEYS[1], 1, 'EX', ARGV[1])
+return 1
+"""
+
 _GIVE_BACK = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
 return 0
@@ -56,6 +73,11 @@ class Gate(Protocol):
     def sold_out(self, session: Session, item_ids: Sequence[int]) -> bool: ...
 
     def give_back(self, item_id: int, units: int) -> None: ...
+
+
+# What the door answers (RedisGate.door).
+LET_IN, REPEAT, SOLD_OUT, UNKNOWN = 1, 2, 0, -1
+PASS_TTL_SECONDS = 24 * 3600  # a repeat of a checkout this long after it was let in still goes on
 
 
 class NoGate:
@@ -77,6 +99,7 @@ class RedisGate:
         self.prefix = prefix
         self._admit = client.register_script(_ADMIT)
         self._give_back = client.register_script(_GIVE_BACK)
+        self._door = client.register_script(_DOOR)
 
     def _key(self, item_id: int) -> str:
         return f"{self.prefix}{item_id}"
@@ -113,6 +136,14 @@ class RedisGate:
                     self._load(session, item_id)
             values = self.client.mget(keys)
         return any(v is not None and int(v) <= 0 for v in values)
+
+    def door(self, item_ids: Sequence[int], pass_id: str) -> int:
+        """Before the app: one unit of each item's counter for a new checkout (LET_IN; the
+        checkout then holds that ticket, `CheckoutInput.flash_tickets`), SOLD_OUT when one is
+        at 0, REPEAT for a checkout let in before (`pass_id`: its token and key, hashed), UNKNOWN
+        when a counter is missing. One script, one round trip, no database."""
+        keys = [f"{self.prefix}pass:{pass_id}", *(self._key(i) for i in item_ids)]
+        return int(self._door(keys=keys, args=[PASS_TTL_SECONDS]))
 
     def give_back(self, item_id: int, units: int) -> None:
         key = self._key(item_id)

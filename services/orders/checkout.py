@@ -119,6 +119,10 @@ class CheckoutInput:
     # `flash_items`): once one of them has sold out (the flash-sale gate's counter), the checkout
     # is refused at once with QuotaGone, before its cart is priced (services/campaigns/gate.py).
     flash_items: Sequence[int | str] = ()
+    # Units of flash-sale items already let through the gate for this checkout, {item id: units}:
+    # the door in front of the API took them (marketplace/flash_door.py). The checkout asks the
+    # gate only for the units beyond them, and gives back what it does not use.
+    flash_tickets: Mapping[int, int] | None = None
 
 
 @dataclass
@@ -167,12 +171,37 @@ def place_order(
     may act for them), recorded as the buyer of record; `buyer` is then the villager's own
     account, or the agent when the villager has none. Cash and credit (on the agent's credit,
     paid for the sellers at once: services/proxy/credit.py) are for proxy orders only."""
+    tickets = dict(data.flash_tickets or {})
+    try:
+        return _place_order(
+            session, buyer, data, settings, tickets, placed_by=placed_by, villager_id=villager_id, now=now
+        )
+    finally:
+        for item_id, units in tickets.items():  # the door's units this checkout did not use
+            if units:
+                campaign_gate.current().give_back(item_id, units)
+
+
+def _place_order(
+    session: Session,
+    buyer: User | None,
+    data: CheckoutInput,
+    settings: CheckoutSettings,
+    tickets: dict[int, int],
+    *,
+    placed_by: User | None,
+    villager_id: int | None,
+    now: datetime | None,
+) -> Placed:
+    """place_order; `tickets`: the door's units still held, taken out as the order uses them."""
     buyer = authz.require_user(buyer)
     key = check_idempotency_key(data.idempotency_key)
     items = carts.parse_items(data.items)
     placer = placed_by or buyer
-    # The crowd after a flash sale's last unit: told so before anything is priced or written.
-    sold_out = campaign_gate.current().sold_out(session, _flash_items(data.flash_items))
+    # The crowd after a flash sale's last unit: told so before anything is priced or written
+    # (unless the door let this checkout in: it holds a unit of each item it claims).
+    flash_items = _flash_items(data.flash_items)
+    sold_out = not tickets and campaign_gate.current().sold_out(session, flash_items)
     # Checkouts of one buyer (and of one placer) queue here until this one commits or rolls
     # back, so each counts the caps and its idempotency key after the one before it.
     _lock_users(session, {buyer.id, placer.id})
@@ -184,7 +213,7 @@ def place_order(
     if not items:
         raise _field("items", _("Your cart is empty."))
     if sold_out:
-        raise _quota_gone()
+        raise quota_gone()
 
     method = _choice(PaymentMethod, data.payment_method, "payment_method", _("Choose how to pay."))
     delivery = _choice(DeliveryMethod, data.delivery, "delivery", _("Choose home delivery or pickup."))
@@ -230,7 +259,7 @@ def place_order(
         credit.check_available(session, placer, quote.total_fen)  # the placer's row is locked
     # A flash sale's crowd is let through before the rows only as far as the quota goes
     # (services/campaigns/gate.py); a checkout that does not place gives its units back.
-    admitted = _admit(session, quote)
+    admitted = _admit(session, quote, tickets)
     placed = False
     try:
         pay_by = now + settings.payment_window_for(sum(items.values()))
@@ -381,24 +410,30 @@ _INSERT_EVENTS = insert(rows.table(OrderEvent))
 _INSERT_RESERVATIONS = insert(rows.table(StockReservation))
 
 
-def _admit(session: Session, quote: carts.Quote) -> list[tuple[int, int]]:
+def _admit(session: Session, quote: carts.Quote, tickets: dict[int, int]) -> list[tuple[int, int]]:
     """Pass the flash-sale gate for each line at a quota'd campaign price; QuotaGone at once
-    (nothing written, nothing locked) when the quota has no more units."""
+    (nothing written, nothing locked) when the quota has no more units. Units the door already
+    let through (`tickets`) are used first and taken out of `tickets`."""
     gate = campaign_gate.current()
     admitted: list[tuple[int, int]] = []
     for line in quote.lines:
         item = line.item
         if item is None or item.quota is None or not line.discounted_units:
             continue
-        if not gate.admit(session, item.id, line.discounted_units):
+        held = min(tickets.pop(item.id, 0), line.discounted_units)
+        if held:
+            admitted.append((item.id, held))
+        more = line.discounted_units - held
+        if more and not gate.admit(session, item.id, more):
             for item_id, units in admitted:
                 gate.give_back(item_id, units)
-            raise _quota_gone()
-        admitted.append((item.id, line.discounted_units))
+            raise quota_gone()
+        if more:
+            admitted.append((item.id, more))
     return admitted
 
 
-def _quota_gone() -> campaign_holds.QuotaGone:
+def quota_gone() -> campaign_holds.QuotaGone:
     return campaign_holds.QuotaGone(
         _("The campaign price of this product has sold out. Please check the new price.")
     )

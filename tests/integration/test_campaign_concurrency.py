@@ -239,3 +239,103 @@ def test_parallel_checkouts_never_overspend_the_budget(race_engine):  # type: ig
         assert campaign.subsidy_used_fen <= campaign.budget_fen
     assert results.count("placed") == 6
     assert set(results) <= {"placed", "price_changed", "campaign_budget_gone"}
+
+
+def test_the_door_answers_the_crowd_after_the_last_unit_without_the_app(race_engine, localstripe):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Through the API with the door in front (marketplace/flash_door.py): a checkout let in
+    that fails gives its unit back; a crowd of 18 on 5 units places exactly 5; after the last
+    unit a checkout gets the app's own 409 with no database statement; a repeat of a placed
+    checkout still gets its order."""
+    from sqlalchemy import event
+
+    from marketplace import create_app
+    from marketplace.config import TestingConfig
+    from marketplace.flash_door import FlashDoor
+
+    product_id, _campaign_id, item_id, village = _world(race_engine, quota=5, limit="1")
+    buyers = _buyers(race_engine, 20)
+    with Session(race_engine) as session:
+        phones = [session.get(accounts.User, b).phone for b in buyers]  # type: ignore[union-attr]
+        tokens = [
+            accounts.issue_api_token(session, phone=p, password=TEST_PASSWORD, policy=accounts.AuthPolicy())[
+                0
+            ]
+            for p in phones
+        ]
+    config = TestingConfig()
+    config.DATABASE_URL = race_engine.url.render_as_string(hide_password=False)
+    config.REDIS_URL = "redis://127.0.0.1:6379/15"
+    config.STRIPE_API_BASE = localstripe.url
+    config.STRIPE_SECRET_KEY = localstripe.secret_key
+    previous = gate.current()
+    app = create_app(config)
+    door_gate = gate.current()
+    try:
+        assert isinstance(app.wsgi_app, FlashDoor)
+        counter = door_gate._key(item_id)  # type: ignore[attr-defined]
+        door_gate.client.delete(counter)  # type: ignore[attr-defined]
+
+        def post(i, expected=EXPECTED_ONE, key=None):  # type: ignore[no-untyped-def]
+            body = {
+                "items": [{"product_id": product_id, "quantity": 1}],
+                "idempotency_key": key or f"door-{uuid.uuid4().hex}",
+                "expected_total_fen": expected,
+                "flash_items": [item_id],
+                "payment_method": "card",
+                "delivery": "home",
+                "address": {
+                    "recipient": "买家",
+                    "phone": "13912345678",
+                    "division_code": village,
+                    "detail": "幸福路8号",
+                },
+            }
+            resp = app.test_client().post(
+                "/api/v1/orders", json=body, headers={"Authorization": f"Bearer {tokens[i]}"}
+            )
+            return resp.status_code, resp.get_json(), body["idempotency_key"]
+
+        with clock.frozen(RUNNING):
+            # No counter yet: the app reads the quota (and refuses the wrong total).
+            assert post(0, expected=1)[1]["code"] == "price_changed"
+            assert int(door_gate.client.get(counter)) == 5  # type: ignore[attr-defined]
+            # Let in by the door (a unit taken), refused by the app: the unit comes back.
+            assert post(1, expected=1)[1]["code"] == "price_changed"
+            assert int(door_gate.client.get(counter)) == 5  # type: ignore[attr-defined]
+
+            start = threading.Barrier(18)
+
+            def crowd(i):  # type: ignore[no-untyped-def]
+                start.wait()
+                return post(i)
+
+            with ThreadPoolExecutor(max_workers=18) as pool:
+                answers = list(pool.map(crowd, range(2, 20)))
+        placed = [a for a in answers if a[0] == 201]
+        assert len(placed) == 5
+        assert {a[1]["code"] for a in answers if a[0] != 201} <= {"campaign_quota_gone", "price_changed"}
+        assert int(door_gate.client.get(counter)) == 0  # type: ignore[attr-defined]
+
+        engine = app.extensions["database"].engine
+        statements: list[str] = []
+
+        def seen(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            with clock.frozen(RUNNING):
+                status, refused, _key = post(0)
+                assert status == 409 and refused["code"] == "campaign_quota_gone"
+                assert refused["message"] == "该商品的活动价已抢光，请确认新价格。"
+                assert statements == []  # answered at the door: no database
+                # A repeat of a placed checkout (its token and key) goes on to its order.
+                first = answers.index(placed[0]) + 2
+                status, again, _key = post(first, key=placed[0][2])
+                assert status == 200 and again["number"] == placed[0][1]["number"]
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    finally:
+        gate.install(previous)
+        app.extensions["database"].engine.dispose()
+    assert _sold_at_campaign_price(race_engine, product_id) == 5

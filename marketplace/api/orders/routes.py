@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import url_for
+from flask import request, url_for
 from flask_smorest import Blueprint
 
 from domain import DeliveryMethod
+from marketplace import flash_door
 from marketplace.api.common import BEARER, request_key, token_required
 from marketplace.api.orders.schemas import (
     CartPutSchema,
@@ -186,6 +187,7 @@ def place_order(body: dict[str, Any]):  # type: ignore[no-untyped-def]
         pickup_contact=AddressInput(**contact) if contact else None,
         expected_total_fen=body.get("expected_total_fen"),
         flash_items=body["flash_items"],
+        flash_tickets=request.environ.get(flash_door.TICKETS),  # units the door let through
     )
     session = get_session()
     placed = checkout.place_order(session, actor(), data, checkout_settings())

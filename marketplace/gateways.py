@@ -74,6 +74,9 @@ def init_app(app: Flask) -> None:
     campaign_gate.install(build_flash_gate(app.config))
 
 
+REDIS_POOL_SIZE = 32  # Redis connections a process's flash-sale gate keeps
+
+
 def build_flash_gate(config: Mapping[str, Any]) -> campaign_gate.Gate | None:
     """The flash-sale gate in Redis (services/campaigns/gate.py) when REDIS_URL is set, its keys
     named after the database so two databases on one Redis never share a counter; else None
@@ -86,8 +89,11 @@ def build_flash_gate(config: Mapping[str, Any]) -> campaign_gate.Gate | None:
     import redis
 
     database = hashlib.sha256(str(config.get("DATABASE_URL") or "").encode())
+    # A bounded pool that waits for a free connection: a flash sale's crowd reaches a gevent
+    # worker as hundreds of requests at once, and an unbounded pool opened a connection for each.
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=REDIS_POOL_SIZE, timeout=10)
     return campaign_gate.RedisGate(
-        redis.Redis.from_url(url), prefix=f"gdm:flash:{database.hexdigest()[:10]}:"
+        redis.Redis(connection_pool=pool), prefix=f"gdm:flash:{database.hexdigest()[:10]}:"
     )
 
 

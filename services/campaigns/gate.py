@@ -19,6 +19,11 @@ commit, a release by a job in a process without the gate) heals by itself within
 checkout that fails after it was let through gives its units back at once. Without Redis
 (REDIS_URL unset, SQLite development, tests that do not install one) `NoGate` lets everyone
 through and the database alone decides, as before.
+
+In front of the API, `door` does the same before the app is even reached (marketplace/
+flash_door.py): one unit of each claimed item for a new checkout, which then holds it
+(`CheckoutInput.flash_tickets`), or a refusal from Redis alone once a counter is at 0. The crowd
+after the last unit then costs neither a token read nor a lock nor a lookup.
 """
 
 from __future__ import annotations

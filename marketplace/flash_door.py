@@ -12,14 +12,18 @@ middleware in front of Flask that answers them from Redis alone:
 - One script (services/campaigns/gate.py `RedisGate.door`) takes one unit of each claimed item's
   counter for a new checkout and records the checkout's pass (its token and idempotency key,
   hashed). Let in, the checkout goes on holding those units (`CheckoutInput.flash_tickets`): it
-  asks the gate only for the units beyond them and gives back what it does not use.
+  takes out the units its order uses and asks the gate only for more; once the app has answered,
+  the door gives back whatever was not taken out (a bad token, a bad field, any refusal before
+  the gate), so no request can keep a unit it did not buy.
 - A counter at 0: the 409 `campaign_quota_gone` the app itself would answer, rendered by the app
   once per language and replayed. A checkout let in before (a client repeating a lost answer)
   always goes on to the app, which finds its order by the key. A missing counter (expired, or
   never read) goes on too: the app reads the database and sets it.
 
 The token is not checked at the door: a refusal says only that the campaign price sold out, which
-every product page shows. Without Redis (no REDIS_URL) there is no gate and no door.
+every product page shows. A repeat is known by the same token and key: repeated with a new token
+after the last unit, a checkout that was placed gets the refusal (its order is in the buyer's
+list). Without Redis (no REDIS_URL) there is no gate and no door.
 """
 
 from __future__ import annotations
@@ -50,13 +54,22 @@ class FlashDoor:
         self._refusals: dict[str, tuple[str, list[tuple[str, str]], bytes]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO") == PATH:
-            refusal = self._door(environ)
-            if refusal is not None:
-                status, headers, body = refusal
-                start_response(status, headers)
-                return [body]
-        return self.wsgi_app(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != PATH:
+            return self.wsgi_app(environ, start_response)
+        refusal = self._door(environ)
+        if refusal is not None:
+            status, headers, body = refusal
+            start_response(status, headers)
+            return [body]
+        tickets: dict[int, int] | None = environ.get(TICKETS)
+        try:
+            return self.wsgi_app(environ, start_response)  # the view has run when this returns
+        finally:
+            # The units the checkout did not take out (refused before it reached the gate: a bad
+            # token, a bad field, a repeat, another error) go back at once.
+            for item_id, units in (tickets or {}).items():
+                if units:
+                    campaign_gate.current().give_back(item_id, units)
 
     def _door(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
         """The refusal to send, or None to go on (with the tickets in the environ if let in)."""

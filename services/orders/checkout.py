@@ -120,9 +120,10 @@ class CheckoutInput:
     # is refused at once with QuotaGone, before its cart is priced (services/campaigns/gate.py).
     flash_items: Sequence[int | str] = ()
     # Units of flash-sale items already let through the gate for this checkout, {item id: units}:
-    # the door in front of the API took them (marketplace/flash_door.py). The checkout asks the
-    # gate only for the units beyond them, and gives back what it does not use.
-    flash_tickets: Mapping[int, int] | None = None
+    # the door in front of the API took them (marketplace/flash_door.py). The checkout takes out
+    # of this dict the units its order uses (given back by the checkout if it then fails) and
+    # asks the gate only for more; the door gives back what is left once the app has answered.
+    flash_tickets: dict[int, int] | None = None
 
 
 @dataclass
@@ -171,35 +172,13 @@ def place_order(
     may act for them), recorded as the buyer of record; `buyer` is then the villager's own
     account, or the agent when the villager has none. Cash and credit (on the agent's credit,
     paid for the sellers at once: services/proxy/credit.py) are for proxy orders only."""
-    tickets = dict(data.flash_tickets or {})
-    try:
-        return _place_order(
-            session, buyer, data, settings, tickets, placed_by=placed_by, villager_id=villager_id, now=now
-        )
-    finally:
-        for item_id, units in tickets.items():  # the door's units this checkout did not use
-            if units:
-                campaign_gate.current().give_back(item_id, units)
-
-
-def _place_order(
-    session: Session,
-    buyer: User | None,
-    data: CheckoutInput,
-    settings: CheckoutSettings,
-    tickets: dict[int, int],
-    *,
-    placed_by: User | None,
-    villager_id: int | None,
-    now: datetime | None,
-) -> Placed:
-    """place_order; `tickets`: the door's units still held, taken out as the order uses them."""
     buyer = authz.require_user(buyer)
     key = check_idempotency_key(data.idempotency_key)
     items = carts.parse_items(data.items)
     placer = placed_by or buyer
     # The crowd after a flash sale's last unit: told so before anything is priced or written
     # (unless the door let this checkout in: it holds a unit of each item it claims).
+    tickets = data.flash_tickets if data.flash_tickets is not None else {}
     flash_items = _flash_items(data.flash_items)
     sold_out = not tickets and campaign_gate.current().sold_out(session, flash_items)
     # Checkouts of one buyer (and of one placer) queue here until this one commits or rolls

@@ -32,6 +32,7 @@ from domain import Order, Role
 from marketplace.db import make_engine
 from services import accounts, catalog, places
 from tests.conftest import MEIXIAN, PROJECT_ROOT, SEED_DATA, TEST_PASSWORD, backend, migrate, next_phone
+from tests.factories import first_village
 
 pytestmark = pytest.mark.skipif(
     backend() != "postgresql", reason="gevent workers serve PostgreSQL deployments"
@@ -57,11 +58,7 @@ def shop(new_database) -> Iterator[dict[str, object]]:  # type: ignore[no-untype
             session, places.read_division_files(SEED_DATA / "divisions.csv", SEED_DATA / "coordinates.csv")
         )
         catalog.import_categories(session, read_json("categories.json"))
-        village = session.scalars(
-            select(places.Division.code)
-            .where(places.Division.parent_code.like(f"{MEIXIAN}%"), func.length(places.Division.code) == 12)
-            .order_by(places.Division.code)
-        ).first()
+        village = first_village(session, MEIXIAN).code
         farmer = accounts.create_user(
             session, phone=next_phone(), password=TEST_PASSWORD, roles=(Role.FARMER,)
         )

@@ -26,12 +26,12 @@ from sqlalchemy import Table, insert, inspect
 from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
 from sqlalchemy.orm.interfaces import ONETOMANY
 
-_Plan = tuple[str, Any, list[tuple[str, Any]], Any]
+_Plan = tuple[str, list[tuple[str, Any]], Any]
 
 
 def _plan(mapper: Mapper[Any]) -> _Plan:
-    """The primary key's attribute and column, for every other column (attribute, its default),
-    and the INSERT … RETURNING id, built once (building a statement costs more than running it)."""
+    """The primary key's attribute, for every other column (attribute, its default), and the
+    INSERT … RETURNING id, built once (building a statement costs more than running it)."""
     (pk,) = mapper.primary_key
     pk_attr = mapper.get_property_by_column(pk).key
     columns: list[tuple[str, Any]] = []
@@ -44,7 +44,7 @@ def _plan(mapper: Mapper[Any]) -> _Plan:
             raise TypeError(f"{mapper.class_.__name__}.{prop.key}: only Python defaults are supported")
         columns.append((prop.key, default))
     statement = insert(cast(Table, mapper.local_table)).returning(pk, sort_by_parameter_order=True)
-    return pk_attr, pk, columns, statement
+    return pk_attr, columns, statement
 
 
 _PLANS: dict[type, _Plan] = {}  # per class, made on first use
@@ -61,7 +61,7 @@ def insert_new(session: Session, objects: Sequence[Any]) -> None:
     plan = _PLANS.get(cls)
     if plan is None:
         plan = _PLANS[cls] = _plan(mapper)
-    pk_attr, _pk_column, columns, statement = plan
+    pk_attr, columns, statement = plan
     rows = []
     for obj in objects:
         if type(obj) is not cls:

@@ -39,6 +39,7 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from services.campaigns import gate as campaign_gate
+from services.orders.cart import MAX_CART_LINES
 from services.orders.checkout import quota_gone
 
 PATH = "/api/v1/orders"
@@ -66,7 +67,7 @@ class FlashDoor:
             return self.wsgi_app(environ, start_response)  # the view has run when this returns
         finally:
             # The units the checkout did not take out (refused before it reached the gate: a bad
-            # token, a bad field, a repeat, another error) go back at once.
+            # token, a bad field, another error) go back at once.
             for item_id, units in (tickets or {}).items():
                 if units:
                     campaign_gate.current().give_back(item_id, units)
@@ -91,7 +92,9 @@ class FlashDoor:
             body = json.loads(raw)
             claimed = body.get("flash_items") if isinstance(body, dict) else None
             key = body.get("idempotency_key") or environ.get("HTTP_IDEMPOTENCY_KEY") or ""
-            if not claimed or not isinstance(claimed, list) or len(claimed) > 50 or not isinstance(key, str):
+            if not isinstance(claimed, list) or not 0 < len(claimed) <= MAX_CART_LINES:
+                return None
+            if not isinstance(key, str):
                 return None
             item_ids = sorted(
                 {int(i) for i in claimed if isinstance(i, int | str) and not isinstance(i, bool)}

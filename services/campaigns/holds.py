@@ -82,9 +82,12 @@ def holds_for_line(line: OrderLine, item_ids: Mapping[int, int]) -> list[HoldInp
     ]
 
 
-def take(session: Session, order: Order, holds: Iterable[HoldInput], now: datetime | None = None) -> None:
-    """Write the holds and take their quota and subsidy (the caller flushed the lines and rolls
-    back on QuotaGone / BudgetGone)."""
+def write(
+    session: Session, order: Order, holds: Iterable[HoldInput], now: datetime | None = None
+) -> list[CampaignHold]:
+    """Write the order's holds (the caller wrote its lines); `take` then takes their quota and
+    subsidy. Two steps so that the checkout writes these rows before it locks the contended ones
+    (the product's stock, the quota), which it then holds for fewer round trips."""
     now = now or clock.now()
     rows = [
         CampaignHold(
@@ -102,10 +105,17 @@ def take(session: Session, order: Order, holds: Iterable[HoldInput], now: dateti
         )
         for h in holds
     ]
-    if not rows:
-        return
-    session.add_all(rows)
-    _take(session, rows)
+    if rows:
+        session.add_all(rows)
+        session.flush()
+    return rows
+
+
+def take(session: Session, rows: list[CampaignHold]) -> None:
+    """Take the quota and subsidy of holds `write` wrote (the caller rolls back on QuotaGone /
+    BudgetGone)."""
+    if rows:
+        _take(session, rows)
 
 
 def _sums(rows: Iterable[CampaignHold]) -> tuple[dict[int, int], dict[int, int]]:

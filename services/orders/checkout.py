@@ -357,14 +357,16 @@ def place_order(
         )
         if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
             carts.forget_products(session, buyer.id, list(items))
-        # The contended rows last, so their locks are held for as short a time as possible: the
-        # products' stock, then the campaigns' quotas and budgets (services/campaigns/holds.py).
+        held = campaign_holds.write(session, order, _holds(quote, order), now)
+        # The contended rows last, so their locks are held for as short a time as possible (a
+        # flash sale's crowd queues on them): the products' stock, then the campaigns' quotas and
+        # budgets (services/campaigns/holds.py), then the commit.
         short = take_stock(session, items)
         if short:
             session.rollback()
             raise _out_of_stock(session, short[0])
         try:
-            campaign_holds.take(session, order, _holds(quote, order), now)
+            campaign_holds.take(session, held)
         except Conflict:
             session.rollback()
             raise

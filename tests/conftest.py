@@ -670,6 +670,17 @@ def artifacts_dir() -> Path:
     return path
 
 
+def reachable_redis(url: str) -> str:
+    """`url`, once its Redis answers a PING; else the test fails saying how to start it."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is not reachable at {url}: `make services` starts it")
+    return url
+
+
 @pytest.fixture(scope="session")
 def localstripe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A private localstripe on 127.0.0.1 for the run (see devtools/localstripe.py): .url, .flush()."""

@@ -23,7 +23,7 @@ from services.orders import checkout
 from services.orders.addresses import AddressInput
 from services.orders.checkout import CheckoutInput
 from services.orders.pricing import CheckoutSettings
-from tests.conftest import MEIXIAN, TEST_PASSWORD, backend, next_phone
+from tests.conftest import MEIXIAN, TEST_PASSWORD, backend, next_phone, reachable_redis
 from tests.integration.test_checkout_concurrency import race_engine  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.skipif(backend() != "postgresql", reason="row locks under concurrency: PostgreSQL")
@@ -264,7 +264,7 @@ def test_the_door_answers_the_crowd_after_the_last_unit_without_the_app(race_eng
         ]
     config = TestingConfig()
     config.DATABASE_URL = race_engine.url.render_as_string(hide_password=False)
-    config.REDIS_URL = "redis://127.0.0.1:6379/15"
+    config.REDIS_URL = reachable_redis("redis://127.0.0.1:6379/15")
     config.STRIPE_API_BASE = localstripe.url
     config.STRIPE_SECRET_KEY = localstripe.secret_key
     previous = gate.current()

@@ -7,22 +7,19 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import redis
 
 from marketplace import create_app
 from marketplace.config import TestingConfig
 from marketplace.flash_door import FlashDoor
 from services.campaigns import gate
+from tests.conftest import reachable_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 @pytest.fixture()
 def door_app(database_url, session):  # type: ignore[no-untyped-def]
-    try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.ConnectionError:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: `make services` starts it")
+    reachable_redis(REDIS_URL)
     config = TestingConfig()
     config.DATABASE_URL = database_url
     config.REDIS_URL = REDIS_URL

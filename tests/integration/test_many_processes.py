@@ -12,17 +12,14 @@ import redis
 from marketplace import create_app
 from marketplace.config import TestingConfig
 from marketplace.extensions import limiter
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, reachable_redis
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture()
 def twin_apps(database_url, session):  # type: ignore[no-untyped-def]
-    try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.ConnectionError:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: `make services` starts it")
+    reachable_redis(REDIS_URL)
     prefix = f"gdm-twins-{uuid.uuid4().hex[:8]}"
     # One Limiter object serves every app in a process; put back the test app's storage after.
     saved = {k: getattr(limiter, k) for k in ("_storage", "_limiter", "_key_prefix")}

@@ -6,7 +6,6 @@ import os
 from datetime import timedelta
 
 import pytest
-import redis
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -14,6 +13,7 @@ from domain import SmsCode, SmsPurpose, clock
 from marketplace import create_app
 from marketplace.config import TestingConfig
 from marketplace.tasks import celery_app, purge_expired_sms_codes
+from tests.conftest import reachable_redis
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -38,10 +38,7 @@ def worker(database_url):  # type: ignore[no-untyped-def]
     process would meet the connection pools the first one closed)."""
     from celery.contrib.testing.worker import start_worker
 
-    try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.ConnectionError:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: `make services` starts it")
+    reachable_redis(REDIS_URL)
     config = TestingConfig()
     config.DATABASE_URL = database_url
     config.CELERY_BROKER_URL = REDIS_URL

@@ -17,8 +17,9 @@ middleware in front of Flask that answers them from Redis alone:
   the gate), so no request can keep a unit it did not buy.
 - A counter at 0: the 409 `campaign_quota_gone` the app itself would answer, rendered by the app
   once per language and replayed. A checkout let in before (a client repeating a lost answer)
-  always goes on to the app, which finds its order by the key. A missing counter (expired, or
-  never read) goes on too: the app reads the database and sets it.
+  always goes on to the app, which finds its order by the key. A missing counter (never read, or
+  expired) is read from the database by the door, once per process for the whole crowd
+  (`RedisGate.warm`); one still missing (the item has no quota) leaves the checkout to the app.
 
 The token is not checked at the door: a refusal says only that the campaign price sold out, which
 every product page shows. A repeat is known by the same token and key: repeated with a new token
@@ -105,6 +106,10 @@ class FlashDoor:
             return None
         pass_id = hashlib.sha256(f"{token}\n{key}".encode()).hexdigest()
         answer = gate.door(item_ids, pass_id)
+        if answer == campaign_gate.UNKNOWN:
+            # A cold counter (none yet, or expired): read once for the whole crowd, then ask again.
+            gate.warm(self.app.extensions["database"].session_scope, item_ids)
+            answer = gate.door(item_ids, pass_id)
         if answer == campaign_gate.SOLD_OUT:
             return self._refusal(environ.get("HTTP_ACCEPT_LANGUAGE", ""))
         if answer == campaign_gate.LET_IN:

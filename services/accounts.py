@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import CompoundSelect, CursorResult, bindparam, delete, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from domain import (
@@ -49,7 +50,7 @@ from domain import (
     User,
     clock,
 )
-from services import authz
+from services import authz, rows
 from services.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
 from services.i18n import _
 from services.sms import SmsGateway
@@ -839,7 +840,11 @@ def authenticate_token(session: Session, secret: str, *, now: datetime | None = 
         return None
     # Touch last_used_at at most once a minute: no write on every request.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        token.last_used_at = now
+        # A statement built once, not the unit of work: the first API request of each minute
+        # pays for it (every buyer of a flash sale's crowd, say), and a flush of one attribute
+        # cost twice the UPDATE itself.
+        session.execute(_TOUCH, {"token_id": token.id, "now": now})
+        set_committed_value(token, "last_used_at", now)
         session.commit()
     return token.user
 
@@ -856,6 +861,13 @@ _TOKEN = (
             joinedload(User.gateway_customer),
         )
     )
+)
+
+
+_TOUCH = (
+    update(rows.table(ApiToken))
+    .where(rows.table(ApiToken).c.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("now"))
 )
 
 

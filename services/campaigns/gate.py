@@ -23,12 +23,16 @@ through and the database alone decides, as before.
 In front of the API, `door` does the same before the app is even reached (marketplace/
 flash_door.py): one unit of each claimed item for a new checkout, which then holds it
 (`CheckoutInput.flash_tickets`), or a refusal from Redis alone once a counter is at 0. The crowd
-after the last unit then costs neither a token read nor a lock nor a lookup.
+after the last unit then costs neither a token read nor a lock nor a lookup. A counter the door
+finds missing is read from the database once per process (`warm`), the rest of the crowd waiting
+for that one read, so a crowd that arrives at a cold counter is still answered at the door.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -105,6 +109,9 @@ class RedisGate:
         self._admit = client.register_script(_ADMIT)
         self._give_back = client.register_script(_GIVE_BACK)
         self._door = client.register_script(_DOOR)
+        # One reader of missing counters at a time in this process (`warm`); a gevent lock once
+        # gunicorn's gevent worker has patched the standard library.
+        self._loading = threading.Lock()
 
     def _key(self, item_id: int) -> str:
         return f"{self.prefix}{item_id}"
@@ -149,6 +156,24 @@ class RedisGate:
         when a counter is missing. One script, one round trip, no database."""
         keys = [f"{self.prefix}pass:{pass_id}", *(self._key(i) for i in item_ids)]
         return int(self._door(keys=keys, args=[PASS_TTL_SECONDS]))
+
+    def warm(
+        self, open_session: Callable[[], AbstractContextManager[Session]], item_ids: Sequence[int]
+    ) -> None:
+        """Set the missing counters of these items from the database, for the door (which has no
+        session of its own). A flash sale's crowd arrives all at once, usually at a counter that
+        is not there yet (none is set before the first checkout, and one expires
+        COUNTER_TTL_SECONDS after it was set): the first request of the process reads the
+        database while the others wait for it here and then find the counter, so the crowd is
+        answered at the door instead of hundreds of requests going on to the app to read it each.
+        A session is opened only when a counter is still missing."""
+        keys = [self._key(i) for i in item_ids]
+        with self._loading:
+            missing = [i for i, value in zip(item_ids, self.client.mget(keys), strict=True) if value is None]
+            if missing:
+                with open_session() as session:
+                    for item_id in missing:
+                        self._load(session, item_id)
 
     def give_back(self, item_id: int, units: int) -> None:
         key = self._key(item_id)

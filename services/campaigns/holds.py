@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from domain import (
@@ -40,6 +40,7 @@ from domain import (
     ReservationStatus,
     clock,
 )
+from services import rows as new_rows
 from services.catalog import freshness
 from services.errors import Conflict
 from services.i18n import _
@@ -106,8 +107,10 @@ def write(
         for h in holds
     ]
     if rows:
-        session.add_all(rows)
-        session.flush()
+        # One INSERT, kept in the session as loaded (services/rows.py): a flash sale's checkouts
+        # write these in the crowd, where the unit of work's bookkeeping is CPU they all wait for.
+        new_rows.insert_new(session, rows)
+        new_rows.attach(session, rows)
     return rows
 
 
@@ -132,36 +135,45 @@ def _sums(rows: Iterable[CampaignHold]) -> tuple[dict[int, int], dict[int, int]]
 def _take(session: Session, rows: list[CampaignHold]) -> None:
     units, subsidy = _sums(rows)
     for item_id in sorted(units):
-        n = units[item_id]
-        row = session.execute(
-            update(CampaignItem)
-            .where(
-                CampaignItem.id == item_id,
-                CampaignItem.quota.is_(None) | (CampaignItem.quota_used + n <= CampaignItem.quota),
-            )
-            .values(quota_used=CampaignItem.quota_used + n)
-            .returning(CampaignItem.quota_used, CampaignItem.quota)
-            .execution_options(synchronize_session=False)
-        ).first()
+        row = session.execute(_TAKE_QUOTA, {"item_id": item_id, "units": units[item_id]}).first()
         if row is None:
             raise QuotaGone(_("The campaign price of this product has sold out. Please check the new price."))
         used, quota = row
         if quota is not None and used >= quota:
             freshness.bump(session, "flash sale sold out")  # the cards say 已抢光 on the next request
     for campaign_id in sorted(subsidy):
-        x = subsidy[campaign_id]
         taken = session.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.subsidy_used_fen + x <= Campaign.budget_fen)
-            .values(subsidy_used_fen=Campaign.subsidy_used_fen + x)
-            .returning(Campaign.subsidy_used_fen, Campaign.budget_fen)
-            .execution_options(synchronize_session=False)
+            _TAKE_BUDGET, {"campaign_id": campaign_id, "fen": subsidy[campaign_id]}
         ).first()
         if taken is None:
             raise BudgetGone(_("The campaign's subsidy has run out. Please check the new price."))
         if taken[0] >= taken[1]:
             freshness.bump(session, "campaign budget spent")  # its subsidised prices are off now
     _expire(session, units, subsidy)
+
+
+# Built once, on the tables (Core: no ORM bulk-update machinery), as the stock's (reservations.py):
+# a flash sale's checkouts run them while they hold the contended rows.
+_ITEMS = new_rows.table(CampaignItem).c
+_TAKE_QUOTA = (
+    update(new_rows.table(CampaignItem))
+    .where(
+        _ITEMS.id == bindparam("item_id"),
+        _ITEMS.quota.is_(None) | (_ITEMS.quota_used + bindparam("units", type_=Integer) <= _ITEMS.quota),
+    )
+    .values(quota_used=_ITEMS.quota_used + bindparam("units", type_=Integer))
+    .returning(_ITEMS.quota_used, _ITEMS.quota)
+)
+_CAMPAIGNS = new_rows.table(Campaign).c
+_TAKE_BUDGET = (
+    update(new_rows.table(Campaign))
+    .where(
+        _CAMPAIGNS.id == bindparam("campaign_id"),
+        _CAMPAIGNS.subsidy_used_fen + bindparam("fen", type_=Integer) <= _CAMPAIGNS.budget_fen,
+    )
+    .values(subsidy_used_fen=_CAMPAIGNS.subsidy_used_fen + bindparam("fen", type_=Integer))
+    .returning(_CAMPAIGNS.subsidy_used_fen, _CAMPAIGNS.budget_fen)
+)
 
 
 def _give_back(session: Session, units: Mapping[int, int], subsidy: Mapping[int, int]) -> None:

@@ -23,6 +23,7 @@ from domain import (
     StockReservation,
     clock,
 )
+from services import rows
 from services.campaigns import holds as campaign_holds
 from services.catalog import freshness
 
@@ -47,21 +48,27 @@ def take_stock(session: Session, wanted: Mapping[int, int]) -> list[int]:
 
 
 _QTY: BindParameter[int] = bindparam("take_qty", type_=Integer)
-# Built once (every checkout runs it): the units out of stock into reserved, if there are enough.
+_PRODUCTS = rows.table(Product).c
+# Built once (every checkout runs it), on the table (Core: no ORM bulk-update machinery; a flash
+# sale's checkouts run it holding the contended row): the units out of stock into reserved, if
+# there are enough.
 _TAKE = (
-    update(Product)
-    .where(Product.id == bindparam("take_id"), Product.stock >= _QTY, Product.status == ProductStatus.ACTIVE)
+    update(rows.table(Product))
+    .where(
+        _PRODUCTS.id == bindparam("take_id"),
+        _PRODUCTS.stock >= _QTY,
+        _PRODUCTS.status == ProductStatus.ACTIVE,
+    )
     .values(
-        stock=Product.stock - _QTY,
-        reserved=Product.reserved + _QTY,
+        stock=_PRODUCTS.stock - _QTY,
+        reserved=_PRODUCTS.reserved + _QTY,
         # Sold out at 0, except pre-sales, which sell against an announced harvest.
         status=case(
-            (and_(Product.stock == _QTY, Product.presale.is_(False)), ProductStatus.SOLD_OUT.value),
-            else_=Product.status,
+            (and_(_PRODUCTS.stock == _QTY, _PRODUCTS.presale.is_(False)), ProductStatus.SOLD_OUT.value),
+            else_=_PRODUCTS.status,
         ),
     )
-    .returning(Product.status)
-    .execution_options(synchronize_session=False)
+    .returning(_PRODUCTS.status)
 )
 
 

@@ -245,7 +245,7 @@ def test_the_door_answers_the_crowd_after_the_last_unit_without_the_app(race_eng
     """Through the API with the door in front (marketplace/flash_door.py): a checkout let in
     that fails gives its unit back; a crowd of 18 on 5 units places exactly 5; after the last
     unit a checkout gets the app's own 409 with no database statement; a repeat of a placed
-    checkout still gets its order."""
+    checkout still gets its order; a crowd at an expired counter costs one read of the quota."""
     from sqlalchemy import event
 
     from marketplace import create_app
@@ -333,6 +333,22 @@ def test_the_door_answers_the_crowd_after_the_last_unit_without_the_app(race_eng
                 first = answers.index(placed[0]) + 2
                 status, again, _key = post(first, key=placed[0][2])
                 assert status == 200 and again["number"] == placed[0][1]["number"]
+
+                # The counter expired (or was never set) when a crowd arrives: the door reads the
+                # quota itself, once for all of them, and still answers them without the app.
+                door_gate.client.delete(counter)  # type: ignore[attr-defined]
+                statements.clear()
+                late = threading.Barrier(8)
+
+                def late_crowd(i):  # type: ignore[no-untyped-def]
+                    late.wait()
+                    return post(i)
+
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    late_answers = list(pool.map(late_crowd, range(10, 18)))
+                assert {(a[0], a[1]["code"]) for a in late_answers} == {(409, "campaign_quota_gone")}
+                assert len(statements) == 1 and "FROM campaign_items" in statements[0]
+                assert int(door_gate.client.get(counter)) == 0  # type: ignore[attr-defined]
         finally:
             event.remove(engine, "before_cursor_execute", seen)
     finally:

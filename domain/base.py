@@ -7,7 +7,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Annotated
 
-from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Integer, MetaData, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 NAMING_CONVENTION = {
@@ -46,6 +46,27 @@ class UTCDateTime(TypeDecorator[datetime]):
 # column keeps its type affinity), so there the column stays INTEGER and no table is rebuilt.
 MONEY_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 Money = Annotated[int, mapped_column(MONEY_TYPE)]
+
+
+def shared_row(target: str) -> ForeignKey:
+    """A foreign key from a checkout's new rows to a row that many checkouts reference at once
+    (the product, its seller, the delivery's division or pickup point, a campaign and its
+    sign-up), checked when the transaction commits rather than at each INSERT (PostgreSQL:
+    DEFERRABLE INITIALLY DEFERRED, migration 8d4e5f607182).
+
+    Checked at the INSERT, PostgreSQL takes a KEY SHARE lock on the referenced row and keeps it
+    to the end of the transaction; two or more transactions holding one on the same row are
+    recorded as a MultiXact, written anew (with every member) for each new locker and for the
+    stock's UPDATE of that row. A flash sale's crowd on one product made that quadratic in the
+    checkouts in flight, and locked the product against SELECT … FOR UPDATE (a release of
+    expired stock) until every one of them ended. Checked at commit, the checkout's own UPDATE
+    of the product and of the quota already holds a stronger lock, and the others are taken for
+    an instant.
+
+    SQLite has no row locks (a writer holds the whole database) and keeps these foreign keys as
+    they were: rebuilding a referenced table there with foreign keys on would cascade-delete its
+    children (tests/integration/test_migrations.py allows for that difference)."""
+    return ForeignKey(target, deferrable=True, initially="DEFERRED")
 
 
 def include_object(obj, name, type_, reflected, compare_to):

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
-from .base import Base, Money, str_enum
+from .base import Base, Money, shared_row, str_enum
 from .orders import ReservationStatus
 
 
@@ -183,8 +183,8 @@ class CampaignHold(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     sub_order_id: Mapped[int] = mapped_column(ForeignKey("sub_orders.id", ondelete="CASCADE"))
     line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id", ondelete="CASCADE"))
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
-    item_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_items.id"), default=None)
+    campaign_id: Mapped[int] = mapped_column(shared_row("campaigns.id"))
+    item_id: Mapped[int | None] = mapped_column(shared_row("campaign_items.id"), default=None)
     buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     units: Mapped[int] = mapped_column(default=0)
     subsidy_fen: Mapped[Money] = mapped_column(default=0)

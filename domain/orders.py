@@ -15,7 +15,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
-from .base import Base, Money, str_enum
+from .base import Base, Money, shared_row, str_enum
 from .catalog import StorageClass, Unit
 
 
@@ -94,11 +94,11 @@ class Order(Base):
     idempotency_key: Mapped[str] = mapped_column(String(64))
     payment_method: Mapped[PaymentMethod] = mapped_column(str_enum(PaymentMethod, 16))
     delivery_method: Mapped[DeliveryMethod] = mapped_column(str_enum(DeliveryMethod, 16))
-    pickup_node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True, default=None)
+    pickup_node_id: Mapped[int | None] = mapped_column(shared_row("nodes.id"), index=True, default=None)
     # The address as it was at checkout: later edits to the address book do not move parcels.
     recipient: Mapped[str] = mapped_column(String(40))
     recipient_phone: Mapped[str] = mapped_column(String(11))
-    division_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"))
+    division_code: Mapped[str] = mapped_column(shared_row("divisions.code"))
     address_detail: Mapped[str] = mapped_column(String(120), default="")
     items_fen: Mapped[Money]
     shipping_fen: Mapped[Money]
@@ -159,7 +159,7 @@ class SubOrder(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     # e.g. 2026112600001234-2: the order number and the seller's position in it.
     number: Mapped[str] = mapped_column(String(28), unique=True)
-    seller_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    seller_id: Mapped[int] = mapped_column(shared_row("users.id"))
     status: Mapped[OrderStatus] = mapped_column(
         str_enum(OrderStatus, 24), default=OrderStatus.PENDING_PAYMENT
     )
@@ -223,7 +223,7 @@ class OrderLine(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sub_order_id: Mapped[int] = mapped_column(ForeignKey("sub_orders.id", ondelete="CASCADE"), index=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    product_id: Mapped[int] = mapped_column(shared_row("products.id"), index=True)
     name: Mapped[str] = mapped_column(String(60))
     unit: Mapped[Unit] = mapped_column(str_enum(Unit, 16))
     unit_price_fen: Mapped[Money]  # the list price of one unit
@@ -282,7 +282,7 @@ class StockReservation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id", ondelete="CASCADE"), unique=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    product_id: Mapped[int] = mapped_column(shared_row("products.id"))
     quantity: Mapped[int]
     status: Mapped[ReservationStatus] = mapped_column(
         str_enum(ReservationStatus, 16), default=ReservationStatus.HELD

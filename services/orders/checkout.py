@@ -533,7 +533,7 @@ def check_limits(
     window_start = now - settings.order_rate_window
     proxy = placer.id != buyer.id if proxy is None else proxy
     own_buying = proxy and placer.id == buyer.id  # a villager without an account: no buyer caps
-    if not own_buying:
+    if not own_buying and settings.order_rate_limit:  # (its clauses cost more to build than to skip)
         _check_rate(session, settings.order_rate_limit, window_start, *_bought_by(buyer.id))
     if proxy:
         placed_for_others = (

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import Session
@@ -104,6 +104,13 @@ class Offers:
     def items(self) -> dict[int, OfferItem]:
         return {o.item.id: o.item for offers in self.by_product.values() for o in offers}
 
+    def only(self, product_ids: Iterable[int]) -> Offers:
+        """The offers on these products alone (and their campaigns)."""
+        wanted = set(product_ids)
+        by_product = {pid: offers for pid, offers in self.by_product.items() if pid in wanted}
+        ids = {o.campaign.id for offers in by_product.values() for o in offers}
+        return Offers({cid: c for cid, c in self.campaigns.items() if cid in ids}, by_product)
+
 
 _CAMPAIGN_COLUMNS = (
     Campaign.id,
@@ -128,19 +135,32 @@ _ITEM_COLUMNS = (
 )
 _N_CAMPAIGN = len(_CAMPAIGN_COLUMNS)
 
+_RUNNING = (
+    CampaignItem.status == SignupStatus.APPROVED,
+    Campaign.status == CampaignStatus.PUBLISHED,
+    Campaign.starts_at <= bindparam("now"),
+    Campaign.ends_at > bindparam("now"),
+)
 # Built once (a statement's construction costs more than its run here); the ids and the instant are
-# bound parameters. Columns, not entities: the rows become the two snapshots above.
+# bound parameters. Columns, not entities: the rows become the two snapshots above (`offers_of`).
 _RUNNING_OFFERS = (
     select(*_CAMPAIGN_COLUMNS, *_ITEM_COLUMNS)
     .join(Campaign, Campaign.id == CampaignItem.campaign_id)
-    .where(
-        CampaignItem.product_id.in_(bindparam("product_ids", expanding=True)),
-        CampaignItem.status == SignupStatus.APPROVED,
-        Campaign.status == CampaignStatus.PUBLISHED,
-        Campaign.starts_at <= bindparam("now"),
-        Campaign.ends_at > bindparam("now"),
-    )
+    .where(CampaignItem.product_id.in_(bindparam("product_ids", expanding=True)), *_RUNNING)
     .order_by(Campaign.id, CampaignItem.id)
+)
+# The same offers as a subquery to outer-join to a query of products on `product_id` (the cart's
+# quote reads its products and their offers in one statement: services/orders/cart.py); its
+# columns, in the order `offers_of` reads them, are `.c`. Bind `now`. (A product is in one campaign
+# at a time, so one row a product; a reader keeps each product once anyway.)
+RUNNING_OFFER = (
+    select(
+        *(c.label(f"campaign_{c.key}") for c in _CAMPAIGN_COLUMNS),
+        *(c.label(f"item_{c.key}") for c in _ITEM_COLUMNS),
+    )
+    .join(Campaign, Campaign.id == CampaignItem.campaign_id)
+    .where(*_RUNNING)
+    .subquery("running_offer")
 )
 
 
@@ -161,12 +181,18 @@ def running_campaign_ids(session: Session, now: datetime | None = None) -> froze
 def running_offers(session: Session, product_ids: Iterable[int], now: datetime | None = None) -> Offers:
     """The approved sign-ups of these products in campaigns running at `now` (one query)."""
     ids = sorted(set(product_ids))
-    offers = Offers()
     if not ids:
-        return offers
-    rows = session.execute(_RUNNING_OFFERS, {"product_ids": ids, "now": now or clock.now()}).all()
+        return Offers()
+    return offers_of(session.execute(_RUNNING_OFFERS, {"product_ids": ids, "now": now or clock.now()}))
+
+
+def offers_of(rows: Iterable[Sequence[Any]]) -> Offers:
+    """Offers from rows of the running offers' columns (`_RUNNING_OFFERS`, or `RUNNING_OFFER`
+    joined to a query of products: rows without an offer, all NULLs, are left out), taken in
+    campaign then sign-up order whatever order the rows came in."""
+    offers = Offers()
     campaigns = offers.campaigns
-    for row in rows:
+    for row in sorted((r for r in rows if r[0] is not None), key=lambda r: (r[0], r[_N_CAMPAIGN])):
         campaign = campaigns.get(row[0])
         if campaign is None:
             campaign = campaigns[row[0]] = OfferCampaign(*row[:_N_CAMPAIGN])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.orm import Session, joinedload, lazyload, selectinload
 
-from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User
+from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User, clock
 from services import authz
 from services.catalog.sellers import seller_name
 from services.errors import NotFound, ValidationError
@@ -24,7 +24,7 @@ from .pricing import CheckoutSettings, ParcelPrice, PricedLine, price_parcel
 from .promotions import DiscountKind, LineBreakdown
 
 if TYPE_CHECKING:  # services.campaigns.pricing builds on this package
-    from services.campaigns.pricing import OfferItem
+    from services.campaigns.pricing import OfferItem, Offers
 
 MAX_LINE_QUANTITY = 999
 MAX_CART_LINES = 50
@@ -303,11 +303,18 @@ def quote(
     result = Quote(delivery=delivery)
     if not items:
         return result
+    from services.campaigns import pricing as campaign_pricing  # it builds on this package
+
+    now = now or clock.now()
     products: dict[int, Product] = {}
     shops: dict[int, str | None] = {}
-    for product, shop_name in session.execute(_products_statement(sellers, photos), {"ids": list(items)}):
+    offer_rows = []
+    for row in session.execute(_products_statement(sellers, photos), {"ids": list(items), "now": now}):
+        product = row[0]
         products[product.id] = product
-        shops[product.seller_id] = shop_name
+        shops[product.seller_id] = row[1]
+        offer_rows.append(row[2:])
+    offers = campaign_pricing.offers_of(offer_rows)
     by_seller: dict[int, list[QuoteLine]] = {}
     for product_id, qty in items.items():
         product = products.get(product_id)
@@ -324,7 +331,7 @@ def quote(
             result.problems.append(line)
         else:
             by_seller.setdefault(product.seller_id, []).append(line)
-    _apply_campaigns(session, [line for lines in by_seller.values() for line in lines], buyer, now)
+    _apply_campaigns(session, [line for lines in by_seller.values() for line in lines], buyer, now, offers)
     for seller_id in sorted(by_seller):
         lines = by_seller[seller_id]
         price = price_parcel(
@@ -350,8 +357,12 @@ def quote(
 
 @functools.cache
 def _products_statement(sellers: bool, photos: bool) -> Select[Any]:
-    """The quote's products with each seller's shop name (the parcel's heading), in one query;
-    built once per kind (building it with its loader options cost more than running it)."""
+    """The quote's products with each seller's shop name (the parcel's heading) and each
+    product's offer in a campaign running at `now` (its columns after the first two, NULL when
+    none: services/campaigns/pricing.py RUNNING_OFFER), in one query; built once per kind
+    (building it with its loader options cost more than running it)."""
+    from services.campaigns import pricing as campaign_pricing  # it builds on this package
+
     # Pricing needs the product row only: its usual eager companions (seller, category, origin,
     # certificates) load only if a page touches them, photos only when the page shows them.
     options = [joinedload(Product.seller) if sellers else lazyload(Product.seller)]
@@ -360,18 +371,21 @@ def _products_statement(sellers: bool, photos: bool) -> Select[Any]:
         lazyload(Product.certifications),
         selectinload(Product.photos) if photos else lazyload(Product.photos),
     ]
+    offer = campaign_pricing.RUNNING_OFFER
     return (
-        select(Product, SellerProfile.shop_name)
+        select(Product, SellerProfile.shop_name, *offer.c)
         .outerjoin(SellerProfile, SellerProfile.user_id == Product.seller_id)
+        .outerjoin(offer, offer.c.item_product_id == Product.id)
         .where(Product.id.in_(bindparam("ids", expanding=True)))
         .options(*options)
     )
 
 
 def _apply_campaigns(
-    session: Session, lines: list[QuoteLine], buyer: User | None, now: datetime | None
+    session: Session, lines: list[QuoteLine], buyer: User | None, now: datetime, offers: Offers
 ) -> None:
-    """Each line's breakdown under the running campaigns (nothing when none touches the cart)."""
+    """Each line's breakdown under the running campaigns' `offers` (read with the products;
+    nothing when none touches the cart)."""
     from services.campaigns import pricing as campaign_pricing  # it builds on this package
 
     if not lines:
@@ -381,6 +395,7 @@ def _apply_campaigns(
         [campaign_pricing.LineInput(str(line.product.id), line.product, line.quantity) for line in lines],
         buyer,
         now,
+        offers=offers.only(line.product.id for line in lines),
     )
     if not priced.offers:
         return

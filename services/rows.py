@@ -109,4 +109,5 @@ def attach(session: Session, objects: Iterable[Any]) -> None:
     for obj in objects:
         make_transient_to_detached(obj)
     for obj in objects:
-        session.add(obj)
+        if obj not in session:  # (adding the order already cascaded to its sub-orders, lines …)
+            session.add(obj)

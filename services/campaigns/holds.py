@@ -86,9 +86,10 @@ def holds_for_line(line: OrderLine, item_ids: Mapping[int, int]) -> list[HoldInp
 def write(
     session: Session, order: Order, holds: Iterable[HoldInput], now: datetime | None = None
 ) -> list[CampaignHold]:
-    """Write the order's holds (the caller wrote its lines); `take` then takes their quota and
-    subsidy. Two steps so that the checkout writes these rows before it locks the contended ones
-    (the product's stock, the quota), which it then holds for fewer round trips."""
+    """Write the order's holds (the caller wrote its lines); the UPDATEs of `take_statements` then
+    take their quota and subsidy (`taken` reads their answers). Apart so that the checkout writes
+    these rows before it locks the contended ones (the product's stock, the quota), and sends
+    those UPDATEs together with the stock's (services/rows.py run_in_turn)."""
     now = now or clock.now()
     rows = [
         CampaignHold(
@@ -114,13 +115,6 @@ def write(
     return rows
 
 
-def take(session: Session, rows: list[CampaignHold]) -> None:
-    """Take the quota and subsidy of holds `write` wrote (the caller rolls back on QuotaGone /
-    BudgetGone)."""
-    if rows:
-        _take(session, rows)
-
-
 def _sums(rows: Iterable[CampaignHold]) -> tuple[dict[int, int], dict[int, int]]:
     units: dict[int, int] = defaultdict(int)
     subsidy: dict[int, int] = defaultdict(int)
@@ -133,22 +127,33 @@ def _sums(rows: Iterable[CampaignHold]) -> tuple[dict[int, int], dict[int, int]]
 
 
 def _take(session: Session, rows: list[CampaignHold]) -> None:
+    taken(session, rows, new_rows.run_in_turn(session, take_statements(rows)))
+
+
+def take_statements(rows: list[CampaignHold]) -> list[new_rows.Statement]:
+    """The conditional UPDATEs that take the holds' quota units and subsidy, items then
+    campaigns, each in id order (for rows.run_in_turn; `taken` reads their answers)."""
     units, subsidy = _sums(rows)
-    for item_id in sorted(units):
-        row = session.execute(_TAKE_QUOTA, {"item_id": item_id, "units": units[item_id]}).first()
-        if row is None:
-            raise QuotaGone(_("The campaign price of this product has sold out. Please check the new price."))
-        used, quota = row
-        if quota is not None and used >= quota:
-            freshness.bump(session, "flash sale sold out")  # the cards say 已抢光 on the next request
-    for campaign_id in sorted(subsidy):
-        taken = session.execute(
-            _TAKE_BUDGET, {"campaign_id": campaign_id, "fen": subsidy[campaign_id]}
-        ).first()
-        if taken is None:
-            raise BudgetGone(_("The campaign's subsidy has run out. Please check the new price."))
-        if taken[0] >= taken[1]:
-            freshness.bump(session, "campaign budget spent")  # its subsidised prices are off now
+    statements: list[new_rows.Statement] = [
+        (_TAKE_QUOTA, {"item_id": i, "units": units[i]}) for i in sorted(units)
+    ]
+    statements += [(_TAKE_BUDGET, {"campaign_id": c, "fen": subsidy[c]}) for c in sorted(subsidy)]
+    return statements
+
+
+def taken(session: Session, rows: list[CampaignHold], answers: list[list[tuple[Any, ...]]]) -> None:
+    """What the UPDATEs of take_statements(rows) did: QuotaGone or BudgetGone when one took
+    nothing (the caller rolls back)."""
+    units, subsidy = _sums(rows)
+    quotas, budgets = answers[: len(units)], answers[len(units) :]
+    if not all(quotas):
+        raise QuotaGone(_("The campaign price of this product has sold out. Please check the new price."))
+    if not all(budgets):
+        raise BudgetGone(_("The campaign's subsidy has run out. Please check the new price."))
+    if any(quota is not None and used >= quota for ((used, quota),) in quotas):
+        freshness.bump(session, "flash sale sold out")  # the cards say 已抢光 on the next request
+    if any(used >= budget for ((used, budget),) in budgets):
+        freshness.bump(session, "campaign budget spent")  # its subsidised prices are off now
     _expire(session, units, subsidy)
 
 

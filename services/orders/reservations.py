@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BindParameter, Integer, and_, bindparam, case, func, not_, or_, select, update
 from sqlalchemy.orm import Session
@@ -32,16 +33,24 @@ log = logging.getLogger(__name__)
 
 def take_stock(session: Session, wanted: Mapping[int, int]) -> list[int]:
     """Take the quantities out of stock, all or nothing; returns the product ids that had too
-    little (then nothing is taken: the caller rolls back). Runs in the caller's transaction."""
-    short: list[int] = []
-    sold_out = False
-    for product_id in sorted(wanted):
-        taken = session.execute(_TAKE, {"take_id": product_id, "take_qty": wanted[product_id]}).first()
-        if taken is None:
-            short.append(product_id)
-            break  # the transaction is rolled back anyway
-        sold_out = sold_out or taken.status == ProductStatus.SOLD_OUT  # it was active: it flipped
-    if sold_out and not short:
+    little (then the caller rolls back: the others may have been taken). Runs in the caller's
+    transaction."""
+    return stock_taken(session, wanted, rows.run_in_turn(session, take_statements(wanted)))
+
+
+def take_statements(wanted: Mapping[int, int]) -> list[rows.Statement]:
+    """The conditional UPDATEs that take `wanted` out of stock, in product-id order (for
+    rows.run_in_turn; `stock_taken` reads their answers)."""
+    return [(_TAKE, {"take_id": product_id, "take_qty": wanted[product_id]}) for product_id in sorted(wanted)]
+
+
+def stock_taken(
+    session: Session, wanted: Mapping[int, int], answers: list[list[tuple[Any, ...]]]
+) -> list[int]:
+    """What the UPDATEs of take_statements(wanted) did: the products that had too little."""
+    short = [product_id for product_id, answer in zip(sorted(wanted), answers, strict=True) if not answer]
+    # A product that was active and is now sold out flipped: the shop's lists change.
+    if not short and any(answer[0][0] == ProductStatus.SOLD_OUT for answer in answers):
         freshness.bump(session, "sold out")
     _reread(session, wanted)
     return short

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
-from domain import Order, Payment, PaymentAttempt, PaymentMethod, SubOrder, clock
+from domain import Order, Payment, PaymentAttempt, PaymentMethod, Product, SubOrder, clock
 from services import rows
 from services.orders.pricing import CheckoutSettings
 
@@ -111,3 +111,30 @@ def test_one_class_at_a_time(session) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TypeError):
         rows.insert_new(session, [Payment(), SubOrder()])
     assert not session.new
+
+
+def test_statements_run_in_turn_as_one_by_one(session, market) -> None:  # type: ignore[no-untyped-def]
+    """rows.run_in_turn (on PostgreSQL one round trip, psycopg's pipeline): each statement sees
+    the one before, each answer is its own, and what the engine would add is there (updated_at's
+    onupdate, an enum parameter's value)."""
+    from services.orders import reservations
+
+    a, b = market.product("梅县金柚"), market.product("英德红茶")
+    stock = {a.id: a.stock, b.id: b.stock}
+    moment = clock.now() + timedelta(minutes=7)
+    wanted = {a.id: 2, b.id: stock[b.id] + 1}  # b has too little
+    with clock.frozen(moment):
+        statements = reservations.take_statements(wanted)
+        statements += reservations.take_statements({a.id: 3})  # after the first: sees its 2 taken
+        answers = rows.run_in_turn(session, statements)
+    assert len(answers) == 3
+    assert answers[0] and answers[0][0][0] == "active"
+    assert answers[1] == []  # not enough of b: nothing taken
+    assert answers[2] and answers[2][0][0] == "active"
+    got = session.execute(
+        select(Product.stock, Product.updated_at).where(Product.id.in_([a.id, b.id])).order_by(Product.id)
+    ).all()
+    left = {a.id: stock[a.id] - 5, b.id: stock[b.id]}
+    assert [row.stock for row in got] == [left[pid] for pid in sorted(left)]
+    updated = dict(zip(sorted(left), (row.updated_at for row in got), strict=True))
+    assert updated[a.id] == moment

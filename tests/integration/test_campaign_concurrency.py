@@ -295,6 +295,17 @@ def test_the_door_answers_the_crowd_after_the_last_unit_without_the_app(race_eng
             )
             return resp.status_code, resp.get_json(), body["idempotency_key"]
 
+        def at_once(buyers):  # type: ignore[no-untyped-def]
+            """These buyers' checkouts, let go at one moment."""
+            start = threading.Barrier(len(buyers))
+
+            def one(i):  # type: ignore[no-untyped-def]
+                start.wait()
+                return post(i)
+
+            with ThreadPoolExecutor(max_workers=len(buyers)) as pool:
+                return list(pool.map(one, buyers))
+
         with clock.frozen(RUNNING):
             # No counter yet: the app reads the quota (and refuses the wrong total).
             assert post(0, expected=1)[1]["code"] == "price_changed"
@@ -303,14 +314,7 @@ def test_the_door_answers_the_crowd_after_the_last_unit_without_the_app(race_eng
             assert post(1, expected=1)[1]["code"] == "price_changed"
             assert int(door_gate.client.get(counter)) == 5  # type: ignore[attr-defined]
 
-            start = threading.Barrier(18)
-
-            def crowd(i):  # type: ignore[no-untyped-def]
-                start.wait()
-                return post(i)
-
-            with ThreadPoolExecutor(max_workers=18) as pool:
-                answers = list(pool.map(crowd, range(2, 20)))
+            answers = at_once(range(2, 20))
         placed = [a for a in answers if a[0] == 201]
         assert len(placed) == 5
         assert {a[1]["code"] for a in answers if a[0] != 201} <= {"campaign_quota_gone", "price_changed"}
@@ -338,14 +342,7 @@ def test_the_door_answers_the_crowd_after_the_last_unit_without_the_app(race_eng
                 # quota itself, once for all of them, and still answers them without the app.
                 door_gate.client.delete(counter)  # type: ignore[attr-defined]
                 statements.clear()
-                late = threading.Barrier(8)
-
-                def late_crowd(i):  # type: ignore[no-untyped-def]
-                    late.wait()
-                    return post(i)
-
-                with ThreadPoolExecutor(max_workers=8) as pool:
-                    late_answers = list(pool.map(late_crowd, range(10, 18)))
+                late_answers = at_once(range(10, 18))
                 assert {(a[0], a[1]["code"]) for a in late_answers} == {(409, "campaign_quota_gone")}
                 assert len(statements) == 1 and "FROM campaign_items" in statements[0]
                 assert int(door_gate.client.get(counter)) == 0  # type: ignore[attr-defined]

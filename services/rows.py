@@ -19,6 +19,7 @@ to the object and the row alike), versioning, or polymorphic mappers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -127,7 +128,7 @@ def run_in_turn(session: Session, statements: Sequence[Statement]) -> list[list[
     worker busy with a crowd is when the others queued behind the lock. Elsewhere (SQLite) they
     run one by one. A statement run this way is not seen by SQLAlchemy's execute events."""
     connection = session.connection()
-    if connection.dialect.driver != "psycopg" or len(statements) < 2:
+    if connection.dialect.driver != "psycopg" or len(statements) < 2 or not _pipelines():
         return [[tuple(row) for row in session.execute(s, dict(p))] for s, p in statements]
     raw = connection.connection.driver_connection
     assert raw is not None
@@ -137,6 +138,14 @@ def run_in_turn(session: Session, statements: Sequence[Statement]) -> list[list[
             sql, values = _for_driver(connection.dialect, statement, params)
             cursors.append(raw.execute(sql, values))
     return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+
+
+@functools.cache
+def _pipelines() -> bool:
+    """psycopg's pipeline mode needs libpq 14 or later (psycopg-binary bundles a newer one)."""
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
 
 
 _DRIVER_SQL: dict[Executable, Any] = {}  # statement -> compiled, for run_in_turn

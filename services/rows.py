@@ -114,12 +114,13 @@ def attach(session: Session, objects: Iterable[Any]) -> None:
             session.add(obj)
 
 
-Statement = tuple[Executable, Mapping[str, Any]]
+# A statement and its parameters: one set, or a list of sets (executemany; no rows back).
+Statement = tuple[Executable, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
 
 
 def run_in_turn(session: Session, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
     """Run Core statements built once (no expanding parameters) one after the other in the
-    session's transaction and return each one's rows (RETURNING).
+    session's transaction and return each one's rows (RETURNING; none for a list of sets).
 
     On PostgreSQL they go to the server in one round trip (psycopg's pipeline mode): the server
     runs them in order without waiting for the app between two of them. A checkout's contended
@@ -129,15 +130,31 @@ def run_in_turn(session: Session, statements: Sequence[Statement]) -> list[list[
     run one by one. A statement run this way is not seen by SQLAlchemy's execute events."""
     connection = session.connection()
     if connection.dialect.driver != "psycopg" or len(statements) < 2 or not _pipelines():
-        return [[tuple(row) for row in session.execute(s, dict(p))] for s, p in statements]
+        return [_one_by_one(session, statement, params) for statement, params in statements]
     raw = connection.connection.driver_connection
     assert raw is not None
     cursors = []
     with raw.pipeline():  # sent together; the answers are read when the block ends
         for statement, params in statements:
-            sql, values = _for_driver(connection.dialect, statement, params)
-            cursors.append(raw.execute(sql, values))
+            many = not isinstance(params, Mapping)
+            sets: list[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else list(params)
+            sql, values = _for_driver(connection.dialect, statement, sets)
+            cursor = raw.cursor()
+            if many:
+                cursor.executemany(sql, values)
+            else:
+                cursor.execute(sql, values[0])
+            cursors.append(cursor)
     return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+
+
+def _one_by_one(
+    session: Session, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+) -> list[tuple[Any, ...]]:
+    if not isinstance(params, Mapping):
+        session.execute(statement, [dict(p) for p in params])
+        return []
+    return [tuple(row) for row in session.execute(statement, dict(params))]
 
 
 @functools.cache
@@ -148,25 +165,32 @@ def _pipelines() -> bool:
     return bool(psycopg.Pipeline.is_supported())
 
 
-_DRIVER_SQL: dict[Executable, Any] = {}  # statement -> compiled, for run_in_turn
+# (statement, its parameters' names) -> compiled, for run_in_turn: as the engine compiles a
+# statement for the names it is given (an INSERT names only those columns).
+_DRIVER_SQL: dict[tuple[Executable, tuple[str, ...]], Any] = {}
 
 
 def _for_driver(
-    dialect: Dialect, statement: Executable, params: Mapping[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """The statement's SQL and parameters as the engine would hand them to the driver (its bind
-    processors applied: an enum's value, say)."""
-    compiled = _DRIVER_SQL.get(statement)
+    dialect: Dialect, statement: Executable, sets: list[Mapping[str, Any]]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The statement's SQL and each set of parameters as the engine would hand them to the
+    driver: its bind processors applied (an enum's value, say) and its Python-side defaults
+    filled in (e.g. updated_at's onupdate)."""
+    names = tuple(sorted(sets[0]))
+    compiled = _DRIVER_SQL.get((statement, names))
     if compiled is None:
-        compiled = _DRIVER_SQL[statement] = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-    values = compiled.construct_params(params)
-    # Python-side defaults the execution context would fill in (e.g. updated_at's onupdate).
-    for column in compiled.insert_prefetch:
-        values[column.key] = _default_value(column.default)
-    for column in compiled.update_prefetch:
-        values[column.key] = _default_value(column.onupdate)
+        compiled = statement.compile(dialect=dialect, column_keys=list(names))  # type: ignore[attr-defined]
+        _DRIVER_SQL[(statement, names)] = compiled
     processors = compiled._bind_processors
-    return compiled.string, {k: processors[k](v) if k in processors else v for k, v in values.items()}
+    out = []
+    for params in sets:
+        values = compiled.construct_params(params)
+        for column in compiled.insert_prefetch:
+            values[column.key] = _default_value(column.default)
+        for column in compiled.update_prefetch:
+            values[column.key] = _default_value(column.onupdate)
+        out.append({k: processors[k](v) if k in processors else v for k, v in values.items()})
+    return compiled.string, out
 
 
 def _default_value(default: Any) -> Any:

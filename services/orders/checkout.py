@@ -327,44 +327,47 @@ def place_order(
         rows.insert_new(session, [order.payment])
         rows.insert_new(session, order.payment.attempts)
         rows.attach(session, [order, *subs, *lines, order.payment, *order.payment.attempts])
-        actor_id = (placed_by or buyer).id
-        session.execute(
-            _INSERT_EVENTS,
-            [
-                {
-                    "sub_order_id": sub.id,
-                    "from_status": None,
-                    "to_status": OrderStatus.PENDING_PAYMENT,
-                    "actor_id": actor_id,
-                    "created_at": now,
-                }
-                for sub in subs
-            ],
-        )
-        session.execute(
-            _INSERT_RESERVATIONS,
-            [
-                {
-                    "order_id": order.id,
-                    "line_id": line.id,
-                    "product_id": line.product_id,
-                    "quantity": line.quantity,
-                    "expires_at": pay_by,
-                    "created_at": now,
-                }
-                for line in lines
-            ],
-        )
         if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
             carts.forget_products(session, buyer.id, list(items))
         held = campaign_holds.write(session, order, _holds(quote, order), now)
-        # The contended rows last, so their locks are held for as short a time as possible (a
-        # flash sale's crowd queues on them): the products' stock, then the campaigns' quotas and
-        # budgets (services/campaigns/holds.py), then the commit.
-        # Sent in one round trip (rows.run_in_turn): the locks the first takes are not held
-        # while this request waits for its next turn between two of them.
+        actor_id = (placed_by or buyer).id
+        # What nobody reads back in this request (the events, the reservations), then the
+        # contended rows last, so their locks are held for as short a time as possible (a flash
+        # sale's crowd queues on them): the products' stock, then the campaigns' quotas and
+        # budgets (services/campaigns/holds.py), then the commit. All in one round trip on
+        # PostgreSQL (rows.run_in_turn): no lock is held while this request waits for its turn.
+        written: list[rows.Statement] = [
+            (
+                _INSERT_EVENTS,
+                [
+                    {
+                        "sub_order_id": sub.id,
+                        "from_status": None,
+                        "to_status": OrderStatus.PENDING_PAYMENT,
+                        "actor_id": actor_id,
+                        "created_at": now,
+                    }
+                    for sub in subs
+                ],
+            ),
+            (
+                _INSERT_RESERVATIONS,
+                [
+                    {
+                        "order_id": order.id,
+                        "line_id": line.id,
+                        "product_id": line.product_id,
+                        "quantity": line.quantity,
+                        "expires_at": pay_by,
+                        "created_at": now,
+                    }
+                    for line in lines
+                ],
+            ),
+        ]
         stock = take_statements(items)
-        answers = rows.run_in_turn(session, stock + campaign_holds.take_statements(held))
+        answers = rows.run_in_turn(session, written + stock + campaign_holds.take_statements(held))
+        answers = answers[len(written) :]
         short = stock_taken(session, items, answers[: len(stock)])
         if short:
             session.rollback()

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, inspect, select
+from sqlalchemy import insert as sqlalchemy_insert
 from sqlalchemy.orm import Session
 
 from domain import Order, Payment, PaymentAttempt, PaymentMethod, Product, SubOrder, clock
@@ -138,3 +139,42 @@ def test_statements_run_in_turn_as_one_by_one(session, market) -> None:  # type:
     assert [row.stock for row in got] == [left[pid] for pid in sorted(left)]
     updated = dict(zip(sorted(left), (row.updated_at for row in got), strict=True))
     assert updated[a.id] == moment
+
+
+def test_a_list_of_parameter_sets_runs_as_many_rows(session, market) -> None:  # type: ignore[no-untyped-def]
+    """rows.run_in_turn with a list of sets (executemany) beside a statement with rows: every
+    set is a row, with the columns the sets name and the table's Python-side defaults."""
+    from domain import OrderEvent, OrderStatus
+    from services.orders import reservations
+
+    order = market.place({"梅县金柚": 1}, SETTINGS)
+    sub = order.sub_orders[0]
+    product = market.product("英德红茶")
+    events = [
+        {
+            "sub_order_id": sub.id,
+            "from_status": None,
+            "to_status": OrderStatus.PENDING_PAYMENT,
+            "actor_id": None,
+        },
+        {"sub_order_id": sub.id, "from_status": None, "to_status": OrderStatus.CANCELLED, "actor_id": None},
+    ]
+    moment = clock.now() + timedelta(minutes=3)
+    with clock.frozen(moment):
+        answers = rows.run_in_turn(
+            session,
+            [
+                (sqlalchemy_insert(rows.table(OrderEvent)), events),
+                *reservations.take_statements({product.id: 1}),
+            ],
+        )
+    assert answers[0] == [] and answers[1]
+    written = session.execute(
+        select(OrderEvent.to_status, OrderEvent.created_at, OrderEvent.note)
+        .where(OrderEvent.sub_order_id == sub.id, OrderEvent.created_at == moment)
+        .order_by(OrderEvent.id)
+    ).all()
+    assert [(r.to_status, r.created_at) for r in written] == [
+        (OrderStatus.PENDING_PAYMENT, moment),
+        (OrderStatus.CANCELLED, moment),
+    ]

@@ -136,14 +136,13 @@ def run_in_turn(session: Session, statements: Sequence[Statement]) -> list[list[
     cursors = []
     with raw.pipeline():  # sent together; the answers are read when the block ends
         for statement, params in statements:
-            many = not isinstance(params, Mapping)
-            sets: list[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else list(params)
-            sql, values = _for_driver(connection.dialect, statement, sets)
             cursor = raw.cursor()
-            if many:
-                cursor.executemany(sql, values)
-            else:
+            if isinstance(params, Mapping):
+                sql, values = _for_driver(connection.dialect, statement, [params])
                 cursor.execute(sql, values[0])
+            elif params:  # (an empty list of sets is no row, not one row of defaults)
+                sql, values = _for_driver(connection.dialect, statement, list(params))
+                cursor.executemany(sql, values)
             cursors.append(cursor)
     return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
 
@@ -152,7 +151,8 @@ def _one_by_one(
     session: Session, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
 ) -> list[tuple[Any, ...]]:
     if not isinstance(params, Mapping):
-        session.execute(statement, [dict(p) for p in params])
+        if params:  # (an empty list of sets is no row, not one row of defaults)
+            session.execute(statement, [dict(p) for p in params])
         return []
     return [tuple(row) for row in session.execute(statement, dict(params))]
 

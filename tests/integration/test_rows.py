@@ -143,7 +143,8 @@ def test_statements_run_in_turn_as_one_by_one(session, market) -> None:  # type:
 
 def test_a_list_of_parameter_sets_runs_as_many_rows(session, market) -> None:  # type: ignore[no-untyped-def]
     """rows.run_in_turn with a list of sets (executemany) beside a statement with rows: every
-    set is a row, with the columns the sets name and the table's Python-side defaults."""
+    set is a row, with the columns the sets name and the table's Python-side defaults; an empty
+    list is no row."""
     from domain import OrderEvent, OrderStatus
     from services.orders import reservations
 
@@ -165,10 +166,11 @@ def test_a_list_of_parameter_sets_runs_as_many_rows(session, market) -> None:  #
             session,
             [
                 (sqlalchemy_insert(rows.table(OrderEvent)), events),
+                (sqlalchemy_insert(rows.table(OrderEvent)), []),  # no row at all
                 *reservations.take_statements({product.id: 1}),
             ],
         )
-    assert answers[0] == [] and answers[1]
+    assert answers[0] == answers[1] == [] and answers[2]
     written = session.execute(
         select(OrderEvent.to_status, OrderEvent.created_at, OrderEvent.note)
         .where(OrderEvent.sub_order_id == sub.id, OrderEvent.created_at == moment)

@@ -40,8 +40,8 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from services.campaigns import gate as campaign_gate
+from services.campaigns.holds import quota_gone
 from services.orders.cart import MAX_CART_LINES
-from services.orders.checkout import quota_gone
 
 PATH = "/api/v1/orders"
 MAX_BODY = 64 * 1024  # an order's body is a few hundred bytes; a larger one goes to the app

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -137,15 +137,13 @@ class RedisGate:
 
     def sold_out(self, session: Session, item_ids: Sequence[int]) -> bool:
         """Whether the counter of one of these items says every unit is let through (one MGET; a
-        missing counter is read from the database first, as `admit` does)."""
+        missing counter is read from the database first, through `warm`)."""
         if not item_ids:
             return False
         keys = [self._key(i) for i in item_ids]
         values = self.client.mget(keys)
         if any(v is None for v in values):
-            for item_id, value in zip(item_ids, values, strict=True):
-                if value is None:
-                    self._load(session, item_id)
+            self.warm(lambda: nullcontext(session), item_ids)
             values = self.client.mget(keys)
         return any(v is not None and int(v) <= 0 for v in values)
 
@@ -160,13 +158,13 @@ class RedisGate:
     def warm(
         self, open_session: Callable[[], AbstractContextManager[Session]], item_ids: Sequence[int]
     ) -> None:
-        """Set the missing counters of these items from the database, for the door (which has no
-        session of its own). A flash sale's crowd arrives all at once, usually at a counter that
-        is not there yet (none is set before the first checkout, and one expires
-        COUNTER_TTL_SECONDS after it was set): the first request of the process reads the
-        database while the others wait for it here and then find the counter, so the crowd is
-        answered at the door instead of hundreds of requests going on to the app to read it each.
-        A session is opened only when a counter is still missing."""
+        """Set the missing counters of these items from the database (the door, which has no
+        session of its own, opens one only if a counter is still missing). A flash sale's crowd
+        arrives all at once, usually at a counter that is not there yet (none is set before the
+        first checkout, and one expires COUNTER_TTL_SECONDS after it was set): the first request
+        of the process reads the database while the others wait for it here and then find the
+        counter, so the crowd is answered at the door instead of hundreds of requests going on to
+        the app to read it each."""
         keys = [self._key(i) for i in item_ids]
         with self._loading:
             missing = [i for i, value in zip(item_ids, self.client.mget(keys), strict=True) if value is None]

@@ -55,6 +55,12 @@ class BudgetGone(Conflict):
     code = "campaign_budget_gone"
 
 
+def quota_gone() -> QuotaGone:
+    """The refusal when a flash sale's quota has no more units (the checkout's, the gate's, the
+    door's in front of the API)."""
+    return QuotaGone(_("The campaign price of this product has sold out. Please check the new price."))
+
+
 @dataclass(frozen=True)
 class HoldInput:
     line: OrderLine
@@ -147,7 +153,7 @@ def taken(session: Session, rows: list[CampaignHold], answers: list[list[tuple[A
     units, subsidy = _sums(rows)
     quotas, budgets = answers[: len(units)], answers[len(units) :]
     if not all(quotas):
-        raise QuotaGone(_("The campaign price of this product has sold out. Please check the new price."))
+        raise quota_gone()
     if not all(budgets):
         raise BudgetGone(_("The campaign's subsidy has run out. Please check the new price."))
     if any(quota is not None and used >= quota for ((used, quota),) in quotas):

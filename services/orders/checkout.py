@@ -192,7 +192,7 @@ def place_order(
     if not items:
         raise _field("items", _("Your cart is empty."))
     if sold_out:
-        raise quota_gone()
+        raise campaign_holds.quota_gone()
 
     method = _choice(PaymentMethod, data.payment_method, "payment_method", _("Choose how to pay."))
     delivery = _choice(DeliveryMethod, data.delivery, "delivery", _("Choose home delivery or pickup."))
@@ -415,16 +415,10 @@ def _admit(session: Session, quote: carts.Quote, tickets: dict[int, int]) -> lis
         if more and not gate.admit(session, item.id, more):
             for item_id, units in admitted:
                 gate.give_back(item_id, units)
-            raise quota_gone()
+            raise campaign_holds.quota_gone()
         if more:
             admitted.append((item.id, more))
     return admitted
-
-
-def quota_gone() -> campaign_holds.QuotaGone:
-    return campaign_holds.QuotaGone(
-        _("The campaign price of this product has sold out. Please check the new price.")
-    )
 
 
 def _flash_items(raw: Sequence[int | str]) -> list[int]:

@@ -668,6 +668,9 @@ def _crowd_figures(prefix: str, base: Any, r: dict[str, Any], units: int) -> Ite
     # The crowd's CPU (app and PostgreSQL) over the machine's cores: how long its work takes
     # with every core its own and nothing waiting, the floor of the last answer's latency.
     yield f"{prefix}_cpu_floor_ms", round((r["app_cpu_s"] + r["postgres_cpu_s"]) / base.CORES * 1000)
+    workers = [r[name] for name in sorted(r) if re.fullmatch(r"worker\d+_cpu_s", name)]
+    if sum(workers):
+        yield f"{prefix}_worker_cpu_split", "/".join(str(round(100 * w / sum(workers))) for w in workers)
     yield f"{prefix}_db_connections_busy_max", r["db_busy"]
     yield f"{prefix}_db_longest_transaction_ms", round(r["db_tx_age_ms"], 1)
     yield f"{prefix}_db_busy_connections_waiting_on", r["db_waits"]
@@ -807,6 +810,10 @@ def flash_figures() -> Iterator[tuple[str, object]]:
             "app": lambda: base._ticks(server.pid, children=True),
             "postgres": sampler.cpu_ticks,
         }
+        # Each worker's own CPU: how evenly the kernel spread the crowd's connections over them
+        # (the busier worker's share sets the last answer's latency: *_worker_cpu_split).
+        workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        others.update({f"worker{i}": (lambda w=int(w): base._ticks(w)) for i, w in enumerate(workers)})
         tag = "flash" + secrets.token_hex(3)
         # Warm-up on the unlimited products: both workers import, connect and fill their pools.
         products = ",".join(str(p) for p in built["product_ids"])

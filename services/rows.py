@@ -118,19 +118,33 @@ def attach(session: Session, objects: Iterable[Any]) -> None:
 Statement = tuple[Executable, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
 
 
-def run_in_turn(session: Session, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+def run_in_turn(
+    session: Session, statements: Sequence[Statement], *, commit: bool = False
+) -> list[list[tuple[Any, ...]]]:
     """Run Core statements built once (no expanding parameters) one after the other in the
     session's transaction and return each one's rows (RETURNING; none for a list of sets).
+    With `commit`, then commit the session (its transaction ends, with nothing left to flush:
+    pending ORM changes are flushed first, before the statements).
 
-    On PostgreSQL they go to the server in one round trip (psycopg's pipeline mode): the server
-    runs them in order without waiting for the app between two of them. A checkout's contended
-    rows (the product's stock, a flash sale's quota) are locked by the first and held until the
-    commit; one at a time, each statement's answer waited for the app's next turn, which in a
-    worker busy with a crowd is when the others queued behind the lock. Elsewhere (SQLite) they
-    run one by one. A statement run this way is not seen by SQLAlchemy's execute events."""
+    On PostgreSQL they go to the server in one round trip (psycopg's pipeline mode), the COMMIT
+    too: the server runs them in order without waiting for the app between two of them. A
+    checkout's contended rows (the product's stock, a flash sale's quota) are locked by the first
+    and held until the commit; one at a time, each statement's answer waited for the app's next
+    turn, which in a worker busy with a crowd is when the others queued behind the lock. If one
+    fails, the ones after it and the COMMIT are not run, and the error is raised (the caller
+    rolls back). Elsewhere (SQLite) they run one by one. A statement run this way is not seen by
+    SQLAlchemy's execute events."""
+    if commit:
+        session.flush()
     connection = session.connection()
-    if connection.dialect.driver != "psycopg" or len(statements) < 2 or not _pipelines():
-        return [_one_by_one(session, statement, params) for statement, params in statements]
+    # The COMMIT goes with the statements only when the session's transaction is the database's:
+    # a session joined to an outer transaction (the tests') commits a savepoint.
+    commit_here = commit and not connection.in_nested_transaction()
+    if connection.dialect.driver != "psycopg" or len(statements) + commit_here < 2 or not _pipelines():
+        answers = [_one_by_one(session, statement, params) for statement, params in statements]
+        if commit:
+            session.commit()
+        return answers
     raw = connection.connection.driver_connection
     assert raw is not None
     cursors = []
@@ -144,7 +158,15 @@ def run_in_turn(session: Session, statements: Sequence[Statement]) -> list[list[
                 sql, values = _for_driver(connection.dialect, statement, list(params))
                 cursor.executemany(sql, values)
             cursors.append(cursor)
-    return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+        if commit_here:
+            # As a statement, queued with the others: psycopg's own commit() would wait for its
+            # answer here, and the block's end for another.
+            raw.cursor().execute("COMMIT")
+    answers = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+    if commit:
+        # The session's bookkeeping; the driver, no longer in a transaction, sends nothing.
+        session.commit()
+    return answers
 
 
 def _one_by_one(
@@ -154,7 +176,8 @@ def _one_by_one(
         if params:  # (an empty list of sets is no row, not one row of defaults)
             session.execute(statement, [dict(p) for p in params])
         return []
-    return [tuple(row) for row in session.execute(statement, dict(params))]
+    result = session.connection().execute(statement, dict(params))  # (Core: a CursorResult)
+    return [tuple(row) for row in result] if result.returns_rows else []
 
 
 @functools.cache

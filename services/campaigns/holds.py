@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, select, update
+from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from domain import (
@@ -89,15 +89,16 @@ def holds_for_line(line: OrderLine, item_ids: Mapping[int, int]) -> list[HoldInp
     ]
 
 
-def write(
-    session: Session, order: Order, holds: Iterable[HoldInput], now: datetime | None = None
-) -> list[CampaignHold]:
-    """Write the order's holds (the caller wrote its lines); the UPDATEs of `take_statements` then
-    take their quota and subsidy (`taken` reads their answers). Apart so that the checkout writes
-    these rows before it locks the contended ones (the product's stock, the quota), and sends
-    those UPDATEs together with the stock's (services/rows.py run_in_turn)."""
+def to_write(
+    order: Order, holds: Iterable[HoldInput], now: datetime | None = None
+) -> tuple[list[CampaignHold], list[new_rows.Statement]]:
+    """The order's holds (the caller wrote its lines) and the INSERT that writes them, for
+    rows.run_in_turn: the checkout sends it with its other writes in one round trip, before the
+    UPDATEs of `take_statements` take their quota and subsidy (`taken` reads their answers), so
+    that these rows are written before the contended ones (the product's stock, the quota) are
+    locked. Nothing reads the rows back in the checkout: they stay out of the session."""
     now = now or clock.now()
-    rows = [
+    held = [
         CampaignHold(
             order_id=order.id,
             sub_order_id=h.line.sub_order_id,
@@ -110,15 +111,18 @@ def write(
             returned_fen=0,
             status=ReservationStatus.HELD,
             created_at=now,
+            settled_at=None,
         )
         for h in holds
     ]
-    if rows:
-        # One INSERT, kept in the session as loaded (services/rows.py): a flash sale's checkouts
-        # write these in the crowd, where the unit of work's bookkeeping is CPU they all wait for.
-        new_rows.insert_new(session, rows)
-        new_rows.attach(session, rows)
-    return rows
+    if not held:
+        return held, []
+    values = [{name: getattr(hold, name) for name in _HOLD_COLUMNS} for hold in held]
+    return held, [(_INSERT_HOLDS, values)]
+
+
+_HOLD_COLUMNS = [c.key for c in new_rows.table(CampaignHold).c if not c.primary_key]
+_INSERT_HOLDS = insert(new_rows.table(CampaignHold))
 
 
 def _sums(rows: Iterable[CampaignHold]) -> tuple[dict[int, int], dict[int, int]]:

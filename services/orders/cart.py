@@ -5,7 +5,7 @@ price a cart from the database, never from what a form says."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.orm import Session, joinedload, lazyload, selectinload
 
 from domain import CartItem, DeliveryMethod, Product, ProductStatus, SellerProfile, User, clock
-from services import authz
+from services import authz, rows
 from services.catalog.sellers import seller_name
 from services.errors import NotFound, ValidationError
 from services.i18n import _
@@ -140,18 +140,16 @@ def merge_guest_cart(session: Session, user: User | None, guest: Mapping[int, in
     return merged
 
 
-def forget_products(session: Session, user_id: int, product_ids: list[int]) -> None:
-    """Drop bought products from the saved cart (in the caller's transaction)."""
-    session.execute(_FORGET, {"forget_user": user_id, "forget_ids": product_ids})
+def forget_statement(user_id: int, product_ids: Iterable[int]) -> rows.Statement:
+    """Drop bought products from the saved cart: a statement for rows.run_in_turn (one DELETE a
+    product, as its parameters cannot expand), which the checkout sends with its other writes in
+    one round trip, in its transaction."""
+    return (_FORGET_ONE, [{"forget_user": user_id, "forget_product": pid} for pid in sorted(product_ids)])
 
 
-_FORGET = (
-    delete(CartItem)
-    .where(
-        CartItem.user_id == bindparam("forget_user"),
-        CartItem.product_id.in_(bindparam("forget_ids", expanding=True)),
-    )
-    .execution_options(synchronize_session=False)  # nothing of the cart is loaded to keep in step
+_FORGET_ONE = delete(rows.table(CartItem)).where(
+    rows.table(CartItem).c.user_id == bindparam("forget_user"),
+    rows.table(CartItem).c.product_id == bindparam("forget_product"),
 )
 
 

@@ -51,6 +51,7 @@ from services.validation import check_text, normalize_phone
 
 from . import cart as carts
 from .addresses import AddressInput, check_address, own_address
+from .lookup import BY_KEY as _BY_KEY
 from .lookup import find_by_key
 from .pricing import CheckoutSettings
 from .reservations import Holds, stock_taken, take_statements, unpaid_holds
@@ -183,8 +184,7 @@ def place_order(
     sold_out = not tickets and campaign_gate.current().sold_out(session, flash_items)
     # Checkouts of one buyer (and of one placer) queue here until this one commits or rolls
     # back, so each counts the caps and its idempotency key after the one before it.
-    _lock_users(session, {buyer.id, placer.id})
-    existing = find_by_key(session, buyer.id, key)
+    existing = _lock_and_find(session, buyer.id, placer.id, key)
     if existing is not None:
         if not _same_request(existing, items):
             raise Conflict(_("This checkout was already used for another order. Please reload the page."))
@@ -327,16 +327,16 @@ def place_order(
         rows.insert_new(session, [order.payment])
         rows.insert_new(session, order.payment.attempts)
         rows.attach(session, [order, *subs, *lines, order.payment, *order.payment.attempts])
-        if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
-            carts.forget_products(session, buyer.id, list(items))
-        held = campaign_holds.write(session, order, _holds(quote, order), now)
+        held, holds_written = campaign_holds.to_write(order, _holds(quote, order), now)
         actor_id = (placed_by or buyer).id
-        # What nobody reads back in this request (the events, the reservations), then the
-        # contended rows last, so their locks are held for as short a time as possible (a flash
-        # sale's crowd queues on them): the products' stock, then the campaigns' quotas and
-        # budgets (services/campaigns/holds.py), then the commit. All in one round trip on
-        # PostgreSQL (rows.run_in_turn): no lock is held while this request waits for its turn.
+        # What nobody reads back in this request (the campaign holds, the events, the
+        # reservations, the bought products out of the saved cart), then the contended rows
+        # last, so their locks are held for as short a time as possible (a flash sale's crowd
+        # queues on them): the products' stock, then the campaigns' quotas and budgets
+        # (services/campaigns/holds.py), then the commit. All in one round trip on PostgreSQL
+        # (rows.run_in_turn): no lock is held while this request waits for its turn.
         written: list[rows.Statement] = [
+            *holds_written,
             (
                 _INSERT_EVENTS,
                 [
@@ -365,6 +365,8 @@ def place_order(
                 ],
             ),
         ]
+        if villager_id is None:  # a proxy order leaves the buyer's own cart (the agent's) alone
+            written.append(carts.forget_statement(buyer.id, items))
         stock = take_statements(items)
         answers = rows.run_in_turn(session, written + stock + campaign_holds.take_statements(held))
         answers = answers[len(written) :]
@@ -488,15 +490,25 @@ def _cash_at_own_point(
 # --- limits: what one buyer may hold unpaid ----------------------------------------------------
 
 
-def _lock_users(session: Session, user_ids: set[int]) -> None:
-    """SELECT … FOR UPDATE the users' rows, in id order (no deadlock between two placers).
-    SQLite has no row locks and needs none: its transactions take the write lock at BEGIN."""
-    session.execute(_LOCK_USERS, {"user_ids": sorted(user_ids)})
+def _lock_and_find(session: Session, buyer_id: int, placer_id: int, key: str) -> Order | None:
+    """SELECT … FOR UPDATE the buyer's and placer's rows, in id order (no deadlock between two
+    placers), then the buyer's order already placed with `key`, if any: both in one round trip
+    (rows.run_in_turn), the lookup run once the locks are held. SQLite has no row locks and
+    needs none: its transactions take the write lock at BEGIN."""
+    first, second = sorted((buyer_id, placer_id))
+    _locked, found = rows.run_in_turn(
+        session,
+        [
+            (_LOCK_USERS, {"lock_first": first, "lock_second": second}),
+            (_BY_KEY, {"buyer_id": buyer_id, "key": key}),
+        ],
+    )
+    return session.get(Order, found[0][0]) if found else None
 
 
 _LOCK_USERS = (
     select(User.id)
-    .where(User.id.in_(bindparam("user_ids", expanding=True)))
+    .where(User.id.in_([bindparam("lock_first"), bindparam("lock_second")]))
     .order_by(User.id)
     .with_for_update()
 )
@@ -525,7 +537,7 @@ def check_limits(
     proxy: bool | None = None,
 ) -> None:
     """The caps and rates of CheckoutSettings for one more order of `quote` (see its docstring
-    for the rules). Call with the users' rows locked (_lock_users). RateLimited for the rate,
+    for the rules). Call with the users' rows locked (_lock_and_find). RateLimited for the rate,
     HoldLimit for the caps; a cap or limit of 0 is off.
 
     `proxy`: placed for someone else (another buyer, or a villager without an account, whose

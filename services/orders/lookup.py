@@ -13,11 +13,12 @@ from services.i18n import _
 def find_by_key(session: Session, buyer_id: int, key: str) -> Order | None:
     """The buyer's order placed with this idempotency key, if any. Asked as its id alone: every
     new checkout asks, and the order's eager relations are loaded only for a replay."""
-    order_id = session.scalar(_BY_KEY, {"buyer_id": buyer_id, "key": key})
+    order_id = session.scalar(BY_KEY, {"buyer_id": buyer_id, "key": key})
     return None if order_id is None else session.get(Order, order_id)
 
 
-_BY_KEY = select(Order.id).where(
+# (the checkout sends it together with its lock of the buyer's row: checkout._lock_and_find)
+BY_KEY = select(Order.id).where(
     Order.buyer_id == bindparam("buyer_id"), Order.idempotency_key == bindparam("key")
 )
 

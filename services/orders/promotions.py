@@ -1,9 +1,11 @@
-"""The campaign pricing engine (issue 13, first slice): pure, integer fen, no database, no Flask.
+"""The campaign pricing engine (issue 13): pure, integer fen, no database, no Flask.
 
 It prices a cart's lines under a set of campaign rules and says, for each line, its list price,
 every discount applied with who funds it (platform fen + seller fen), and the price paid; and it
-says what a refund of some of a line's units gives back. It is NOT wired in yet: `cart.quote`,
-`pricing.price_parcel`, checkout, the order lines and the ledger do not call it (later slices).
+says what a refund of some of a line's units gives back. It is the one price path: `cart.quote`
+prices every cart, list and product page through it (services/campaigns/pricing.py builds the
+rules from the running campaigns), checkout stores each line's breakdown, and refunds
+(services/payments, services/campaigns/holds.py) give back what `refund_line` says.
 
 Scope of a rule
 ---------------

@@ -78,7 +78,7 @@ def credit_used(session: Session, agent_id: int) -> int:
 
 def check_available(session: Session, agent: User, amount_fen: int) -> None:
     """CreditExceeded (409) unless `amount_fen` more fits in the agent's credit. The caller holds
-    the agent's user row locked (checkout._lock_users), so two placements are counted in turn."""
+    the agent's user row locked (checkout._lock_and_find), so two placements are counted in turn."""
     limit = credit_limit(session, agent.id)
     used = credit_used(session, agent.id)
     if used + amount_fen > limit:

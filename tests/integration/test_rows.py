@@ -180,3 +180,61 @@ def test_a_list_of_parameter_sets_runs_as_many_rows(session, market) -> None:  #
         (OrderStatus.PENDING_PAYMENT, moment),
         (OrderStatus.CANCELLED, moment),
     ]
+
+
+def test_run_in_turn_then_commit(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """rows.run_in_turn(commit=True) in a session of its own (the app's: not a savepoint of an
+    outer transaction), on PostgreSQL the statements and the COMMIT in one round trip: what they
+    wrote is committed, seen from another connection, and the session goes on as after a commit.
+    A statement that fails leaves nothing of the ones before it and no transaction half done."""
+    from sqlalchemy import delete, update
+
+    from domain import User
+    from tests.conftest import next_phone
+
+    users = rows.table(User)
+    phone, other = next_phone(), next_phone()
+    add = sqlalchemy_insert(users)
+    rename = update(users).where(users.c.phone == phone).values(display_name="陈小姐")
+    # On PostgreSQL the driver's own commit, when the session commits, finds the COMMIT sent.
+    at_commit: list[object] = []
+    if engine.dialect.driver == "psycopg":
+        import psycopg
+
+        own_commit = psycopg.Connection.commit
+
+        def commit(conn: psycopg.Connection) -> None:  # type: ignore[type-arg]
+            at_commit.append(conn.info.transaction_status)
+            own_commit(conn)
+
+        monkeypatch.setattr(psycopg.Connection, "commit", commit)
+    try:
+        with Session(engine) as app_session:
+            answers = rows.run_in_turn(
+                app_session,
+                [(add, {"phone": phone, "password_hash": "!", "display_name": "x"}), (rename, {})],
+                commit=True,
+            )
+            assert len(answers) == 2 and answers[1] == []  # (an UPDATE without RETURNING)
+            assert not app_session.in_transaction()
+            if engine.dialect.driver == "psycopg":
+                assert at_commit == [psycopg.pq.TransactionStatus.IDLE]
+            with engine.connect() as elsewhere:
+                seen = elsewhere.execute(select(users.c.display_name).where(users.c.phone == phone)).all()
+            assert seen == [("陈小姐",)]
+            # The same phone again fails (unique); the new row before it is not kept.
+            with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+                rows.run_in_turn(
+                    app_session,
+                    [
+                        (add, {"phone": other, "password_hash": "!", "display_name": "y"}),
+                        (add, {"phone": phone, "password_hash": "!", "display_name": "z"}),
+                    ],
+                    commit=True,
+                )
+            app_session.rollback()
+            assert app_session.scalar(select(users.c.id).where(users.c.phone == other)) is None
+            assert app_session.scalar(select(users.c.display_name).where(users.c.phone == phone)) == "陈小姐"
+    finally:
+        with engine.begin() as cleanup:
+            cleanup.execute(delete(users).where(users.c.phone.in_([phone, other])))

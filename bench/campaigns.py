@@ -84,6 +84,9 @@ then (the server idle again) the same 500 buyers on the plain product. Figures f
   the app, PostgreSQL and the gateway, and the foreign share (other people's work on the shared
   machine) as bench/checkout.py counts them; `_cpu_floor_ms`: the run's app + PostgreSQL CPU over
   the cores, the last answer's latency if the run had every core to itself with nothing waiting;
+  `_worker_cpu_split`: each gunicorn worker's share of the app's CPU during the crowd, in percent
+  (the floor assumes an even split; the busier worker answers its last buyer later), and
+  `_connections_per_worker`: the buyers' connections each worker held (in the same order);
 - `_db_connections_busy_max`, `_db_longest_transaction_ms` (bench/checkout.py's sampler), and
   `_db_busy_connections_waiting_on`: pg_stat_activity every 20 ms, of the app's connections in a
   transaction or running, the shares waiting for a row lock (`lock`), waiting for the app's next
@@ -579,10 +582,14 @@ def _crowd(
     others: dict[str, Callable[[], int]],
     sampler: Any,
     waits: _Waits,
+    connections: Callable[[], str],
 ) -> dict[str, Any]:
     """CROWD wrk threads, one connection and one buyer each, one checkout each ("once"); wrk is
-    stopped when every thread has had its answer. Every answer's status, code, arrival and latency."""
+    stopped when every thread has had its answer. Every answer's status, code, arrival and latency,
+    and how the buyers' connections were split between the workers (`connections()`, looked at
+    once every thread has started)."""
     most = [0]
+    split: list[str] = []
 
     def all_answered(wrk_pid: int) -> bool:
         # A thread ends after its answer; once the threads have started and only wrk's main
@@ -592,6 +599,8 @@ def _crowd(
         except OSError:
             return False
         most[0] = max(most[0], tasks)
+        if most[0] > CROWD and not split:
+            split.append(connections())
         return most[0] > CROWD and tasks <= 1
 
     # Every thread's first request waits for this moment: wrk creates its 500 threads one after
@@ -626,6 +635,7 @@ def _crowd(
     r["db_busy"], r["db_open"], r["db_tx_age_ms"] = sampler.busy, sampler.open, sampler.tx_age_ms
     r["db_waits"] = waits.shares()
     r["probed"] = list(waits.seen)
+    r["connections"] = split[0] if split else "n/a"
     return r
 
 
@@ -668,6 +678,7 @@ def _crowd_figures(prefix: str, base: Any, r: dict[str, Any], units: int) -> Ite
     # The crowd's CPU (app and PostgreSQL) over the machine's cores: how long its work takes
     # with every core its own and nothing waiting, the floor of the last answer's latency.
     yield f"{prefix}_cpu_floor_ms", round((r["app_cpu_s"] + r["postgres_cpu_s"]) / base.CORES * 1000)
+    yield f"{prefix}_connections_per_worker", r["connections"]
     workers = [r[name] for name in sorted(r) if re.fullmatch(r"worker\d+_cpu_s", name)]
     if sum(workers):
         yield f"{prefix}_worker_cpu_split", "/".join(str(round(100 * w / sum(workers))) for w in workers)
@@ -849,6 +860,7 @@ def flash_figures() -> Iterator[tuple[str, object]]:
                 others,
                 sampler,
                 waits,
+                lambda: base._connections_per_worker(int(base_url.rsplit(":", 1)[1]), server),
             )
         waits.close()
 

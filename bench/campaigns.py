@@ -821,8 +821,8 @@ def flash_figures() -> Iterator[tuple[str, object]]:
             "app": lambda: base._ticks(server.pid, children=True),
             "postgres": sampler.cpu_ticks,
         }
-        # Each worker's own CPU: how evenly the kernel spread the crowd's connections over them
-        # (the busier worker's share sets the last answer's latency: *_worker_cpu_split).
+        # Each worker's own CPU: how evenly the crowd's work was shared (*_worker_cpu_split, beside
+        # *_connections_per_worker); the busier worker's share sets the last answer's latency.
         workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
         others.update({f"worker{i}": (lambda w=int(w): base._ticks(w)) for i, w in enumerate(workers)})
         tag = "flash" + secrets.token_hex(3)

@@ -172,11 +172,12 @@ def run_in_turn(
 def _one_by_one(
     session: Session, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
 ) -> list[tuple[Any, ...]]:
+    connection = session.connection()  # Core statements: a CursorResult, as the pipeline's
     if not isinstance(params, Mapping):
         if params:  # (an empty list of sets is no row, not one row of defaults)
-            session.execute(statement, [dict(p) for p in params])
+            connection.execute(statement, [dict(p) for p in params])
         return []
-    result = session.connection().execute(statement, dict(params))  # (Core: a CursorResult)
+    result = connection.execute(statement, dict(params))
     return [tuple(row) for row in result] if result.returns_rows else []
 
 
